@@ -1,0 +1,436 @@
+"""Segmentation metrics: confusion matrix, IoU, accuracies and boundary (trimap) accuracy.
+
+Everything here is computed from one object, the **confusion matrix**
+``cm`` of shape ``[C, C]``: ``cm[i, j]`` counts the pixels whose ground truth
+is class ``i`` (rows) and whose prediction is class ``j`` (columns). Pixels
+labelled ``ignore_index`` (255 in PASCAL VOC: object borders and "void") are
+never counted. Because a confusion matrix is a sum of counts, it can be
+accumulated batch by batch (of any sizes) and summed across processes, and
+the metrics computed at the end are exactly those of one pass over all pixels.
+
+With ``TP_c = cm[c, c]``, ``G_c = sum_j cm[c, j]`` (pixels of class ``c`` in
+the ground truth), ``P_c = sum_i cm[i, c]`` (pixels predicted as ``c``) and
+``N = sum(cm)``:
+
+* IoU (PASCAL VOC's "intersection over union", also Jaccard index)::
+
+      IoU_c = TP_c / (TP_c + FP_c + FN_c) = TP_c / (G_c + P_c - TP_c)
+
+  NaN for a class absent from both the ground truth and the prediction
+  (it is neither right nor wrong, so it takes no part in the mean).
+* mIoU = mean of IoU_c over the classes whose IoU is not NaN -- the
+  headline number of RefineNet's tables (Lin et al. 2017, Sec. 5).
+* pixel accuracy = ``sum_c TP_c / N``.
+* class accuracy ``TP_c / G_c`` (recall of class c, NaN if ``G_c = 0``);
+  mean class accuracy is its mean over the classes that occur.
+* frequency-weighted IoU (Long et al., FCN, 2015)::
+
+      fwIoU = sum_c (G_c / N) * IoU_c
+
+Boundary accuracy ("trimap", Kohli et al. 2009; used by DeepLab, Chen et al.
+2015/2017, to show how well object borders are recovered): the same metrics
+restricted to a band of pixels near label boundaries, for several band
+widths -- see :func:`boundary_band` and :class:`BoundaryMetrics`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "ConfusionMatrix",
+    "SegmentationMetrics",
+    "BoundaryMetrics",
+    "boundary_band",
+    "confusion_matrix",
+    "iou_from_confusion",
+    "miou_from_confusion",
+    "per_sample_confusion",
+]
+
+
+# --------------------------------------------------------------------------
+# pure functions
+# --------------------------------------------------------------------------
+
+
+def _as_label_tensor(x, name: str) -> torch.Tensor:
+    t = torch.as_tensor(x)
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer class labels, got dtype {t.dtype}")
+    return t
+
+
+def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
+    uniq = torch.unique(values).tolist()
+    shown = ", ".join(str(v) for v in uniq[:limit])
+    return shown + (f", ... ({len(uniq)} distinct)" if len(uniq) > limit else "")
+
+
+def _checked_pairs(pred, target, num_classes: int, ignore_index: int | None):
+    """Validate ``pred``/``target`` and return them as ``[N, P]`` int64 plus the valid mask."""
+    pred = _as_label_tensor(pred, "pred")
+    target = _as_label_tensor(target, "target")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+            f"and target {tuple(target.shape)}"
+        )
+    if pred.device != target.device:
+        target = target.to(pred.device)
+    pred = pred.long()
+    target = target.long()
+    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
+    t = target[valid]
+    bad = (t < 0) | (t >= num_classes)
+    if bool(bad.any()):
+        raise ValueError(
+            f"target has labels outside [0, {num_classes - 1}] that are not the ignore index "
+            f"{ignore_index}: {_describe_values(t[bad])}"
+        )
+    p = pred[valid]
+    bad = (p < 0) | (p >= num_classes)
+    if bool(bad.any()):
+        raise ValueError(
+            f"pred has labels outside [0, {num_classes - 1}] (on pixels that are not ignored): "
+            f"{_describe_values(p[bad])}"
+        )
+    return pred, target, valid
+
+
+def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 255) -> torch.Tensor:
+    """Confusion matrix of one prediction/ground-truth pair (or batch).
+
+    ``pred`` and ``target`` are integer tensors (or arrays) of the same, any,
+    shape. Returns an int64 ``[num_classes, num_classes]`` tensor on ``pred``'s
+    device, rows = ground truth, columns = prediction; pixels whose target is
+    ``ignore_index`` are skipped. Computed with one ``torch.bincount`` of
+    ``target * C + pred``.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    pred, target, valid = _checked_pairs(pred, target, num_classes, ignore_index)
+    index = target[valid] * num_classes + pred[valid]
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def per_sample_confusion(pred, target, num_classes: int, ignore_index: int | None = 255) -> torch.Tensor:
+    """One confusion matrix per sample of a batch: ``[N, ...] -> int64 [N, C, C]``.
+
+    Same convention as :func:`confusion_matrix`; one ``bincount`` for the whole
+    batch. Used for per-image scores.
+    """
+    pred, target, valid = _checked_pairs(pred, target, num_classes, ignore_index)
+    if pred.dim() == 0:
+        raise ValueError("per_sample_confusion needs a batch dimension")
+    n = pred.shape[0]
+    c2 = num_classes**2
+    sample = torch.arange(n, device=pred.device).view(-1, *([1] * (pred.dim() - 1))).expand_as(pred)
+    index = sample[valid] * c2 + target[valid] * num_classes + pred[valid]
+    return torch.bincount(index, minlength=n * c2).reshape(n, num_classes, num_classes)
+
+
+def iou_from_confusion(cm) -> torch.Tensor:
+    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix.
+
+    Returns float64 ``[C]``; NaN for classes absent from both ground truth
+    (row sum 0) and prediction (column sum 0).
+    """
+    cm = torch.as_tensor(cm).double()
+    tp = cm.diagonal()
+    union = cm.sum(1) + cm.sum(0) - tp
+    iou = tp / union
+    return torch.where(union > 0, iou, torch.full_like(iou, math.nan))
+
+
+def miou_from_confusion(cm) -> float:
+    """Mean IoU over the classes that are not NaN (see :func:`iou_from_confusion`).
+
+    NaN when no pixel was counted at all.
+    """
+    return _nanmean(iou_from_confusion(cm))
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    keep = ~torch.isnan(x)
+    return float(x[keep].mean()) if bool(keep.any()) else math.nan
+
+
+def _float_or_none(x: float) -> float | None:
+    """JSON has no NaN: map it to ``None`` (``null``)."""
+    return None if x is None or math.isnan(x) else float(x)
+
+
+# --------------------------------------------------------------------------
+# metrics from one confusion matrix
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class SegmentationMetrics:
+    """Metrics derived from one confusion matrix (see the module docstring for formulas).
+
+    ``iou`` and ``class_accuracy`` are per-class lists with NaN where a class
+    does not take part; the scalar fields are NaN when no pixel was counted.
+    """
+
+    confusion: torch.Tensor  # int64 [C, C], rows = ground truth, cols = prediction (on CPU)
+    iou: list[float]
+    miou: float
+    pixel_accuracy: float
+    class_accuracy: list[float]
+    mean_class_accuracy: float
+    fw_iou: float
+    num_pixels: int
+    class_names: list[str] | None = None
+
+    @classmethod
+    def from_confusion(cls, cm, class_names: Sequence[str] | None = None) -> SegmentationMetrics:
+        cm = torch.as_tensor(cm).detach().to("cpu", torch.int64)
+        if cm.dim() != 2 or cm.shape[0] != cm.shape[1]:
+            raise ValueError(f"confusion matrix must be square [C, C], got {tuple(cm.shape)}")
+        if class_names is not None and len(class_names) != cm.shape[0]:
+            raise ValueError(f"{len(class_names)} class names for {cm.shape[0]} classes")
+        c = cm.double()
+        tp = c.diagonal()
+        gt = c.sum(1)
+        total = float(c.sum())
+        iou = iou_from_confusion(c)
+        class_acc = torch.where(gt > 0, tp / gt, torch.full_like(tp, math.nan))
+        if total > 0:
+            pixel_acc = float(tp.sum()) / total
+            fw = float(((gt / total) * torch.nan_to_num(iou, nan=0.0)).sum())
+        else:
+            pixel_acc = fw = math.nan
+        return cls(
+            confusion=cm,
+            iou=iou.tolist(),
+            miou=_nanmean(iou),
+            pixel_accuracy=pixel_acc,
+            class_accuracy=class_acc.tolist(),
+            mean_class_accuracy=_nanmean(class_acc),
+            fw_iou=fw,
+            num_pixels=int(total),
+            class_names=list(class_names) if class_names is not None else None,
+        )
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.iou)
+
+    def as_dict(self, class_names: Sequence[str] | None = None, *, confusion: bool = True) -> dict:
+        """JSON-friendly dict (NaN -> ``None``). Per-class values are keyed by
+        class name when names are given (here or at construction), else listed."""
+        names = list(class_names) if class_names is not None else self.class_names
+        if names is not None and len(names) != self.num_classes:
+            raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
+        iou = [_float_or_none(v) for v in self.iou]
+        acc = [_float_or_none(v) for v in self.class_accuracy]
+        out = {
+            "miou": _float_or_none(self.miou),
+            "pixel_accuracy": _float_or_none(self.pixel_accuracy),
+            "mean_class_accuracy": _float_or_none(self.mean_class_accuracy),
+            "fw_iou": _float_or_none(self.fw_iou),
+            "num_pixels": self.num_pixels,
+            "iou": dict(zip(names, iou)) if names is not None else iou,
+            "class_accuracy": dict(zip(names, acc)) if names is not None else acc,
+        }
+        if names is not None:
+            out["class_names"] = list(names)
+        if confusion:
+            out["confusion"] = self.confusion.tolist()
+        return out
+
+
+# --------------------------------------------------------------------------
+# accumulators
+# --------------------------------------------------------------------------
+
+
+def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+class ConfusionMatrix:
+    """Accumulates a ``[C, C]`` confusion matrix over batches (rows = ground truth).
+
+    >>> cm = ConfusionMatrix(3)
+    >>> cm.update(pred, mask)          # any matching shapes, e.g. [N, H, W]
+    >>> cm.reduce()                    # sum over DDP processes (no-op otherwise)
+    >>> cm.compute().miou
+
+    The matrix lives on the device of the first update (cuda works; the
+    counting is one vectorised ``torch.bincount``).
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, device=None):
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred, target) -> ConfusionMatrix:
+        """Add the pixels of one batch. Raises ValueError on a shape mismatch or a
+        label outside ``[0, C)`` (other than ``ignore_index``)."""
+        cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        if self.matrix.device != cm.device:
+            self.matrix = self.matrix.to(cm.device)
+        self.matrix += cm
+        return self
+
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
+        """Add another accumulator's counts into this one (same number of classes)."""
+        if other.num_classes != self.num_classes:
+            raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
+        self.matrix += other.matrix.to(self.matrix.device)
+        return self
+
+    def reduce(self) -> ConfusionMatrix:
+        """Sum the matrix over all ``torch.distributed`` processes, in place.
+
+        A no-op when no process group is initialised. Every process must call
+        it (it is a collective); the matrix must be on a device the backend
+        supports (CPU for gloo, cuda for nccl).
+        """
+        _all_reduce_sum(self.matrix)
+        return self
+
+    def reset(self) -> ConfusionMatrix:
+        self.matrix.zero_()
+        return self
+
+    def compute(self, class_names: Sequence[str] | None = None) -> SegmentationMetrics:
+        return SegmentationMetrics.from_confusion(self.matrix, class_names)
+
+    def __repr__(self) -> str:
+        return (
+            f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+            f"pixels={int(self.matrix.sum())})"
+        )
+
+
+def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tensor:
+    """Pixels within ``k`` pixels of a label boundary (the "trimap" band).
+
+    Definition: a pixel ``p`` is in the band of width ``k`` when some pixel
+    ``q`` with ``max(|dy|, |dx|) <= k`` (a ``(2k+1) x (2k+1)`` square around
+    ``p``, clipped at the image border) carries a different label. This puts
+    both sides of every boundary in the band, so the band is about ``2k``
+    pixels wide, as in the trimap experiments of Kohli et al. (2009) and
+    DeepLab (Chen et al. 2015, Fig. 5). It is computed as
+    ``max_pool(label) != min_pool(label)`` over that square (the window holds
+    two different labels iff one of them differs from ``p``'s), with
+    separable max-pools, so it runs on any device.
+
+    The ignore label counts as a label when finding boundaries -- PASCAL
+    VOC draws a void band along every object outline, so the pixels next to
+    it are exactly the object borders -- but ignored pixels are never in
+    the returned band. The image border is not a boundary.
+
+    ``target``: integer labels ``[H, W]`` or ``[N, H, W]``. Returns a bool
+    tensor of the same shape.
+    """
+    if k < 0:
+        raise ValueError(f"band width k must be >= 0, got {k}")
+    target = torch.as_tensor(target)
+    if target.dim() not in (2, 3):
+        raise ValueError(f"target must be [H, W] or [N, H, W], got {tuple(target.shape)}")
+    labels = target if target.dim() == 3 else target[None]
+    x = labels[:, None].float()  # labels up to 2**24 are exact in float32
+    if k == 0:
+        band = torch.zeros_like(labels, dtype=torch.bool)
+    else:
+        size = 2 * k + 1
+
+        def pool_max(t):
+            t = F.max_pool2d(t, (1, size), stride=1, padding=(0, k))
+            return F.max_pool2d(t, (size, 1), stride=1, padding=(k, 0))
+
+        band = (pool_max(x) != -pool_max(-x))[:, 0]
+    if ignore_index is not None:
+        band &= labels != ignore_index
+    return band if target.dim() == 3 else band[0]
+
+
+class BoundaryMetrics:
+    """Segmentation metrics restricted to bands around label boundaries (trimap).
+
+    Keeps one :class:`ConfusionMatrix` per band width ``k`` (see
+    :func:`boundary_band`); pixels outside the band are treated as ignored.
+    Plotting mIoU (or pixel accuracy) against ``k`` shows how much of a
+    model's error sits on object borders -- the thing RefineNet's
+    high-resolution refinement is meant to fix.
+    """
+
+    def __init__(self, num_classes: int, bands: Sequence[int] = (1, 2, 4, 8, 16), ignore_index: int = 255):
+        bands = tuple(int(b) for b in bands)
+        if any(b < 1 for b in bands):
+            raise ValueError(f"band widths must be >= 1, got {bands}")
+        if ignore_index is None:
+            raise ValueError("BoundaryMetrics needs an ignore_index to mark pixels outside a band")
+        self.num_classes = int(num_classes)
+        self.ignore_index = ignore_index
+        self.bands = bands
+        self.matrices = {k: ConfusionMatrix(num_classes, ignore_index) for k in bands}
+
+    def update(self, pred, target) -> BoundaryMetrics:
+        target = torch.as_tensor(target)
+        pred = torch.as_tensor(pred)
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+                f"and target {tuple(target.shape)}"
+            )
+        target = target.to(pred.device)
+        flat = target.reshape(-1, *target.shape[-2:])
+        for k, cm in self.matrices.items():
+            band = boundary_band(flat, k, self.ignore_index).reshape(target.shape)
+            cm.update(pred, torch.where(band, target, torch.full_like(target, self.ignore_index)))
+        return self
+
+    def reduce(self) -> BoundaryMetrics:
+        """Sum all bands' matrices over DDP processes (one collective call)."""
+        if not self.matrices:
+            return self
+        stacked = torch.stack([cm.matrix for cm in self.matrices.values()])
+        _all_reduce_sum(stacked)
+        for cm, m in zip(self.matrices.values(), stacked):
+            cm.matrix = m.clone()
+        return self
+
+    def merge(self, other: BoundaryMetrics) -> BoundaryMetrics:
+        if other.bands != self.bands:
+            raise ValueError(f"cannot merge bands {other.bands} into {self.bands}")
+        for k in self.bands:
+            self.matrices[k].merge(other.matrices[k])
+        return self
+
+    def reset(self) -> BoundaryMetrics:
+        for cm in self.matrices.values():
+            cm.reset()
+        return self
+
+    def compute(self, class_names: Sequence[str] | None = None) -> dict[int, SegmentationMetrics]:
+        """``{k: SegmentationMetrics}`` for every band width ``k``."""
+        return {k: cm.compute(class_names) for k, cm in self.matrices.items()}
+
+    def as_dict(self) -> dict:
+        """``{"k": {"miou", "pixel_accuracy", "num_pixels"}}`` (JSON keys are strings)."""
+        return {
+            str(k): {
+                "miou": _float_or_none(m.miou),
+                "pixel_accuracy": _float_or_none(m.pixel_accuracy),
+                "num_pixels": m.num_pixels,
+            }
+            for k, m in self.compute().items()
+        }
