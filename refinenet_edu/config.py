@@ -1,0 +1,157 @@
+"""Configuration of a RefineNet as data: one dataclass and named presets.
+
+Widgets, the command line, the ablation runner and checkpoints all select a
+model by a :class:`RefineNetConfig` (or a preset name plus overrides), so the
+same variant has the same name everywhere.
+
+Presets
+-------
+``official``      the official code's architecture (Lin et al.'s release):
+                  4-cascaded, 4 CRP blocks, 3 output RCUs per block, widths
+                  512 (1/32 path) / 256 (others), frozen batch norm.
+                  ResNet-101, 21 classes: 118,052,437 parameters.
+``paper``         the paper's description (Sec. 3.2, Fig. 2): 2 CRP blocks,
+                  1 output RCU per block and 2 more before the classifier.
+``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1
+                  decoder convolutions, no RCUs. 21 classes: about 27M / 46M
+                  / 62M parameters on ResNet-50 / 101 / 152.
+``course``        a small 4-cascaded RefineNet on ResNet-18 with narrow
+                  widths, trained from scratch on the embedded dataset in
+                  minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from refinenet_edu.encoders import BACKBONES
+
+__all__ = ["CASCADES", "PRESETS", "RefineNetConfig", "make_config"]
+
+#: Which encoder stages (1 = 1/4 ... 4 = 1/32) each RefineNet block takes, from
+#: the deepest block to RefineNet-1 (paper Fig. 3). Every block after the
+#: first also takes the previous block's output.
+CASCADES: dict[str, tuple[tuple[int, ...], ...]] = {
+    "4-cascaded": ((4,), (3,), (2,), (1,)),
+    "2-cascaded": ((4, 3), (2, 1)),
+    "single": ((4, 3, 2, 1),),
+    "4-cascaded-2-scale": ((4,), (3,), (2,), (1,)),
+}
+
+#: The smallest input height/width: the 1/32 stage must keep at least 1 pixel.
+MIN_INPUT_SIZE = 32
+
+
+@dataclass(frozen=True)
+class RefineNetConfig:
+    """Everything that defines a RefineNet's architecture.
+
+    ``widths`` are the adaptive-conv widths of the 1/4, 1/8, 1/16 and 1/32
+    paths. ``kernel_size`` is that of every decoder conv (3 in RefineNet, 1
+    in Light-Weight RefineNet); the classifier is always 3x3.
+    """
+
+    num_classes: int = 21
+    backbone: str = "resnet101"
+    cascade: str = "4-cascaded"
+    widths: tuple[int, int, int, int] = (256, 256, 256, 512)
+    crp_blocks: int = 4
+    crp_conv_first: bool = False
+    adaptive_rcus: int = 2
+    output_rcus: int = 3
+    classifier_rcus: int = 0
+    kernel_size: int = 3
+    encoder_dropout: float = 0.5
+    classifier_dropout: float = 0.5
+    scales: tuple[float, float] = (1.2, 0.6)
+    freeze_bn: bool = True
+    align_corners: bool = False
+    preset: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(self.widths))
+        object.__setattr__(self, "scales", tuple(self.scales))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the bad field and what is allowed."""
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes={self.num_classes!r}: must be an integer >= 1")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone={self.backbone!r}: expected one of {list(BACKBONES)}")
+        if self.cascade not in CASCADES:
+            raise ValueError(f"cascade={self.cascade!r}: expected one of {list(CASCADES)}")
+        if len(self.widths) != 4 or any(not isinstance(w, int) or w < 1 for w in self.widths):
+            raise ValueError(
+                f"widths={self.widths!r}: expected 4 positive integers (1/4, 1/8, 1/16, 1/32 paths)"
+            )
+        for name in ("crp_blocks", "adaptive_rcus", "output_rcus", "classifier_rcus"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 0")
+        if self.kernel_size not in (1, 3):
+            raise ValueError(f"kernel_size={self.kernel_size!r}: expected 1 (light-weight) or 3")
+        for name in ("encoder_dropout", "classifier_dropout"):
+            p = getattr(self, name)
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name}={p!r}: must be in [0, 1)")
+        if len(self.scales) != 2 or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales={self.scales!r}: expected two positive factors, e.g. (1.2, 0.6)")
+
+    @property
+    def two_scale(self) -> bool:
+        return self.cascade.endswith("2-scale")
+
+    def replace(self, **changes: Any) -> "RefineNetConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        d["scales"] = list(self.scales)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RefineNetConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown RefineNetConfig fields {unknown}; allowed: {sorted(known)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "official": dict(),
+    "paper": dict(crp_blocks=2, output_rcus=1, classifier_rcus=2),
+    "light-weight": dict(
+        kernel_size=1, adaptive_rcus=0, output_rcus=0, classifier_dropout=0.0, freeze_bn=True
+    ),
+    "course": dict(
+        backbone="resnet18",
+        widths=(32, 32, 48, 64),
+        crp_blocks=4,
+        output_rcus=1,
+        encoder_dropout=0.1,
+        classifier_dropout=0.1,
+        freeze_bn=False,
+    ),
+}
+
+
+def make_config(preset: str = "official", **overrides: Any) -> RefineNetConfig:
+    """A :class:`RefineNetConfig` from a preset name plus keyword overrides.
+
+    ``overrides`` whose value is ``None`` are ignored, so a command line can
+    pass every option through.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"preset={preset!r}: expected one of {list(PRESETS)}")
+    known = {f.name for f in dataclasses.fields(RefineNetConfig)} - {"preset"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown}; allowed: {sorted(known)}")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return RefineNetConfig(**values, preset=preset)

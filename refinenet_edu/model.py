@@ -1,0 +1,191 @@
+"""The RefineNet network (Lin et al., CVPR 2017, Sec. 3 and Fig. 3).
+
+A ResNet encoder gives four paths (1/4 .. 1/32). A cascade of
+:class:`~refinenet_edu.components.RefineNetBlock` s refines them from the
+coarsest to the finest, and a classifier predicts class scores at 1/4 of the
+input, which are upsampled (bilinear) to the input size.
+
+Cascades (paper Fig. 3), chosen by ``RefineNetConfig.cascade``:
+
+* ``4-cascaded`` (default): RefineNet-4 takes the 1/32 path alone, RefineNet-3
+  takes RefineNet-4's output and the 1/16 path, and so on down to 1/4.
+* ``2-cascaded``: RefineNet-2 takes the 1/32 and 1/16 paths, RefineNet-1 takes
+  its output and the 1/8 and 1/4 paths.
+* ``single``: one RefineNet takes all four paths at once.
+* ``4-cascaded-2-scale``: the encoder sees the image rescaled by
+  ``config.scales`` (paper: 1.2 and 0.6); block k fuses stage k of both
+  scales. The two scales share one encoder's weights.
+
+Usage::
+
+    model = build_refinenet("course", num_classes=8)
+    scores = model(images)                        # [N, C, H, W]
+    out = model(images, return_intermediates=True)
+    out["scores_1_4"], out["blocks"]["refinenet1"]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinenet_edu.components import RefineNetBlock, ResidualConvUnit
+from refinenet_edu.config import CASCADES, MIN_INPUT_SIZE, RefineNetConfig, make_config
+from refinenet_edu.encoders import ResNetEncoder
+
+__all__ = ["RefineNet", "build_refinenet", "MIN_INPUT_SIZE"]
+
+
+class RefineNet(nn.Module):
+    """Multi-path refinement network for semantic segmentation."""
+
+    def __init__(self, config: RefineNetConfig, *, weights: Any = None):
+        super().__init__()
+        self.config = config
+        self.encoder = ResNetEncoder(config.backbone, weights=weights, freeze_bn=config.freeze_bn)
+        # Dropout on the two deepest encoder outputs (official code).
+        self.encoder_dropout = nn.Dropout(config.encoder_dropout)
+
+        enc_channels = self.encoder.channels
+        num_scales = 2 if config.two_scale else 1
+        groups = CASCADES[config.cascade]
+        self.block_names = [f"refinenet{len(groups) - i}" for i in range(len(groups))]
+        self.block_stages = list(groups)
+        blocks = []
+        prev_channels = None
+        for stages in groups:
+            in_channels: list[int] = []
+            widths: list[int | None] = []
+            if prev_channels is not None:
+                in_channels.append(prev_channels)
+                widths.append(None)  # previous block's output enters as it is
+            for stage in stages:
+                for _ in range(num_scales):
+                    in_channels.append(enc_channels[stage - 1])
+                    widths.append(config.widths[stage - 1])
+            block = RefineNetBlock(
+                in_channels,
+                widths,
+                adaptive_rcus=config.adaptive_rcus,
+                crp_blocks=config.crp_blocks,
+                crp_conv_first=config.crp_conv_first,
+                output_rcus=config.output_rcus,
+                kernel_size=config.kernel_size,
+                align_corners=config.align_corners,
+            )
+            blocks.append(block)
+            prev_channels = block.out_channels
+        self.blocks = nn.ModuleDict(zip(self.block_names, blocks))
+
+        # Paper: two extra RCUs before the classifier ("paper" preset); dropout; 3x3 conv to class scores.
+        head: list[nn.Module] = [ResidualConvUnit(prev_channels, config.kernel_size) for _ in range(config.classifier_rcus)]
+        head += [nn.Dropout(config.classifier_dropout), nn.Conv2d(prev_channels, config.num_classes, 3, padding=1)]
+        self.classifier = nn.Sequential(*head)
+
+    # ------------------------------------------------------------------ helpers
+    def encoder_parameters(self):
+        """Parameters of the ResNet (trained with a 10x lower rate in the official recipe)."""
+        return self.encoder.parameters()
+
+    def decoder_parameters(self):
+        """Parameters of the RefineNet blocks and the classifier."""
+        for name, p in self.named_parameters():
+            if not name.startswith("encoder."):
+                yield p
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise ``ValueError`` for input the network cannot take."""
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"RefineNet input: expected a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4:
+            raise ValueError(f"RefineNet input: expected shape [N, 3, H, W], got {list(x.shape)}")
+        if x.shape[1] != 3:
+            raise ValueError(f"RefineNet input: expected 3 channels (RGB), got {x.shape[1]} (shape {list(x.shape)})")
+        if not x.is_floating_point():
+            raise ValueError(
+                f"RefineNet input: expected a floating-point tensor (float32/float16/bfloat16), got {x.dtype}; "
+                "convert uint8 images with .float() / 255 and normalise them first"
+            )
+        h, w = x.shape[-2:]
+        if h < MIN_INPUT_SIZE or w < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"RefineNet input: height and width must be at least {MIN_INPUT_SIZE} pixels, got {h}x{w}"
+            )
+
+    # ------------------------------------------------------------------ forward
+    def _encode(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per encoder stage, the feature maps of every input scale."""
+        if self.config.two_scale:
+            images = [
+                F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+                if s != 1.0
+                else x
+                for s in self.config.scales
+            ]
+            # Keep every rescaled image at or above the minimum size.
+            images = [
+                im if min(im.shape[-2:]) >= MIN_INPUT_SIZE
+                else F.interpolate(x, size=tuple(max(MIN_INPUT_SIZE, d) for d in im.shape[-2:]), mode="bilinear", align_corners=False)
+                for im in images
+            ]
+        else:
+            images = [x]
+        per_scale = [self.encoder(im) for im in images]
+        stages = [list(feats) for feats in zip(*per_scale)]  # stages[k][scale]
+        stages[3] = [self.encoder_dropout(f) for f in stages[3]]
+        stages[2] = [self.encoder_dropout(f) for f in stages[2]]
+        return stages
+
+    def forward(self, x: torch.Tensor, *, return_intermediates: bool = False):
+        """Class scores at the input size, ``[N, num_classes, H, W]``.
+
+        With ``return_intermediates=True`` returns a dict with ``"out"`` (the
+        same scores), ``"scores_1_4"`` (the classifier's scores at 1/4 of the
+        input, before upsampling), ``"blocks"`` (each RefineNet block's
+        output, from the coarsest to RefineNet-1) and ``"features"`` (the
+        encoder's four stages, first scale).
+        """
+        self.check_input(x)
+        stages = self._encode(x)
+        block_outputs: dict[str, torch.Tensor] = {}
+        prev = None
+        for name, stage_ids in zip(self.block_names, self.block_stages):
+            paths = [] if prev is None else [prev]
+            for stage in stage_ids:
+                paths.extend(stages[stage - 1])
+            prev = self.blocks[name](*paths)
+            block_outputs[name] = prev
+        scores_1_4 = self.classifier(prev)
+        out = F.interpolate(scores_1_4, size=x.shape[-2:], mode="bilinear", align_corners=self.config.align_corners)
+        if not return_intermediates:
+            return out
+        return {
+            "out": out,
+            "scores_1_4": scores_1_4,
+            "blocks": block_outputs,
+            "features": [s[0] for s in stages],
+        }
+
+
+def build_refinenet(
+    preset: str | RefineNetConfig = "official",
+    *,
+    weights: Any = None,
+    **overrides: Any,
+) -> RefineNet:
+    """Build a RefineNet from a preset name (plus overrides) or a config.
+
+    ``weights`` are the encoder's ImageNet weights: ``None`` (random), a
+    torchvision ``Weights`` enum, ``"DEFAULT"`` / ``"IMAGENET1K_V1"`` (the real
+    download through torchvision), or a local state-dict path.
+
+    >>> build_refinenet("official", backbone="resnet101", num_classes=21)  # doctest: +SKIP
+    """
+    if isinstance(preset, RefineNetConfig):
+        config = preset.replace(**{k: v for k, v in overrides.items() if v is not None}) if overrides else preset
+    else:
+        config = make_config(preset, **overrides)
+    return RefineNet(config, weights=weights)

@@ -1,0 +1,190 @@
+"""``refinenet-edu summary``: what a RefineNet is made of.
+
+Parameter counts (total, encoder, decoder), a per-block table (input paths
+with their stride and channels, the fusion width, output and parameters), the
+output shape and the FLOPs for a given input size. FLOPs are counted by
+``torch.utils.flop_counter`` on the ``meta`` device, so even the ResNet-152
+models are summarised in a second without allocating their weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from refinenet_edu.config import CASCADES, PRESETS, RefineNetConfig, make_config
+from refinenet_edu.encoders import BACKBONES, STRIDES
+from refinenet_edu.model import RefineNet
+
+__all__ = ["BlockSummary", "ModelSummary", "count_parameters", "count_flops", "summarize"]
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def count_flops(model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1, device: str = "meta") -> int:
+    """FLOPs of one forward pass (a multiply-add counts as 2), eval mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(batch, 3, *input_size, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(x)
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@dataclass
+class BlockSummary:
+    name: str
+    inputs: list[str]  # e.g. "1/32 x2048 (ResNet stage 4)"
+    fusion_width: int
+    output: str  # e.g. "1/32 x512"
+    parameters: int
+
+
+@dataclass
+class ModelSummary:
+    config: dict
+    input_size: tuple[int, int]
+    parameters: int
+    encoder_parameters: int
+    decoder_parameters: int
+    blocks: list[BlockSummary] = field(default_factory=list)
+    classifier_parameters: int = 0
+    output_shape: tuple[int, ...] = ()
+    scores_1_4_shape: tuple[int, ...] = ()
+    flops: int = 0
+
+    def table(self) -> str:
+        c = self.config
+        lines = [
+            f"RefineNet  preset={c.get('preset')}  backbone={c['backbone']}  cascade={c['cascade']}  "
+            f"classes={c['num_classes']}",
+            f"  widths={tuple(c['widths'])}  crp_blocks={c['crp_blocks']}  output_rcus={c['output_rcus']}  "
+            f"kernel={c['kernel_size']}",
+            "",
+            f"{'block':<12} {'input paths (stride x channels)':<48} {'width':>6} {'output':>12} {'parameters':>13}",
+        ]
+        for b in self.blocks:
+            lines.append(f"{b.name:<12} {', '.join(b.inputs):<48} {b.fusion_width:>6} {b.output:>12} {b.parameters:>13,}")
+        lines += [
+            f"{'classifier':<12} {'':<48} {'':>6} {'':>12} {self.classifier_parameters:>13,}",
+            "",
+            f"encoder parameters: {self.encoder_parameters:>13,}",
+            f"decoder parameters: {self.decoder_parameters:>13,}",
+            f"total parameters:   {self.parameters:>13,}",
+            f"input:  1x3x{self.input_size[0]}x{self.input_size[1]}",
+            f"scores at 1/4: {'x'.join(map(str, self.scores_1_4_shape))}",
+            f"output: {'x'.join(map(str, self.output_shape))}",
+            f"FLOPs (forward, 1 image): {self.flops / 1e9:,.2f} G",
+        ]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fmt_stride(stride: float) -> str:
+    return f"1/{stride:g}"
+
+
+def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[int, int] = (512, 512)) -> ModelSummary:
+    """Describe a model (or build one on the meta device from a config)."""
+    if isinstance(model_or_config, RefineNetConfig):
+        with torch.device("meta"):
+            model = RefineNet(model_or_config)
+        device = "meta"
+    else:
+        model = model_or_config
+        device = next(model.parameters()).device.type
+    cfg = model.config
+    h, w = input_size
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, h, w, device=device), return_intermediates=True)
+    model.train(was_training)
+
+    enc = count_parameters(model.encoder)
+    total = count_parameters(model)
+    stage_names = {s: _fmt_stride(STRIDES[s - 1]) for s in (1, 2, 3, 4)}
+    blocks: list[BlockSummary] = []
+    prev_name = None
+    for name, stages in zip(model.block_names, model.block_stages):
+        block = model.blocks[name]
+        inputs = [] if prev_name is None else [f"{prev_name} x{block.in_channels[0]}"]
+        channels = block.in_channels[1:] if prev_name else block.in_channels
+        scale_tags = [f"@x{s:g}" for s in cfg.scales] if cfg.two_scale else [""]
+        i = 0
+        for stage in stages:
+            for tag in scale_tags:
+                inputs.append(f"{stage_names[stage]}{tag} x{channels[i]}")
+                i += 1
+        y = out["blocks"][name]
+        stride = h / y.shape[-2]
+        blocks.append(BlockSummary(name, inputs, block.out_channels, f"1/{stride:.3g} x{y.shape[1]}", count_parameters(block)))
+        prev_name = name
+    return ModelSummary(
+        config=cfg.to_dict(),
+        input_size=(h, w),
+        parameters=total,
+        encoder_parameters=enc,
+        decoder_parameters=total - enc,
+        blocks=blocks,
+        classifier_parameters=count_parameters(model.classifier),
+        output_shape=tuple(out["out"].shape),
+        scores_1_4_shape=tuple(out["scores_1_4"].shape),
+        flops=count_flops(model, (h, w), device=device),
+    )
+
+
+# ---------------------------------------------------------------------- CLI
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that pick a model; shared by ``summary``, ``train``, ``bench`` and ``ablate``."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", default="official", choices=list(PRESETS), help="named architecture (default: official)")
+    g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
+    g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
+    g.add_argument("--cascade", choices=list(CASCADES), help="paper Fig. 3 cascade")
+    g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
+    g.add_argument("--crp-blocks", type=int, help="chained residual pooling blocks (0 turns CRP off)")
+    g.add_argument("--crp-conv-first", action="store_true", default=None, help="'improved' CRP: conv before pool")
+    g.add_argument("--output-rcus", type=int, help="RCUs after CRP in every block (paper 1, official 3)")
+
+
+def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
+    return make_config(
+        args.preset,
+        backbone=args.backbone,
+        num_classes=args.num_classes,
+        cascade=args.cascade,
+        widths=tuple(args.widths) if args.widths else None,
+        crp_blocks=args.crp_blocks,
+        crp_conv_first=args.crp_conv_first,
+        output_rcus=args.output_rcus,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--input-size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"), help="input size for shapes and FLOPs (default 512 512)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    h, w = args.input_size
+    from refinenet_edu.config import MIN_INPUT_SIZE
+
+    if h < MIN_INPUT_SIZE or w < MIN_INPUT_SIZE:
+        raise ValueError(f"--input-size {h} {w}: height and width must be at least {MIN_INPUT_SIZE}")
+    s = summarize(config, (h, w))
+    print(json.dumps(s.as_dict(), indent=2) if args.json else s.table())
+    return 0
