@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refinenet_edu.config import MIN_INPUT_SIZE  # smallest side the encoder accepts
 from refinenet_edu.metrics import (
     BoundaryMetrics,
     ConfusionMatrix,
@@ -41,7 +42,6 @@ from refinenet_edu.metrics import (
 
 __all__ = [
     "OFFICIAL_SCALES",
-    "MIN_INPUT_SIZE",
     "predict_logits",
     "evaluate",
     "EvaluationResult",
@@ -53,9 +53,6 @@ __all__ = [
 #: Test scales of the official RefineNet code's multi-scale evaluation
 #: (probabilities averaged over them, optionally with horizontal flips).
 OFFICIAL_SCALES: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0, 1.2)
-
-#: Smallest side a RefineNet accepts (its encoder downsamples by 32).
-MIN_INPUT_SIZE = 32
 
 #: Colour of the ignore label (255) in PASCAL VOC's palette PNGs.
 VOID_COLOR = (224, 224, 192)
