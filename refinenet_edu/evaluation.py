@@ -1,6 +1,6 @@
 """Evaluation: multi-scale / flip / sliding-window inference, dataset scores, saved predictions.
 
-How RefineNet was measured (Lin et al. 2017, Sec. 5; the official code's
+How RefineNet was measured (Lin et al. 2017; the official code's
 test script): the network's class scores are turned into probabilities with
 a softmax, and for multi-scale testing the image is resized to several
 scales (:data:`OFFICIAL_SCALES`), optionally also flipped horizontally, and

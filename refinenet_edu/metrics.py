@@ -19,7 +19,7 @@ the ground truth), ``P_c = sum_i cm[i, c]`` (pixels predicted as ``c``) and
   NaN for a class absent from both the ground truth and the prediction
   (it is neither right nor wrong, so it takes no part in the mean).
 * mIoU = mean of IoU_c over the classes whose IoU is not NaN -- the
-  headline number of RefineNet's tables (Lin et al. 2017, Sec. 5).
+  headline number of RefineNet's result tables (Lin et al. 2017).
 * pixel accuracy = ``sum_c TP_c / N``.
 * class accuracy ``TP_c / G_c`` (recall of class c, NaN if ``G_c = 0``);
   mean class accuracy is its mean over the classes that occur.
@@ -327,7 +327,7 @@ def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tenso
     ``p``, clipped at the image border) carries a different label. This puts
     both sides of every boundary in the band, so the band is about ``2k``
     pixels wide, as in the trimap experiments of Kohli et al. (2009) and
-    DeepLab (Chen et al. 2015, Fig. 5). It is computed as
+    DeepLab (Chen et al. 2015). It is computed as
     ``max_pool(label) != min_pool(label)`` over that square (the window holds
     two different labels iff one of them differs from ``p``'s), with
     separable max-pools, so it runs on any device.
