@@ -2,34 +2,44 @@
 
 The library the course notebooks import. Data flows one way:
 ``datasets`` -> ``model`` -> ``training`` / ``evaluation`` -> experiments.
+
+The names below are imported lazily (on first use), so that
+``import refinenet_edu.metrics`` does not pay for torchvision.
 """
 
-from refinenet_edu.components import (
-    AdaptiveConv,
-    ChainedResidualPooling,
-    MultiResolutionFusion,
-    RefineNetBlock,
-    ResidualConvUnit,
-)
-from refinenet_edu.config import CASCADES, MIN_INPUT_SIZE, PRESETS, RefineNetConfig, make_config
-from refinenet_edu.encoders import BACKBONES, ResNetEncoder
-from refinenet_edu.model import RefineNet, build_refinenet
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AdaptiveConv",
-    "BACKBONES",
-    "CASCADES",
-    "ChainedResidualPooling",
-    "MIN_INPUT_SIZE",
-    "MultiResolutionFusion",
-    "PRESETS",
-    "RefineNet",
-    "RefineNetBlock",
-    "RefineNetConfig",
-    "ResNetEncoder",
-    "ResidualConvUnit",
-    "build_refinenet",
-    "make_config",
-]
+_EXPORTS = {
+    "AdaptiveConv": "refinenet_edu.components",
+    "ChainedResidualPooling": "refinenet_edu.components",
+    "MultiResolutionFusion": "refinenet_edu.components",
+    "RefineNetBlock": "refinenet_edu.components",
+    "ResidualConvUnit": "refinenet_edu.components",
+    "CASCADES": "refinenet_edu.config",
+    "MIN_INPUT_SIZE": "refinenet_edu.config",
+    "PRESETS": "refinenet_edu.config",
+    "RefineNetConfig": "refinenet_edu.config",
+    "make_config": "refinenet_edu.config",
+    "BACKBONES": "refinenet_edu.encoders",
+    "ResNetEncoder": "refinenet_edu.encoders",
+    "RefineNet": "refinenet_edu.model",
+    "build_refinenet": "refinenet_edu.model",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'refinenet_edu' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

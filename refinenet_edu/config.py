@@ -15,9 +15,10 @@ Presets
 ``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1
                   decoder convolutions, no RCUs. 21 classes: about 27M / 46M
                   / 62M parameters on ResNet-50 / 101 / 152.
-``course``        a small 4-cascaded RefineNet on ResNet-18 with narrow
-                  widths, trained from scratch on the embedded dataset in
-                  minutes on a 2-core CPU.
+``course``        a small 4-cascaded RefineNet on a half-width ResNet-18
+                  (same layout, 32 base channels instead of 64) and narrow
+                  decoder widths, trained from scratch on the embedded
+                  dataset in minutes on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class RefineNetConfig:
 
     num_classes: int = 21
     backbone: str = "resnet101"
+    encoder_width: int = 64
     cascade: str = "4-cascaded"
     widths: tuple[int, int, int, int] = (256, 256, 256, 512)
     crp_blocks: int = 4
@@ -81,6 +83,13 @@ class RefineNetConfig:
             raise ValueError(f"num_classes={self.num_classes!r}: must be an integer >= 1")
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone={self.backbone!r}: expected one of {list(BACKBONES)}")
+        if self.encoder_width not in (8, 16, 32, 64) or (
+            self.encoder_width != 64 and self.backbone not in ("resnet18", "resnet34")
+        ):
+            raise ValueError(
+                f"encoder_width={self.encoder_width!r}: expected 64 (torchvision's ResNet), or 8/16/32 "
+                "for a narrow resnet18/resnet34"
+            )
         if self.cascade not in CASCADES:
             raise ValueError(f"cascade={self.cascade!r}: expected one of {list(CASCADES)}")
         if len(self.widths) != 4 or any(not isinstance(w, int) or w < 1 for w in self.widths):
@@ -130,6 +139,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "course": dict(
         backbone="resnet18",
+        encoder_width=32,
         widths=(32, 32, 48, 64),
         crp_blocks=4,
         output_rcus=1,

@@ -20,7 +20,7 @@ import torchvision
 from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
 
-__all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights"]
+__all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights", "stage_channels"]
 
 #: channels of layer1..layer4 for each supported ResNet
 STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
@@ -41,6 +41,47 @@ _WEIGHT_ENUMS = {
     "resnet101": "ResNet101_Weights",
     "resnet152": "ResNet152_Weights",
 }
+
+
+#: torchvision's base width (channels of the stem and of layer1's blocks)
+STANDARD_WIDTH = 64
+_BASIC_LAYERS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
+
+
+def stage_channels(backbone: str, width: int = STANDARD_WIDTH) -> tuple[int, int, int, int]:
+    """Channels of layer1..layer4 of ``backbone`` at base ``width``."""
+    return tuple(c * width // STANDARD_WIDTH for c in STAGE_CHANNELS[backbone])
+
+
+class NarrowResNet(torchvision.models.ResNet):
+    """A torchvision ResNet-18/34 with a smaller base width (e.g. 32 instead of 64).
+
+    The same ``BasicBlock`` s, stem and stage layout as torchvision's model,
+    with every width scaled by ``width / 64``: a quarter of the FLOPs and
+    parameters at half width. The course preset uses it so that training
+    from scratch takes minutes on a CPU and its checkpoints stay a few MB.
+    There are no ImageNet weights for it.
+    """
+
+    def __init__(self, layers: list[int], width: int):
+        nn.Module.__init__(self)
+        block = torchvision.models.resnet.BasicBlock
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes, self.dilation, self.groups, self.base_width = width, 1, 1, 64
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0])
+        self.layer2 = self._make_layer(block, width * 2, layers[1], stride=2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], stride=2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], stride=2)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
 
 
 def resolve_weights(backbone: str, weights: Any):
@@ -98,16 +139,28 @@ class ResNetEncoder(nn.Module):
     still trained, so the parameter count does not change.
     """
 
-    def __init__(self, backbone: str = "resnet101", *, weights: Any = None, freeze_bn: bool = False):
+    def __init__(
+        self, backbone: str = "resnet101", *, weights: Any = None, freeze_bn: bool = False, width: int = STANDARD_WIDTH
+    ):
         super().__init__()
         if backbone not in STAGE_CHANNELS:
             raise ValueError(f"backbone={backbone!r}: expected one of {list(BACKBONES)}")
-        tv_weights, local = resolve_weights(backbone, weights)
-        resnet = getattr(torchvision.models, backbone)(weights=tv_weights)
-        if local is not None:
-            _load_local_state_dict(resnet, local)
+        if width != STANDARD_WIDTH:
+            if backbone not in _BASIC_LAYERS:
+                raise ValueError(
+                    f"encoder_width={width}: only resnet18 and resnet34 can be narrowed; {backbone} needs {STANDARD_WIDTH}"
+                )
+            if weights is not None:
+                raise ValueError(f"weights={weights!r}: there are no pretrained weights for encoder_width={width}")
+            resnet = NarrowResNet(_BASIC_LAYERS[backbone], width)
+        else:
+            tv_weights, local = resolve_weights(backbone, weights)
+            resnet = getattr(torchvision.models, backbone)(weights=tv_weights)
+            if local is not None:
+                _load_local_state_dict(resnet, local)
         self.backbone = backbone
-        self.channels = STAGE_CHANNELS[backbone]
+        self.width = width
+        self.channels = stage_channels(backbone, width)
         self.freeze_bn = freeze_bn
         self.body = IntermediateLayerGetter(
             resnet, return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}

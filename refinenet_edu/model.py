@@ -45,7 +45,9 @@ class RefineNet(nn.Module):
     def __init__(self, config: RefineNetConfig, *, weights: Any = None):
         super().__init__()
         self.config = config
-        self.encoder = ResNetEncoder(config.backbone, weights=weights, freeze_bn=config.freeze_bn)
+        self.encoder = ResNetEncoder(
+            config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
+        )
         # Dropout on the two deepest encoder outputs (official code).
         self.encoder_dropout = nn.Dropout(config.encoder_dropout)
 

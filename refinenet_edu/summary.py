@@ -151,6 +151,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model")
     g.add_argument("--preset", default="official", choices=list(PRESETS), help="named architecture (default: official)")
     g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
+    g.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="base width of a resnet18/34 encoder (64 = torchvision's)")
     g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
     g.add_argument("--cascade", choices=list(CASCADES), help="paper Fig. 3 cascade")
     g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
@@ -163,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
     return make_config(
         args.preset,
         backbone=args.backbone,
+        encoder_width=args.encoder_width,
         num_classes=args.num_classes,
         cascade=args.cascade,
         widths=tuple(args.widths) if args.widths else None,

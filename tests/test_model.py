@@ -61,7 +61,7 @@ def test_every_cascade_returns_scores_at_the_input_size(cascade, size):
 
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_every_backbone(backbone):
-    model = build_refinenet("course", backbone=backbone, **SMALL).eval()
+    model = build_refinenet("course", backbone=backbone, encoder_width=64 if backbone not in ("resnet18", "resnet34") else 32, **SMALL).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 40, 36)).shape == (1, 5, 40, 36)
 
@@ -131,11 +131,12 @@ def test_encoder_and_decoder_parameters_partition_the_model():
 
 # ---------------------------------------------------------------- weights
 def test_encoder_loads_a_local_state_dict(tmp_path):
+    SMALL_FULL = dict(SMALL, encoder_width=64)
     torch.manual_seed(1)
     reference = torchvision.models.resnet18()
     path = tmp_path / "resnet18.pth"
     torch.save(reference.state_dict(), path)
-    model = build_refinenet("course", weights=str(path), **SMALL)
+    model = build_refinenet("course", weights=str(path), **SMALL_FULL)
     torch.testing.assert_close(model.encoder.body.conv1.weight, reference.conv1.weight)
     torch.testing.assert_close(model.encoder.body.layer4[1].bn2.running_var, reference.layer4[1].bn2.running_var)
 
@@ -222,3 +223,18 @@ def test_config_round_trips_through_a_dict():
     assert again == config
     with pytest.raises(ValueError, match="unknown RefineNetConfig fields"):
         RefineNetConfig.from_dict({**config.to_dict(), "bogus": 1})
+
+
+def test_narrow_encoder_is_a_scaled_resnet18():
+    model = build_refinenet("course", num_classes=8)
+    assert model.encoder.channels == (32, 64, 128, 256)
+    full = torchvision.models.resnet18()
+    narrow_params = _count(model.encoder)
+    full_params = sum(p.numel() for n, p in full.named_parameters() if not n.startswith("fc."))
+    assert 0.2 < narrow_params / full_params < 0.3  # about a quarter at half width
+    with pytest.raises(ValueError, match="encoder_width=32: only resnet18 and resnet34"):
+        ResNetEncoder("resnet50", width=32)
+    with pytest.raises(ValueError, match="encoder_width=32"):
+        build_refinenet("course", backbone="resnet50")
+    with pytest.raises(ValueError, match="no pretrained weights"):
+        build_refinenet("course", weights="DEFAULT")
