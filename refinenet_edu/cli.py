@@ -15,6 +15,9 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("refinenet_edu.summary", "parameter count, per-block table and FLOPs of a model"),
     "data": ("refinenet_edu.datasets.cli", "generate the embedded dataset or check a VOC-layout folder"),
+    "train": ("refinenet_edu.commands.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
+    "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
+    "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
 }
 
 

@@ -1,0 +1,149 @@
+"""Checkpoints that rebuild their own model.
+
+A checkpoint is a plain dict saved with ``torch.save`` and read back with
+``torch.load(..., weights_only=True)`` (no pickled code runs on load). It
+carries the model's :class:`~refinenet_edu.config.RefineNetConfig`, so
+:func:`load_model` needs nothing but the file. Files are written atomically:
+to a temporary file in the same folder, then renamed over the target, so an
+interrupted save never leaves a half-written checkpoint behind.
+
+Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict),
+``dataset`` (name, class names, palette), ``epoch``, ``history``, ``metrics``,
+``train_config``, ``provenance``; training checkpoints also hold
+``optimizer``, ``scheduler``, ``scaler`` and ``rng`` for exact resume.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from refinenet_edu.config import RefineNetConfig
+
+__all__ = ["FORMAT", "VERSION", "atomic_write_bytes", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "load_model"]
+
+FORMAT = "refinenet-edu-checkpoint"
+VERSION = 1
+
+
+def _atomic_replace(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + rename)."""
+    _atomic_replace(path, lambda f: f.write(data))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically (temp file + rename)."""
+    _atomic_replace(path, lambda f: torch.save(obj, f))
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    *,
+    half: bool = False,
+    **extra: Any,
+) -> Path:
+    """Save ``model`` (a RefineNet, or DDP/compiled wrapper of one) and ``extra`` keys.
+
+    ``half=True`` stores floating-point weights as float16 (half the size;
+    :func:`load_model` casts them back to float32), for shipped models.
+    """
+    module = unwrap(model)
+    state = module.state_dict()
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    state = {k: v.detach().cpu() for k, v in state.items()}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_config": module.config.to_dict(),
+        "model": state,
+        **extra,
+    }
+    path = Path(path)
+    atomic_torch_save(payload, path)
+    return path
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The RefineNet inside DDP and ``torch.compile`` wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read and validate a checkpoint; clear ``ValueError`` for corrupt or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise ValueError(
+            f"checkpoint {path}: cannot be read as a PyTorch checkpoint (corrupt or truncated?): {err}"
+        ) from err
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(
+            f"checkpoint {path}: not a refinenet-edu checkpoint (no format={FORMAT!r} key); "
+            "to use plain ImageNet weights for the encoder, pass them as `weights=` instead"
+        )
+    if data.get("version", 0) > VERSION:
+        raise ValueError(f"checkpoint {path}: format version {data['version']} is newer than this library ({VERSION})")
+    for key in ("model_config", "model"):
+        if key not in data:
+            raise ValueError(f"checkpoint {path}: missing {key!r}")
+    return data
+
+
+def load_model(
+    path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    num_classes: int | None = None,
+    checkpoint: dict | None = None,
+) -> torch.nn.Module:
+    """Rebuild the model stored in ``path`` and load its weights, in eval mode.
+
+    ``num_classes``: if given, the checkpoint must predict that many classes
+    (e.g. the dataset's), else ``ValueError`` names both numbers.
+    """
+    from refinenet_edu.model import RefineNet
+
+    data = checkpoint if checkpoint is not None else load_checkpoint(path)
+    config = RefineNetConfig.from_dict(data["model_config"])
+    if num_classes is not None and config.num_classes != num_classes:
+        raise ValueError(
+            f"checkpoint {path}: predicts {config.num_classes} classes but the dataset has {num_classes}"
+        )
+    model = RefineNet(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {path}: weights do not fit its own model config: {err}") from err
+    return model.to(device).eval()

@@ -1,0 +1,4 @@
+"""Sub-commands of ``refinenet-edu`` that drive training and inference.
+
+Each module defines ``add_arguments(parser)`` and ``run(args) -> int``.
+"""

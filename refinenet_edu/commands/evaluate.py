@@ -1,0 +1,83 @@
+"""``refinenet-edu evaluate``: score a checkpoint on a dataset split.
+
+Prints the table (per-class IoU, mIoU, pixel and mean class accuracy,
+frequency-weighted IoU, boundary mIoU per trimap band) and writes it as JSON.
+``--multi-scale`` averages softmax scores over the official code's scales,
+``--flip`` adds the mirrored image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by refinenet-edu train")
+    add_data_arguments(parser, default=None)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--multi-scale", action="store_true", help="average over the official scales (0.4 .. 1.2)")
+    parser.add_argument("--scales", type=float, nargs="+", help="explicit test scales (overrides --multi-scale)")
+    parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
+    parser.add_argument("--window", type=int, help="sliding-window inference for images larger than this")
+    parser.add_argument("--bands", type=int, nargs="*", default=[1, 2, 4, 8, 16], help="trimap band widths (pixels)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--subset", type=int, help="only the first N images")
+    parser.add_argument("--out", type=Path, help="JSON results (default: <checkpoint folder>/evaluation-<split>.json)")
+    parser.add_argument("--save-predictions", type=Path, help="also write palette PNGs and overlays here")
+    parser.add_argument("--quiet", action="store_true")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from refinenet_edu.checkpoints import load_checkpoint, load_model
+    from refinenet_edu.datasets.transforms import eval_transforms
+    from refinenet_edu.devices import resolve_device, resolve_precision
+    from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate, save_predictions, predict_logits
+    from refinenet_edu.training import _write_json
+
+    ckpt = load_checkpoint(args.checkpoint)
+    if args.data is None:
+        args.data = (ckpt.get("dataset") or {}).get("name") or "synthscenes"
+    ds = load_split(args, args.split, eval_transforms())
+    if args.subset:
+        from refinenet_edu.commands.train import _subset
+
+        ds = _subset(ds, args.subset)
+    device = resolve_device(args.device)
+    dtype = resolve_precision(args.precision, device)
+    model = load_model(args.checkpoint, device=device, num_classes=ds.num_classes, checkpoint=ckpt)
+    scales = tuple(args.scales) if args.scales else (OFFICIAL_SCALES if args.multi_scale else (1.0,))
+    result = evaluate(
+        model, ds, num_classes=ds.num_classes, scales=scales, flip=args.flip, window=args.window,
+        bands=tuple(args.bands), device=device, amp_dtype=None if dtype == torch.float32 else dtype,
+        progress=not args.quiet, class_names=list(ds.class_names),
+    )
+    print(result.table())
+    out = args.out or args.checkpoint.parent / f"evaluation-{args.split}.json"
+    data = {
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset_info(ds),
+        "split": args.split,
+        "scales": list(scales),
+        "flip": args.flip,
+        "provenance": provenance(),
+        **result.as_dict(),
+    }
+    _write_json(out, data)
+    print(f"wrote {out}")
+    if args.save_predictions:
+        loader = torch.utils.data.DataLoader(ds, batch_size=8)
+        ids = list(getattr(ds, "ids", range(len(ds))))
+        i = 0
+        for images, _ in loader:
+            probs = predict_logits(model, images.to(device), scales=scales, flip=args.flip, window=args.window)
+            save_predictions(probs.argmax(1).cpu(), ids[i:i + len(images)], args.save_predictions, ds.palette, images=images)
+            i += len(images)
+        print(f"wrote {i} predictions to {args.save_predictions}")
+    return 0

@@ -1,0 +1,133 @@
+"""``refinenet-edu train``: train a RefineNet.
+
+With no options it trains the course preset on the embedded dataset
+(``synthscenes``) with the course recipe, on the best device available, and
+writes checkpoints, ``history.json`` and ``provenance.json`` to
+``runs/<preset>-<date>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import time
+from pathlib import Path
+
+from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance
+from refinenet_edu.summary import add_model_arguments, config_from_args
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.set_defaults(preset="course")
+    parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
+    add_data_arguments(parser)
+    t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.training.RECIPES)")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--optimizer", choices=("sgd", "adam"))
+    t.add_argument("--lr", type=float, help="decoder learning rate")
+    t.add_argument("--encoder-lr-ratio", type=float, help="encoder lr = lr x ratio (official: 0.1)")
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--crop-size", type=int)
+    t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
+    t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None)
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    t.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None, help="freeze batch-norm statistics")
+    t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--num-workers", type=int)
+    t.add_argument("--target-miou", type=float, help="stop once validation mIoU reaches this")
+    t.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this wall time")
+    t.add_argument("--subset", type=int, help="use only the first N training and N/4 validation images (quick runs)")
+    o = parser.add_argument_group("output")
+    o.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<date>)")
+    o.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    o.add_argument("--export", type=Path, help="also write the best model as a small float16 checkpoint here, with provenance")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.data import Subset
+
+    from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, load_model
+    from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
+    from refinenet_edu.model import RefineNet
+    from refinenet_edu.training import RECIPES, TrainConfig, train, _write_json
+
+    recipe = RECIPES.get(args.preset, TrainConfig())
+    cfg = recipe.replace(
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
+        encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay, crop_size=args.crop_size,
+        device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+        seed=args.seed, num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
+    )
+    cfg.__post_init__()
+
+    train_set = load_split(args, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range, hflip=cfg.hflip, jitter=cfg.jitter))
+    val_set = load_split(args, "val", eval_transforms())
+    info = dataset_info(train_set)
+    if args.num_classes is None:
+        args.num_classes = train_set.num_classes
+    config = config_from_args(args)
+    if args.freeze_bn is not None:
+        config = config.replace(freeze_bn=args.freeze_bn)
+    if config.num_classes != train_set.num_classes:
+        raise ValueError(f"--num-classes {config.num_classes} does not match the dataset's {train_set.num_classes} classes")
+    if args.subset:
+        train_set = _subset(train_set, args.subset)
+        val_set = _subset(val_set, max(1, args.subset // 4))
+
+    out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if not args.resume and (out / "last.pt").exists():
+        raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    prov = provenance()
+    model = RefineNet(config, weights=args.weights)
+    print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info['name']}: "
+          f"{len(train_set)} train / {len(val_set)} val images -> {out}", flush=True)
+    result = train(
+        model, train_set, val_set, cfg, out_dir=out, resume=args.resume, progress=not args.quiet,
+        dataset_info=info, provenance=prov,
+    )
+    summary = {
+        **prov,
+        "device": result.device,
+        "precision": result.precision,
+        "wall_seconds": round(result.seconds, 1),
+        "epochs_run": len(result.history),
+        "best_miou": None if math.isnan(result.best_miou) else result.best_miou,
+        "best_epoch": result.best_epoch,
+        "final_miou": None if math.isnan(result.final_miou) else result.final_miou,
+        "stopped_because": result.stopped_because,
+        "train_config": cfg.to_dict(),
+        "model_config": config.to_dict(),
+        "dataset": info["name"],
+    }
+    _write_json(out / "provenance.json", summary)
+    print(f"done in {result.seconds:.0f} s: best val mIoU {result.best_miou:.4f} (epoch {result.best_epoch}); "
+          f"{result.stopped_because}. Checkpoints in {out}")
+    if args.export:
+        best = load_checkpoint(out / "best.pt")
+        model = load_model(out / "best.pt", checkpoint=best)
+        save_checkpoint(args.export, model, half=True, dataset=info, metrics=best.get("metrics", {}),
+                        history=result.history, provenance=summary, train_config=cfg.to_dict())
+        _write_json(Path(str(args.export) + ".json"), {**summary, "checkpoint": str(args.export)})
+        print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _subset(ds, n):
+    from torch.utils.data import Subset
+
+    sub = Subset(ds, range(min(n, len(ds))))
+    for attr in ("class_names", "palette", "num_classes", "ignore_index", "name", "root"):
+        if hasattr(ds, attr):
+            setattr(sub, attr, getattr(ds, attr))
+    if hasattr(ds, "ids"):
+        sub.ids = list(ds.ids)[: len(sub)]
+    return sub

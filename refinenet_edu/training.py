@@ -1,0 +1,436 @@
+"""Training RefineNet, readable top to bottom.
+
+The recipe of the official code (paper Sec. 4): SGD with momentum 0.9 and
+weight decay 5e-4, a learning rate for the decoder and a 10x lower one for the
+pretrained encoder, a "poly" schedule ``lr * (1 - step/steps) ** 0.9``, frozen
+batch-norm statistics, random scale, crop and flip, and the ignore label 255.
+
+:func:`train` does, in order:
+
+1. pick the device (cuda, then mps, then cpu) and the precision (bf16 where the
+   hardware is fast at it; fp16 with a gradient scaler on older GPUs);
+2. join the process group when launched by ``torchrun`` (DistributedDataParallel);
+3. build the data loaders, the optimizer with its two parameter groups and the
+   poly schedule;
+4. resume from ``out_dir/last.pt`` when asked;
+5. for every epoch: reseed (so an epoch is the same whether or not the run was
+   resumed), train, evaluate mIoU on the validation set, write history.json,
+   ``last.pt`` (everything needed to resume) and ``best.pt`` (model only), all
+   atomically.
+
+A NaN loss stops the run with a clear message and keeps the last good
+checkpoint; running out of memory says what to lower.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from refinenet_edu.checkpoints import atomic_write_bytes, load_checkpoint, save_checkpoint, unwrap
+from refinenet_edu.config import RefineNetConfig
+from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
+
+__all__ = [
+    "TrainConfig",
+    "RECIPES",
+    "TrainResult",
+    "TrainingDiverged",
+    "train",
+    "make_optimizer",
+    "poly_lambda",
+]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the model's architecture lives in ``RefineNetConfig``)."""
+
+    epochs: int = 40
+    batch_size: int = 16
+    optimizer: str = "sgd"  # "sgd" (official) or "adam"
+    lr: float = 5e-4  # decoder learning rate
+    encoder_lr_ratio: float = 0.1  # encoder lr = lr * ratio (official: 10x lower)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    crop_size: int = 400
+    scale_range: tuple[float, float] = (0.7, 1.3)
+    hflip: bool = True
+    jitter: bool = True
+    device: str = "auto"
+    precision: str = "auto"  # auto / fp32 / bf16 / fp16
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    eval_every: int = 1
+    target_miou: float | None = None  # stop once validation mIoU reaches it
+    max_minutes: float | None = None  # stop after the epoch that passes this wall time
+    ignore_index: int = 255
+
+    def __post_init__(self) -> None:
+        self.scale_range = tuple(self.scale_range)
+        checks = [
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("optimizer", self.optimizer in ("sgd", "adam"), "'sgd' or 'adam'"),
+            ("lr", self.lr > 0, "a positive number"),
+            ("encoder_lr_ratio", self.encoder_lr_ratio >= 0, "a number >= 0"),
+            ("crop_size", self.crop_size >= 32, "an integer >= 32"),
+            ("num_workers", self.num_workers >= 0, "an integer >= 0"),
+            ("eval_every", self.eval_every >= 1, "an integer >= 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected {allowed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["scale_range"] = list(self.scale_range)
+        return d
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+#: Training recipes by model preset. ``official`` and ``light-weight`` are the
+#: published ones (they assume ImageNet weights); ``course`` trains the small
+#: course model from scratch on the embedded dataset, so its encoder learns at
+#: the full rate.
+RECIPES: dict[str, TrainConfig] = {
+    "official": TrainConfig(),
+    "paper": TrainConfig(),
+    "light-weight": TrainConfig(lr=5e-3, encoder_lr_ratio=0.1, crop_size=500, scale_range=(0.5, 2.0)),
+    "course": TrainConfig(
+        epochs=30,
+        batch_size=16,
+        optimizer="adam",
+        lr=2e-3,
+        encoder_lr_ratio=1.0,
+        weight_decay=1e-4,
+        crop_size=128,
+        scale_range=(0.75, 1.25),
+    ),
+}
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_miou: float = float("nan")
+    best_epoch: int = -1
+    seconds: float = 0.0
+    out_dir: Path | None = None
+    stopped_because: str = "finished"
+    device: str = ""
+    precision: str = ""
+
+    @property
+    def final_miou(self) -> float:
+        scored = [h["miou"] for h in self.history if h.get("miou") is not None]
+        return scored[-1] if scored else float("nan")
+
+
+# ----------------------------------------------------------------- pieces
+def poly_lambda(total_steps: int, power: float = 0.9):
+    """The "poly" learning-rate factor ``(1 - step / total) ** power``."""
+    return lambda step: max(0.0, 1.0 - step / max(1, total_steps)) ** power
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Two parameter groups: encoder at ``lr * encoder_lr_ratio``, decoder at ``lr``."""
+    module = unwrap(model)
+    groups = [
+        {"params": list(module.encoder_parameters()), "lr": cfg.lr * cfg.encoder_lr_ratio, "name": "encoder"},
+        {"params": list(module.decoder_parameters()), "lr": cfg.lr, "name": "decoder"},
+    ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank); joins the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+class _ShardSampler(DistributedSampler):
+    """Evaluation shards without DistributedSampler's padding (no image counted twice)."""
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
+    return (
+        f"out of memory on {device} with batch_size={cfg.batch_size}, crop_size={cfg.crop_size}, "
+        f"precision={cfg.precision}: lower --batch-size (e.g. {max(1, cfg.batch_size // 2)}) or --crop-size, "
+        "use --precision bf16 (or fp16 on older GPUs), or choose narrower decoder --widths / a smaller --backbone"
+    )
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
+
+
+# ----------------------------------------------------------------- the loop
+def train(
+    model: torch.nn.Module | RefineNetConfig,
+    train_set: Dataset,
+    val_set: Dataset | None,
+    cfg: TrainConfig | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    live_plot: bool = False,
+    dataset_info: dict | None = None,
+    provenance: dict | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``train_set``, scoring mIoU on ``val_set`` after each epoch.
+
+    ``model`` is a RefineNet (or a ``RefineNetConfig`` to build one). Datasets
+    yield ``(image float [3,H,W], mask int64 [H,W])``; training images must
+    share one size (use ``train_transforms(crop_size)``). With ``out_dir``,
+    checkpoints and history are written there, and ``resume=True`` continues
+    from ``out_dir/last.pt`` exactly where it stopped.
+    """
+    from refinenet_edu.evaluation import evaluate  # evaluation depends on the model, not on training
+    from refinenet_edu.model import RefineNet
+
+    cfg = cfg or TrainConfig()
+    rank, world, local_rank = _distributed()
+    is_main = rank == 0
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dtype = resolve_precision(cfg.precision, device)
+    out_dir = Path(out_dir) if out_dir is not None else None
+
+    # ---- model
+    _seed_everything(cfg.seed)
+    if isinstance(model, RefineNetConfig):
+        model = RefineNet(model)
+    module = unwrap(model)
+    num_classes = module.config.num_classes
+    ds_classes = getattr(train_set, "num_classes", None)
+    if ds_classes is not None and ds_classes != num_classes:
+        raise ValueError(f"the model predicts {num_classes} classes but the training set has {ds_classes}")
+    module.to(device)
+    if cfg.channels_last:
+        module.to(memory_format=torch.channels_last)
+
+    # ---- optimizer, schedule, gradient scaler (fp16 only)
+    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
+    total_steps = steps_per_epoch * cfg.epochs
+    optimizer = make_optimizer(module, cfg)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
+    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
+
+    # ---- resume
+    history: list[dict] = []
+    start_epoch = 0
+    best_miou, best_epoch = float("-inf"), -1
+    if resume:
+        if out_dir is None or not (out_dir / "last.pt").is_file():
+            raise ValueError(f"resume: no checkpoint to resume from at {out_dir}/last.pt")
+        state = load_checkpoint(out_dir / "last.pt")
+        if RefineNetConfig.from_dict(state["model_config"]) != module.config:
+            raise ValueError(f"resume: {out_dir}/last.pt was trained with a different model config")
+        module.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        history = list(state["history"])
+        start_epoch = int(state["epoch"]) + 1
+        best_miou = state.get("best_miou", best_miou)
+        best_epoch = state.get("best_epoch", best_epoch)
+
+    # ---- wrappers: DDP, torch.compile
+    net: torch.nn.Module = module
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile:
+        net = torch.compile(net)
+
+    # ---- data
+    loader_gen = torch.Generator()
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_set) >= cfg.batch_size * world,
+        num_workers=cfg.num_workers,
+        generator=loader_gen,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    val_loader = None
+    if val_set is not None:
+        val_loader = DataLoader(
+            val_set,
+            batch_size=cfg.batch_size,
+            sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,
+            num_workers=cfg.num_workers,
+        )
+
+    plot = None
+    if live_plot and is_main:
+        from refinenet_edu.plots import LiveTrainingPlot
+
+        plot = LiveTrainingPlot()
+        plot.update(history)
+    from tqdm.auto import tqdm
+
+    result = TrainResult(out_dir=out_dir, device=describe_device(device), precision=str(dtype).replace("torch.", ""))
+    started = time.perf_counter()
+    elapsed_before = sum(h.get("seconds", 0.0) for h in history)
+
+    for epoch in range(start_epoch, cfg.epochs):
+        # Reseed from (seed, epoch): an epoch draws the same crops, flips,
+        # dropout masks and batch order whether or not the run was resumed.
+        _seed_everything(cfg.seed * 100_003 + epoch * 1009 + rank)
+        loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        seen = 0
+        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not (progress and is_main))
+        for images, masks in bar:
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True).long()
+            if cfg.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            try:
+                with autocast(device, dtype):
+                    scores = net(images)
+                    loss = F.cross_entropy(scores.float(), masks, ignore_index=cfg.ignore_index)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"the loss became {loss.item()} in epoch {epoch + 1} (step {scheduler.last_epoch}); "
+                        f"stopped. The last good checkpoint is kept"
+                        + (f" in {out_dir / 'last.pt'}" if out_dir else "")
+                        + f". Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+            except RuntimeError as err:
+                if _is_out_of_memory(err) and not isinstance(err, TrainingDiverged):
+                    raise RuntimeError(_out_of_memory_message(cfg, device)) from err
+                raise
+            loss_sum += loss.detach().double() * images.shape[0]
+            seen += images.shape[0]
+            if progress and is_main:
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        if world > 1:
+            totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64)])
+            dist.all_reduce(totals)
+            loss_sum, seen = totals[0], int(totals[1].item())
+        train_seconds = time.perf_counter() - epoch_start
+
+        record: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "loss": float(loss_sum.item() / max(1, seen)),
+            "lr": optimizer.param_groups[1]["lr"],
+            "images_per_second": seen / max(train_seconds, 1e-9),
+            "miou": None,
+            "pixel_accuracy": None,
+        }
+        if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+            ev = evaluate(
+                module, val_loader, num_classes=num_classes, bands=(), device=device,
+                amp_dtype=None if dtype == torch.float32 else dtype, progress=False, keep_per_image=False,
+            )
+            record["miou"] = ev.metrics.miou
+            record["pixel_accuracy"] = ev.metrics.pixel_accuracy
+        record["seconds"] = time.perf_counter() - epoch_start
+        record["elapsed"] = elapsed_before + (time.perf_counter() - started)
+        history.append(record)
+
+        improved = record["miou"] is not None and record["miou"] > best_miou
+        if improved:
+            best_miou, best_epoch = record["miou"], epoch + 1
+        if is_main and out_dir is not None:
+            common = dict(
+                epoch=epoch,
+                history=history,
+                best_miou=best_miou,
+                best_epoch=best_epoch,
+                train_config=cfg.to_dict(),
+                dataset=dataset_info or {},
+                provenance=provenance or {},
+            )
+            if improved:
+                save_checkpoint(out_dir / "best.pt", module, metrics={"miou": record["miou"]}, **common)
+            save_checkpoint(
+                out_dir / "last.pt", module, optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), **common,
+            )
+            _write_json(out_dir / "history.json", history)
+        if plot is not None:
+            plot.update(history)
+        if progress and is_main:
+            miou = "" if record["miou"] is None else f"  val mIoU {record['miou']:.3f}"
+            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {record['loss']:.4f}{miou}  "
+                  f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
+        if cfg.target_miou is not None and record["miou"] is not None and record["miou"] >= cfg.target_miou:
+            result.stopped_because = f"reached target mIoU {cfg.target_miou}"
+            break
+        if cfg.max_minutes is not None and record["elapsed"] >= cfg.max_minutes * 60:
+            result.stopped_because = f"time budget of {cfg.max_minutes} min"
+            break
+
+    if plot is not None:
+        plot.close()
+    result.history = history
+    result.best_miou = best_miou if best_epoch > 0 else float("nan")
+    result.best_epoch = best_epoch
+    result.seconds = elapsed_before + (time.perf_counter() - started)
+    return result
