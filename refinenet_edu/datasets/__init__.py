@@ -1,0 +1,64 @@
+"""Data: the embedded SynthScenes set, VOC-layout loaders, transforms, checks.
+
+- :mod:`.synthetic` draws SynthScenes (shipped in ``data/synthscenes``).
+- :mod:`.voc` reads any PASCAL VOC-layout folder, VOC 2012 and SBD.
+- :mod:`.transforms` joint image/mask augmentation (``transforms.v2``).
+- :mod:`.checks` validates a folder; :mod:`.describe` summarises one.
+"""
+
+from refinenet_edu.datasets.checks import DataProblem, check_voc_folder
+from refinenet_edu.datasets.describe import class_pixel_histogram, colorize, show_samples
+from refinenet_edu.datasets.synthetic import (
+    CLASS_DESCRIPTIONS,
+    CLASS_NAMES,
+    PALETTE,
+    generate_dataset,
+    render_sample,
+)
+from refinenet_edu.datasets.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    denormalize,
+    eval_transforms,
+    train_transforms,
+)
+from refinenet_edu.datasets.voc import (
+    DATASET_NAMES,
+    VOC_CLASSES,
+    DatasetError,
+    MissingDataError,
+    SBDSegmentation,
+    VOCSegmentationFolder,
+    load_dataset,
+    sbd,
+    voc2012,
+    voc_palette,
+)
+
+__all__ = [
+    "CLASS_DESCRIPTIONS",
+    "CLASS_NAMES",
+    "DATASET_NAMES",
+    "DataProblem",
+    "DatasetError",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MissingDataError",
+    "PALETTE",
+    "SBDSegmentation",
+    "VOCSegmentationFolder",
+    "VOC_CLASSES",
+    "check_voc_folder",
+    "class_pixel_histogram",
+    "colorize",
+    "denormalize",
+    "eval_transforms",
+    "generate_dataset",
+    "load_dataset",
+    "render_sample",
+    "sbd",
+    "show_samples",
+    "train_transforms",
+    "voc2012",
+    "voc_palette",
+]

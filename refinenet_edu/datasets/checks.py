@@ -1,0 +1,87 @@
+"""Validate a VOC-layout folder and report every problem at once.
+
+:func:`check_voc_folder` uses the same readers as
+:class:`~refinenet_edu.datasets.voc.VOCSegmentationFolder`, so it finds
+exactly what the dataset class would raise on, but collects the problems
+instead of stopping at the first. ``refinenet-edu data --check DIR`` prints
+them and exits non-zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from refinenet_edu.datasets.voc import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    find_image,
+    load_pair,
+    read_split_ids,
+    resolve_classes,
+)
+
+__all__ = ["DataProblem", "check_voc_folder"]
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """One problem: the file it concerns and what is wrong with it."""
+
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def check_voc_folder(
+    root: str | Path, splits: tuple[str, ...] | list[str] = ("train", "val"), num_classes: int | None = None
+) -> list[DataProblem]:
+    """Every problem found in ``root`` for the given splits (empty list: all good).
+
+    Checks: split file missing or empty; image without its mask (or a listed
+    id without an image); unreadable or truncated image or mask; mask size
+    different from its image; colour masks; label values that are neither a
+    class nor the ignore index. Classes come from ``num_classes``, else
+    ``meta.json``, else the 21 PASCAL VOC classes.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return [DataProblem(root, "dataset folder not found")]
+    try:
+        names, _, ignore_index = resolve_classes(root, num_classes)
+    except (DatasetError, ValueError) as err:
+        return [DataProblem(getattr(err, "path", root / "meta.json"), getattr(err, "reason", str(err)))]
+    problems: list[DataProblem] = []
+    checked: set[str] = set()
+    for split in splits:
+        try:
+            ids = read_split_ids(root, split)
+        except DatasetError as err:
+            problems.append(DataProblem(err.path, err.reason))
+            continue
+        for sample_id in ids:
+            if sample_id in checked:
+                continue
+            checked.add(sample_id)
+            image = find_image(root, sample_id)
+            mask = root / "SegmentationClass" / f"{sample_id}.png"
+            if image is None:
+                problems.append(
+                    DataProblem(
+                        root / "JPEGImages" / f"{sample_id}.jpg",
+                        f"image for id {sample_id!r} of split {split!r} not found "
+                        f"(tried {', '.join(IMAGE_EXTENSIONS)})",
+                    )
+                )
+            if not mask.is_file():
+                what = f"image {image.name}" if image is not None else f"id {sample_id!r}"
+                problems.append(DataProblem(mask, f"mask for {what} not found"))
+            if image is None or not mask.is_file():
+                continue
+            try:
+                load_pair(image, mask, len(names), ignore_index)
+            except DatasetError as err:
+                problems.append(DataProblem(err.path, err.reason))
+    return problems

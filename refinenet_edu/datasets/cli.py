@@ -1,0 +1,74 @@
+"""``refinenet-edu data``: generate SynthScenes or check a VOC-layout folder.
+
+    refinenet-edu data --out DIR [--seed 0] [--size 128] [--count 750] [--force]
+    refinenet-edu data --check DIR [--splits train val] [--num-classes N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+DEFAULT_COUNT = 750
+VAL_FRACTION = 0.2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--out", type=Path, metavar="DIR", help="generate the SynthScenes dataset into DIR")
+    action.add_argument("--check", type=Path, metavar="DIR", help="validate a VOC-layout folder, report every problem")
+    gen = parser.add_argument_group("generation (--out)")
+    gen.add_argument("--seed", type=int, default=0, help="random seed (default 0, the shipped set)")
+    gen.add_argument("--size", type=int, default=128, help="image side in pixels, >= 32 (default 128)")
+    gen.add_argument(
+        "--count", type=int, default=DEFAULT_COUNT, help=f"number of images, a fifth of them val (default {DEFAULT_COUNT})"
+    )
+    gen.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    chk = parser.add_argument_group("checking (--check)")
+    chk.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
+    chk.add_argument("--num-classes", type=int, default=None, help="number of classes (default: meta.json, else 21)")
+
+
+def split_count(count: int) -> tuple[int, int]:
+    """(train, val) image counts for a total ``count``: a fifth (at least 1) is val."""
+    if count < 2:
+        raise ValueError(f"--count must be at least 2 (one train and one val image), got {count}")
+    val = max(1, round(count * VAL_FRACTION))
+    return count - val, val
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.out is not None:
+        return _generate(args)
+    return _check(args)
+
+
+def _generate(args) -> int:
+    from refinenet_edu.datasets.synthetic import generate_dataset
+
+    train, val = split_count(args.count)
+    if args.size < 32:
+        raise ValueError(f"--size must be at least 32, got {args.size}")
+    if args.out.exists() and not args.force:
+        raise ValueError(f"{args.out} already exists; pass --force to replace it")
+    start = time.perf_counter()
+    out = generate_dataset(
+        args.out, seed=args.seed, size=args.size, train_count=train, val_count=val, overwrite=args.force
+    )
+    seconds = time.perf_counter() - start
+    print(f"wrote {train} train + {val} val images ({args.size}x{args.size}, seed {args.seed}) to {out} in {seconds:.1f} s")
+    return 0
+
+
+def _check(args) -> int:
+    from refinenet_edu.datasets.checks import check_voc_folder
+
+    problems = check_voc_folder(args.check, splits=tuple(args.splits), num_classes=args.num_classes)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) found in {args.check}")
+        return 1
+    print(f"{args.check}: OK (splits: {', '.join(args.splits)})")
+    return 0

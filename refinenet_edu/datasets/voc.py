@@ -1,0 +1,413 @@
+"""Datasets in PASCAL VOC layout: the embedded set, VOC 2012, SBD, your own.
+
+A VOC-layout folder holds::
+
+    JPEGImages/<id>.jpg          (or .jpeg / .png)
+    SegmentationClass/<id>.png   palette PNG or single-channel index PNG
+    ImageSets/Segmentation/<split>.txt   one id per line
+    meta.json                    optional: class_names, palette, ignore_index
+
+Label 255 means "ignore" (PASCAL VOC marks object outlines with it).
+:class:`VOCSegmentationFolder` reads any such folder and returns
+``(tv_tensors.Image uint8 [3,H,W], tv_tensors.Mask int64 [H,W])`` pairs.
+Bad files raise :class:`DatasetError` (a ``ValueError``) whose message starts
+with the offending file's path; missing files raise :class:`MissingDataError`,
+which is also a ``FileNotFoundError``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetError",
+    "MissingDataError",
+    "SBDSegmentation",
+    "VOCSegmentationFolder",
+    "VOC_CLASSES",
+    "default_data_dir",
+    "load_dataset",
+    "load_image",
+    "load_mask",
+    "read_split_ids",
+    "sbd",
+    "voc2012",
+    "voc_palette",
+]
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+    "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+    "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+#: names :func:`load_dataset` understands (anything else must be a folder)
+DATASET_NAMES = ("synthscenes", "voc2012", "sbd")
+
+
+class DatasetError(ValueError):
+    """A file of a dataset is unusable; ``path`` names it, ``reason`` says why."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class MissingDataError(DatasetError, FileNotFoundError):
+    """A file or folder a dataset needs does not exist."""
+
+
+def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
+    """The PASCAL VOC colour map (bit-interleaved; index 255 is (224, 224, 192))."""
+    colours = []
+    for i in range(n):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colours.append((r, g, b))
+    return colours
+
+
+def default_data_dir() -> Path:
+    """``data/`` of the repository checkout this package was imported from."""
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+# --------------------------------------------------------------------------
+# Reading and validating single files (shared with checks.check_voc_folder)
+# --------------------------------------------------------------------------
+
+
+def read_split_ids(root: Path, split: str) -> list[str]:
+    """Ids listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line)."""
+    split_file = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
+    if not split_file.is_file():
+        folder = split_file.parent
+        found = sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
+        raise MissingDataError(split_file, f"split file for {split!r} not found (splits present: {found or 'none'})")
+    try:
+        lines = split_file.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(split_file, f"cannot read split file ({err})") from None
+    ids = [line.split()[0] for line in lines if line.strip()]
+    if not ids:
+        raise DatasetError(split_file, f"split {split!r} is empty (no ids listed)")
+    return ids
+
+
+def find_image(root: Path, sample_id: str) -> Path | None:
+    """``JPEGImages/<id>`` with the first extension that exists, else None."""
+    for ext in IMAGE_EXTENSIONS:
+        path = Path(root) / "JPEGImages" / f"{sample_id}{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _open_fully(path: Path) -> Image.Image:
+    """Open and decode a whole image file, so truncation shows up here."""
+    try:
+        with Image.open(path) as img:
+            img.load()  # decodes the pixels; they stay valid after the file closes
+            return img
+    except FileNotFoundError:
+        raise MissingDataError(path, "file not found") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DatasetError(path, f"unreadable or truncated image file ({err})") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 array [H, W, 3] of an image file (any mode Pillow can convert)."""
+    return np.asarray(_open_fully(Path(path)).convert("RGB"))
+
+
+def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """Label array [H, W] (uint8) of a palette or single-channel index PNG.
+
+    Raises :class:`DatasetError` for colour masks and for labels that are
+    neither a class (``0 .. num_classes-1``) nor ``ignore_index``.
+    """
+    path = Path(path)
+    img = _open_fully(path)
+    if img.mode in ("P", "L"):
+        labels = np.asarray(img)
+    elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
+        labels = np.asarray(img).astype(np.int64)
+    else:
+        raise DatasetError(
+            path,
+            f"mask has mode {img.mode!r}: save masks as palette PNGs or single-channel "
+            "index PNGs (pixel value = class id), not colour images",
+        )
+    if labels.ndim != 2:
+        raise DatasetError(path, f"mask must be 2-D, got shape {labels.shape}")
+    values = np.unique(labels)
+    bad = values[(values >= num_classes) & (values != ignore_index)]
+    if bad.size:
+        raise DatasetError(
+            path,
+            f"label values {bad.tolist()[:10]} are neither a class (0..{num_classes - 1}) nor {ignore_index} (ignore)",
+        )
+    return labels.astype(np.uint8, copy=False)  # every value is now < 256
+
+
+def load_pair(image_path: Path, mask_path: Path, num_classes: int, ignore_index: int = 255):
+    """Image [H,W,3] uint8 and mask [H,W], checked to have the same size."""
+    image = load_image(image_path)
+    mask = load_mask(mask_path, num_classes, ignore_index)
+    if mask.shape != image.shape[:2]:
+        raise DatasetError(
+            mask_path,
+            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+            f"{image_path.name} ({image.shape[1]}x{image.shape[0]}, width x height)",
+        )
+    return image, mask
+
+
+def read_meta(root: Path) -> dict:
+    """Contents of ``meta.json`` (empty dict when there is none)."""
+    path = Path(root) / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise DatasetError(path, f"cannot parse meta.json ({err})") from None
+    if not isinstance(meta, dict):
+        raise DatasetError(path, "meta.json must hold a JSON object")
+    return meta
+
+
+def resolve_classes(root: Path, num_classes=None, class_names=None, palette=None):
+    """Class names, palette and ignore index: arguments, then meta.json, then VOC's."""
+    meta = read_meta(root)
+    if class_names is not None:
+        names = tuple(class_names)
+    elif "class_names" in meta:
+        names = tuple(meta["class_names"])
+    elif num_classes is not None and num_classes != len(VOC_CLASSES):
+        names = tuple(f"class_{i}" for i in range(num_classes))
+    else:
+        names = VOC_CLASSES
+    if num_classes is not None and num_classes != len(names):
+        raise ValueError(f"num_classes={num_classes} but {len(names)} class names: {names}")
+    if palette is None:
+        palette = meta.get("palette") or voc_palette(len(names))
+    palette = [tuple(int(c) for c in rgb) for rgb in palette]
+    if len(palette) < len(names):
+        raise ValueError(f"palette has {len(palette)} colours for {len(names)} classes")
+    return names, palette[: len(names)], int(meta.get("ignore_index", 255))
+
+
+# --------------------------------------------------------------------------
+# The dataset class
+# --------------------------------------------------------------------------
+
+
+def _to_tv(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
+    img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous())
+    return img, tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+
+
+class VOCSegmentationFolder(Dataset):
+    """Any folder in PASCAL VOC layout, as (image, mask) pairs.
+
+    Args:
+        root: the folder holding ``JPEGImages``, ``SegmentationClass`` and
+            ``ImageSets/Segmentation`` (for VOC 2012: ``VOCdevkit/VOC2012``).
+        split: name of a file in ``ImageSets/Segmentation`` (without ``.txt``).
+        transforms: a callable ``(image, mask) -> (image, mask)``, e.g.
+            :func:`~refinenet_edu.datasets.transforms.train_transforms`.
+        num_classes, class_names, palette: override ``meta.json``; without
+            either, the 21 PASCAL VOC classes and colours are assumed.
+
+    Missing split file, empty split, or an image without its mask raise at
+    construction; a bad size, bad label or unreadable file raise when the
+    sample is read. Every error message starts with the file's path.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        transforms: Callable | None = None,
+        *,
+        num_classes: int | None = None,
+        class_names: list[str] | None = None,
+        palette: list | None = None,
+    ):
+        self.root = Path(root)
+        self.split = split
+        self.transforms = transforms
+        if not self.root.is_dir():
+            raise MissingDataError(self.root, "dataset folder not found")
+        self.class_names, self.palette, self.ignore_index = resolve_classes(
+            self.root, num_classes, class_names, palette
+        )
+        self.num_classes = len(self.class_names)
+        self.ids = read_split_ids(self.root, split)
+        self.images, self.masks = [], []
+        for sample_id in self.ids:
+            image = find_image(self.root, sample_id)
+            if image is None:
+                raise MissingDataError(
+                    self.root / "JPEGImages" / f"{sample_id}.jpg",
+                    f"image for id {sample_id!r} of split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})",
+                )
+            mask = self.root / "SegmentationClass" / f"{sample_id}.png"
+            if not mask.is_file():
+                raise MissingDataError(mask, f"mask for image {image.name} not found")
+            self.images.append(image)
+            self.masks.append(mask)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def read_mask(self, index: int) -> tv_tensors.Mask:
+        """The untransformed mask of sample ``index`` (no image decoding)."""
+        mask = load_mask(self.masks[index], self.num_classes, self.ignore_index)
+        return tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
+
+    def __getitem__(self, index: int):
+        image, mask = load_pair(self.images[index], self.masks[index], self.num_classes, self.ignore_index)
+        image, mask = _to_tv(image, mask)
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image, mask
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+            f"{len(self)} images, {self.num_classes} classes)"
+        )
+
+
+# --------------------------------------------------------------------------
+# PASCAL VOC 2012 and SBD through torchvision
+# --------------------------------------------------------------------------
+
+
+def voc2012(
+    root: str | Path, split: str = "train", download: bool = False, transforms: Callable | None = None
+) -> VOCSegmentationFolder:
+    """PASCAL VOC 2012 segmentation (splits ``train``, ``val``, ``trainval``).
+
+    ``root`` is the folder holding ``VOCdevkit/VOC2012`` (or that folder
+    itself). ``download=True`` fetches and extracts the 2 GB archive through
+    ``torchvision.datasets.VOCSegmentation``; it is off by default.
+    """
+    root = Path(root)
+    voc_dir = root if (root / "ImageSets" / "Segmentation").is_dir() else root / "VOCdevkit" / "VOC2012"
+    if download:
+        from torchvision.datasets import VOCSegmentation
+
+        VOCSegmentation(str(root), year="2012", image_set=split, download=True)
+        voc_dir = root / "VOCdevkit" / "VOC2012"
+    elif not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
+        raise MissingDataError(
+            voc_dir,
+            f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) with "
+            f"refinenet_edu.datasets.voc2012({str(root)!r}, {split!r}, download=True), or extract "
+            "VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 lies in that folder",
+        )
+    return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=voc_palette(21))
+
+
+class SBDSegmentation(Dataset):
+    """The Semantic Boundaries Dataset (Hariharan et al. 2011) as class masks.
+
+    A thin wrapper of ``torchvision.datasets.SBDataset`` (``mode="segmentation"``)
+    that returns the same ``(tv_tensors.Image, tv_tensors.Mask)`` pairs as
+    :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes;
+    ``train`` (8,498) and ``val`` (2,857) are the usual "augmented VOC" splits,
+    ``train_noval`` leaves out VOC 2012 val images. Reading the ``.mat`` masks
+    needs scipy.
+    """
+
+    def __init__(self, root: str | Path, split: str = "train", download: bool = False, transforms=None):
+        from torchvision.datasets import SBDataset
+
+        self.root, self.split, self.transforms = Path(root), split, transforms
+        if importlib.util.find_spec("scipy") is None:
+            raise ModuleNotFoundError("SBD masks are MATLAB .mat files; reading them needs scipy (pip install scipy)")
+        missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
+        if missing and not download:
+            raise MissingDataError(
+                self.root / missing[0],
+                f"SBD ({split!r} split) not found. Download it (about 1.4 GB) with "
+                f"refinenet_edu.datasets.sbd({str(self.root)!r}, {split!r}, download=True), or extract "
+                "benchmark.tgz and point root at benchmark_RELEASE/dataset (the folder with img/ and cls/)",
+            )
+        self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=download)
+        self.ids = [Path(p).stem for p in self._sbd.images]
+        self.class_names = VOC_CLASSES
+        self.palette = voc_palette(len(VOC_CLASSES))
+        self.num_classes = len(VOC_CLASSES)
+        self.ignore_index = 255
+
+    def __len__(self) -> int:
+        return len(self._sbd)
+
+    def __getitem__(self, index: int):
+        image, target = self._sbd[index]
+        image, mask = _to_tv(np.asarray(image.convert("RGB")), np.asarray(target))
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image, mask
+
+
+def sbd(root: str | Path, split: str = "train", download: bool = False, transforms=None) -> SBDSegmentation:
+    """The SBD augmented set (see :class:`SBDSegmentation`); download is off by default."""
+    return SBDSegmentation(root, split, download=download, transforms=transforms)
+
+
+def load_dataset(
+    name_or_path: str | Path,
+    split: str = "train",
+    transforms: Callable | None = None,
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+) -> Dataset:
+    """A dataset by name (``"synthscenes"``, ``"voc2012"``, ``"sbd"``) or folder path.
+
+    ``"synthscenes"`` is the embedded set in the checkout's ``data/synthscenes``
+    (or ``root``). ``"voc2012"`` and ``"sbd"`` look in ``root`` (default: the
+    checkout's ``data/`` and ``data/sbd``). Anything else must be a folder in
+    VOC layout.
+    """
+    name = str(name_or_path)
+    if name == "synthscenes":
+        folder = Path(root) if root is not None else default_data_dir() / "synthscenes"
+        if not folder.is_dir():
+            raise MissingDataError(
+                folder,
+                "the embedded SynthScenes set is not there; generate it with "
+                "`refinenet-edu data --out DIR` and pass DIR as the dataset path",
+            )
+        return VOCSegmentationFolder(folder, split, transforms)
+    if name == "voc2012":
+        return voc2012(root if root is not None else default_data_dir(), split, download, transforms)
+    if name == "sbd":
+        return sbd(root if root is not None else default_data_dir() / "sbd", split, download, transforms)
+    path = Path(name_or_path)
+    if path.is_dir():
+        return VOCSegmentationFolder(path, split, transforms)
+    if isinstance(name_or_path, Path) or any(sep in name for sep in ("/", "\\")) or name.startswith("."):
+        raise MissingDataError(path, "dataset folder not found")
+    raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(DATASET_NAMES)}, or a folder in VOC layout")
