@@ -1,21 +1,23 @@
 """Checks that students call from the assignment notebooks, with targeted feedback.
 
 Each ``check_*`` function builds the student's component on fixed inputs and
-compares it with the library's reference (Lin et al., CVPR 2017, Sec. 3.2,
-Fig. 2 for the components; Fig. 3 for the cascade), copying the student's
+compares it with the library's reference (Lin et al., CVPR 2017: Sec. 3.2
+for the components, Sec. 3.1 for the 4-cascade), copying the student's
 weights into the reference so that the two must agree to rounding error.
 When they do not, the check tries the mistakes that ports of RefineNet have
 actually shipped and names the one it finds:
 
 * :func:`check_rcu` - a ReLU in the wrong place in the Residual Conv Unit
   (on the shortcut, after the sum, missing, after instead of before a conv);
+* :func:`check_adaptive_conv` - RCUs wired in parallel instead of one after
+  the other;
 * :func:`check_crp` - chained residual pooling wired as parallel pools (an
   impulse through identity convolutions spreads 4 px per chained block, but
   stays 5x5 with parallel pools), block outputs not summed, no input ReLU;
 * :func:`check_fusion` - multi-resolution fusion upsampling the wrong branch
   (output at the low resolution, or the high-resolution path resampled);
 * :func:`check_cascade` - the 4-cascade wired in the wrong order or with the
-  wrong inputs (paper Fig. 3);
+  wrong inputs;
 * :func:`check_confusion_matrix`, :func:`check_iou`, :func:`check_miou` -
   transposed matrices, ignored pixels counted, NaN classes, other metrics
   mistaken for IoU;
@@ -51,6 +53,7 @@ from refinenet_edu.metrics import confusion_matrix, iou_from_confusion, miou_fro
 
 __all__ = [
     "CheckFailed",
+    "check_adaptive_conv",
     "check_cascade",
     "check_confusion_matrix",
     "check_crp",
@@ -225,7 +228,7 @@ def _check_gradients(module: nn.Module, inputs: Sequence[torch.Tensor], output: 
 
 
 # --------------------------------------------------------------------------
-# Residual Conv Unit (Fig. 2b)
+# Residual Conv Unit (Sec. 3.2)
 # --------------------------------------------------------------------------
 
 _RCU_VARIANTS: list[tuple[str, Callable, str, str]] = [
@@ -247,7 +250,7 @@ _RCU_VARIANTS: list[tuple[str, Callable, str, str]] = [
         "resnet_post_activation",
         lambda x, c1, c2: F.relu(x + c2(F.relu(c1(x)))),
         "you wrote the original ResNet unit (conv -> ReLU -> conv, add x, ReLU). RefineNet's RCU puts a ReLU "
-        "*before* each convolution and none after the sum (paper Fig. 2b).",
+        "*before* each convolution and none after the sum (paper Sec. 3.2).",
         "`out = conv1(F.relu(x)); out = conv2(F.relu(out)); return x + out`.",
     ),
     (
@@ -340,7 +343,7 @@ def _rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.
 
 
 def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 11), seed: int = 0) -> None:
-    """Check a Residual Conv Unit class (paper Sec. 3.2, Fig. 2b).
+    """Check a Residual Conv Unit class (paper Sec. 3.2).
 
     ``rcu_class(channels)`` must build a module with two 3x3 convolutions
     ``conv1`` (with bias) and ``conv2`` (without) whose forward is
@@ -398,8 +401,85 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
         "refinenet_edu's ResidualConvUnit, gradients flow.")
 
 
+def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, num_rcus: int = 2,
+                        size: tuple[int, int] = (7, 9), seed: int = 0) -> None:
+    """Check the adaptive convolutions of one path (paper Sec. 3.2).
+
+    ``factory(in_channels, width, num_rcus)`` must build a 3x3 convolution
+    without bias from ``in_channels`` to ``width``, followed by ``num_rcus``
+    Residual Conv Units applied one after the other (a chain, e.g. an
+    ``nn.Sequential``). Compared with :class:`refinenet_edu.components.AdaptiveConv`
+    holding the same weights; RCUs wired in parallel (each reading the
+    convolution's output) are named.
+    """
+    from refinenet_edu.components import AdaptiveConv
+
+    what = _name(factory, "adaptive_conv")
+    usage = "check_adaptive_conv(adaptive_conv)"
+    gen = torch.Generator().manual_seed(seed)
+    with _seeded(seed):
+        module = _build(factory, what, (in_channels, width, num_rcus), usage=usage)
+        ref = AdaptiveConv(in_channels, width, num_rcus)
+    convs = _convs(module)
+    want = 1 + 2 * num_rcus
+    if len(convs) != want:
+        raise _fail(what, f"{_call_repr(what, (in_channels, width, num_rcus), {})} has {len(convs)} distinct "
+                    f"convolution(s); expected {want}: one 3x3 convolution to the width, then {num_rcus} RCUs of two "
+                    "convolutions each (one RCU object per position: re-using one RCU shares its weights).",
+                    "`nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), "
+                    "*[ResidualConvUnit(width) for _ in range(num_rcus)])`.")
+    first = convs[0]
+    if tuple(first.weight.shape) != (width, in_channels, 3, 3) or first.bias is not None or first.padding != (1, 1):
+        raise _fail(what, f"the first convolution is {first}; it must be 3x3 from {in_channels} to {width} channels, "
+                    "padding 1, without bias (it sets the path's width; the official code uses 512 for the 1/32 "
+                    "path and 256 for the others).", f"`nn.Conv2d({in_channels}, {width}, 3, padding=1, bias=False)`.")
+    ref_convs = _convs(ref)
+    for sc, rc in zip(convs, ref_convs):
+        if sc.weight.shape != rc.weight.shape or (sc.bias is None) != (rc.bias is None):
+            raise _fail(what, f"a convolution is {sc}, where the reference has {rc}.",
+                        "use your ResidualConvUnit (conv1 with bias, conv2 without) after the first convolution.")
+    _randomize_(convs, gen)
+    with torch.no_grad():
+        for sc, rc in zip(convs, ref_convs):
+            rc.weight.copy_(sc.weight)
+            if rc.bias is not None:
+                rc.bias.copy_(sc.bias)
+    x = torch.randn(2, in_channels, *size, generator=gen)
+    with torch.no_grad():
+        y = _require_tensor(_forward(module, [x], what), what, (2, width, *size))
+        expected = ref(x)
+    if y.shape != expected.shape:
+        raise _fail(what, f"output shape {list(y.shape)}; expected {list(expected.shape)}.",
+                    "the first convolution sets the width; RCUs keep the shape.")
+    if not _close(y, expected):
+        with torch.no_grad():
+            y0 = ref[0](x)
+            rcus = list(ref)[1:]
+            outs = [r(y0) for r in rcus]
+            variants = [
+                (sum(outs), "the RCUs are wired in PARALLEL: each reads the convolution's output and their outputs "
+                 "are summed."),
+                (y0 + sum(o - y0 for o in outs), "the RCUs are wired in PARALLEL: each reads the convolution's output "
+                 "and their residual branches are added to it."),
+                (outs[-1] if outs else y0, "only the last RCU reaches the output: every RCU reads the convolution's "
+                 "output, so the earlier ones are computed and thrown away."),
+            ]
+        for value, problem in variants:
+            if _close(y, value):
+                raise _fail(what, problem + " The RCUs form a chain: each refines the previous one's output.",
+                            "apply them one after the other: `nn.Sequential(conv, ResidualConvUnit(width), "
+                            "ResidualConvUnit(width))`.")
+        raise _fail(what, f"the output differs from conv -> RCU -> RCU (largest difference {_max_diff(y, expected):.3g}).",
+                    "`nn.Sequential(conv, *[ResidualConvUnit(width) for _ in range(num_rcus)])`; check your RCU first.")
+    xg = x.clone().requires_grad_(True)
+    module.zero_grad(set_to_none=True)
+    _check_gradients(module, [xg], _forward(module, [xg], what), what, ["the input"])
+    _ok(f"{what}: 3x3 conv {in_channels} -> {width} (no bias), then {num_rcus} chained RCUs; matches "
+        "refinenet_edu's AdaptiveConv, gradients flow.")
+
+
 # --------------------------------------------------------------------------
-# Chained residual pooling (Fig. 2d)
+# Chained residual pooling (Sec. 3.2)
 # --------------------------------------------------------------------------
 
 
@@ -437,7 +517,7 @@ def _crp_probe(crp: nn.Module, convs: Sequence[nn.Conv2d], num_blocks: int, chan
             raise _fail(
                 what,
                 "a negative input passes through: chained residual pooling starts with a ReLU on its input "
-                "(Fig. 2d), and both the running sum and the first pooling block use the activated input.",
+                "(Sec. 3.2), and both the running sum and the first pooling block use the activated input.",
                 "begin forward with `x = F.relu(x)`.",
             )
         return
@@ -496,7 +576,7 @@ def _crp_probe(crp: nn.Module, convs: Sequence[nn.Conv2d], num_blocks: int, chan
 
 
 def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: tuple[int, int] = (13, 17), seed: int = 0) -> None:
-    """Check a chained residual pooling class (paper Sec. 3.2, Fig. 2d).
+    """Check a chained residual pooling class (paper Sec. 3.2).
 
     ``crp_class(channels, num_blocks)`` must build a module with one 3x3
     convolution (no bias) per block whose forward is::
@@ -552,7 +632,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
                     raise _fail(
                         what,
                         "each block convolves and then pools. That is the 'improved' CRP of the later official "
-                        "models; this assignment (and the paper's Fig. 2d) pools first, then convolves.",
+                        "models; this assignment (like the paper's CRP) pools first, then convolves.",
                         "`top = conv(pool(top))`.",
                     )
                 raise _fail(
@@ -589,7 +669,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
 
 
 # --------------------------------------------------------------------------
-# Multi-resolution fusion (Fig. 2c)
+# Multi-resolution fusion (Sec. 3.2)
 # --------------------------------------------------------------------------
 
 
@@ -628,7 +708,7 @@ def _fusion_reference(paths: Sequence[torch.Tensor], convs: Sequence[nn.Conv2d],
 
 
 def check_fusion(fusion_class: Any, *, seed: int = 0) -> None:
-    """Check a multi-resolution fusion class (paper Sec. 3.2, Fig. 2c).
+    """Check a multi-resolution fusion class (paper Sec. 3.2).
 
     ``fusion_class(in_channels)`` (one entry per path) must build one 3x3
     convolution (no bias) per path to the smallest width; ``forward(*paths)``
@@ -724,7 +804,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0) -> None:
         expected = ref(low, high)
     if not _close(y, expected):
         if _close(y, _fusion_reference([low, high], convs, conv_after_upsample=True), atol=1e-4):
-            raise _fail(what, "each path is upsampled first and convolved afterwards. Fig. 2c convolves each path at its "
+            raise _fail(what, "each path is upsampled first and convolved afterwards. The paper convolves each path at its "
                         "own resolution and then upsamples (cheaper, and what the reference does; the two differ "
                         "near the borders).", "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.")
         raise _fail(what, f"the output differs from refinenet_edu's MultiResolutionFusion with the same weights "
@@ -792,7 +872,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0) -> None:
 
 
 # --------------------------------------------------------------------------
-# The 4-cascade (Fig. 3)
+# The 4-cascade (Sec. 3.1)
 # --------------------------------------------------------------------------
 
 _BLOCKS = ("refinenet4", "refinenet3", "refinenet2", "refinenet1")
@@ -813,7 +893,7 @@ def _feature_sizes(image_size: tuple[int, int]) -> list[tuple[int, int]]:
 def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 64, 128),
                   widths: Sequence[int] = (8, 8, 12, 16), crp_blocks: int = 2, output_rcus: int = 1,
                   image_size: tuple[int, int] = (76, 92), seed: int = 0) -> None:
-    """Check a 4-cascaded RefineNet decoder class (paper Sec. 3.3, Fig. 3).
+    """Check a 4-cascaded RefineNet decoder class (paper Sec. 3.1).
 
     ``cascade_class(enc_channels, widths, crp_blocks=..., output_rcus=...)``
     must build four :class:`~refinenet_edu.components.RefineNetBlock` s as
@@ -839,7 +919,7 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
                         "create the four blocks as self.refinenet4, self.refinenet3, self.refinenet2, self.refinenet1.")
         blocks[name] = b
 
-    # Expected inputs of each block (paper Fig. 3; the previous block's output enters as it is: width None).
+    # Expected inputs of each block (paper Sec. 3.1; the previous block's output enters as it is: width None).
     stage_of = {"refinenet4": 3, "refinenet3": 2, "refinenet2": 1, "refinenet1": 0}
     prev_out = None
     expected_out = {}
@@ -912,7 +992,7 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
             want = [feats[s]] if name == "refinenet4" else [outputs.get(_BLOCKS[_BLOCKS.index(name) - 1]), feats[s]]
             if len(args) != len(want) or any(a is not w for a, w in zip(args, want)):
                 got = ", ".join(describe(a) for a in args) or "nothing"
-                return _fail(what, f"{name} received [{got}]; it takes [{expected_args(name)}] (Fig. 3: each block "
+                return _fail(what, f"{name} received [{got}]; it takes [{expected_args(name)}] (Sec. 3.1: each block "
                              "after RefineNet-4 fuses the previous block's output with one encoder path).",
                              f"`{name}({'r' + str(int(name[-1]) + 1) + ', ' if name != 'refinenet4' else ''}"
                              f"features[{s}])`, passing the tensors themselves, previous output first.")

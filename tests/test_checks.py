@@ -18,6 +18,7 @@ from torch import nn
 from refinenet_edu import checks
 from refinenet_edu.checks import CheckFailed
 from refinenet_edu.components import (
+    AdaptiveConv,
     ChainedResidualPooling,
     MultiResolutionFusion,
     RefineNetBlock,
@@ -46,6 +47,7 @@ def test_checkfailed_is_an_assertion_error():
 
 def test_reference_components_pass_every_check(capsys):
     checks.check_rcu(ResidualConvUnit)
+    checks.check_adaptive_conv(AdaptiveConv)
     checks.check_crp(ChainedResidualPooling)
     checks.check_fusion(MultiResolutionFusion)
     checks.check_cascade(ReferenceCascade)
@@ -54,7 +56,7 @@ def test_reference_components_pass_every_check(capsys):
     checks.check_miou(miou_from_confusion)
     checks.check_eval_mode(reference_predict)
     out = capsys.readouterr().out
-    assert out.count("✓") == 8
+    assert out.count("✓") == 9
 
 
 def test_checks_pass_other_sizes_and_seeds(capsys):
@@ -86,7 +88,7 @@ class NotWritten(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "check", [checks.check_rcu, checks.check_crp, checks.check_fusion, checks.check_cascade]
+    "check", [checks.check_rcu, checks.check_adaptive_conv, checks.check_crp, checks.check_fusion, checks.check_cascade]
 )
 def test_not_implemented_error_passes_through(check):
     with pytest.raises(NotImplementedError):
@@ -178,6 +180,39 @@ def test_rcu_variants_are_pairwise_distinguishable():
     for i in range(len(outs)):
         for j in range(i + 1, len(outs)):
             assert not torch.allclose(outs[i], outs[j], atol=1e-3), (i, j)
+
+
+class ParallelRCUs(nn.Module):
+    """Shipped bug: both RCUs read the convolution's output."""
+
+    def __init__(self, in_channels, width, num_rcus=2):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, width, 3, padding=1, bias=False)
+        self.rcus = nn.ModuleList(ResidualConvUnit(width) for _ in range(num_rcus))
+
+    def forward(self, x):
+        y = self.conv(x)
+        return sum(rcu(y) for rcu in self.rcus)
+
+
+def test_adaptive_conv_parallel_rcus_are_diagnosed():
+    _fails(checks.check_adaptive_conv, ParallelRCUs, "PARALLEL", "one after the other")
+
+    class LastOnly(ParallelRCUs):
+        def forward(self, x):
+            y = self.conv(x)
+            out = y
+            for rcu in self.rcus:
+                out = rcu(y)
+            return out
+
+    _fails(checks.check_adaptive_conv, LastOnly, "only the last RCU")
+
+    def shared(in_channels, width, num_rcus=2):
+        rcu = ResidualConvUnit(width)
+        return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), *[rcu] * num_rcus)
+
+    _fails(checks.check_adaptive_conv, shared, "shares its weights")
 
 
 # ---------------------------------------------------------------- chained residual pooling
