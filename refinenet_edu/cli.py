@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
+    args._argv = ["refinenet-edu", *argv]  # for provenance records
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args) or 0)

@@ -42,8 +42,8 @@ def provenance(argv: list[str] | None = None) -> dict:
         "commit": git_commit(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torch": str(torch.__version__),
+        "torchvision": str(torchvision.__version__),
         "platform": platform.platform(),
     }
 

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "scales": list(scales),
         "flip": args.flip,
-        "provenance": provenance(),
+        "provenance": provenance(getattr(args, "_argv", None)),
         **result.as_dict(),
     }
     _write_json(out, data)

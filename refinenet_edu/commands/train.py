@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and (out / "last.pt").exists():
         raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance()
+    prov = provenance(getattr(args, "_argv", None))
     model = RefineNet(config, weights=args.weights)
     print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info['name']}: "
           f"{len(train_set)} train / {len(val_set)} val images -> {out}", flush=True)
