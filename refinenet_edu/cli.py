@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("refinenet_edu.commands.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
     "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
     "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
+    "assignments": ("refinenet_edu.assignments", "list the graded assignments, release student versions (nbgrader)"),
+    "bench": ("refinenet_edu.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }
 
 
