@@ -19,7 +19,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
     "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
     "assignments": ("refinenet_edu.assignments", "list the graded assignments, release student versions (nbgrader)"),
-    "bench": ("refinenet_edu.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }
 
 
