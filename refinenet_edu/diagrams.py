@@ -1,0 +1,402 @@
+"""Box-and-arrow diagrams of RefineNet's parts, drawn with matplotlib.
+
+The course notebooks draw each component next to its code, so that a reader
+can put the picture, the paper's figure and the source side by side:
+
+* :func:`draw_rcu` - the Residual Conv Unit (paper Fig. 2b);
+* :func:`draw_adaptive_conv` - a path's adaptive convolutions (Fig. 2a);
+* :func:`draw_fusion` - multi-resolution fusion (Fig. 2c);
+* :func:`draw_crp` - chained residual pooling (Fig. 2d), or the "parallel
+  pools" port bug beside it;
+* :func:`draw_refinenet_block` - a whole RefineNet block (Fig. 2a);
+* :func:`draw_cascade` - the encoder and a cascade of blocks (Fig. 3), for any
+  cascade of :data:`refinenet_edu.config.CASCADES`.
+
+Every function takes an optional matplotlib ``ax`` and returns the figure.
+They are built on :class:`Diagram`, a tiny layout helper: named boxes and
+circles at data coordinates, and arrows that start and end on their borders
+(straight, or through waypoints for skip connections).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "COLOURS",
+    "Diagram",
+    "draw_adaptive_conv",
+    "draw_cascade",
+    "draw_crp",
+    "draw_fusion",
+    "draw_rcu",
+    "draw_refinenet_block",
+]
+
+#: one colour per kind of layer, the same in every diagram of the course
+COLOURS = {
+    "input": "#ffffff",
+    "relu": "#fff2b3",
+    "conv": "#cfe2f3",
+    "rcu": "#9fc5e8",
+    "pool": "#f9cb9c",
+    "up": "#d9c3e9",
+    "sum": "#d9ead3",
+    "fusion": "#b6d7a8",
+    "crp": "#f6b26b",
+    "encoder": "#e6e6e6",
+    "block": "#ffe599",
+    "classifier": "#ea9999",
+    "bug": "#f4cccc",
+}
+
+
+@dataclass
+class _Node:
+    x: float
+    y: float
+    w: float  # half width (rectangles) or radius (circles)
+    h: float  # half height
+    round: bool
+
+    def border(self, tx: float, ty: float) -> tuple[float, float]:
+        """The point of the border on the way from the centre towards (tx, ty)."""
+        dx, dy = tx - self.x, ty - self.y
+        norm = math.hypot(dx, dy)
+        if norm == 0:
+            return self.x, self.y
+        if self.round:
+            return self.x + self.w * dx / norm, self.y + self.w * dy / norm
+        t = min(self.w / abs(dx) if dx else math.inf, self.h / abs(dy) if dy else math.inf)
+        return self.x + t * dx, self.y + t * dy
+
+
+class Diagram:
+    """Named boxes and circles joined by arrows, in data coordinates.
+
+    >>> d = Diagram(figsize=(6, 2))
+    >>> d.box("x", 0, 0, "x")
+    >>> d.box("conv", 2, 0, "3x3 conv", kind="conv")
+    >>> d.arrow("x", "conv")
+    >>> fig = d.finish()
+    """
+
+    def __init__(self, ax=None, *, figsize: tuple[float, float] = (8, 3), title: str | None = None, fontsize: float = 9):
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, ax = plt.subplots(figsize=figsize)
+        self.ax = ax
+        self.fig = ax.figure
+        self.fontsize = fontsize
+        self.nodes: dict[str, _Node] = {}
+        self._extent = [math.inf, math.inf, -math.inf, -math.inf]
+        if title:
+            ax.set_title(title, fontsize=fontsize + 2)
+
+    def _grow(self, x0: float, y0: float, x1: float, y1: float) -> None:
+        e = self._extent
+        self._extent = [min(e[0], x0), min(e[1], y0), max(e[2], x1), max(e[3], y1)]
+
+    def box(self, name: str, x: float, y: float, text: str, *, kind: str = "input", w: float = 1.3, h: float = 0.6,
+            fontsize: float | None = None, dashed: bool = False) -> None:
+        """A rounded rectangle of size ``w`` x ``h`` centred at (x, y)."""
+        from matplotlib.patches import FancyBboxPatch
+
+        pad = 0.06
+        patch = FancyBboxPatch(
+            (x - w / 2 + pad, y - h / 2 + pad), w - 2 * pad, h - 2 * pad,
+            boxstyle=f"round,pad={pad}", facecolor=COLOURS.get(kind, kind), edgecolor="#333333",
+            linewidth=1.0, linestyle="--" if dashed else "-", zorder=2,
+        )
+        self.ax.add_patch(patch)
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=fontsize or self.fontsize, zorder=3)
+        self.nodes[name] = _Node(x, y, w / 2, h / 2, False)
+        self._grow(x - w / 2, y - h / 2, x + w / 2, y + h / 2)
+
+    def circle(self, name: str, x: float, y: float, text: str = "+", *, kind: str = "sum", r: float = 0.22) -> None:
+        """A small circle, e.g. a sum node."""
+        from matplotlib.patches import Circle
+
+        self.ax.add_patch(Circle((x, y), r, facecolor=COLOURS.get(kind, kind), edgecolor="#333333", zorder=2))
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=self.fontsize + 2, zorder=3)
+        self.nodes[name] = _Node(x, y, r, r, True)
+        self._grow(x - r, y - r, x + r, y + r)
+
+    def point(self, name: str, x: float, y: float) -> None:
+        """An invisible node (a branching point or the end of an arrow)."""
+        self.nodes[name] = _Node(x, y, 0.0, 0.0, True)
+        self._grow(x, y, x, y)
+
+    def label(self, x: float, y: float, text: str, *, fontsize: float | None = None, **kwargs) -> None:
+        """Free text at (x, y)."""
+        kwargs.setdefault("ha", "center")
+        kwargs.setdefault("va", "center")
+        self.ax.text(x, y, text, fontsize=fontsize or self.fontsize - 1, zorder=3, **kwargs)
+        self._grow(x - 0.3, y - 0.2, x + 0.3, y + 0.2)
+
+    def arrow(self, a: str, b: str, *, via: Sequence[tuple[float, float]] = (), text: str | None = None,
+              colour: str = "#333333", dashed: bool = False, head: bool = True) -> None:
+        """An arrow from node ``a`` to node ``b``, optionally through waypoints ``via``.
+
+        ``text`` is written above the middle of the longest segment.
+        """
+        from matplotlib.patches import FancyArrowPatch
+
+        na, nb = self.nodes[a], self.nodes[b]
+        pts = [(na.x, na.y), *via, (nb.x, nb.y)]
+        start = na.border(*pts[1])
+        end = nb.border(*pts[-2])
+        pts = [start, *via, end]
+        for vx, vy in via:
+            self._grow(vx, vy, vx, vy)
+        style = "--" if dashed else "-"
+        for (x0, y0), (x1, y1) in zip(pts[:-2], pts[1:-1]):
+            self.ax.plot([x0, x1], [y0, y1], color=colour, linewidth=1.1, linestyle=style, zorder=1)
+        arrow = FancyArrowPatch(
+            pts[-2], pts[-1], arrowstyle="-|>" if head else "-", mutation_scale=11, color=colour,
+            linewidth=1.1, linestyle=style, shrinkA=0, shrinkB=0, zorder=1,
+        )
+        self.ax.add_patch(arrow)
+        if text:
+            # on the longest segment, above it
+            (x0, y0), (x1, y1) = max(zip(pts[:-1], pts[1:]), key=lambda s: math.dist(*s))
+            self.ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, text, ha="center", va="bottom",
+                         fontsize=self.fontsize - 1, color="#444444", zorder=3)
+            self._grow((x0 + x1) / 2, (y0 + y1) / 2, (x0 + x1) / 2, (y0 + y1) / 2 + 0.35)
+
+    def finish(self, margin: float = 0.25):
+        """Fit the axes to what was drawn, hide them, and return the figure."""
+        x0, y0, x1, y1 = self._extent
+        self.ax.set_xlim(x0 - margin, x1 + margin)
+        self.ax.set_ylim(y0 - margin, y1 + margin)
+        self.ax.set_aspect("equal")
+        self.ax.set_axis_off()
+        return self.fig
+
+
+# --------------------------------------------------------------------------
+# The components (paper Fig. 2)
+# --------------------------------------------------------------------------
+
+
+def draw_rcu(ax=None, *, kernel_size: int = 3, title: str | None = "Residual Conv Unit (RCU), Fig. 2b"):
+    """``out = x + conv2(relu(conv1(relu(x))))``: ReLU first, identity shortcut."""
+    k = f"{kernel_size}x{kernel_size}"
+    d = Diagram(ax, figsize=(9, 2.3), title=title)
+    d.box("x", 0, 0, "x", w=0.8)
+    d.box("relu1", 1.7, 0, "ReLU", kind="relu", w=1.1)
+    d.box("conv1", 3.3, 0, f"{k} conv\n(bias)", kind="conv")
+    d.box("relu2", 4.9, 0, "ReLU", kind="relu", w=1.1)
+    d.box("conv2", 6.5, 0, f"{k} conv", kind="conv")
+    d.circle("sum", 8.0, 0)
+    d.box("out", 9.1, 0, "out", w=0.8)
+    for a, b in [("x", "relu1"), ("relu1", "conv1"), ("conv1", "relu2"), ("relu2", "conv2"), ("conv2", "sum"), ("sum", "out")]:
+        d.arrow(a, b)
+    d.arrow("x", "sum", via=[(0, 0.85), (8.0, 0.85)], text="identity shortcut: x itself, not relu(x)")
+    return d.finish()
+
+
+def draw_adaptive_conv(ax=None, *, in_channels: int | str = "C", width: int | str = "w", num_rcus: int = 2,
+                       kernel_size: int = 3, title: str | None = "Adaptive convolutions of one path"):
+    """A convolution that sets the path's width, then ``num_rcus`` RCUs in a chain."""
+    k = f"{kernel_size}x{kernel_size}"
+    d = Diagram(ax, figsize=(2.2 + 1.6 * num_rcus + 2, 1.6), title=title)
+    d.box("in", 0, 0, f"path\nx{in_channels}", w=1.0)
+    d.box("conv", 1.7, 0, f"{k} conv\n{in_channels}->{width}", kind="conv", w=1.5)
+    prev = "conv"
+    for i in range(num_rcus):
+        d.box(f"rcu{i}", 3.4 + 1.5 * i, 0, "RCU", kind="rcu", w=1.1)
+        d.arrow(prev, f"rcu{i}")
+        prev = f"rcu{i}"
+    d.box("out", 3.4 + 1.5 * num_rcus, 0, f"x{width}", w=0.9)
+    d.arrow("in", "conv")
+    d.arrow(prev, "out")
+    return d.finish()
+
+
+def draw_fusion(ax=None, *, paths: Sequence[tuple[str, int]] = (("1/32", 512), ("1/16", 256)),
+                kernel_size: int = 3, title: str | None = "Multi-resolution fusion, Fig. 2c"):
+    """Each path: conv to the smallest width, upsample to the largest resolution; then sum.
+
+    ``paths`` lists (stride, channels) per input path, e.g. ``[("1/32", 512), ("1/16", 256)]``.
+    """
+    k = f"{kernel_size}x{kernel_size}"
+    width = min(c for _, c in paths)
+    strides = [float(s.split("/")[1]) for s, _ in paths]
+    finest = min(strides)
+    n = len(paths)
+    d = Diagram(ax, figsize=(8.5, 0.9 + 1.0 * n), title=title)
+    ys = [(n - 1) / 2 - i for i in range(n)]
+    ys = [y * 1.1 for y in ys]
+    d.circle("sum", 6.3, 0)
+    for i, ((stride, channels), s, y) in enumerate(zip(paths, strides, ys)):
+        d.box(f"in{i}", 0, y, f"{stride}  x{channels}", w=1.5)
+        d.box(f"conv{i}", 2.1, y, f"{k} conv {channels}->{width}", kind="conv", w=2.1)
+        if s != finest:
+            d.box(f"up{i}", 4.4, y, f"upsample x{s / finest:g}\n(bilinear)", kind="up", w=1.7, h=0.75)
+            d.arrow(f"conv{i}", f"up{i}")
+            last = f"up{i}"
+        else:
+            d.box(f"up{i}", 4.4, y, "(already at\nthe finest size)", kind="input", w=1.7, h=0.75, dashed=True, fontsize=7.5)
+            d.arrow(f"conv{i}", f"up{i}")
+            last = f"up{i}"
+        d.arrow(f"in{i}", f"conv{i}")
+        d.arrow(last, "sum")
+    d.box("out", 7.7, 0, f"1/{finest:g}  x{width}", w=1.5)
+    d.arrow("sum", "out")
+    return d.finish()
+
+
+def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, conv_first: bool = False, kernel_size: int = 3,
+             title: str | None = None):
+    """Chained residual pooling with ``num_blocks`` pool+conv blocks.
+
+    ``chained=False`` draws the port bug "parallel pools": every block pools
+    the CRP's input, so the receptive field does not grow along the chain.
+    """
+    k = f"{kernel_size}x{kernel_size}"
+    if title is None:
+        title = (f"Chained residual pooling, {num_blocks} blocks (Fig. 2d)" if chained
+                 else f"NOT RefineNet: {num_blocks} parallel pools (a port bug)")
+    first, second = (("conv", f"{k} conv"), ("pool", "5x5\nmax-pool")) if conv_first else (
+        ("pool", "5x5\nmax-pool"), ("conv", f"{k} conv"))
+    step = 2.9
+    if chained:
+        d = Diagram(ax, figsize=(2.6 + 2.1 * num_blocks, 2.6), title=title)
+        d.box("x", 0, 0, "x", w=0.8)
+        d.box("relu", 1.4, 0, "ReLU", kind="relu", w=1.1)
+        d.arrow("x", "relu")
+        prev = "relu"
+        d.point("s0", 2.2, -1.3)
+        prev_sum = None
+        for i in range(num_blocks):
+            x0 = 2.9 + step * i
+            d.box(f"a{i}", x0, 0, first[1], kind=first[0], w=1.25, fontsize=8)
+            d.box(f"b{i}", x0 + 1.35, 0, second[1], kind=second[0], w=1.25, fontsize=8)
+            d.arrow(prev, f"a{i}")
+            d.arrow(f"a{i}", f"b{i}")
+            d.circle(f"sum{i}", x0 + 1.35, -1.3)
+            d.arrow(f"b{i}", f"sum{i}")
+            if prev_sum is None:
+                d.arrow("relu", f"sum{i}", via=[(1.4, -1.3)])
+            else:
+                d.arrow(prev_sum, f"sum{i}")
+            prev, prev_sum = f"b{i}", f"sum{i}"
+        end = 2.9 + step * num_blocks - 0.3
+        d.box("out", end + 0.5, -1.3, "out", w=0.8)
+        if prev_sum is None:
+            d.arrow("relu", "out", via=[(1.4, -1.3)])
+        else:
+            d.arrow(prev_sum, "out")
+        d.label(2.9 + step * (num_blocks - 1) / 2 + 0.7, 0.6,
+                "each block takes the previous block's output: a chain", fontsize=8, color="#555555")
+        return d.finish()
+    d = Diagram(ax, figsize=(7, 1.2 + 0.75 * num_blocks), title=title)
+    d.box("x", 0, 0, "x", w=0.8)
+    d.box("relu", 1.4, 0, "ReLU", kind="relu", w=1.1)
+    d.arrow("x", "relu")
+    d.circle("sum", 6.3, 0)
+    ys = [((num_blocks - 1) / 2 - i) * 0.85 for i in range(num_blocks)]
+    for i, y in enumerate(ys):
+        d.box(f"a{i}", 3.2, y, first[1], kind=first[0], w=1.25, h=0.55, fontsize=8)
+        d.box(f"b{i}", 4.6, y, second[1], kind=second[0], w=1.25, h=0.55, fontsize=8)
+        d.arrow("relu", f"a{i}", via=[(2.2, y)])
+        d.arrow(f"a{i}", f"b{i}")
+        d.arrow(f"b{i}", "sum")
+    top = (ys[0] if ys else 0) + 0.6
+    d.arrow("relu", "sum", via=[(1.4, top), (6.3, top)])
+    d.box("out", 7.4, 0, "out", w=0.8)
+    d.arrow("sum", "out")
+    return d.finish()
+
+
+def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = (("RefineNet-4", 512), ("1/16", 1024)),
+                         widths: Sequence[int | None] = (None, 256), adaptive_rcus: int = 2, crp_blocks: int = 4,
+                         output_rcus: int = 3, title: str | None = "A RefineNet block, Fig. 2a"):
+    """Adaptive convolutions per path -> fusion -> chained residual pooling -> output RCUs.
+
+    ``widths[i] is None`` marks a path that enters as it is (the previous
+    block's output in the official code).
+    """
+    n = len(paths)
+    d = Diagram(ax, figsize=(11, 1.0 + 1.0 * max(n, 1)), title=title)
+    ys = [((n - 1) / 2 - i) * 1.05 for i in range(n)]
+    out_width = min((w if w is not None else c) for (_, c), w in zip(paths, widths) if isinstance(w if w is not None else c, int))
+    for i, ((name, channels), w, y) in enumerate(zip(paths, widths, ys)):
+        d.box(f"in{i}", 0, y, f"{name}\nx{channels}", w=1.5, h=0.8, kind="block" if "RefineNet" in name else "encoder")
+        if w is None:
+            d.box(f"ad{i}", 2.6, y, "(enters as it is)", w=2.6, h=0.7, dashed=True, fontsize=8)
+        else:
+            d.box(f"ad{i}", 2.6, y, f"3x3 conv ->{w}, RCU x{adaptive_rcus}", kind="rcu", w=2.6, h=0.7, fontsize=8)
+        d.arrow(f"in{i}", f"ad{i}")
+    span = max(1.0 * n, 1.0)
+    if n > 1:
+        d.box("fusion", 5.3, 0, "multi-resolution\nfusion", kind="fusion", w=1.7, h=span)
+        for i in range(n):
+            d.arrow(f"ad{i}", "fusion", via=[])
+        prev = "fusion"
+    else:
+        prev = "ad0"
+    d.box("crp", 7.4, 0, f"chained\nresidual pooling\n({crp_blocks} blocks)", kind="crp", w=1.9, h=1.0)
+    d.arrow(prev, "crp")
+    d.box("outconv", 9.4, 0, f"RCU x{output_rcus}", kind="rcu", w=1.3, h=0.7)
+    d.arrow("crp", "outconv")
+    d.box("out", 11.0, 0, f"out\nx{out_width}", w=1.0, h=0.8)
+    d.arrow("outconv", "out")
+    if n == 1:
+        d.label(5.3, 0.45, "(one path:\nno fusion)", fontsize=8, color="#555555")
+    return d.finish()
+
+
+# --------------------------------------------------------------------------
+# The network (paper Fig. 3)
+# --------------------------------------------------------------------------
+
+
+def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequence[int] = (256, 512, 1024, 2048),
+                 scales: Sequence[float] = (1.2, 0.6), title: str | None = None):
+    """The ResNet encoder and the RefineNet blocks of a cascade (paper Fig. 3).
+
+    Stages are drawn from 1/4 (top) to 1/32 (bottom); each RefineNet block sits
+    at the height of the stages it takes and receives the previous block's
+    output. ``cascade`` is a key of :data:`refinenet_edu.config.CASCADES`.
+    """
+    from refinenet_edu.config import CASCADES
+
+    if cascade not in CASCADES:
+        raise ValueError(f"cascade={cascade!r}: expected one of {list(CASCADES)}")
+    groups = CASCADES[cascade]
+    two_scale = cascade.endswith("2-scale")
+    d = Diagram(ax, figsize=(6.5 if two_scale else 5.2, 4.4), title=title or cascade, fontsize=8.5)
+    row = {s: (4 - s) * 1.2 for s in (1, 2, 3, 4)}  # stage 1 (1/4) on top
+    # One encoder on the left; for 2-scale, the second scale's on the right (same weights).
+    bx = 2.65
+    encoders = [(f"x{s:g}", x) for s, x in zip(scales, (0.0, 2 * bx))] if two_scale else [("", 0.0)]
+    for tag, x in encoders:
+        d.box(f"img{tag}", x, 4.9, f"image {tag}".strip(), w=1.3, h=0.5)
+        prev = f"img{tag}"
+        for s in (1, 2, 3, 4):
+            d.box(f"s{s}{tag}", x, row[s], f"ResNet {s}\n1/{2 ** (s + 1)} x{stage_channels[s - 1]}", kind="encoder",
+                  w=1.3, h=0.72, fontsize=7.5)
+            d.arrow(prev, f"s{s}{tag}")
+            prev = f"s{s}{tag}"
+    if two_scale:
+        d.label(bx, -0.75, "the two encoders share their weights", fontsize=7.5, color="#555555")
+    prev_block = None
+    for i, stages in enumerate(groups):
+        name = f"RefineNet-{len(groups) - i}"
+        y = sum(row[s] for s in stages) / len(stages)
+        h = 0.72 + (max(row[s] for s in stages) - min(row[s] for s in stages))
+        d.box(name, bx, y, name, kind="block", w=1.45, h=h)
+        for s in stages:
+            for tag, _ in encoders:
+                d.arrow(f"s{s}{tag}", name)
+        if prev_block is not None:
+            d.arrow(prev_block, name)
+        prev_block = name
+    d.box("cls", bx, 4.9, "classifier\n-> scores at 1/4", kind="classifier", w=1.7, h=0.55, fontsize=7.5)
+    d.arrow(prev_block, "cls")
+    return d.finish()
