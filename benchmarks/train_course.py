@@ -1,0 +1,132 @@
+"""Benchmark: how fast the course preset trains on the embedded dataset.
+
+Prints (and writes as JSON):
+
+1. training throughput (images/s) of the course preset at the dataset's
+   resolution, fp32 and the fast precision (bf16 on CPUs/GPUs that support it)
+   measured side by side in the same process, so a shared, noisy machine
+   affects both alike;
+2. the wall time the course recipe needs to reach the target validation mIoU
+   (the time includes the per-epoch validation), and the mIoU reached.
+
+Usage::
+
+    python benchmarks/train_course.py                      # auto device
+    python benchmarks/train_course.py --device cpu --target-miou 0.70 --max-minutes 10
+
+This is a benchmark, not a test: it prints figures and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from refinenet_edu.commands._common import provenance
+from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
+from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.model import build_refinenet
+from refinenet_edu.training import RECIPES, train
+
+COURSE_TARGET_MIOU = 0.70
+
+
+def throughput(model, loader, device, dtype, steps: int, warmup: int = 2) -> float:
+    """Training images per second over ``steps`` steps after ``warmup``."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.train()
+    it = iter(loader)
+    seen, start = 0, None
+    for i in range(warmup + steps):
+        if i == warmup:
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start, seen = time.perf_counter(), 0
+        try:
+            images, masks = next(it)
+        except StopIteration:
+            it = iter(loader)
+            images, masks = next(it)
+        images = images.to(device).contiguous(memory_format=torch.channels_last)
+        masks = masks.to(device)
+        with autocast(device, dtype):
+            loss = F.cross_entropy(model(images).float(), masks, ignore_index=255)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        seen += images.shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return seen / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="synthscenes")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--target-miou", type=float, default=COURSE_TARGET_MIOU)
+    p.add_argument("--max-minutes", type=float, default=10.0)
+    p.add_argument("--epochs", type=int, help="epochs of the run to target (default: the course recipe's)")
+    p.add_argument("--steps", type=int, default=10, help="steps per precision in the throughput comparison")
+    p.add_argument("--out", type=Path, help="JSON file (default: benchmarks/results/train_course-<device>.json)")
+    args = p.parse_args()
+
+    device = resolve_device(args.device)
+    cfg = RECIPES["course"].replace(device=str(device), target_miou=args.target_miou, max_minutes=args.max_minutes,
+                                    epochs=args.epochs)
+    train_set = load_dataset(args.data, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range))
+    val_set = load_dataset(args.data, "val", eval_transforms())
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+
+    fast = resolve_precision("auto", device)
+    rates = {}
+    for dtype in dict.fromkeys([torch.float32, fast]):
+        torch.manual_seed(0)
+        model = build_refinenet("course", num_classes=train_set.num_classes).to(device).to(memory_format=torch.channels_last)
+        rates[str(dtype).replace("torch.", "")] = throughput(model, loader, device, dtype, args.steps)
+    print(f"device: {describe_device(device)}")
+    for name, r in rates.items():
+        print(f"  training throughput {name:>9}: {r:7.1f} images/s (batch {cfg.batch_size}, crop {cfg.crop_size})")
+    if len(rates) == 2:
+        a, b = rates.values()
+        print(f"  speed-up of {list(rates)[1]} over float32: {b / a:.2f}x")
+
+    torch.manual_seed(cfg.seed)
+    model = build_refinenet("course", num_classes=train_set.num_classes)
+    result = train(model, train_set, val_set, cfg, progress=False)
+    reached = next((h for h in result.history if h["miou"] is not None and h["miou"] >= args.target_miou), None)
+    record = {
+        "benchmark": "train_course",
+        "device": describe_device(device),
+        "throughput_images_per_second": rates,
+        "target_miou": args.target_miou,
+        "reached_target": reached is not None,
+        "seconds_to_target": reached["elapsed"] if reached else None,
+        "epochs_to_target": reached["epoch"] if reached else None,
+        "best_miou": result.best_miou,
+        "epochs_run": len(result.history),
+        "wall_seconds": result.seconds,
+        "precision": result.precision,
+        "history": result.history,
+        "provenance": provenance(),
+    }
+    if reached:
+        print(f"  reached val mIoU {reached['miou']:.3f} >= {args.target_miou} after {reached['elapsed']:.0f} s "
+              f"({reached['epoch']} epochs, {result.precision})")
+    else:
+        print(f"  did NOT reach {args.target_miou} within {args.max_minutes} min: best {result.best_miou:.3f} "
+              f"after {result.seconds:.0f} s ({len(result.history)} epochs)")
+    out = args.out or Path(__file__).parent / "results" / f"train_course-{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
