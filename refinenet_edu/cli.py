@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
     "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
     "assignments": ("refinenet_edu.assignments", "list the graded assignments, release student versions (nbgrader)"),
+    "course": ("refinenet_edu.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
 }
 
 

@@ -1,0 +1,445 @@
+"""``refinenet-edu course``: execute, export and check the notebook course.
+
+    refinenet-edu course execute [--fast | --full] [--html OUT_DIR] [--dir DIR] [NOTEBOOK ...]
+    refinenet-edu course check [--dir DIR] [NOTEBOOK ...]
+
+``execute`` re-runs notebooks top to bottom with ``nbclient`` in the current
+Python environment (the kernel is this interpreter, as with nbval's
+``--nbval-current-env``), in each notebook's own folder, and stores each one
+as the run leaves it: outputs, figures and execution counts, but no widget
+state and no timing metadata. ``--fast`` (the default) sets ``CI=1`` for the
+kernel, which turns on every notebook's FAST switch: this is how the stored
+copies in ``notebooks/`` are made, and what nbval runs in CI. ``--full``
+removes ``CI`` and ``NBGRADER_EXECUTION`` so the notebooks do the real thing.
+``--html OUT_DIR`` also exports each executed notebook to HTML (nbconvert's
+lab template) with an ``index.html``, for instructors who publish the course.
+Every file is written atomically (a temporary file renamed into place), and a
+notebook whose run fails is left untouched.
+
+``check`` verifies the course's conventions (DESIGN.md section 4) without
+running anything; ``tests/test_notebooks.py`` runs the same checks.
+
+NOTEBOOK arguments are paths, file names in the notebook folder, or number
+prefixes (``03`` selects ``03_*.ipynb``). Without any, every numbered
+notebook (``NN_name.ipynb``) of the folder is taken, in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "FAST_ENV_VARS",
+    "MAX_NOTEBOOK_BYTES",
+    "NOTEBOOK_NAME",
+    "ExecutionReport",
+    "check_notebook",
+    "check_numbering",
+    "default_notebook_dir",
+    "execute_notebook",
+    "export_html",
+    "find_notebooks",
+    "kernel_env",
+    "notebook_title",
+    "select_notebooks",
+    "strip_widget_state",
+    "write_atomic",
+]
+
+#: a course notebook's file name: two digits, an underscore, a name
+NOTEBOOK_NAME = re.compile(r"^(?P<number>\d{2})_[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$")
+#: either of these in the environment turns a notebook's FAST switch on
+FAST_ENV_VARS = ("CI", "NBGRADER_EXECUTION")
+#: stored notebooks stay well under this size
+MAX_NOTEBOOK_BYTES = 1_000_000
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE_KEY = "widgets"
+_CHECK_MARKER = re.compile(r"^\s*#\s*NBVAL_CHECK_OUTPUT\s*$", re.MULTILINE)
+
+
+# --------------------------------------------------------------------------
+# Finding notebooks
+# --------------------------------------------------------------------------
+
+
+def default_notebook_dir() -> Path:
+    """``notebooks/`` of the checkout this package was imported from."""
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def find_notebooks(directory: str | Path | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``) of ``directory``, in order."""
+    directory = Path(directory) if directory is not None else default_notebook_dir()
+    if not directory.is_dir():
+        raise ValueError(f"{directory}: notebook folder not found (pass --dir DIR)")
+    return sorted(p for p in directory.iterdir() if p.is_file() and NOTEBOOK_NAME.match(p.name))
+
+
+def select_notebooks(names: list[str] | None, directory: str | Path | None = None) -> list[Path]:
+    """Resolve NOTEBOOK arguments (paths, names or number prefixes) to files.
+
+    Raises ``ValueError`` naming an argument that matches nothing, or a
+    number prefix that matches several notebooks.
+    """
+    if not names:
+        found = find_notebooks(directory)
+        if not found:
+            where = directory if directory is not None else default_notebook_dir()
+            raise ValueError(f"{where}: no numbered notebooks (NN_name.ipynb) found")
+        return found
+    directory = Path(directory) if directory is not None else default_notebook_dir()
+    chosen: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            chosen.append(path)
+            continue
+        if (directory / name).is_file():
+            chosen.append(directory / name)
+            continue
+        matches = [p for p in find_notebooks(directory) if p.name.startswith(name)] if directory.is_dir() else []
+        if len(matches) == 1:
+            chosen.append(matches[0])
+        elif not matches:
+            raise ValueError(f"notebook {name!r}: no such file, and no notebook in {directory} starts with it")
+        else:
+            raise ValueError(f"notebook {name!r} is ambiguous: {', '.join(p.name for p in matches)}")
+    return chosen
+
+
+def notebook_title(nb) -> str:
+    """The text of the first markdown heading, or an empty string."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return ""
+
+
+# --------------------------------------------------------------------------
+# Executing and writing
+# --------------------------------------------------------------------------
+
+
+def kernel_env(fast: bool, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment: ``CI=1`` for FAST mode, without both switches for full mode."""
+    env = dict(os.environ if base is None else base)
+    for var in FAST_ENV_VARS:
+        env.pop(var, None)
+    if fast:
+        env["CI"] = "1"
+    return env
+
+
+def strip_widget_state(nb):
+    """Remove widget state (notebook metadata) and widget views (outputs), in place.
+
+    A stored widget view without its state cannot be displayed, so only the
+    output's other representations (its text) are kept; the widgets come
+    back when the reader runs the cell. Also drops nbclient's timing metadata.
+    """
+    nb.metadata.pop(WIDGET_STATE_KEY, None)
+    for cell in nb.cells:
+        cell.metadata.pop(WIDGET_STATE_KEY, None)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data")
+            if data is not None:
+                data.pop(WIDGET_VIEW_MIME, None)
+    return nb
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place."""
+    path = Path(path)
+    mode = "wb" if isinstance(data, bytes) else "w"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": "\n"})) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        else:
+            os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass
+class ExecutionReport:
+    """What happened to one notebook."""
+
+    path: Path
+    seconds: float
+    ok: bool
+    error: str = ""
+    size: int = 0
+    html: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None = None, kernel_name: str = "python3",
+                     save: bool = True):
+    """Run a notebook top to bottom; on success store it (atomically) and return it.
+
+    Returns ``(notebook, seconds)``. Raises ``nbclient.exceptions.CellExecutionError``
+    (or a timeout error) when a cell fails; the file is then left untouched.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name=kernel_name,
+        resources={"metadata": {"path": str(path.parent.resolve())}},
+        record_timing=False,
+        store_widget_state=False,
+        allow_errors=False,
+    )
+    start = time.perf_counter()
+    client.execute(env=kernel_env(fast))
+    seconds = time.perf_counter() - start
+    strip_widget_state(nb)
+    if save:
+        write_atomic(path, nbformat.writes(nb) + "\n")
+    return nb, seconds
+
+
+def export_html(nb, out_path: str | Path) -> Path:
+    """Write ``nb`` as a stand-alone HTML page (nbconvert, lab template)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    out_path = Path(out_path)
+    write_atomic(out_path, body)
+    return out_path
+
+
+def _write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
+    items = "\n".join(f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>' for href, title in entries)
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<title>RefineNet, built step by step</title>\n</head>\n<body>\n"
+        "<h1>RefineNet, built step by step</h1>\n"
+        "<p>A course that re-creates RefineNet (Lin et al., CVPR 2017, arXiv:1611.06612) one component at a time.</p>\n"
+        f"<ol start=\"0\">\n{items}\n</ol>\n</body>\n</html>\n"
+    )
+    path = out_dir / "index.html"
+    write_atomic(path, page)
+    return path
+
+
+def _error_summary(err: BaseException) -> str:
+    ename = getattr(err, "ename", type(err).__name__)
+    evalue = getattr(err, "evalue", str(err).strip().splitlines()[-1] if str(err).strip() else "")
+    return f"{ename}: {evalue}"
+
+
+# --------------------------------------------------------------------------
+# Conventions (DESIGN.md section 4)
+# --------------------------------------------------------------------------
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def check_notebook(path: str | Path) -> list[str]:
+    """Every way the stored notebook at ``path`` breaks the course's conventions.
+
+    An empty list means it follows them all: a numbered name; under 1 MB; a
+    first code cell tagged ``parameters`` that sets ``FAST`` from ``CI`` and
+    ``NBGRADER_EXECUTION``; learning goals in a markdown cell before the first
+    code cell; no widget state; at least one ``# NBVAL_CHECK_OUTPUT`` cell,
+    each with output to compare; stored executed by one clean top-to-bottom
+    run (execution counts 1, 2, 3, ... on every non-empty code cell) without
+    error outputs.
+    """
+    import nbformat
+
+    path = Path(path)
+    problems: list[str] = []
+    if not NOTEBOOK_NAME.match(path.name):
+        problems.append(f"file name {path.name!r} is not NN_name.ipynb")
+    size = path.stat().st_size
+    if size >= MAX_NOTEBOOK_BYTES:
+        problems.append(f"{size:,} bytes: stored notebooks must stay under {MAX_NOTEBOOK_BYTES:,} bytes "
+                        "(lower the figure dpi or the number of figures)")
+    try:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+    except Exception as err:  # unreadable or invalid JSON / schema
+        return problems + [f"not a valid notebook: {err}"]
+
+    code = _code_cells(nb)
+    if not code:
+        return problems + ["has no code cells"]
+    first = code[0]
+    if "parameters" not in first.metadata.get("tags", []):
+        problems.append("the first code cell is not tagged 'parameters'")
+    src = first.source
+    if not re.search(r"^FAST\s*=", src, re.MULTILINE) or not all(v in src for v in FAST_ENV_VARS):
+        problems.append("the first code cell does not set FAST from the CI and NBGRADER_EXECUTION variables, e.g. "
+                        "FAST = bool(os.environ.get(\"CI\") or os.environ.get(\"NBGRADER_EXECUTION\"))")
+
+    before_code = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            break
+        if cell.cell_type == "markdown":
+            before_code.append(cell.source)
+    if not any(re.search(r"learning goals", s, re.IGNORECASE) for s in before_code):
+        problems.append("no 'Learning goals' in a markdown cell before the first code cell")
+
+    if WIDGET_STATE_KEY in nb.metadata:
+        problems.append("holds widget state (notebook metadata 'widgets'); store it with "
+                        "`refinenet-edu course execute`, which strips it")
+    if any(WIDGET_STATE_KEY in c.metadata for c in nb.cells):
+        problems.append("holds widget state in a cell's metadata")
+
+    checked = [c for c in code if _CHECK_MARKER.search(c.source) or "nbval-check-output" in c.metadata.get("tags", [])]
+    if not checked:
+        problems.append("no cell marked '# NBVAL_CHECK_OUTPUT' (mark the deterministic ones: shapes, counts, tables)")
+    for c in checked:
+        if not c.get("outputs"):
+            problems.append(f"the NBVAL_CHECK_OUTPUT cell starting {c.source.strip().splitlines()[0][:60]!r} "
+                            "has no stored output to compare")
+
+    expected = 1
+    for i, c in enumerate(code):
+        if not c.source.strip():
+            continue
+        if c.execution_count is None:
+            problems.append(f"code cell {i + 1} was not executed (store the notebook executed)")
+            break
+        if c.execution_count != expected:
+            problems.append(f"code cell {i + 1} has execution count {c.execution_count}, expected {expected}: "
+                            "store the notebook as one clean top-to-bottom run")
+            break
+        expected += 1
+    for i, c in enumerate(code):
+        for out in c.get("outputs", []):
+            if out.get("output_type") == "error":
+                problems.append(f"code cell {i + 1} stored an error ({out.get('ename')}: {out.get('evalue')})")
+    return problems
+
+
+def check_numbering(paths: list[Path]) -> list[str]:
+    """Problems with the numbering of a course: 00, 01, ... without gaps or repeats."""
+    numbers = sorted(int(m["number"]) for p in paths if (m := NOTEBOOK_NAME.match(Path(p).name)))
+    problems = []
+    repeats = sorted({n for n in numbers if numbers.count(n) > 1})
+    if repeats:
+        problems.append(f"several notebooks share the number(s) {', '.join(f'{n:02d}' for n in repeats)}")
+    unique = sorted(set(numbers))
+    if unique and unique != list(range(unique[-1] + 1)):
+        missing = sorted(set(range(unique[-1] + 1)) - set(unique))
+        problems.append(f"numbering has gaps: {', '.join(f'{n:02d}' for n in missing)} missing")
+    return problems
+
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    ex = sub.add_parser("execute", help="re-execute notebooks in place (optionally export HTML)",
+                        description="Re-execute notebooks top to bottom and store them as the run leaves them.")
+    mode = ex.add_mutually_exclusive_group()
+    mode.add_argument("--fast", dest="fast", action="store_true", default=True,
+                      help="FAST mode, as CI runs them and as they are stored (sets CI=1; the default)")
+    mode.add_argument("--full", dest="fast", action="store_false",
+                      help="full mode: unset CI and NBGRADER_EXECUTION, do the real thing (a GPU helps)")
+    ex.add_argument("--html", type=Path, metavar="OUT_DIR", help="also export each notebook to OUT_DIR/<name>.html")
+    ex.add_argument("--timeout", type=int, default=None,
+                    help="seconds one cell may run (default: 600 in FAST mode, no limit in full mode)")
+    ex.add_argument("--no-save", dest="save", action="store_false", help="run (and export) without rewriting the notebooks")
+    ch = sub.add_parser("check", help="check the notebooks' conventions without running them",
+                        description="Check stored notebooks against the course's conventions (DESIGN.md section 4).")
+    for p in (ex, ch):
+        p.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
+        p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, names or number prefixes such as 03")
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = select_notebooks(args.notebooks, args.dir)
+    if args.action == "check":
+        return _check(paths, whole_course=not args.notebooks)
+    return _execute(args, paths)
+
+
+def _check(paths: list[Path], whole_course: bool) -> int:
+    failed = 0
+    for path in paths:
+        problems = check_notebook(path)
+        failed += bool(problems)
+        print(f"{path.name}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+        for problem in problems:
+            print(f"  - {problem}")
+    if whole_course:
+        for problem in check_numbering(paths):
+            failed += 1
+            print(f"course: {problem}")
+    return 1 if failed else 0
+
+
+def _execute(args: argparse.Namespace, paths: list[Path]) -> int:
+    if args.html is not None:
+        if args.html.exists() and not args.html.is_dir():
+            raise ValueError(f"--html {args.html}: exists and is not a folder")
+        args.html.mkdir(parents=True, exist_ok=True)
+    if args.timeout is not None and args.timeout <= 0:
+        raise ValueError(f"--timeout {args.timeout}: must be a positive number of seconds")
+    timeout = args.timeout if args.timeout is not None else (600 if args.fast else None)
+    mode = "FAST" if args.fast else "full"
+    reports: list[ExecutionReport] = []
+    index: list[tuple[str, str]] = []
+    for path in paths:
+        print(f"{path.name}: executing ({mode} mode) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            nb, seconds = execute_notebook(path, fast=args.fast, timeout=timeout, save=args.save)
+        except Exception as err:  # a failing cell, a timeout, a dead kernel
+            report = ExecutionReport(path, time.perf_counter() - start, False, _error_summary(err))
+            print(f"{path.name}: FAILED after {report.seconds:.1f} s, left unchanged: {report.error}", file=sys.stderr)
+            reports.append(report)
+            continue
+        report = ExecutionReport(path, seconds, True, size=path.stat().st_size)
+        if report.size >= MAX_NOTEBOOK_BYTES:
+            report.warnings.append(f"{report.size:,} bytes, over the {MAX_NOTEBOOK_BYTES:,} byte limit")
+        if args.html is not None:
+            report.html = export_html(nb, args.html / f"{path.stem}.html")
+            index.append((report.html.name, notebook_title(nb) or path.stem))
+        saved = "stored" if args.save else "not stored (--no-save)"
+        print(f"{path.name}: {seconds:.1f} s, {saved}, {report.size / 1000:.0f} kB"
+              + (f", HTML: {report.html}" if report.html else ""), flush=True)
+        for warning in report.warnings:
+            print(f"{path.name}: warning: {warning}", file=sys.stderr)
+        reports.append(report)
+    if args.html is not None and index:
+        print(f"index: {_write_index(args.html, index)}")
+    ok = [r for r in reports if r.ok]
+    total = sum(r.seconds for r in reports)
+    print(f"{len(ok)} of {len(reports)} notebook(s) executed in {total:.1f} s ({mode} mode)")
+    return 0 if len(ok) == len(reports) else 1
