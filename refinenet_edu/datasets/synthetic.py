@@ -37,6 +37,7 @@ folder in PASCAL VOC layout. Everything is vectorised numpy; the default
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -54,8 +55,10 @@ __all__ = [
     "IGNORE_INDEX",
     "PALETTE",
     "Sample",
+    "encode_jpeg",
     "generate_dataset",
     "render_sample",
+    "write_mask_png",
 ]
 
 DATASET_NAME = "synthscenes"
@@ -248,12 +251,13 @@ def _room(region: np.ndarray, half: int) -> np.ndarray:
 
 
 def _place_objects(rng, size, image, mask, region, label) -> None:
-    """Paint 1-4 objects fully inside ``region`` (bool) with class ``label``.
+    """Paint 1-4 objects inside ``region`` (bool), 1 px from its edge, as ``label``.
 
     Radii are drawn from the same distribution for boats and cars; a radius
     that finds no room in the region is shrunk and tried again. Objects may
     overlap each other (the later one occludes the earlier).
     """
+    region = _room(region, 1)  # keep a 1 px margin: every object is ringed by its region
     if region.sum() < 30:
         return
     scale = size / 128.0
@@ -397,6 +401,13 @@ def palette_bytes(palette=PALETTE, ignore_colour=IGNORE_COLOUR) -> list[int]:
     return flat
 
 
+def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
+    """JPEG bytes of an RGB uint8 image, without chroma subsampling (4:4:4)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image, mode="RGB").save(buffer, format="JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
 def write_mask_png(mask: np.ndarray, path: Path, palette=PALETTE) -> None:
     """Write a uint8 label mask as a lossless palette PNG."""
     img = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
@@ -440,9 +451,7 @@ def generate_dataset(
             ids = [f"{split}_{i:05d}" for i in range(count)]
             for i, sample_id in enumerate(ids):
                 sample = render_sample(seed, split, i, size)
-                Image.fromarray(sample.image, mode="RGB").save(
-                    tmp / "JPEGImages" / f"{sample_id}.jpg", format="JPEG", quality=jpeg_quality, subsampling=0
-                )
+                (tmp / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(sample.image, jpeg_quality))
                 write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png")
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         meta = {

@@ -133,7 +133,7 @@ def _open_fully(path: Path) -> Image.Image:
 
 def load_image(path: str | Path) -> np.ndarray:
     """RGB uint8 array [H, W, 3] of an image file (any mode Pillow can convert)."""
-    return np.asarray(_open_fully(Path(path)).convert("RGB"))
+    return np.array(_open_fully(Path(path)).convert("RGB"))  # a writable copy
 
 
 def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
@@ -365,7 +365,7 @@ class SBDSegmentation(Dataset):
 
     def __getitem__(self, index: int):
         image, target = self._sbd[index]
-        image, mask = _to_tv(np.asarray(image.convert("RGB")), np.asarray(target))
+        image, mask = _to_tv(np.array(image.convert("RGB")), np.array(target))
         if self.transforms is not None:
             image, mask = self.transforms(image, mask)
         return image, mask
