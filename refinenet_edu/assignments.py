@@ -1,0 +1,268 @@
+"""``refinenet-edu assignments``: list the graded assignments and release student versions.
+
+The instructor versions live in an nbgrader course directory (the
+repository's ``assignments/`` folder by default)::
+
+    assignments/
+        nbgrader_config.py
+        source/<name>/<name>.ipynb      instructor versions, with nbgrader markup
+
+``release`` runs nbgrader's own ``GenerateAssignment`` converter -- the same
+preprocessors as ``nbgrader generate_assignment`` (ClearSolutions,
+ClearHiddenTests, ClearOutput, LockCells, ComputeChecksums, SaveCells, ...),
+with the course's ``nbgrader_config.py`` -- into a temporary folder next to
+the output, checks that no solution or hidden-test region is left, and only
+then moves each assignment into place. By default the assignments are
+recorded in the course's gradebook (``assignments/gradebook.db``), which
+``nbgrader autograde`` needs; ``--no-db`` skips that.
+
+Usage::
+
+    refinenet-edu assignments list
+    refinenet-edu assignments release                     # all, into assignments/release/
+    refinenet-edu assignments release 02_chained_residual_pooling --out /tmp/handout --no-db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "AssignmentInfo",
+    "MARKERS",
+    "add_arguments",
+    "default_course_dir",
+    "find_leftovers",
+    "list_assignments",
+    "release",
+    "run",
+]
+
+#: Text that must not survive in a student version (nbgrader's default delimiters).
+MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+
+
+@dataclass
+class AssignmentInfo:
+    """What an instructor notebook grades, read from its nbgrader cell metadata."""
+
+    name: str
+    path: Path
+    auto_points: float = 0.0
+    manual_points: float = 0.0
+    graded_cells: list[tuple[str, float, str]] = field(default_factory=list)  # (grade_id, points, "auto"/"manual")
+
+    @property
+    def points(self) -> float:
+        return self.auto_points + self.manual_points
+
+
+def default_course_dir() -> Path:
+    """The repository's ``assignments/`` folder, else the current directory if it holds ``source/``."""
+    candidates = [Path(__file__).resolve().parent.parent / "assignments", Path.cwd()]
+    for c in candidates:
+        if (c / "source").is_dir():
+            return c
+    raise ValueError(
+        "no nbgrader course directory found (a folder with source/<name>/<name>.ipynb): "
+        "pass --course-dir DIR"
+    )
+
+
+def _course_dir(course_dir: str | os.PathLike | None) -> Path:
+    if course_dir is None:
+        return default_course_dir()
+    path = Path(course_dir).resolve()
+    if not (path / "source").is_dir():
+        raise ValueError(f"{path}: not an nbgrader course directory (no source/ folder in it)")
+    return path
+
+
+def _read_notebook(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable notebook ({err})") from err
+
+
+def list_assignments(course_dir: str | os.PathLike | None = None) -> list[AssignmentInfo]:
+    """Every ``source/<name>/<name>.ipynb`` with its points, sorted by name."""
+    course = _course_dir(course_dir)
+    infos = []
+    for folder in sorted(p for p in (course / "source").iterdir() if p.is_dir() and not p.name.startswith(".")):
+        nb_path = folder / f"{folder.name}.ipynb"
+        if not nb_path.is_file():
+            continue
+        info = AssignmentInfo(folder.name, nb_path)
+        for cell in _read_notebook(nb_path).get("cells", []):
+            meta = cell.get("metadata", {}).get("nbgrader", {})
+            if not meta.get("grade"):
+                continue
+            points = float(meta.get("points", 0))
+            kind = "manual" if meta.get("solution") or cell.get("cell_type") == "markdown" else "auto"
+            info.graded_cells.append((meta.get("grade_id", "?"), points, kind))
+            if kind == "manual":
+                info.manual_points += points
+            else:
+                info.auto_points += points
+        infos.append(info)
+    return infos
+
+
+def find_leftovers(folder: str | os.PathLike) -> list[str]:
+    """``"file: cell i: marker"`` for every solution/hidden-test delimiter or output left in ``folder``."""
+    problems = []
+    for nb_path in sorted(Path(folder).rglob("*.ipynb")):
+        for i, cell in enumerate(_read_notebook(nb_path).get("cells", [])):
+            source = cell.get("source", "")
+            source = "".join(source) if isinstance(source, list) else source
+            for marker in MARKERS:
+                if marker.lower() in source.lower():
+                    problems.append(f"{nb_path.name}: cell {i}: {marker!r}")
+            if cell.get("outputs"):
+                problems.append(f"{nb_path.name}: cell {i}: outputs")
+    return problems
+
+
+def _nbgrader_config(course: Path, release_dir: Path, db: str | os.PathLike | bool | None):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = Config()
+    if (course / "nbgrader_config.py").is_file():
+        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config())
+    config.CourseDirectory.root = str(course)
+    # An absolute release directory: nbgrader writes <release_dir>/./<name>/ instead of <root>/release/.
+    config.CourseDirectory.release_directory = str(release_dir)
+    config.GenerateAssignment.force = True
+    config.GenerateAssignment.create_assignment = True
+    if db is False:
+        config.GenerateAssignment.no_database = True
+        config.SaveCells.enabled = False
+    elif db is not None:
+        config.CourseDirectory.db_url = f"sqlite:///{Path(db).resolve()}"
+    return config
+
+
+def _replace_dir(src: Path, dest: Path, scratch: Path) -> None:
+    """Move ``src`` to ``dest``; an existing ``dest`` is swapped out first, then deleted."""
+    old = None
+    if dest.exists():
+        old = scratch / f".old-{dest.name}"
+        os.replace(dest, old)
+    os.replace(src, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def release(
+    names: Sequence[str] | None = None,
+    *,
+    course_dir: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    db: str | os.PathLike | bool | None = None,
+) -> list[Path]:
+    """Generate the student versions of ``names`` (default: all) with nbgrader; return their folders.
+
+    ``out`` defaults to ``<course_dir>/release`` (nbgrader's layout). ``db``:
+    ``None`` records the assignments in ``<course_dir>/gradebook.db`` (or the
+    ``db_url`` of ``nbgrader_config.py``), a path uses that SQLite file,
+    ``False`` uses no gradebook. Raises ``ValueError`` for an unknown name or
+    when nbgrader rejects a notebook; nothing under ``out`` changes then.
+    """
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.converters.base import NbGraderException
+    from nbgrader.coursedir import CourseDirectory
+
+    course = _course_dir(course_dir)
+    available = [a.name for a in list_assignments(course)]
+    if not available:
+        raise ValueError(f"{course / 'source'}: no assignments (expected source/<name>/<name>.ipynb)")
+    names = list(names) if names else available
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise ValueError(f"unknown assignment(s) {unknown}; available: {available}")
+    out_dir = Path(out).resolve() if out is not None else course / "release"
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    scratch = Path(tempfile.mkdtemp(prefix=".release-", dir=out_dir))
+    try:
+        generated = scratch / "generated"
+        config = _nbgrader_config(course, generated, db)
+        for name in names:
+            coursedir = CourseDirectory(config=config)
+            coursedir.assignment_id = name
+            converter = GenerateAssignment(coursedir=coursedir, config=config)
+            try:
+                converter.start()
+            except NbGraderException as err:
+                raise ValueError(f"nbgrader could not generate {name!r}: {err} (see the log above)") from err
+            folder = generated / name
+            if not (folder / f"{name}.ipynb").is_file():
+                raise ValueError(f"nbgrader wrote no {name}.ipynb for {name!r} (see the log above)")
+            leftovers = find_leftovers(folder)
+            if leftovers:
+                raise ValueError(f"{name}: the student version still contains " + "; ".join(leftovers))
+        results = []
+        for name in names:
+            _replace_dir(generated / name, out_dir / name, scratch)
+            results.append(out_dir / name)
+        return results
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    sub.required = True
+    p = sub.add_parser("list", help="the assignments and their points", description="The assignments and their points.")
+    p.add_argument("--course-dir", help="nbgrader course directory (default: the repository's assignments/)")
+    p = sub.add_parser(
+        "release",
+        help="generate the student versions with nbgrader",
+        description="Generate student versions with nbgrader's preprocessors: solutions replaced by "
+        "`raise NotImplementedError()`, hidden tests and outputs removed, test cells locked.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="assignments to release (default: all)")
+    p.add_argument("--course-dir", help="nbgrader course directory (default: the repository's assignments/)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: <course-dir>/release)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--db", metavar="PATH", help="gradebook SQLite file (default: <course-dir>/gradebook.db)")
+    g.add_argument("--no-db", action="store_true", help="do not record the assignments in a gradebook")
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        infos = list_assignments(args.course_dir)
+        print(f"{'assignment':32} {'auto':>5} {'manual':>6} {'total':>5}  graded cells")
+        for a in infos:
+            cells = ", ".join(f"{gid} ({_points(p)}{'' if kind == 'auto' else ', manual'})" for gid, p, kind in a.graded_cells)
+            print(f"{a.name:32} {_points(a.auto_points):>5} {_points(a.manual_points):>6} {_points(a.points):>5}  {cells}")
+        total = sum(a.points for a in infos)
+        print(f"{'total':32} {_points(sum(a.auto_points for a in infos)):>5} "
+              f"{_points(sum(a.manual_points for a in infos)):>6} {_points(total):>5}")
+        return 0
+    if args.action == "release":
+        db = False if args.no_db else args.db
+        folders = release(args.names, course_dir=args.course_dir, out=args.out, db=db)
+        for folder in folders:
+            print(f"released {folder.name} -> {folder / (folder.name + '.ipynb')}")
+        if not args.no_db:
+            where = args.db or "the course's gradebook (nbgrader_config.py, else <course-dir>/gradebook.db)"
+            print(f"recorded in {where}")
+        return 0
+    raise ValueError(f"unknown action {args.action!r}")  # pragma: no cover - argparse rejects it first
