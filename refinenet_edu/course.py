@@ -320,7 +320,8 @@ def check_notebook(path: str | Path) -> list[str]:
         problems.append("no cell marked '# NBVAL_CHECK_OUTPUT' (mark the deterministic ones: shapes, counts, tables)")
     for c in checked:
         if not c.get("outputs"):
-            problems.append(f"the NBVAL_CHECK_OUTPUT cell starting {c.source.strip().splitlines()[0][:60]!r} "
+            lines = [ln for ln in c.source.splitlines() if ln.strip() and not _CHECK_MARKER.match(ln)]
+            problems.append(f"the NBVAL_CHECK_OUTPUT cell {(lines[0] if lines else '')[:60]!r} "
                             "has no stored output to compare")
 
     expected = 1
