@@ -21,8 +21,10 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
 
     Returns a dict with ``class_names``, ``counts`` (int64 array, one entry
     per class), ``frequency`` (counts / labelled pixels), ``ignored`` (pixels
-    with the ignore label) and ``total`` (all pixels). Masks are read without
-    decoding images when the dataset offers ``read_mask``.
+    with the ignore label) and ``total`` (all pixels). When the dataset offers
+    ``read_mask`` (as :class:`~refinenet_edu.datasets.VOCSegmentationFolder`
+    does) the stored masks are counted, without decoding images or applying
+    transforms; otherwise the masks that ``dataset[i]`` returns.
     """
     num_classes = num_classes if num_classes is not None else dataset.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)

@@ -4,30 +4,25 @@ A student without internet or GPU still needs data on which the paper's
 claims can be *measured*. SynthScenes is drawn so that each claim has a
 class that needs it (see ``data/README.md`` for the measured frequencies):
 
-========  ==============================================================
-class     what it tests
-========  ==============================================================
-0 background  blotchy random-colour texture; also the "occluder" patches
-              that cut into regions and objects (occlusion).
-1 water       large region, wavy-stripe texture: a big "stuff" class,
-              recognised by texture, not colour (colours are random).
-2 pavement    large region, rotated checkerboard texture; the context cue
-              for ``car`` as ``water`` is for ``boat``.
-3 boat        striped, outlined ellipse / rounded box, always inside water.
-4 car         drawn by the *same* code with the *same* random
-              distributions as ``boat``, always inside pavement. Locally
-              identical to ``boat``: only the region around it tells them
-              apart, and for large objects (radius up to ~30 px) that cue
-              is further from the centre than a small receptive field
-              reaches -- the case for chained residual pooling (Sec. 3.2).
-5 wire        curves 1-3 px wide across the image: vanish at 1/32 and
-              need the high-resolution paths of the cascade (Sec. 3.1).
-6 dot         specks 2-3 px wide: the smallest structures, same reason.
-========  ==============================================================
+- 0 ``background``: blotchy random-colour texture; also 0-2 "occluder"
+  patches per image laid over everything (occlusion).
+- 1 ``water``: large region with wavy stripes. A big "stuff" class that
+  texture, not colour, names (colours are random); the context for ``boat``.
+- 2 ``pavement``: large region with a rotated checkerboard; the context
+  for ``car``.
+- 3 ``boat``: striped, outlined ellipse or rounded box, always inside water.
+- 4 ``car``: drawn by the *same* code with the *same* random distributions
+  as ``boat``, always inside pavement. Locally identical to a boat: only the
+  region around it tells them apart, and for large objects (radius up to
+  36 px) that cue lies further from the centre than a small receptive field
+  reaches -- the case for chained residual pooling.
+- 5 ``wire``: curves 1-3 px wide across the image. They vanish at 1/32 and
+  need the high-resolution paths of the cascade (paper, Fig. 3).
+- 6 ``dot``: specks 3 px wide; the smallest structures, same reason.
 
 Colours of every class come from overlapping random distributions, each
 image gets a smooth illumination field and pixel noise, and objects occur
-at radii from ~4 to ~30 px (at 128x128), so colour alone separates nothing.
+at radii from 4 to 36 px (at 128x128), so colour alone separates nothing.
 
 Every sample is a pure function of ``(seed, split, index, size)``:
 :func:`render_sample` draws one, :func:`generate_dataset` writes a whole
@@ -63,7 +58,7 @@ __all__ = [
 
 DATASET_NAME = "synthscenes"
 #: Bump when the drawing code changes, so old folders can be told apart.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 IGNORE_INDEX = 255
 
 CLASS_NAMES = ("background", "water", "pavement", "boat", "car", "wire", "dot")
@@ -74,7 +69,7 @@ CLASS_DESCRIPTIONS = {
     "boat": "object inside water; looks exactly like car (wide context needed)",
     "car": "object inside pavement; looks exactly like boat (wide context needed)",
     "wire": "1-3 px wide curves: lost at 1/32, need the high-resolution paths",
-    "dot": "2-3 px specks: the smallest structures, need high resolution",
+    "dot": "3 px specks: the smallest structures, need high resolution",
 }
 #: RGB colour of each class in the palette PNGs (index 255 gets IGNORE_COLOUR).
 PALETTE = (
@@ -318,22 +313,24 @@ def _paint_wires(rng, size, image, mask) -> None:
         sag = rng.uniform(-0.25, 0.25) * size
         wiggle = rng.uniform(0.0, 3.0) * np.sin(2 * np.pi * rng.uniform(1, 4) * t + rng.uniform(0, 6.3))
         pts = p0[None, :] + t[:, None] * d[None, :] + ((sag * np.sin(np.pi * t) + wiggle)[:, None] * normal[None, :])
-        width = rng.choice([1, 2, 3], p=[0.4, 0.4, 0.2])
-        _stamp(image, mask, np.rint(pts).astype(np.int64), width, _extreme_colour(rng), WIRE)
+        brush = (_PIXEL, _SQUARE2, _PLUS)[rng.choice(3, p=[0.4, 0.4, 0.2])]  # 1, 2 or 3 px wide
+        _stamp(image, mask, np.rint(pts).astype(np.int64), brush, _extreme_colour(rng), WIRE)
 
 
-def _stamp(image, mask, pts: np.ndarray, width: int, colour: np.ndarray, label: int) -> None:
-    """Paint a ``width``-px square (``width`` 3: a plus) at each integer point.
+# Brushes: pixel offsets stamped at each point of a wire or dot.
+_PIXEL = ((0, 0),)
+_SQUARE2 = ((0, 0), (0, 1), (1, 0), (1, 1))
+_PLUS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
+_SQUARE3 = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def _stamp(image, mask, pts: np.ndarray, brush, colour: np.ndarray, label: int) -> None:
+    """Paint ``brush`` (pixel offsets) at each integer point of ``pts`` [N, 2].
 
     ``colour`` is one RGB triple or one per point.
     """
     size = mask.shape[0]
-    offsets = {
-        1: [(0, 0)],
-        2: [(0, 0), (0, 1), (1, 0), (1, 1)],
-        3: [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)],
-    }[int(width)]
-    for oy, ox in offsets:
+    for oy, ox in brush:
         y, x = pts[:, 0] + oy, pts[:, 1] + ox
         ok = (y >= 0) & (y < size) & (x >= 0) & (x < size)
         image[y[ok], x[ok]] = colour if colour.ndim == 1 else colour[ok]
@@ -341,14 +338,14 @@ def _stamp(image, mask, pts: np.ndarray, width: int, colour: np.ndarray, label: 
 
 
 def _paint_dots(rng, size, image, mask) -> None:
-    """5-30 specks 2-3 px wide anywhere, each its own extreme colour."""
+    """5-30 specks 3 px wide (3x3 squares or pluses) anywhere, each its own extreme colour."""
     n = max(int(rng.integers(5, 31) * (size / 128.0) ** 2), 1)
     pts = rng.integers(1, size - 2, size=(n, 2))
     dark = rng.random(n) < 0.5
     colours = np.where(dark[:, None], rng.uniform(*_DARK, (n, 3)), rng.uniform(*_BRIGHT, (n, 3)))
-    big = rng.random(n) < 0.5
-    _stamp(image, mask, pts[~big], 2, colours[~big], DOT)
-    _stamp(image, mask, pts[big], 3, colours[big], DOT)
+    square = rng.random(n) < 0.5
+    _stamp(image, mask, pts[square], _SQUARE3, colours[square], DOT)
+    _stamp(image, mask, pts[~square], _PLUS, colours[~square], DOT)
 
 
 # --------------------------------------------------------------------------
