@@ -71,6 +71,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    warmup_epochs: float = 0.0  # linear warm-up before the poly decay (helps Adam from scratch)
     crop_size: int = 400
     scale_range: tuple[float, float] = (0.7, 1.3)
     hflip: bool = True
@@ -126,6 +127,7 @@ RECIPES: dict[str, TrainConfig] = {
         lr=2e-3,
         encoder_lr_ratio=1.0,
         weight_decay=1e-4,
+        warmup_epochs=1.0,
         crop_size=128,
         scale_range=(0.75, 1.25),
     ),
@@ -150,9 +152,18 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------- pieces
-def poly_lambda(total_steps: int, power: float = 0.9):
-    """The "poly" learning-rate factor ``(1 - step / total) ** power``."""
-    return lambda step: max(0.0, 1.0 - step / max(1, total_steps)) ** power
+def poly_lambda(total_steps: int, power: float = 0.9, warmup_steps: int = 0):
+    """The "poly" learning-rate factor ``(1 - step / total) ** power``.
+
+    With ``warmup_steps`` the factor first rises linearly from ~0 to 1.
+    """
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return max(0.0, 1.0 - step / max(1, total_steps)) ** power
+
+    return factor
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -262,7 +273,8 @@ def train(
     steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = make_optimizer(module, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power))
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(total_steps, cfg.poly_power, warmup_steps))
     scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
 
     # ---- resume
