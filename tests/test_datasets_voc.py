@@ -66,7 +66,7 @@ def test_round_trip(tmp_path, mask_mode):
     assert ds.ids == ["train0", "train1", "train2"] and len(ds) == 3
     assert ds.class_names == tuple(CLASSES) and ds.num_classes == 3 and ds.ignore_index == 255
     assert ds.palette == [tuple(c) for c in PALETTE]
-    assert (ds.root, ds.split) == (tmp_path, "train")
+    assert (ds.root, ds.split, ds.name) == (tmp_path, "train", tmp_path.name)
     for i, sample_id in enumerate(ds.ids):
         image, mask = ds[i]
         assert isinstance(image, tv_tensors.Image) and image.dtype == torch.uint8
@@ -121,7 +121,7 @@ def test_load_shipped_synthscenes():
     if not shipped.is_dir():
         pytest.skip("data/synthscenes not in this checkout")
     ds = load_dataset("synthscenes", "val")
-    assert ds.root == shipped and ds.num_classes == 7 and len(ds) > 0
+    assert ds.root == shipped and ds.num_classes == 7 and len(ds) > 0 and ds.name == "synthscenes"
 
 
 def test_real_datasets_say_how_to_download(tmp_path):

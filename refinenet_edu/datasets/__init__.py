@@ -25,6 +25,7 @@ from refinenet_edu.datasets.transforms import (
 from refinenet_edu.datasets.voc import (
     DATASET_NAMES,
     VOC_CLASSES,
+    VOC_PALETTE,
     DatasetError,
     MissingDataError,
     SBDSegmentation,
@@ -48,6 +49,7 @@ __all__ = [
     "SBDSegmentation",
     "VOCSegmentationFolder",
     "VOC_CLASSES",
+    "VOC_PALETTE",
     "check_voc_folder",
     "class_pixel_histogram",
     "colorize",

@@ -216,7 +216,7 @@ def _object_shape(rng: np.random.Generator, radius: float) -> dict:
 
 
 def _object_level(shape: dict, size: int, cy: float, cx: float):
-    """Superellipse level set in a bounding box: (box slices, s, v/b)."""
+    """Superellipse level (<= 1 inside) in a bounding box: (box slices, level, v/b)."""
     r = int(np.ceil(shape["a"])) + 1
     y0, y1 = max(int(cy) - r, 0), min(int(cy) + r + 1, size)
     x0, x1 = max(int(cx) - r, 0), min(int(cx) + r + 1, size)

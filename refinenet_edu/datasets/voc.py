@@ -35,6 +35,7 @@ __all__ = [
     "SBDSegmentation",
     "VOCSegmentationFolder",
     "VOC_CLASSES",
+    "VOC_PALETTE",
     "default_data_dir",
     "load_dataset",
     "load_image",
@@ -81,6 +82,10 @@ def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
             c >>= 3
         colours.append((r, g, b))
     return colours
+
+
+#: colours of the 21 PASCAL VOC classes
+VOC_PALETTE = tuple(voc_palette(len(VOC_CLASSES)))
 
 
 def default_data_dir() -> Path:
@@ -236,6 +241,10 @@ class VOCSegmentationFolder(Dataset):
         num_classes, class_names, palette: override ``meta.json``; without
             either, the 21 PASCAL VOC classes and colours are assumed.
 
+    Attributes: ``root``, ``split``, ``ids``, ``class_names``, ``palette``,
+    ``num_classes``, ``ignore_index`` and ``name`` (from ``meta.json``, else
+    the folder's name).
+
     Missing split file, empty split, or an image without its mask raise at
     construction; a bad size, bad label or unreadable file raise when the
     sample is read. Every error message starts with the file's path.
@@ -259,6 +268,7 @@ class VOCSegmentationFolder(Dataset):
         self.class_names, self.palette, self.ignore_index = resolve_classes(
             self.root, num_classes, class_names, palette
         )
+        self.name = str(read_meta(self.root).get("name") or self.root.name)
         self.num_classes = len(self.class_names)
         self.ids = read_split_ids(self.root, split)
         self.images, self.masks = [], []
@@ -325,7 +335,7 @@ def voc2012(
             f"refinenet_edu.datasets.voc2012({str(root)!r}, {split!r}, download=True), or extract "
             "VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 lies in that folder",
         )
-    return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=voc_palette(21))
+    return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
 
 
 class SBDSegmentation(Dataset):
@@ -355,8 +365,9 @@ class SBDSegmentation(Dataset):
             )
         self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=download)
         self.ids = [Path(p).stem for p in self._sbd.images]
+        self.name = "sbd"
         self.class_names = VOC_CLASSES
-        self.palette = voc_palette(len(VOC_CLASSES))
+        self.palette = list(VOC_PALETTE)
         self.num_classes = len(VOC_CLASSES)
         self.ignore_index = 255
 
