@@ -26,9 +26,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -151,6 +153,22 @@ def _nbgrader_config(course: Path, release_dir: Path, db: str | os.PathLike | bo
     return config
 
 
+@contextlib.contextmanager
+def _interpreter_scripts_on_path():
+    """nbgrader's gradebook runs the ``alembic`` command by name; find the one installed beside this Python.
+
+    (``.venv/bin/refinenet-edu`` works without activating the environment, so its ``bin/`` may not be on PATH.)
+    """
+    scripts = str(Path(sys.executable).parent)
+    old = os.environ.get("PATH", "")
+    if shutil.which("alembic") is None and (Path(scripts) / "alembic").exists():
+        os.environ["PATH"] = scripts + os.pathsep + old
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
 def _replace_dir(src: Path, dest: Path, scratch: Path) -> None:
     """Move ``src`` to ``dest``; an existing ``dest`` is swapped out first, then deleted."""
     old = None
@@ -201,7 +219,8 @@ def release(
             coursedir.assignment_id = name
             converter = GenerateAssignment(coursedir=coursedir, config=config)
             try:
-                converter.start()
+                with _interpreter_scripts_on_path():
+                    converter.start()
             except NbGraderException as err:
                 raise ValueError(f"nbgrader could not generate {name!r}: {err} (see the log above)") from err
             folder = generated / name
