@@ -502,6 +502,13 @@ def _run_spec(spec: RunSpec) -> dict:
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
+    if sys.platform.startswith("linux"):
+        # A worker started by "spawn" inherits that start method, and the
+        # DataLoader would then re-spawn its loader processes (a fresh Python
+        # importing torch) every epoch; forking them is what a plain run does.
+        import multiprocessing
+
+        multiprocessing.set_start_method("fork", force=True)
     cfg = TrainConfig(**{**spec.train_config, "scale_range": tuple(spec.train_config.get("scale_range", (0.75, 1.25)))})
     record, model, val_set = train_variant(
         spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
