@@ -73,16 +73,18 @@ def main() -> None:
     p.add_argument("--target-miou", type=float, default=COURSE_TARGET_MIOU)
     p.add_argument("--max-minutes", type=float, default=10.0)
     p.add_argument("--epochs", type=int, help="epochs of the run to target (default: the course recipe's)")
+    p.add_argument("--num-workers", type=int, default=0, help="data-loading processes (e.g. 8 on a GPU machine)")
     p.add_argument("--steps", type=int, default=10, help="steps per precision in the throughput comparison")
     p.add_argument("--out", type=Path, help="JSON file (default: benchmarks/results/train_course-<device>.json)")
     args = p.parse_args()
 
     device = resolve_device(args.device)
     cfg = RECIPES["course"].replace(device=str(device), target_miou=args.target_miou, max_minutes=args.max_minutes,
-                                    epochs=args.epochs)
+                                    epochs=args.epochs, num_workers=args.num_workers)
     train_set = load_dataset(args.data, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range))
     val_set = load_dataset(args.data, "val", eval_transforms())
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                        num_workers=args.num_workers)
 
     fast = resolve_precision("auto", device)
     rates = {}
