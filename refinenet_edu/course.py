@@ -439,7 +439,7 @@ def _execute(args: argparse.Namespace, paths: list[Path]) -> int:
             print(f"{path.name}: warning: {warning}", file=sys.stderr)
         reports.append(report)
     if args.html is not None and index:
-        print(f"index: {_write_index(args.html, index)}")
+        print(f"index: {_write_index(args.html, sorted(index))}")
     ok = [r for r in reports if r.ok]
     total = sum(r.seconds for r in reports)
     print(f"{len(ok)} of {len(reports)} notebook(s) executed in {total:.1f} s ({mode} mode)")
