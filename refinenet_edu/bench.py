@@ -7,13 +7,15 @@ one SGD step: forward, cross-entropy, backward, update), a precision
 it reports
 
 * milliseconds per image and images per second (median over the timed
-  iterations);
+  iterations, or their minimum with ``--statistic min``: the better
+  estimate on a machine that other work shares);
 * achieved TFLOP/s: FLOPs counted with ``torch.utils.flop_counter`` (on the
   ``meta`` device, so counting is free; the train step's backward pass is
   counted too, about 2x the forward), divided by the measured time;
 * the fraction of the device's peak, where the peak is the best of a matrix
-  multiplication and a 3x3 convolution probe, measured in the same run and
-  in the same precision;
+  multiplication and a 3x3 convolution probe, measured in the same run (once
+  before and once after the cases; the best counts) and in the same
+  precision;
 * peak memory of one step over what was resident before it (weights,
   optimizer state and input): on CUDA from ``torch.cuda.max_memory_allocated``;
   on a CPU from the process's peak resident set size (Linux ``VmHWM``, reset
@@ -62,7 +64,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -93,9 +95,10 @@ PEER_BACKBONES = ("resnet50", "resnet101")  # what torchvision builds FCN / Deep
 MODES = ("forward", "train")
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 BASELINE = ("fp32", "contiguous", False)  # dtype, memory format, compiled
+STATISTICS = {"median": statistics.median, "min": min}
 ROW_KEYS = (  # every row of the JSON has these keys (tests check them)
     "model", "label", "family", "backbone", "parameters", "mode", "dtype", "memory_format", "compiled",
-    "device", "batch", "input_size", "status", "note", "iterations", "times_ms", "ms_per_step",
+    "device", "batch", "input_size", "status", "note", "iterations", "times_ms", "statistic", "ms_per_step",
     "ms_per_image", "images_per_s", "flops_per_image", "tflops", "peak_tflops", "peak_fraction",
     "memory_mb", "speedup_vs_fp32_eager", "argmax_agreement", "compile_s",
 )
@@ -230,6 +233,8 @@ class Settings:
     compile_timeout: float = 300.0
     seed: int = 0
     probe: bool = True
+    cudnn_benchmark: bool = True  # let cuDNN time its algorithms once per shape (inputs here have one size)
+    statistic: str = "median"  # of the timed steps: "median", or "min" on a machine shared with other work
 
     def validate(self) -> None:
         h, w = self.input_size
@@ -237,6 +242,8 @@ class Settings:
             raise ValueError(f"input size {h}x{w}: height and width must be at least {MIN_INPUT_SIZE}")
         if self.batch < 1 or self.iterations < 1 or self.warmup < 0 or self.num_classes < 1:
             raise ValueError("batch, iterations and num_classes must be >= 1, warmup >= 0")
+        if self.statistic not in STATISTICS:
+            raise ValueError(f"statistic {self.statistic!r}: expected one of {list(STATISTICS)}")
         if self.compile_timeout <= 0:
             raise ValueError(f"compile timeout {self.compile_timeout}: must be positive")
 
@@ -285,6 +292,16 @@ def _train_mode(model: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------- device helpers
+def _configure_cuda(settings: Settings) -> dict[str, Any]:
+    """Apply the cuDNN autotuning setting; return the CUDA math settings in force, for the JSON."""
+    torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+    return {
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -386,11 +403,11 @@ def probe_peak(device: torch.device, dtype: str, *, min_seconds: float = 0.05) -
             if t >= min_seconds or n >= limit:
                 break
             n *= 2
-        t = _best_time(lambda: a @ b, device, reps=max(2, min(20, int(0.5 / max(t, 1e-6)))))
+        t = _best_time(lambda: a @ b, device, reps=max(3, min(50, int(1.0 / max(t, 1e-6)))))
         results["matmul_tflops"] = 2 * n**3 / t / 1e12
         results["matmul_size"] = n
         # 3x3 convolution, channels_last, the decoder's most common layer
-        channels, hw = (512, 64) if big else (256, 32)
+        channels, hw = (512, 64) if big else (256, 64)
         conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, torch_dtype)
         conv = conv.to(memory_format=torch.channels_last)
         batch, limit = 1, (256 if big else 64)
@@ -401,7 +418,7 @@ def probe_peak(device: torch.device, dtype: str, *, min_seconds: float = 0.05) -
             if t >= min_seconds or batch >= limit:
                 break
             batch *= 2
-        t = _best_time(lambda: conv(x), device, reps=max(2, min(20, int(0.5 / max(t, 1e-6)))))
+        t = _best_time(lambda: conv(x), device, reps=max(3, min(50, int(1.0 / max(t, 1e-6)))))
         results["conv_tflops"] = 2 * batch * channels * channels * 9 * hw * hw / t / 1e12
         results["conv_shape"] = [batch, channels, hw, hw]
     results["peak_tflops"] = max(results["matmul_tflops"], results["conv_tflops"])
@@ -527,7 +544,7 @@ def _measure(
             info["note"] = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
             log(f"  error: {_case_text(r.case)}: {info['note']}")
     for i in range(settings.iterations):
-        for r in alive:
+        for r in alive if i % 2 == 0 else alive[::-1]:  # alternate the order: no case always goes first
             r.times.append(r.timed_step())
             r.output = None
         log(f"  round {i + 1}/{settings.iterations} done")
@@ -572,6 +589,8 @@ def _worker() -> int:
     s["input_size"] = tuple(s["input_size"])
     settings = Settings(**s)
     spec = parse_model_spec(case.model)
+    if torch.device(case.device).type == "cuda":
+        _configure_cuda(settings)
     if case.mode == "forward":
         # freezing lets the compiler fold batch norm into the convolutions and pre-pack weights
         import torch._inductor.config as inductor_config
@@ -617,6 +636,7 @@ def environment(devices: list[torch.device]) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_bf16_native": cpu_supports_bf16(),
+        "load_average": {"start": _load_average(), "end": None},  # other work on the machine
         "cuda": [torch.cuda.get_device_name(d) for d in devices if d.type == "cuda"],
         "versions": {
             "python": platform.python_version(),
@@ -685,19 +705,28 @@ def run_bench(
     result["settings"] = {
         **asdict(settings), "input_size": list(settings.input_size), "models": [s.text for s in specs],
         "modes": list(modes), "memory_formats": list(memory_formats), "compile": compile,
-        "devices": [str(d) for d in devs], "timing": "median of round-robin iterations",
+        "devices": [str(d) for d in devs], "timing": f"{settings.statistic} of round-robin iterations",
     }
+    if any(d.type == "cuda" for d in devs):
+        result["settings"]["cuda_math"] = _configure_cuda(settings)
     result["memory_method"] = {"cpu": CPU_MEMORY_METHOD, "cuda": CUDA_MEMORY_METHOD}
 
     # cases per device, dtype list per device
     dtypes_per_device = {d: list(dtypes) if dtypes else default_dtypes(d) for d in devs}
     result["peak"] = {}
-    if settings.probe:
+
+    def probe(when: str) -> None:
+        """Probe every device and dtype; keep each probe's best of the runs before and after the cases."""
         for d in devs:
-            result["peak"][str(d)] = {}
             for dt in dtypes_per_device[d]:
-                log(f"peak probe: {d} {dt}")
-                result["peak"][str(d)][dt] = probe_peak(d, dt)
+                log(f"peak probe ({when}): {d} {dt}")
+                new = probe_peak(d, dt)
+                old = result["peak"].setdefault(str(d), {}).setdefault(dt, new)
+                for key in ("matmul_tflops", "conv_tflops", "peak_tflops"):
+                    old[key] = max(old[key], new[key])
+
+    if settings.probe:
+        probe("before")
 
     rows: list[dict[str, Any]] = []
     eager_runners: list[Runner] = []
@@ -730,6 +759,8 @@ def run_bench(
         log(f"compiled case (child process, limit {settings.compile_timeout:g} s): {_case_text(case)}")
         infos[case] = _run_compiled_case(case, settings, log)
     del eager_runners
+    if settings.probe:
+        probe("after")
 
     cases = list(infos)
     for case in cases:
@@ -741,7 +772,8 @@ def run_bench(
         times = row["times_ms"] or []
         row["iterations"] = len(times)
         if times and row["status"] == "ok":
-            step_ms = statistics.median(times)
+            step_ms = STATISTICS[settings.statistic](times)
+            row["statistic"] = settings.statistic
             row["ms_per_step"] = step_ms
             row["ms_per_image"] = step_ms / settings.batch
             row["images_per_s"] = 1e3 * settings.batch / step_ms
@@ -758,7 +790,15 @@ def run_bench(
             r["speedup_vs_fp32_eager"] = b["ms_per_step"] / r["ms_per_step"]
     result["rows"] = rows
     result["comparisons"] = _comparisons(rows)
+    result["load_average"]["end"] = _load_average()
     return result
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def _case_fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -812,8 +852,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"device: {', '.join(result['cuda']) or result['cpu']} ({result['cpu_count']} CPUs, "
         f"{result['torch_threads']} torch threads, CPU native bf16: {result['cpu_bf16_native']})",
         f"torch {v['torch']}, torchvision {v['torchvision']}, python {v['python']}, CUDA {v['cuda']}",
+        f"load average (1/5/15 min) at start {result['load_average']['start']}, at end {result['load_average']['end']}",
         f"input {s['batch']}x3x{s['input_size'][0]}x{s['input_size'][1]}, {s['iterations']} timed iteration(s) "
-        f"round-robin after {s['warmup']} warm-up, median",
+        f"round-robin after {s['warmup']} warm-up, {s['statistic']} time",
     ]
     for dev, peaks in result["peak"].items():
         lines.append(
@@ -886,6 +927,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=21)
     parser.add_argument("--iterations", type=int, default=None, help="timed steps per case (default 3)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per case first (default 1)")
+    parser.add_argument("--statistic", choices=list(STATISTICS), default="median",
+                        help="time per step: median (default) or min (the best estimate on a machine shared with other work)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for torch (torch.set_num_threads; default: torch's, see the table's header)")
     parser.add_argument("--no-probe", action="store_true", help="skip the peak probe (no %% of peak)")
     parser.add_argument("--smoke", action="store_true",
                         help="a < 1 minute check: course preset and FCN at 64x64, 1 iteration (what CI runs)")
@@ -904,8 +949,14 @@ def run(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         compile_timeout=args.compile_timeout,
         probe=not args.no_probe,
+        statistic=args.statistic,
     )
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads {args.threads}: must be >= 1")
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # compiled cases' child processes use as many
     result = run_bench(
         models,
         modes=args.modes or list(MODES),

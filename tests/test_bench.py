@@ -17,7 +17,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 TOP_KEYS = {
     "schema", "date", "commit", "dirty", "host", "platform", "cpu", "cpu_count", "torch_threads",
-    "cpu_bf16_native", "cuda", "versions", "settings", "memory_method", "peak", "rows", "comparisons",
+    "cpu_bf16_native", "load_average", "cuda", "versions", "settings", "memory_method", "peak", "rows", "comparisons",
 }
 
 
