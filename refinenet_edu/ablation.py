@@ -869,9 +869,16 @@ def _time_variant(v: Variant, preset: str, num_classes: int, model_overrides: di
     return time_inference(model, (size, size), device=device, precision=precision)
 
 
-def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "auto", log=print) -> AblationResults:
+def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "auto", log=print,
+           argv: list[str] | None = None) -> AblationResults:
     """Measure the inference time of every variant in ``out`` on this device and add it to the file."""
+    from refinenet_edu.commands._common import provenance
+    from refinenet_edu.devices import describe_device, resolve_device
+
     results = AblationResults.load(out)
+    started = time.perf_counter()
+    invocation = {**provenance(argv), "device": describe_device(resolve_device(device)), "retime": True}
+    results.data["provenance"]["invocations"].append(invocation)
     budget = results.data.get("budget", {})
     preset = budget.get("preset", "course")
     size = int(budget.get("train", {}).get("crop_size", 128))
@@ -883,6 +890,7 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
         entry.setdefault("inference_ms", {})[t["device"]] = round(t["ms_per_image"], 3)
         entry.setdefault("inference_settings", {})[t["device"]] = {k: t[k] for k in ("precision", "batch", "input_size")}
         log(f"  inference {name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
+    invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
     results.save(out)
     return results
 
@@ -943,7 +951,7 @@ def _variants_from_args(args) -> list[Variant]:
 
 def run(args: argparse.Namespace) -> int:
     if args.retime:
-        retime(args.out, device=args.device, precision=args.precision)
+        retime(args.out, device=args.device, precision=args.precision, argv=getattr(args, "_argv", None))
         return 0
     variants = _variants_from_args(args)
     overrides: dict[str, Any] = {}
