@@ -40,6 +40,8 @@ from refinenet_edu.metrics import (
     per_sample_confusion,
 )
 
+from refinenet_edu.datasets.describe import colorize  # one colouring function for the whole library
+
 __all__ = [
     "OFFICIAL_SCALES",
     "predict_logits",
@@ -508,15 +510,6 @@ def _mask_array(mask) -> np.ndarray:
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ValueError(f"mask labels must be in [0, 255] for a palette PNG, got {arr.min()}..{arr.max()}")
     return arr.astype(np.uint8)
-
-
-def colorize(mask, palette: Sequence[Sequence[int]], ignore_index: int | None = 255) -> np.ndarray:
-    """Colour a label mask ``[H, W]`` with ``palette`` (list of RGB triples).
-
-    Returns uint8 ``[H, W, 3]``; ``ignore_index`` pixels get PASCAL VOC's void
-    colour unless the palette has an entry for them.
-    """
-    return _palette_lut(palette, ignore_index)[_mask_array(mask)]
 
 
 def _image_uint8(image) -> torch.Tensor:
