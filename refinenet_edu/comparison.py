@@ -491,7 +491,7 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
     if class_names:
         handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.88, bottom=0.12, wspace=0.05)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.12, wspace=0.05)
     return fig
 
 

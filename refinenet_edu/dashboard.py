@@ -1,0 +1,316 @@
+"""The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.comparison`.
+
+Usage in a notebook::
+
+    from refinenet_edu.dashboard import AblationDashboard
+    dash = AblationDashboard("results/ablation")      # or {"30 epochs": ..., "60 epochs": ...}
+    dash                                               # displays it
+
+Controls: the results set, the variants to compare, the metric, the cost
+on the x axis of the trade-off chart, the validation image, and a "train now"
+control that trains a chosen variant on this machine (with progress) and adds
+it to the comparison under its own name (it is never averaged with the shipped
+runs, which had another budget).
+
+Every chart is a PNG in an ``ipywidgets.Image`` drawn by a function of
+:mod:`refinenet_edu.comparison`; the callbacks only read the controls, call
+those functions and set the images. An error inside a callback is shown in the
+dashboard's "messages" area, never swallowed.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from refinenet_edu import comparison as cmp
+
+__all__ = ["AblationDashboard", "default_trainer"]
+
+#: The comparisons shown first: the cascades and chained residual pooling on/off.
+DEFAULT_SELECTION = ("4-cascaded-crp4", "2-cascaded-crp4", "single-crp4", "4-cascaded-crp0")
+
+
+def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: str = "synthscenes",
+                    subset: int | None = None, crop_size: int | None = None, batch_size: int | None = None,
+                    seed: int = 0, device: str = "auto", progress: bool = True, **_: Any) -> dict:
+    """Train ``variant`` now (see :func:`refinenet_edu.ablation.train_variant`) and measure it.
+
+    Returns ``{"record", "costs", "predictions"}`` for :func:`comparison.add_live_run`.
+    """
+    from refinenet_edu.ablation import budget_for, predict_masks, time_inference, train_variant, variant_costs
+
+    cfg = budget_for(preset, epochs=epochs, crop_size=crop_size, batch_size=batch_size, device=device,
+                     eval_every=max(1, epochs))
+    record, model, val_set = train_variant(variant, seed, preset=preset, data=data, train_config=cfg,
+                                           subset=subset, progress=progress)
+    costs = variant_costs(variant, preset=preset, num_classes=val_set.num_classes,
+                          input_size=(cfg.crop_size, cfg.crop_size))
+    t = time_inference(model, (cfg.crop_size, cfg.crop_size), device=device)
+    costs["inference_ms"] = {t["device"]: round(t["ms_per_image"], 3)}
+    return {"record": record, "costs": costs, "predictions": predict_masks(model, val_set)}
+
+
+class AblationDashboard:
+    """Pick variants and a metric; bars with seed error bars, accuracy against cost,
+    per-class IoU, predictions side by side, and a "train now" control.
+
+    ``results``: an :class:`~refinenet_edu.ablation.AblationResults`, a path to
+    one, or a mapping ``{name: results or path}`` of several (e.g. two budgets).
+    ``trainer``: what "train now" calls, ``trainer(variant, epochs=..., **train_options)``
+    returning ``{"record", "costs", "predictions"}`` (default :func:`default_trainer`).
+    ``train_options``: passed to it (e.g. ``subset=32, crop_size=64`` for a quick run).
+    ``val_set``: the validation images for the predictions view (default: the
+    ``data`` set's ``val`` split, untransformed).
+    """
+
+    def __init__(
+        self,
+        results,
+        *,
+        data: str = "synthscenes",
+        trainer: Callable[..., dict] | None = None,
+        train_epochs: int = 5,
+        train_options: Mapping[str, Any] | None = None,
+        val_set=None,
+        selection: tuple[str, ...] = DEFAULT_SELECTION,
+    ):
+        import ipywidgets as w
+
+        self.sets = self._load_sets(results)
+        self.data = data
+        self.trainer = trainer or default_trainer
+        self.train_options = dict(train_options or {})
+        self._val_set = val_set
+        self.renders = 0  # how many times the charts were drawn (tests and curious readers)
+        self.live_runs: list[str] = []
+
+        name = next(iter(self.sets))
+        self.results = self.sets[name]
+
+        self.source = w.Dropdown(options=list(self.sets), value=name, description="results")
+        self.source.layout.display = None if len(self.sets) > 1 else "none"
+        self.variants = w.SelectMultiple(description="variants", rows=8, layout=w.Layout(width="380px"))
+        self.metric = w.Dropdown(description="metric", layout=w.Layout(width="380px"))
+        self.cost = w.Dropdown(description="cost (x)", layout=w.Layout(width="380px"))
+        self.image_index = w.IntSlider(description="val image", min=0, max=0, value=0, continuous_update=False)
+        self.bars = w.Image(format="png", layout=w.Layout(max_width="760px"))
+        self.tradeoff = w.Image(format="png", layout=w.Layout(max_width="640px"))
+        self.per_class = w.Image(format="png", layout=w.Layout(max_width="860px"))
+        self.predictions = w.Image(format="png", layout=w.Layout(max_width="980px"))
+        self.summary = w.HTML()
+        self.messages = w.Output(layout=w.Layout(border="1px solid #ddd", max_height="260px", overflow="auto"))
+        self.train_variant = w.Dropdown(description="variant")
+        self.train_epochs = w.BoundedIntText(value=train_epochs, min=1, max=500, description="epochs")
+        self.train_button = w.Button(description="Train now", button_style="primary", icon="play")
+        self.train_log = w.Output(layout=w.Layout(border="1px solid #ddd", max_height="300px", overflow="auto"))
+
+        self._fill_options(selection)
+        self.source.observe(self._guard(self._on_source), names="value")
+        self.variants.observe(self._guard(self._on_selection), names="value")
+        self.metric.observe(self._guard(self._on_selection), names="value")
+        self.cost.observe(self._guard(self._on_cost), names="value")
+        self.image_index.observe(self._guard(self._on_image), names="value")
+        self.train_button.on_click(self._guard(lambda _: self.train_now()))
+
+        tabs = w.Tab(children=[
+            w.VBox([self.bars, self.summary]),
+            self.tradeoff,
+            self.per_class,
+            w.VBox([self.image_index, self.predictions]),
+            w.VBox([w.HBox([self.train_variant, self.train_epochs, self.train_button]), self.train_log]),
+        ])
+        for i, title in enumerate(["mean ± std", "accuracy vs cost", "per class", "predictions", "train now"]):
+            tabs.set_title(i, title)
+        self.tabs = tabs
+        self.widget = w.VBox(
+            [w.HBox([w.VBox([self.source, self.metric, self.cost]), self.variants]), tabs,
+             w.HTML("<b>messages</b>"), self.messages],
+            layout=w.Layout(width="100%"),
+        )
+        self.widget.add_class("ablation-dashboard")
+        self.refresh()
+
+    # ------------------------------------------------------------------ setup
+    @staticmethod
+    def _load_sets(results) -> dict:
+        from refinenet_edu.ablation import AblationResults
+
+        def one(r):
+            return r if isinstance(r, AblationResults) else cmp.load_results(r)
+
+        if isinstance(results, Mapping):
+            sets = {str(k): one(v) for k, v in results.items()}
+        else:
+            r = one(results)
+            epochs = r.data.get("budget", {}).get("train", {}).get("epochs")
+            sets = {f"{epochs} epochs" if epochs else "results": r}
+        if not sets:
+            raise ValueError("no results to show")
+        return sets
+
+    def _fill_options(self, selection=DEFAULT_SELECTION) -> None:
+        self._filling = True  # the option changes below must not redraw one chart per change
+        try:
+            self._set_options(selection)
+        finally:
+            self._filling = False
+
+    def _set_options(self, selection) -> None:
+        from refinenet_edu.ablation import DEFAULT_GRID
+
+        names = cmp.groups(self.results)
+        keep = [v for v in (self.variants.value or selection) if v in names]
+        self.variants.options = names
+        self.variants.value = tuple(keep or names[:4])
+        metrics = cmp.metric_names(self.results)
+        self.metric.options = [(cmp.metric_label(m), m) for m in metrics if m not in ("params", "flops")]
+        if self.metric.value not in metrics:
+            self.metric.value = "miou"
+        costs = ["params", "flops"] + [m for m in metrics if m.startswith("inference_ms/")]
+        self.cost.options = [(cmp.metric_label(m), m) for m in costs]
+        if self.cost.value not in costs:
+            self.cost.value = "params"
+        trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
+                                                       if not self.results.variants.get(n, {}).get("live")]
+        self.train_variant.options = list(dict.fromkeys(trainable))
+        n_val = len(self.val_set) if self.val_set is not None else 1
+        self.image_index.max = max(0, n_val - 1)
+
+    @property
+    def val_set(self):
+        if self._val_set is None:
+            try:
+                from refinenet_edu.datasets import load_dataset
+
+                self._val_set = load_dataset(self.data, "val")
+            except Exception:  # no images: the predictions view says so
+                self._val_set = None
+        return self._val_set
+
+    def _guard(self, fn: Callable) -> Callable:
+        """Run a callback; show any error in ``messages`` (never swallow it)."""
+
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            if getattr(self, "_filling", False):
+                return None
+            try:
+                return fn(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - shown to the reader
+                with self.messages:
+                    print(f"error in {fn.__name__}: {type(err).__name__}: {err}")
+                    traceback.print_exc()
+                self.last_error = err
+                return None
+
+        return wrapped
+
+    # ------------------------------------------------------------------ callbacks
+    def _on_source(self, change) -> None:
+        self.results = self.sets[change["new"]]
+        self._fill_options()
+        self.refresh()
+
+    def _on_selection(self, change=None) -> None:
+        self.draw_bars()
+        self.draw_tradeoff()
+        if change is None or change.get("owner") is self.variants:
+            self.draw_per_class()
+            self.draw_predictions()
+
+    def _on_cost(self, change=None) -> None:
+        self.draw_tradeoff()
+
+    def _on_image(self, change=None) -> None:
+        self.draw_predictions()
+
+    # ------------------------------------------------------------------ drawing
+    @property
+    def selected(self) -> list[str]:
+        return list(self.variants.value)
+
+    def refresh(self) -> None:
+        """Redraw every chart."""
+        self.draw_bars()
+        self.draw_tradeoff()
+        self.draw_per_class()
+        self.draw_predictions()
+
+    def draw_bars(self) -> None:
+        self.bars.value = cmp.figure_png(cmp.plot_bars(self.results, self.selected, self.metric.value))
+        self.summary.value = self._summary_html()
+        self.renders += 1
+
+    def draw_tradeoff(self) -> None:
+        self.tradeoff.value = cmp.figure_png(
+            cmp.plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
+
+    def draw_per_class(self) -> None:
+        self.per_class.value = cmp.figure_png(cmp.plot_per_class(self.results, self.selected))
+
+    def draw_predictions(self) -> None:
+        ds = self.val_set
+        if ds is None or not self.selected:
+            return
+        i = int(self.image_index.value)
+        image, mask = ds[i]
+        preds = {}
+        for name in self.selected:
+            got = cmp.load_predictions(self.results, name)
+            masks = got[0] if got is not None else None
+            preds[name] = masks[i] if masks is not None and i < len(masks) else None
+        fig = cmp.plot_predictions(image, mask, preds, ds.palette, ds.class_names)
+        ids = getattr(ds, "ids", None)
+        if ids is not None:
+            fig.suptitle(f"validation image {ids[i]} (predictions of the first seed)", fontsize=8)
+        self.predictions.value = cmp.figure_png(fig)
+
+    def _summary_html(self) -> str:
+        names = self.selected
+        metric = self.metric.value
+        if len(names) < 2:
+            return "<i>select two or more variants to compare them</i>"
+        first = names[0]
+        lines = []
+        for other in names[1:]:
+            try:
+                c = cmp.compare(self.results, first, other, metric)
+            except KeyError:
+                continue
+            scale, unit = (100.0, " points") if cmp.is_fraction(metric) else (1.0, "")
+            lines.append(c.sentence(scale, unit))
+        return "<br>".join(f"<code>{line}</code>" for line in lines)
+
+    # ------------------------------------------------------------------ train now
+    def train_now(self, variant: str | None = None, epochs: int | None = None) -> str:
+        """Train ``variant`` (default: the control's) for ``epochs`` now and add it; returns its group name."""
+        variant = variant or self.train_variant.value
+        epochs = int(epochs or self.train_epochs.value)
+        self.train_button.disabled = True
+        try:
+            with self.train_log:
+                print(f"training {variant} for {epochs} epoch(s) now ...", flush=True)
+                out = self.trainer(variant, epochs=epochs, data=self.data, **self.train_options)
+                rec = out["record"]
+                print(f"done: mIoU {rec['miou']:.4f} in {rec['train_seconds']:.0f} s on {rec['device']}", flush=True)
+        finally:
+            self.train_button.disabled = False
+        new, group = cmp.add_live_run(self.results, out["record"], costs=out.get("costs"),
+                                      predictions=out.get("predictions"))
+        self.results = new
+        self.sets[self.source.value] = new
+        self.live_runs.append(group)
+        self._fill_options()
+        self.variants.value = tuple(dict.fromkeys([*self.variants.value, group]))  # fires a redraw
+        self.draw_per_class()
+        self.draw_predictions()
+        return group
+
+    # ------------------------------------------------------------------ display
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -1,0 +1,303 @@
+"""The ablation runner (``refinenet-edu ablate``), the comparison functions and the shipped results."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from refinenet_edu import comparison as cmp
+from refinenet_edu.ablation import (
+    DEFAULT_GRID,
+    AblationResults,
+    Variant,
+    make_grid,
+    parse_variant,
+)
+from refinenet_edu.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "results" / "ablation"
+CLASSES = ["background", "water", "pavement", "boat", "car", "wire", "dot"]
+
+#: The tiny budget the runner tests use: a narrow model, 16 images, one epoch.
+TINY = ["--subset", "16", "--epochs", "1", "--crop-size", "64", "--batch-size", "8",
+        "--encoder-width", "8", "--widths", "8", "8", "8", "8", "--device", "cpu", "--eval-every", "1"]
+
+
+# --------------------------------------------------------------------------
+# a results file made by hand, with known numbers
+# --------------------------------------------------------------------------
+
+
+def fake_run(variant: str, seed: int, miou: float, boat: float = 0.5, car: float = 0.5) -> dict:
+    iou = {c: miou for c in CLASSES}
+    iou.update(boat=boat, car=car)
+    return {
+        "variant": variant, "label": parse_variant(variant).label, "seed": seed, "miou": miou,
+        "pixel_accuracy": miou + 0.1, "mean_class_accuracy": miou, "iou": iou,
+        "boundary_miou": {"1": miou - 0.2, "2": miou - 0.1}, "boundary_accuracy": {"1": 0.5, "2": 0.6},
+        "params": 1000, "train_seconds": 1.0, "epochs": 1, "device": "cpu", "precision": "float32",
+    }
+
+
+def fake_results(tmp_path: Path | None = None) -> AblationResults:
+    """4-cascaded clearly above single; CRP on vs off within the seed spread; predictions for seed 0."""
+    r = AblationResults()
+    r.data["dataset"] = {"class_names": CLASSES, "palette": [[i * 30, i * 20, i * 10] for i in range(7)], "num_classes": 7}
+    values = {
+        "4-cascaded-crp4": ([0.70, 0.71, 0.72], 0.80),
+        "single-crp4": ([0.60, 0.61, 0.62], 0.60),
+        "4-cascaded-crp0": ([0.69, 0.72, 0.70], 0.70),
+    }
+    for name, (mious, boat) in values.items():
+        r.variants[name] = {**parse_variant(name).as_dict(), "params": {"4-cascaded-crp4": 3e6}.get(name, 2e6),
+                            "flops": 1e9, "inference_ms": {"cpu": 10.0 if name != "single-crp4" else 8.0}}
+        for seed, m in enumerate(mious):
+            r.add_run(fake_run(name, seed, m, boat=boat, car=boat))
+    if tmp_path is not None:
+        pred_dir = tmp_path / "predictions"
+        pred_dir.mkdir(parents=True, exist_ok=True)
+        for k, name in enumerate(values):
+            masks = np.full((3, 32, 32), k, dtype=np.uint8)
+            np.savez_compressed(pred_dir / f"{name}__seed0.npz", masks=masks, ids=np.array(["a", "b", "c"]))
+            for run in r.runs:
+                if run["variant"] == name and run["seed"] == 0:
+                    run["predictions"] = f"predictions/{name}__seed0.npz"
+        r.save(tmp_path)
+        r = AblationResults.load(tmp_path)
+    return r
+
+
+# --------------------------------------------------------------------------
+# variants and grids
+# --------------------------------------------------------------------------
+
+
+def test_default_grid_is_the_papers_comparisons():
+    names = [v.name for v in DEFAULT_GRID]
+    assert names == ["4-cascaded-crp4", "2-cascaded-crp4", "single-crp4", "4-cascaded-2-scale-crp4",
+                     "4-cascaded-crp0", "4-cascaded-crp2"]
+
+
+@pytest.mark.parametrize("name", ["4-cascaded-crp4", "single-crp0", "4-cascaded-2-scale-crp4",
+                                  "4-cascaded-crp4-rcu3", "2-cascaded-crp2-lw"])
+def test_variant_names_round_trip(name):
+    v = parse_variant(name)
+    assert v.name == name and parse_variant(v) is v
+    assert v.overrides()["cascade"] == v.cascade
+
+
+@pytest.mark.parametrize("bad", ["", "4-cascaded", "triple-crp4", "single-crpX", "single-crp4-rcu1-lw"])
+def test_bad_variant_names_say_what_is_expected(bad):
+    with pytest.raises(ValueError, match="variant|cascade|light-weight"):
+        parse_variant(bad)
+
+
+def test_grids():
+    oat = make_grid(["single"], [0], [3], light_weight=True)
+    assert [v.name for v in oat] == ["4-cascaded-crp4", "single-crp4", "4-cascaded-crp0", "4-cascaded-crp4-rcu3",
+                                     "4-cascaded-crp4-lw"]
+    full = make_grid(["single", "4-cascaded"], [0, 4], grid="full")
+    assert {v.name for v in full} == {"single-crp0", "single-crp4", "4-cascaded-crp0", "4-cascaded-crp4"}
+    with pytest.raises(ValueError, match="grid"):
+        make_grid(grid="everything")
+
+
+def test_light_weight_variant_builds_the_light_weight_decoder():
+    from refinenet_edu.config import make_config
+
+    cfg = make_config("course", **Variant(light_weight=True).overrides())
+    assert (cfg.kernel_size, cfg.adaptive_rcus, cfg.output_rcus) == (1, 0, 0)
+
+
+# --------------------------------------------------------------------------
+# the command: a tiny grid, resume, the same budget enforced
+# --------------------------------------------------------------------------
+
+
+def test_ablate_tiny_grid_resumes_and_refuses_another_budget(tmp_path, capsys):
+    out = tmp_path / "abl"
+    argv = ["ablate", "--variants", "4-cascaded-crp4", "single-crp4", "--seeds", "0", "1", "--out", str(out), *TINY]
+    assert main(argv) == 0
+    log = capsys.readouterr().out
+    assert "4 run(s) to train" in log
+    results = AblationResults.load(out)
+    assert results.done() == {("4-cascaded-crp4", 0), ("4-cascaded-crp4", 1), ("single-crp4", 0), ("single-crp4", 1)}
+    run = results.runs[0]
+    assert set(run["iou"]) == set(CLASSES)
+    assert set(run["boundary_miou"]) == {"1", "2", "4", "8", "16"}
+    assert 0.0 <= run["miou"] <= 1.0 and run["train_seconds"] > 0 and run["epochs"] == 1
+    v = results.variants["4-cascaded-crp4"]
+    assert v["params"] > 0 and v["flops"] > 0 and v["flops_input"] == [64, 64]
+    assert all(ms > 0 for ms in v["inference_ms"].values())
+    prov = results.data["provenance"]["invocations"][0]
+    for key in ("command", "commit", "device", "torch", "torchvision", "python", "wall_seconds", "date"):
+        assert key in prov, key
+    assert prov["command"].startswith("refinenet-edu ablate")
+    assert results.data["budget"]["train"]["epochs"] == 1
+    assert results.data["dataset"]["sha256"]
+    # predictions of the first seed only, as uint8 masks of the validation subset
+    preds = sorted(p.name for p in (out / "predictions").iterdir())
+    assert preds == ["4-cascaded-crp4__seed0.npz", "single-crp4__seed0.npz"]
+    masks, ids = cmp.load_predictions(results, "single-crp4")
+    assert masks.dtype == np.uint8 and masks.shape == (4, 128, 128) and len(ids) == 4
+    # CSV: one row per run, one column per class
+    rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
+    assert len(rows) == 4 and "iou_boat" in rows[0] and "boundary_miou_2px" in rows[0]
+    summary = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+    assert [r["variant"] for r in summary] == ["4-cascaded-crp4", "single-crp4"] and summary[0]["runs"] == "2"
+
+    # resume: nothing left to train
+    assert main(argv) == 0
+    assert "0 run(s) to train, 4 already" in capsys.readouterr().out
+    assert len(AblationResults.load(out).runs) == 4
+
+    # one more seed trains only that seed
+    assert main(["ablate", "--variants", "single-crp4", "--seeds", "2", "--out", str(out), *TINY]) == 0
+    assert ("single-crp4", 2) in AblationResults.load(out).done()
+
+    # another budget into the same file is refused, naming the difference
+    bad = [a if a != "1" else "2" for a in argv]  # --epochs 2 (and --eval-every 2)
+    assert main(bad) == 2
+    err = capsys.readouterr().err
+    assert "another budget" in err and "epochs" in err
+
+
+def test_ablate_list_and_bad_input(tmp_path, capsys):
+    assert main(["ablate", "--list", "--out", str(tmp_path)]) == 0
+    listed = capsys.readouterr().out
+    assert all(v.name in listed for v in DEFAULT_GRID)
+    assert main(["ablate", "--variants", "triple-crp4", "--out", str(tmp_path)]) == 2
+    assert "variant 'triple-crp4'" in capsys.readouterr().err
+    assert main(["ablate", "--variants", "single-crp4", "--subset", "0", "--out", str(tmp_path)]) == 2
+
+
+# --------------------------------------------------------------------------
+# comparison functions
+# --------------------------------------------------------------------------
+
+
+def test_summarize_mean_std_and_values():
+    r = fake_results()
+    s = cmp.summarize(r, "miou")
+    assert list(s) == ["4-cascaded-crp4", "single-crp4", "4-cascaded-crp0"]
+    assert s["4-cascaded-crp4"].mean == pytest.approx(0.71)
+    assert s["4-cascaded-crp4"].std == pytest.approx(0.01)  # sample std of 0.70, 0.71, 0.72
+    assert s["single-crp4"].values == (0.60, 0.61, 0.62) and s["single-crp4"].n == 3
+    assert cmp.summarize(r, "iou/boat")["single-crp4"].mean == pytest.approx(0.6)
+    assert cmp.summarize(r, "context_iou")["4-cascaded-crp4"].mean == pytest.approx(0.8)
+    assert cmp.summarize(r, "params")["4-cascaded-crp4"].mean == 3e6
+    assert cmp.summarize(r, "inference_ms/cpu")["single-crp4"].mean == 8.0
+    assert cmp.summarize(r, "miou", ["single-crp4"]).keys() == {"single-crp4"}
+
+
+def test_compare_tells_a_difference_from_seed_noise():
+    r = fake_results()
+    big = cmp.compare(r, "4-cascaded-crp4", "single-crp4")
+    assert big.difference == pytest.approx(0.10)
+    assert big.beyond_spread and not big.ranges_overlap and big.welch_t > 5
+    assert "more than the seed spread" in big.sentence()
+    small = cmp.compare(r, "4-cascaded-crp4", "4-cascaded-crp0")
+    assert not small.beyond_spread and small.ranges_overlap
+    assert "within the seed spread" in small.sentence()
+    with pytest.raises(KeyError, match="no runs of 'nope'"):
+        cmp.compare(r, "nope", "single-crp4")
+
+
+def test_findings_and_table():
+    r = fake_results()
+    found = {(c.a, c.b, c.metric): c for c in cmp.findings(r)}
+    assert found[("4-cascaded-crp4", "single-crp4", "miou")].beyond_spread
+    assert found[("4-cascaded-crp4", "4-cascaded-crp0", "context_iou")].difference == pytest.approx(0.10)
+    table = cmp.format_table(r, ["miou", "boundary_miou/2", "params"])
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["variant", "seeds", "mIoU"]
+    assert "71.0 ± 1.0" in table and "61.0 ± 1.0" in table and "3.00 M" in table
+
+
+def test_metric_names_and_labels():
+    r = fake_results()
+    names = cmp.metric_names(r)
+    for m in ("miou", "iou/boat", "boundary_miou/2", "context_iou", "thin_iou", "params", "inference_ms/cpu"):
+        assert m in names
+    assert cmp.metric_label("boundary_miou/2") == "boundary mIoU (within 2 px)"
+    assert math.isnan(cmp.metric_value(r, {"variant": "x"}, "miou"))
+
+
+def test_live_runs_are_kept_apart():
+    r = fake_results()
+    rec = fake_run("single-crp4", 0, 0.30)
+    rec["epochs"] = 2
+    new, group = cmp.add_live_run(r, rec, costs={"params": 5, "inference_ms": {"cpu": 1.0}},
+                                  predictions=np.zeros((2, 8, 8), np.uint8))
+    assert group == "single-crp4 (now, 2 ep)"
+    assert len(r.runs) == 9 and len(new.runs) == 10  # the original is unchanged
+    s = cmp.summarize(new, "miou")
+    assert s["single-crp4"].mean == pytest.approx(0.61) and s[group].mean == pytest.approx(0.30)
+    assert cmp.summarize(new, "params")[group].mean == 5
+    assert cmp.load_predictions(new, group)[0].shape == (2, 8, 8)
+    again, group2 = cmp.add_live_run(new, rec)
+    assert group2 == "single-crp4 (now, 2 ep) #2"
+
+
+def test_figures_are_pngs(tmp_path):
+    r = fake_results(tmp_path)
+    for fig in (cmp.plot_bars(r, None, "miou"), cmp.plot_tradeoff(r, None, "miou", "params"),
+                cmp.plot_tradeoff(r, None, "iou/boat", "inference_ms/cpu"), cmp.plot_per_class(r)):
+        png = cmp.figure_png(fig)
+        assert png.startswith(b"\x89PNG")
+    masks, ids = cmp.load_predictions(r, "single-crp4")
+    assert ids == ["a", "b", "c"] and int(masks[0, 0, 0]) == 1
+    image = np.zeros((32, 32, 3), np.uint8)
+    fig = cmp.plot_predictions(image, masks[0], {"single-crp4": masks[0], "none": None},
+                               r.data["dataset"]["palette"], CLASSES)
+    assert cmp.figure_png(fig).startswith(b"\x89PNG")
+
+
+def test_results_file_rejects_foreign_json(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not an ablation results file"):
+        AblationResults.load(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        AblationResults.load(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------
+# the shipped results
+# --------------------------------------------------------------------------
+
+REQUIRED = {v.name for v in DEFAULT_GRID}
+
+
+@pytest.mark.parametrize("folder", ["ablation", "ablation-60ep"])
+def test_shipped_results_are_complete_and_consistent(folder):
+    path = REPO / "results" / folder
+    r = AblationResults.load(path)
+    seeds = {}
+    for run in r.runs:
+        seeds.setdefault(run["variant"], set()).add(run["seed"])
+    assert REQUIRED <= set(seeds)
+    assert all(len(s) >= 3 for s in seeds.values())
+    budget = r.data["budget"]
+    assert budget["subset"] is None and budget["data"]["sha256"] == r.data["dataset"]["sha256"]
+    assert {run["epochs"] for run in r.runs} == {budget["train"]["epochs"]}  # one budget for every run
+    assert {run["val_images"] for run in r.runs} == {150}
+    first = r.data["provenance"]["invocations"][0]
+    for key in ("command", "commit", "device", "torch", "torchvision", "wall_seconds", "jobs"):
+        assert first.get(key) is not None, key
+    for run in r.runs:
+        assert run["train_seconds"] > 0 and set(run["iou"]) == set(CLASSES)
+        if run.get("predictions"):
+            assert (path / run["predictions"]).is_file()
+    for name in seeds:
+        v = r.variants[name]
+        assert v["params"] > 0 and v["flops"] > 0 and v["inference_ms"]
+    rows = list(csv.DictReader(io.StringIO((path / "results.csv").read_text())))
+    assert len(rows) == len(r.runs)
+    assert json.loads((path / "results.json").read_text())["format"] == "refinenet-edu-ablation"
