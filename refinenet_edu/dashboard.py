@@ -113,7 +113,7 @@ class AblationDashboard:
         self.metric.observe(self._guard(self._on_selection), names="value")
         self.cost.observe(self._guard(self._on_cost), names="value")
         self.image_index.observe(self._guard(self._on_image), names="value")
-        self.train_button.on_click(self._guard(lambda _: self.train_now()))
+        self.train_button.on_click(self._guard(self._on_train_click))
 
         tabs = w.Tab(children=[
             w.VBox([self.bars, self.summary]),
@@ -176,6 +176,8 @@ class AblationDashboard:
         trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
                                                        if not self.results.variants.get(n, {}).get("live")]
         self.train_variant.options = list(dict.fromkeys(trainable))
+        if self.train_variant.value not in self.train_variant.options:
+            self.train_variant.value = self.train_variant.options[0]
         n_val = len(self.val_set) if self.val_set is not None else 1
         self.image_index.max = max(0, n_val - 1)
 
@@ -200,9 +202,12 @@ class AblationDashboard:
             try:
                 return fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - shown to the reader
-                with self.messages:
-                    print(f"error in {fn.__name__}: {type(err).__name__}: {err}")
-                    traceback.print_exc()
+                # append_* rather than ``with self.messages:`` so that the
+                # message is kept even where no kernel routes the output
+                self.messages.append_stderr(
+                    f"error in {getattr(fn, '__name__', 'callback')}: {type(err).__name__}: {err}\n"
+                    + traceback.format_exc()
+                )
                 self.last_error = err
                 return None
 
@@ -226,6 +231,9 @@ class AblationDashboard:
 
     def _on_image(self, change=None) -> None:
         self.draw_predictions()
+
+    def _on_train_click(self, button=None) -> None:
+        self.train_now()
 
     # ------------------------------------------------------------------ drawing
     @property

@@ -1,0 +1,119 @@
+"""The ablation dashboard's callbacks: controls fire updates, "train now" adds a run, errors are shown."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from refinenet_edu.dashboard import AblationDashboard  # noqa: E402
+from test_ablation import CLASSES, fake_results, fake_run  # noqa: E402
+
+
+class TinyVal:
+    """Three 32x32 validation images with the fake results' palette."""
+
+    class_names = CLASSES
+    palette = [[i * 30, i * 20, i * 10] for i in range(7)]
+    ids = ["a", "b", "c"]
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return np.full((32, 32, 3), 40 * i, np.uint8), np.full((32, 32), i, np.int64)
+
+
+def fake_trainer(calls):
+    def trainer(variant, *, epochs, **options):
+        calls.append((variant, epochs, options))
+        record = fake_run(variant, 0, 0.42)
+        record["epochs"] = epochs
+        return {"record": record, "costs": {"params": 123, "flops": 4.5e8, "inference_ms": {"cpu": 2.0}},
+                "predictions": np.zeros((3, 32, 32), np.uint8)}
+
+    return trainer
+
+
+@pytest.fixture
+def dash(tmp_path):
+    calls = []
+    d = AblationDashboard(fake_results(tmp_path), val_set=TinyVal(), trainer=fake_trainer(calls),
+                          train_epochs=2, train_options={"subset": 8})
+    d.calls = calls
+    return d
+
+
+def test_it_draws_everything_at_start(dash):
+    for image in (dash.bars, dash.tradeoff, dash.per_class, dash.predictions):
+        assert bytes(image.value).startswith(b"\x89PNG")
+    assert list(dash.variants.value) == ["4-cascaded-crp4", "single-crp4", "4-cascaded-crp0"]
+    assert dash.metric.value == "miou" and dash.cost.value == "params"
+    assert "more than the seed spread" in dash.summary.value  # 4-cascaded vs single in the fake data
+    assert dash.image_index.max == 2
+    assert not dash.messages.outputs
+
+
+def test_changing_the_metric_redraws_the_bars(dash):
+    before, renders = dash.bars.value, dash.renders
+    dash.metric.value = "iou/boat"
+    assert dash.renders == renders + 1
+    assert dash.bars.value != before
+    assert "IoU of boat" in dash.summary.value
+
+
+def test_choosing_variants_redraws(dash):
+    bars, per_class, renders = dash.bars.value, dash.per_class.value, dash.renders
+    dash.variants.value = ("4-cascaded-crp4", "single-crp4")
+    assert dash.renders == renders + 1
+    assert dash.bars.value != bars and dash.per_class.value != per_class
+    assert "4-cascaded-crp0" not in dash.summary.value
+
+
+def test_cost_and_image_controls(dash):
+    trade = dash.tradeoff.value
+    dash.cost.value = "inference_ms/cpu"
+    assert dash.tradeoff.value != trade
+    pred = dash.predictions.value
+    dash.image_index.value = 2
+    assert dash.predictions.value != pred
+
+
+def test_train_button_adds_a_run(dash):
+    dash.train_variant.value = "single-crp4"
+    dash.train_button.click()
+    assert dash.calls == [("single-crp4", 2, {"subset": 8, "data": "synthscenes"})]
+    group = "single-crp4 (now, 2 ep)"
+    assert group in dash.variants.options and group in dash.variants.value
+    assert group in dash.live_runs
+    assert dash.results.variants[group]["params"] == 123
+    assert not dash.messages.outputs, dash.messages.outputs
+    assert not dash.train_button.disabled
+    # a second run of the same variant gets its own group
+    dash.train_now("single-crp4", epochs=1)
+    assert "single-crp4 (now, 1 ep)" in dash.variants.options
+
+
+def test_errors_in_callbacks_are_shown_not_swallowed(tmp_path):
+    def broken(variant, *, epochs, **options):
+        raise RuntimeError("no GPU today")
+
+    d = AblationDashboard(fake_results(tmp_path), val_set=TinyVal(), trainer=broken)
+    d.train_button.click()
+    text = "".join(o.get("text", "") for o in d.messages.outputs)
+    assert "error in _on_train_click" in text
+    assert "no GPU today" in text and "RuntimeError" in text
+    assert isinstance(d.last_error, RuntimeError)
+    assert not d.train_button.disabled
+
+
+def test_several_results_sets(tmp_path):
+    a = fake_results(tmp_path / "a")
+    b = fake_results(tmp_path / "b")
+    b.data["runs"] = [r for r in b.runs if r["variant"] != "4-cascaded-crp0"]
+    d = AblationDashboard({"A": a, "B": b}, val_set=TinyVal(), trainer=fake_trainer([]))
+    assert d.source.layout.display != "none"
+    d.source.value = "B"
+    assert "4-cascaded-crp0" not in d.variants.options
+    assert not d.messages.outputs
