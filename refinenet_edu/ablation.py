@@ -866,18 +866,19 @@ def run_grid(
     return results
 
 
-def _time_variant(v: Variant, preset: str, num_classes: int, model_overrides: dict, size: int, device, precision):
+def _time_variant(v: Variant, preset: str, num_classes: int, model_overrides: dict, size: int, device, precision,
+                  repeats: int = 30):
     import torch
 
     from refinenet_edu.model import RefineNet
 
     torch.manual_seed(0)  # timing does not depend on the weights
     model = RefineNet(_model_config(v, preset, num_classes, model_overrides))
-    return time_inference(model, (size, size), device=device, precision=precision)
+    return time_inference(model, (size, size), device=device, precision=precision, repeats=repeats)
 
 
 def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "auto", log=print,
-           argv: list[str] | None = None) -> AblationResults:
+           argv: list[str] | None = None, repeats: int = 30) -> AblationResults:
     """Measure the inference time of every variant in ``out`` on this device and add it to the file
     (replacing an earlier measurement on the same device)."""
     from refinenet_edu.commands._common import provenance
@@ -893,7 +894,7 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in budget.get("model_overrides", {}).items()}
     num_classes = int(results.data.get("dataset", {}).get("num_classes") or len(results.class_names))
     for name in results.variant_names():
-        t = _time_variant(parse_variant(name), preset, num_classes, overrides, size, device, precision)
+        t = _time_variant(parse_variant(name), preset, num_classes, overrides, size, device, precision, repeats)
         entry = results.variants.setdefault(name, parse_variant(name).as_dict())
         entry.setdefault("inference_ms", {})[t["device"]] = round(t["ms_per_image"], 3)
         entry.setdefault("inference_settings", {})[t["device"]] = {k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
@@ -947,6 +948,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--no-timing", action="store_true", help="do not measure inference time")
     r.add_argument("--retime", action="store_true",
                    help="only measure the inference time of the variants in --out on this device, and add it")
+    r.add_argument("--timing-repeats", type=int, default=30, help="timed predictions per variant (the fastest counts)")
     r.add_argument("--list", action="store_true", help="print the planned runs and which are done, then exit")
     r.add_argument("--progress", action="store_true", help="progress bars (with --jobs 1)")
 
@@ -959,7 +961,8 @@ def _variants_from_args(args) -> list[Variant]:
 
 def run(args: argparse.Namespace) -> int:
     if args.retime:
-        retime(args.out, device=args.device, precision=args.precision, argv=getattr(args, "_argv", None))
+        retime(args.out, device=args.device, precision=args.precision, argv=getattr(args, "_argv", None),
+               repeats=args.timing_repeats)
         return 0
     variants = _variants_from_args(args)
     overrides: dict[str, Any] = {}

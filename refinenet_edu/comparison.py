@@ -11,7 +11,7 @@ and answer the questions the course asks (the dashboard in
 * :func:`findings` - the paper's two claims, checked on these results;
 * :func:`format_table` - a text table of mean +- std;
 * :func:`plot_bars`, :func:`plot_tradeoff`, :func:`plot_per_class`,
-  :func:`plot_predictions` - the figures; :func:`figure_png` turns one into PNG bytes.
+  :func:`plot_boundary`, :func:`plot_predictions` - the figures; :func:`figure_png` turns one into PNG bytes.
 
 Runs trained "now" (from the dashboard, with a smaller budget) are added with
 :func:`add_live_run` under their own group name, so they are never averaged
@@ -31,6 +31,7 @@ from typing import Any, Sequence
 __all__ = [
     "Stat",
     "Comparison",
+    "default_results_dir",
     "load_results",
     "run_group",
     "groups",
@@ -46,6 +47,7 @@ __all__ = [
     "plot_bars",
     "plot_tradeoff",
     "plot_per_class",
+    "plot_boundary",
     "plot_predictions",
     "figure_png",
 ]
@@ -56,11 +58,17 @@ CONTEXT_CLASSES = ("boat", "car")
 THIN_CLASSES = ("wire", "dot")
 
 
-def load_results(path: str | Path = "results/ablation"):
-    """The :class:`~refinenet_edu.ablation.AblationResults` in ``path`` (a folder or results.json)."""
+def default_results_dir(name: str = "ablation") -> Path:
+    """The shipped results of the checkout: ``results/<name>`` at the repository's root."""
+    return Path(__file__).resolve().parents[1] / "results" / name
+
+
+def load_results(path: str | Path | None = None):
+    """The :class:`~refinenet_edu.ablation.AblationResults` in ``path`` (a folder or results.json;
+    default: the shipped ``results/ablation``)."""
     from refinenet_edu.ablation import AblationResults
 
-    return AblationResults.load(path)
+    return AblationResults.load(path if path is not None else default_results_dir())
 
 
 @dataclass(frozen=True)
@@ -382,7 +390,7 @@ def _axes(ax, figsize):
 
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=figsize, dpi=90)  # not pyplot: no global figure state, nothing shown twice
+    fig = Figure(figsize=figsize, dpi=80)  # not pyplot: no global figure state, nothing shown twice
     return fig, fig.add_subplot()
 
 
@@ -462,6 +470,30 @@ def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
     return fig
 
 
+def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "boundary_miou", ax=None):
+    """Boundary (trimap) mIoU or accuracy against the band width, mean ± std over seeds, one line per variant."""
+    fig, ax = _axes(ax, (5.5, 3.4))
+    names = list(variants) if variants is not None else groups(results)
+    bands = sorted({int(k) for r in results.runs for k in r.get(kind, {})})
+    for name in names:
+        stats = [summarize(results, f"{kind}/{k}", [name]).get(name) for k in bands]
+        xs = [k for k, st in zip(bands, stats) if st]
+        if not xs:
+            continue
+        ax.errorbar(xs, [100 * st.mean for st in stats if st], yerr=[100 * st.std for st in stats if st],
+                    marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(bands)
+    ax.set_xticklabels([str(b) for b in bands])
+    ax.set_xlabel("band: pixels within k px of a label boundary")
+    ax.set_ylabel(("boundary mIoU" if kind == "boundary_miou" else "boundary accuracy") + " (%)")
+    ax.set_title("accuracy near boundaries, mean ± std over seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def plot_predictions(image, mask, predictions: dict, palette, class_names=None, fig=None):
     """The image, its ground truth and each variant's prediction side by side.
 
@@ -479,7 +511,7 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
     for name, pred in predictions.items():
         panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
     if fig is None:
-        fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=90)
+        fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, arr) in zip(axes, panels):
         if arr is None:
