@@ -211,7 +211,10 @@ def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None
         kernel_name=kernel_name,
         resources={"metadata": {"path": str(path.parent.resolve())}},
         record_timing=False,
-        store_widget_state=False,
+        # True although the state is stripped below: with False, nbclient's
+        # Output-widget capture (``with output:`` in a cell) fails with a
+        # KeyError on the widget's comm id (nbclient 0.11, output_widget.py).
+        store_widget_state=True,
         allow_errors=False,
     )
     start = time.perf_counter()
