@@ -18,14 +18,14 @@ for run in "${runs[@]}"; do
     target) bench cpu-target-512 --models official --modes forward \
               --input-size 512 512 --iterations 4 --warmup 1 --statistic min ;;
     # The torchvision peers at the same depth and input, prediction.
-    peers) bench cpu-peers-512 --models official fcn deeplabv3 --modes forward \
+    peers) bench cpu-peers-512 --models official fcn deeplabv3 --modes forward --grid lean \
               --input-size 512 512 --iterations 3 --warmup 1 --statistic min ;;
     # Training steps (forward + backward + SGD), smaller input to keep the run short.
-    train) bench cpu-train-256 --models official fcn deeplabv3 --modes train \
+    train) bench cpu-train-256 --models official fcn deeplabv3 --modes train --grid lean \
               --input-size 256 256 --iterations 3 --warmup 1 --statistic min ;;
     # Every preset, prediction and training, in the baseline and the fast setting.
-    presets) bench cpu-presets-256 --models official paper light-weight course --input-size 256 256 \
-              --iterations 3 --warmup 1 --statistic min ;;
+    presets) bench cpu-presets-256 --models official paper light-weight course --grid lean --input-size 256 256 \
+              --iterations 2 --warmup 1 --statistic min ;;
     # torch.compile (inductor, freezing for inference) against eager, fastest eager setting.
     compile) bench cpu-compile-512 --models official --modes forward --dtypes bf16 \
               --memory-formats channels_last --compile both --compile-timeout 540 \

@@ -8,7 +8,9 @@ it reports
 
 * milliseconds per image and images per second (median over the timed
   iterations, or their minimum with ``--statistic min``: the better
-  estimate on a machine that other work shares);
+  estimate on a machine that other work shares); on a CPU also the
+  process's CPU time per image (all threads), which time spent waiting for
+  other processes does not inflate;
 * achieved TFLOP/s: FLOPs counted with ``torch.utils.flop_counter`` (on the
   ``meta`` device, so counting is free; the train step's backward pass is
   counted too, about 2x the forward), divided by the measured time;
@@ -96,10 +98,11 @@ MODES = ("forward", "train")
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 BASELINE = ("fp32", "contiguous", False)  # dtype, memory format, compiled
 STATISTICS = {"median": statistics.median, "min": min}
+GRIDS = ("full", "lean")
 ROW_KEYS = (  # every row of the JSON has these keys (tests check them)
     "model", "label", "family", "backbone", "parameters", "mode", "dtype", "memory_format", "compiled",
-    "device", "batch", "input_size", "status", "note", "iterations", "times_ms", "statistic", "ms_per_step",
-    "ms_per_image", "images_per_s", "flops_per_image", "tflops", "peak_tflops", "peak_fraction",
+    "device", "batch", "input_size", "status", "note", "iterations", "times_ms", "cpu_times_ms", "statistic",
+    "ms_per_step", "ms_per_image", "cpu_ms_per_image", "images_per_s", "flops_per_image", "tflops", "peak_tflops", "peak_fraction",
     "memory_mb", "speedup_vs_fp32_eager", "argmax_agreement", "compile_s",
 )
 
@@ -459,6 +462,7 @@ class Runner:
             self.optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=5e-4)
             self.scaler = torch.amp.GradScaler(self.device.type) if case.dtype == "fp16" else None
         self.times: list[float] = []
+        self.cpu_times: list[float] = []
         self.output: torch.Tensor | None = None
 
     def step(self) -> None:
@@ -479,12 +483,14 @@ class Runner:
             loss.backward()
             self.optimizer.step()
 
-    def timed_step(self) -> float:
+    def timed_step(self) -> None:
+        """One step; appends its wall time and this process's CPU time (all threads) in seconds."""
         _sync(self.device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.step()
         _sync(self.device)
-        return time.perf_counter() - t0
+        self.times.append(time.perf_counter() - t0)
+        self.cpu_times.append(time.process_time() - c0)
 
 
 def _empty_row(case: Case, spec: ModelSpec, settings: Settings) -> dict[str, Any]:
@@ -545,11 +551,13 @@ def _measure(
             log(f"  error: {_case_text(r.case)}: {info['note']}")
     for i in range(settings.iterations):
         for r in alive if i % 2 == 0 else alive[::-1]:  # alternate the order: no case always goes first
-            r.times.append(r.timed_step())
+            r.timed_step()
             r.output = None
         log(f"  round {i + 1}/{settings.iterations} done")
     for r in alive:
         out[r.case]["times_ms"] = [t * 1e3 for t in r.times]
+        if r.device.type == "cpu":
+            out[r.case]["cpu_times_ms"] = [t * 1e3 for t in r.cpu_times]
     return out
 
 
@@ -668,13 +676,21 @@ def run_bench(
     dtypes: list[str] | None = None,
     memory_formats: list[str] = ("contiguous", "channels_last"),
     compile: str = "off",
+    grid: str = "full",
     devices: list[str] | None = None,
     settings: Settings | None = None,
     log: Callable[[str], None] = lambda m: None,
 ) -> dict[str, Any]:
-    """Measure every combination; return the JSON-able result (see the module docstring)."""
+    """Measure every combination; return the JSON-able result (see the module docstring).
+
+    ``grid="full"``: every dtype in every memory format. ``grid="lean"``:
+    the fp32 contiguous baseline plus every dtype in channels_last only
+    (the layout the fast paths use), which saves the slow combinations.
+    """
     settings = settings or Settings()
     settings.validate()
+    if grid not in GRIDS:
+        raise ValueError(f"grid={grid!r}: expected one of {list(GRIDS)}")
     if compile not in ("off", "on", "both"):
         raise ValueError(f"compile={compile!r}: expected 'off', 'on' or 'both'")
     for mode in modes:
@@ -704,7 +720,7 @@ def run_bench(
     result: dict[str, Any] = {"schema": SCHEMA, **environment(devs)}
     result["settings"] = {
         **asdict(settings), "input_size": list(settings.input_size), "models": [s.text for s in specs],
-        "modes": list(modes), "memory_formats": list(memory_formats), "compile": compile,
+        "modes": list(modes), "memory_formats": list(memory_formats), "compile": compile, "grid": grid,
         "devices": [str(d) for d in devs], "timing": f"{settings.statistic} of round-robin iterations",
     }
     if any(d.type == "cuda" for d in devs):
@@ -745,6 +761,8 @@ def run_bench(
                 model = copy.deepcopy(base).to(memory_format=MEMORY_FORMATS[fmt])  # same weights in every layout
                 for mode in modes:
                     for dt in dtypes_per_device[d]:
+                        if grid == "lean" and fmt != "channels_last" and (dt, fmt) != BASELINE[:2]:
+                            continue
                         for compiled in compiled_opts:
                             case = Case(spec.text, mode, dt, fmt, compiled, str(d))
                             if compiled:
@@ -777,6 +795,8 @@ def run_bench(
             row["ms_per_step"] = step_ms
             row["ms_per_image"] = step_ms / settings.batch
             row["images_per_s"] = 1e3 * settings.batch / step_ms
+            if row.get("cpu_times_ms"):
+                row["cpu_ms_per_image"] = STATISTICS[settings.statistic](row["cpu_times_ms"]) / settings.batch
             row["tflops"] = flops[(case.model, case.mode)] / (step_ms / 1e3) / 1e12
             peak = result["peak"].get(case.device, {}).get(case.dtype)
             if peak:
@@ -864,7 +884,7 @@ def format_table(result: dict[str, Any]) -> str:
             )
         )
     lines.append("")
-    header = ("model", "backbone", "mode", "dtype", "layout", "compile", "device", "ms/img", "img/s",
+    header = ("model", "backbone", "mode", "dtype", "layout", "compile", "device", "ms/img", "CPU ms/img", "img/s",
               "GFLOP/img", "TFLOP/s", "% peak", "mem MiB", "x fp32 eager", "argmax agree")
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
@@ -877,7 +897,7 @@ def format_table(result: dict[str, Any]) -> str:
             cells = [
                 r["label"], r["backbone"], r["mode"], r["dtype"], r["memory_format"],
                 "yes" if r["compiled"] else "no", r["device"], _fmt(r["ms_per_image"], ".1f"),
-                _fmt(r["images_per_s"], ".2f"), _fmt(r["flops_per_image"] / 1e9, ".1f"), _fmt(r["tflops"], ".3f"),
+                _fmt(r["cpu_ms_per_image"], ".1f"), _fmt(r["images_per_s"], ".2f"), _fmt(r["flops_per_image"] / 1e9, ".1f"), _fmt(r["tflops"], ".3f"),
                 _fmt(None if r["peak_fraction"] is None else 100 * r["peak_fraction"], ".0f"),
                 _fmt(r["memory_mb"], ".0f"), _fmt(r["speedup_vs_fp32_eager"], ".2f"),
                 _fmt(None if r["argmax_agreement"] is None else 100 * r["argmax_agreement"], ".2f"),
@@ -921,6 +941,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch.compile the model (in a child process, time-boxed; default off)")
     parser.add_argument("--compile-timeout", type=float, default=300.0, metavar="S",
                         help="seconds allowed per compiled case (default 300)")
+    parser.add_argument("--grid", choices=GRIDS, default="full",
+                        help="full: every dtype in every layout; lean: fp32 contiguous + every dtype in channels_last")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cuda if present, else cpu)")
     parser.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default 512 512")
     parser.add_argument("--batch", type=int, default=1, help="images per step (default 1)")
@@ -963,6 +985,7 @@ def run(args: argparse.Namespace) -> int:
         dtypes=args.dtypes,
         memory_formats=args.memory_formats or list(MEMORY_FORMATS),
         compile=args.compile,
+        grid=args.grid,
         devices=args.devices,
         settings=settings,
         log=log,

@@ -202,3 +202,14 @@ def test_predict_on_cuda_auto_precision():
     labels = predict(model, x)
     assert labels.device.type == "cuda"
     assert (labels == ref.argmax(1)).float().mean() > 0.99
+
+
+def test_lean_grid_keeps_baseline_and_channels_last_only():
+    result = bench.run_bench(
+        ["course"], modes=["forward"], dtypes=["fp32", "bf16"], grid="lean", devices=["cpu"],
+        settings=bench.Settings(input_size=(64, 64), iterations=1, probe=False),
+    )
+    cases = {(r["dtype"], r["memory_format"]) for r in result["rows"]}
+    assert cases == {("fp32", "contiguous"), ("fp32", "channels_last"), ("bf16", "channels_last")}
+    assert all(r["cpu_ms_per_image"] > 0 for r in result["rows"] if r["status"] == "ok")
+    assert result["peak"] == {} and all(r["peak_fraction"] is None for r in result["rows"])
