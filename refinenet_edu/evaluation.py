@@ -273,7 +273,7 @@ class EvaluationResult:
         """A printable text table: per-class IoU, summary metrics, boundary mIoU."""
         m = self.metrics
         names = self.class_names or [f"class {i}" for i in range(m.num_classes)]
-        width = max([len(n) for n in names] + [len("mean class accuracy")]) + 2
+        width = max([len(n) for n in names] + [len("frequency-weighted IoU"), len("boundary (trimap) band")]) + 2
         lines = [f"{'class':<{width}}{'IoU %':>8}{'acc %':>8}", "-" * (width + 16)]
         for name, iou, acc in zip(names, m.iou, m.class_accuracy):
             lines.append(f"{name:<{width}}{_fmt_pct(iou):>8}{_fmt_pct(acc):>8}")
