@@ -1,0 +1,201 @@
+"""Notebook 09's dashboard in a real browser: JupyterLab + headless Chromium (Playwright).
+
+The test starts JupyterLab (a free port, a random token, the repository as its
+root, autosave off, settings and workspaces in a temporary folder), opens
+``notebooks/09_ablation.ipynb`` in headless Chromium, runs every cell (FAST
+mode: ``CI=1`` for the kernel), checks that the dashboard renders with its
+charts, changes the metric and checks that the bar chart changes, and saves
+screenshots (``$REFINENET_EDU_ARTIFACTS`` if set, else pytest's tmp folder).
+
+It needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright``
+Python package; without them it is skipped with the reason. The stored
+notebook is never modified (checked at the end).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = "notebooks/09_ablation.ipynb"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chromium_path():
+    path = _chromium()
+    if path is None:
+        pytest.skip("chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    return path
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory, chromium_path):
+    """A JupyterLab server rooted at the repository; yields (base_url, token)."""
+    home = tmp_path_factory.mktemp("jupyter")
+    settings = home / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
+    news = home / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port, token = _free_port(), uuid.uuid4().hex
+    env = dict(os.environ, CI="1", JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
+               PYTHONUNBUFFERED="1")
+    log = open(home / "jupyterlab.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}",
+         f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
+         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
+         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                pytest.fail(f"JupyterLab did not start:\n{(home / 'jupyterlab.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield base, token
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+        log.close()
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    folder = Path(os.environ["REFINENET_EDU_ARTIFACTS"]) if os.environ.get("REFINENET_EDU_ARTIFACTS") else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    base, token = jupyterlab
+    stored = (REPO / NOTEBOOK).read_bytes()
+    shots = _artifacts(tmp_path)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=chromium_path, headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000},
+            )
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(60_000)
+                page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
+                page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
+                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                                       ".jp-DebuggerBugButton, .jp-KernelStatus", timeout=120_000)
+                _wait_kernel_idle(page, 120)
+
+                # Run > Run All Cells
+                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+                dashboard = page.locator(".ablation-dashboard")
+                dashboard.wait_for(state="visible", timeout=300_000)
+                _wait_all_cells_done(page, 400)
+                errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
+                                      ":text('Traceback')")
+                assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
+                assert errors.count() == 0
+
+                bars = dashboard.locator("img").first
+                bars.wait_for(state="visible")
+                assert bars.evaluate("img => img.naturalWidth") > 100
+                dashboard.scroll_into_view_if_needed()
+                page.screenshot(path=str(shots / "09_dashboard_before.png"), full_page=False)
+                before_src = bars.get_attribute("src")
+                before_png = bars.screenshot()
+
+                metric = dashboard.locator(".widget-dropdown", has_text="metric").locator("select")
+                metric.select_option(label="IoU of boat")
+                page.wait_for_function(
+                    "([el, old]) => el.getAttribute('src') !== old", arg=[bars.element_handle(), before_src],
+                    timeout=60_000,
+                )
+                page.wait_for_timeout(500)
+                after_png = bars.screenshot()
+                assert hashlib.sha256(after_png).digest() != hashlib.sha256(before_png).digest()
+                dashboard.screenshot(path=str(shots / "09_dashboard_after.png"))
+                # the messages area stays empty: no callback failed
+                assert "error in" not in dashboard.inner_text()
+            finally:
+                browser.close()
+    finally:
+        if (REPO / NOTEBOOK).read_bytes() != stored:  # never leave the stored notebook changed
+            (REPO / NOTEBOOK).write_bytes(stored)
+            pytest.fail(f"{NOTEBOOK} was modified by the browser session (autosave?); restored")
+    assert (shots / "09_dashboard_after.png").stat().st_size > 10_000
+
+
+def _wait_kernel_idle(page, seconds: float) -> None:
+    page.wait_for_function(
+        """() => {
+            const s = document.querySelector('.jp-Notebook-ExecutionIndicator');
+            if (s) return s.getAttribute('data-status') === 'idle';
+            const t = document.querySelector('.jp-KernelStatus, .jp-StatusBar-TextItem');
+            return !!t;
+        }""",
+        timeout=seconds * 1000,
+    )
+
+
+def _wait_all_cells_done(page, seconds: float) -> None:
+    """Every code cell has run: no '[*]' prompt left and each prompt shows a number."""
+    page.wait_for_function(
+        """() => {
+            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+            if (!prompts.length) return false;
+            return prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
+        }""",
+        timeout=seconds * 1000,
+    )
