@@ -284,6 +284,8 @@ def _fmt(stat: Stat | None, metric: str, digits: int) -> str:
         return text + (f" ± {100 * stat.std:.{digits}f}" if stat.n > 1 else "")
     if metric in ("params", "flops"):
         return f"{stat.mean / 1e6:.2f} M" if metric == "params" else f"{stat.mean / 1e9:.2f} G"
+    if metric.startswith("inference_ms/"):  # one measurement per variant, no seed spread
+        return f"{stat.mean:.{digits}f}"
     return f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if stat.n > 1 else "")
 
 
@@ -320,7 +322,8 @@ def _short(metric: str) -> str:
     if kind == "boundary_accuracy":
         return f"bnd acc {arg}px %"
     if kind == "inference_ms":
-        return "ms/image"
+        words = arg.split()
+        return "ms/img " + (words[1] if len(words) > 1 and words[0] == "NVIDIA" else words[0] if words else "")
     return metric
 
 
