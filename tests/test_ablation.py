@@ -301,3 +301,11 @@ def test_shipped_results_are_complete_and_consistent(folder):
     rows = list(csv.DictReader(io.StringIO((path / "results.csv").read_text())))
     assert len(rows) == len(r.runs)
     assert json.loads((path / "results.json").read_text())["format"] == "refinenet-edu-ablation"
+
+
+def test_the_readme_tables_are_the_shipped_numbers():
+    readme = (SHIPPED / "README.md").read_text()
+    metrics = ("miou", "boundary_miou/1", "boundary_miou/2", "boundary_miou/4", "boundary_accuracy/2",
+               "context_iou", "thin_iou")
+    for folder in ("ablation", "ablation-60ep"):
+        assert cmp.format_table(AblationResults.load(REPO / "results" / folder), metrics) in readme, folder
