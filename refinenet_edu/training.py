@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import random
 import time
@@ -52,6 +51,7 @@ __all__ = [
     "train",
     "make_optimizer",
     "poly_lambda",
+    "describe_dataset",
 ]
 
 
@@ -221,6 +221,17 @@ def _write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
 
 
+def describe_dataset(ds) -> dict:
+    """What a checkpoint records of its dataset: name, class names, palette."""
+    return {
+        "name": str(getattr(ds, "name", "") or getattr(ds, "root", "")),
+        "class_names": list(getattr(ds, "class_names", [])),
+        "palette": [list(map(int, c)) for c in getattr(ds, "palette", [])],
+        "num_classes": int(getattr(ds, "num_classes", 0) or 0),
+        "ignore_index": int(getattr(ds, "ignore_index", 255)),
+    }
+
+
 # ----------------------------------------------------------------- the loop
 def train(
     model: torch.nn.Module | RefineNetConfig,
@@ -269,8 +280,32 @@ def train(
     if cfg.channels_last:
         module.to(memory_format=torch.channels_last)
 
+
+    # ---- data
+    loader_gen = torch.Generator()
+    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch_size,
+        shuffle=sampler is None,
+        sampler=sampler,
+        drop_last=len(train_set) >= cfg.batch_size * world,
+        num_workers=cfg.num_workers,
+        generator=loader_gen,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+    val_loader = None
+    if val_set is not None:
+        val_loader = DataLoader(
+            val_set,
+            batch_size=cfg.batch_size,
+            sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,
+            num_workers=cfg.num_workers,
+        )
+
     # ---- optimizer, schedule, gradient scaler (fp16 only)
-    steps_per_epoch = math.ceil(len(train_set) / (cfg.batch_size * world))
+    steps_per_epoch = len(train_loader)  # the real number of steps (the last partial batch is dropped)
     total_steps = steps_per_epoch * cfg.epochs
     optimizer = make_optimizer(module, cfg)
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
@@ -304,29 +339,6 @@ def train(
         )
     if cfg.compile:
         net = torch.compile(net)
-
-    # ---- data
-    loader_gen = torch.Generator()
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
-    train_loader = DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=len(train_set) >= cfg.batch_size * world,
-        num_workers=cfg.num_workers,
-        generator=loader_gen,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-    val_loader = None
-    if val_set is not None:
-        val_loader = DataLoader(
-            val_set,
-            batch_size=cfg.batch_size,
-            sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,
-            num_workers=cfg.num_workers,
-        )
 
     plot = None
     if live_plot and is_main:
@@ -416,7 +428,7 @@ def train(
                 best_miou=best_miou,
                 best_epoch=best_epoch,
                 train_config=cfg.to_dict(),
-                dataset=dataset_info or {},
+                dataset=dataset_info if dataset_info is not None else describe_dataset(train_set),
                 provenance=provenance or {},
             )
             if improved:

@@ -139,3 +139,18 @@ def test_bf16_autocast_trains_on_cpu():
                    progress=False)
     assert result.precision == "bfloat16"
     assert all(math.isfinite(h["loss"]) for h in result.history)
+
+
+def test_poly_schedule_ends_at_zero_when_the_last_partial_batch_is_dropped(tmp_path):
+    data = Squares(n=5)  # batch 2: 2 steps per epoch, one image dropped
+    result = train(_model(), data, None, _cfg(epochs=2, warmup_epochs=0.5), out_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "last.pt")
+    assert ckpt["scheduler"]["last_epoch"] == 4  # 2 epochs x 2 real steps
+    assert result.history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_checkpoints_from_python_record_the_dataset(tmp_path):
+    train(_model(), Squares(n=2), None, _cfg(epochs=1), out_dir=tmp_path, progress=False)
+    info = load_checkpoint(tmp_path / "last.pt")["dataset"]
+    assert info["class_names"] == ["grey", "square", "bar"] and info["num_classes"] == 3
+    assert info["palette"][1] == [255, 255, 255]

@@ -71,10 +71,6 @@ def load_split(args, split: str, transforms):
 
 
 def dataset_info(ds) -> dict:
-    return {
-        "name": str(getattr(ds, "name", "") or getattr(ds, "root", "")),
-        "class_names": list(getattr(ds, "class_names", [])),
-        "palette": [list(map(int, c)) for c in getattr(ds, "palette", [])],
-        "num_classes": int(getattr(ds, "num_classes", 0)),
-        "ignore_index": int(getattr(ds, "ignore_index", 255)),
-    }
+    from refinenet_edu.training import describe_dataset
+
+    return describe_dataset(ds)

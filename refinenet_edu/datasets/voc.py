@@ -403,6 +403,8 @@ def load_dataset(
     VOC layout.
     """
     name = str(name_or_path)
+    if root is not None:
+        root = Path(root).expanduser()
     if name == "synthscenes":
         folder = Path(root) if root is not None else default_data_dir() / "synthscenes"
         if not folder.is_dir():
@@ -416,7 +418,7 @@ def load_dataset(
         return voc2012(root if root is not None else default_data_dir(), split, download, transforms)
     if name == "sbd":
         return sbd(root if root is not None else default_data_dir() / "sbd", split, download, transforms)
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()
     if path.is_dir():
         return VOCSegmentationFolder(path, split, transforms)
     if isinstance(name_or_path, Path) or any(sep in name for sep in ("/", "\\")) or name.startswith("."):
