@@ -127,18 +127,27 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
                 str(tmp_path / "chromium-profile"), executable_path=chromium_path, headless=True,
                 args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000},
             )
+            page = None
             try:
                 page = browser.new_page()
                 page.set_default_timeout(60_000)
                 page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}&reset")
                 page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
-                page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
-                                       ".jp-DebuggerBugButton, .jp-KernelStatus", timeout=120_000)
-                _wait_kernel_idle(page, 120)
+                _wait_kernel_idle(base, token, 180)
 
-                # Run > Run All Cells
-                page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-                page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                # Run > Run All Cells (once more if the first click came too early to start anything)
+                for attempt in range(2):
+                    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+                    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+                    try:
+                        page.wait_for_function(
+                            "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                            ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=30_000)
+                        break
+                    except Exception:
+                        if attempt:
+                            raise
+                        page.keyboard.press("Escape")
 
                 dashboard = page.locator(".ablation-dashboard")
                 dashboard.wait_for(state="visible", timeout=300_000)
@@ -168,6 +177,11 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
                 dashboard.screenshot(path=str(shots / "09_dashboard_after.png"))
                 # the messages area stays empty: no callback failed
                 assert "error in" not in dashboard.inner_text()
+            except Exception:
+                if page is not None:  # what the browser showed when it failed
+                    page.screenshot(path=str(shots / "09_failure.png"), full_page=True)
+                    (shots / "09_failure.txt").write_text(page.inner_text("body")[-20000:])
+                raise
             finally:
                 browser.close()
     finally:
@@ -177,16 +191,20 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
     assert (shots / "09_dashboard_after.png").stat().st_size > 10_000
 
 
-def _wait_kernel_idle(page, seconds: float) -> None:
-    page.wait_for_function(
-        """() => {
-            const s = document.querySelector('.jp-Notebook-ExecutionIndicator');
-            if (s) return s.getAttribute('data-status') === 'idle';
-            const t = document.querySelector('.jp-KernelStatus, .jp-StatusBar-TextItem');
-            return !!t;
-        }""",
-        timeout=seconds * 1000,
-    )
+def _wait_kernel_idle(base: str, token: str, seconds: float) -> None:
+    """Until the server reports the notebook's kernel started and idle (REST API /api/sessions)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
+                sessions = json.loads(r.read())
+            if any(s.get("path", "").endswith(Path(NOTEBOOK).name) and s.get("kernel", {}).get("execution_state") == "idle"
+                   for s in sessions):
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the kernel of {NOTEBOOK} did not become idle within {seconds} s")
 
 
 def _wait_all_cells_done(page, seconds: float) -> None:
