@@ -140,9 +140,11 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
                     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
                     page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
                     try:
+                        # the stored notebook already shows numbered prompts: wait for a running one ([*])
                         page.wait_for_function(
-                            "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
-                            ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))", timeout=30_000)
+                            "() => document.querySelector('.ablation-dashboard') || "
+                            "[...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                            ".some(p => p.textContent.includes('[*]'))", timeout=30_000)
                         break
                     except Exception:
                         if attempt:
@@ -151,7 +153,7 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
 
                 dashboard = page.locator(".ablation-dashboard")
                 dashboard.wait_for(state="visible", timeout=300_000)
-                _wait_all_cells_done(page, 400)
+                _wait_all_cells_done(page, base, token, 400)
                 errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] "
                                       ":text('Traceback')")
                 assert page.locator(".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']").count() == 0
@@ -207,13 +209,10 @@ def _wait_kernel_idle(base: str, token: str, seconds: float) -> None:
     pytest.fail(f"the kernel of {NOTEBOOK} did not become idle within {seconds} s")
 
 
-def _wait_all_cells_done(page, seconds: float) -> None:
-    """Every code cell has run: no '[*]' prompt left and each prompt shows a number."""
+def _wait_all_cells_done(page, base: str, token: str, seconds: float) -> None:
+    """Every queued cell has run: no '[*]' prompt is left and the kernel is idle."""
     page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
-            if (!prompts.length) return false;
-            return prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""",
+        "() => ![...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].some(p => p.textContent.includes('[*]'))",
         timeout=seconds * 1000,
     )
+    _wait_kernel_idle(base, token, 60)
