@@ -837,9 +837,22 @@ def run_grid(
             f"boundary(2px) mIoU {record['boundary_miou'].get('2', float('nan')):.4f}, "
             f"{record['train_seconds']:.0f} s  ({invocation['wall_seconds']:.0f} s so far)")
 
+    failures: list[str] = []
+
+    def failed(v: Variant, s: int, err: BaseException) -> None:
+        failures.append(f"{v.name} seed {s}: {type(err).__name__}: {err}")
+        log(f"  FAILED {v.name} seed {s}: {type(err).__name__}: {err}")
+
     if jobs == 1:
         for v, s in todo:
-            finished(_run_spec(spec_for(v, s)))
+            try:
+                record = _run_spec(spec_for(v, s))
+            except (KeyboardInterrupt, ValueError):
+                raise
+            except Exception as err:  # one failed run does not stop the others; reported at the end
+                failed(v, s, err)
+            else:
+                finished(record)
     elif todo:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -848,7 +861,12 @@ def run_grid(
         with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
             futures = {pool.submit(_run_spec, spec_for(v, s)): (v, s) for v, s in todo}
             for fut in as_completed(futures):
-                finished(fut.result())
+                try:
+                    record = fut.result()
+                except Exception as err:
+                    failed(*futures[fut], err)
+                else:
+                    finished(record)
 
     if time_inference_runs:
         key = describe_device(dev)
@@ -861,8 +879,13 @@ def run_grid(
             entry.setdefault("inference_settings", {})[t["device"]] = {k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
             log(f"  inference {v.name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
     invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if failures:
+        invocation["failed"] = failures
     results.save(out)
     log(f"ablate: done in {invocation['wall_seconds']:.0f} s; results in {out / 'results.json'}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} run(s) failed (the others are saved; run again to retry them): "
+                           + "; ".join(failures))
     return results
 
 

@@ -309,3 +309,23 @@ def test_the_readme_tables_are_the_shipped_numbers():
                "context_iou", "thin_iou")
     for folder in ("ablation", "ablation-60ep"):
         assert cmp.format_table(AblationResults.load(REPO / "results" / folder), metrics) in readme, folder
+
+
+def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
+    import refinenet_edu.ablation as ablation
+
+    real = ablation._run_spec
+
+    def flaky(spec):
+        if spec.variant == "single-crp4":
+            raise RuntimeError("out of memory (simulated)")
+        return real(spec)
+
+    monkeypatch.setattr(ablation, "_run_spec", flaky)
+    out = tmp_path / "abl"
+    with pytest.raises(RuntimeError, match="1 run\\(s\\) failed.*single-crp4 seed 0"):
+        main(["ablate", "--variants", "single-crp4", "4-cascaded-crp4", "--seeds", "0", "--out", str(out),
+              "--no-timing", *TINY])
+    results = AblationResults.load(out)
+    assert results.done() == {("4-cascaded-crp4", 0)}
+    assert "single-crp4 seed 0" in results.data["provenance"]["invocations"][-1]["failed"][0]
