@@ -388,7 +388,6 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
 
 
 def _axes(ax, figsize):
-    import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
     if ax is not None:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import traceback
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from refinenet_edu import comparison as cmp

@@ -9,7 +9,6 @@ notebooks made in a temporary folder.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 

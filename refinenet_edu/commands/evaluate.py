@@ -9,7 +9,6 @@ frequency-weighted IoU, boundary mIoU per trimap band) and writes it as JSON.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import math
-import time
 from pathlib import Path
 
 from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance
@@ -51,8 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-    from torch.utils.data import Subset
 
     from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
