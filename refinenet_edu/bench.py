@@ -15,9 +15,9 @@ it reports
   ``meta`` device, so counting is free; the train step's backward pass is
   counted too, about 2x the forward), divided by the measured time;
 * the fraction of the device's peak, where the peak is the best of a matrix
-  multiplication and a 3x3 convolution probe, measured in the same run (once
-  before and once after the cases; the best counts) and in the same
-  precision;
+  multiplication and a 3x3 convolution probe in the same precision, timed
+  in the same run before the cases and once in every round among them (the
+  best time counts);
 * peak memory of one step over what was resident before it (weights,
   optimizer state and input): on CUDA from ``torch.cuda.max_memory_allocated``;
   on a CPU from the process's peak resident set size (Linux ``VmHWM``, reset
@@ -86,6 +86,7 @@ __all__ = [
     "parse_model_spec",
     "build_model",
     "count_step_flops",
+    "PeakProbe",
     "probe_peak",
     "run_bench",
     "format_table",
@@ -386,50 +387,66 @@ def measure_memory(step: Callable[[], Any], device: torch.device) -> float | Non
     return max(0, peak - before) / 2**20 if peak is not None else None
 
 
-def probe_peak(device: torch.device, dtype: str, *, min_seconds: float = 0.05) -> dict[str, float]:
-    """Best TFLOP/s of a square matmul and of a 3x3 channels_last convolution in ``dtype``.
+class PeakProbe:
+    """The device's peak in one dtype: a square matmul and a 3x3 channels_last convolution.
 
     Sizes grow until one call takes ``min_seconds`` (so that an emulated,
-    slow precision does not take minutes); each probe then keeps its best of
-    a few calls.
+    slow precision does not take minutes). :meth:`run` times a few calls of
+    each and keeps the best time seen; the bench calls it before the cases
+    and once in every round among them, so the peak is measured under the
+    same conditions (the same other work on a shared machine) as the cases.
     """
-    torch_dtype = PRECISIONS[dtype]
-    big = device.type == "cuda"
-    results = {}
-    with torch.inference_mode():
-        # matrix multiplication, n x n @ n x n
-        n, limit = (2048 if big else 256), (16384 if big else 4096)
-        while True:
-            a = torch.randn(n, n, device=device).to(torch_dtype)
-            b = torch.randn(n, n, device=device).to(torch_dtype)
-            t = _best_time(lambda: a @ b, device, reps=1)
-            if t >= min_seconds or n >= limit:
-                break
-            n *= 2
-        t = _best_time(lambda: a @ b, device, reps=max(3, min(50, int(1.0 / max(t, 1e-6)))))
-        results["matmul_tflops"] = 2 * n**3 / t / 1e12
-        results["matmul_size"] = n
-        # 3x3 convolution, channels_last, the decoder's most common layer
-        channels, hw = (512, 64) if big else (256, 64)
-        conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, torch_dtype)
-        conv = conv.to(memory_format=torch.channels_last)
-        batch, limit = 1, (256 if big else 64)
-        while True:
-            x = torch.randn(batch, channels, hw, hw, device=device).to(torch_dtype)
-            x = x.contiguous(memory_format=torch.channels_last)
-            t = _best_time(lambda: conv(x), device, reps=1)
-            if t >= min_seconds or batch >= limit:
-                break
-            batch *= 2
-        t = _best_time(lambda: conv(x), device, reps=max(3, min(50, int(1.0 / max(t, 1e-6)))))
-        results["conv_tflops"] = 2 * batch * channels * channels * 9 * hw * hw / t / 1e12
-        results["conv_shape"] = [batch, channels, hw, hw]
-    results["peak_tflops"] = max(results["matmul_tflops"], results["conv_tflops"])
-    return results
+
+    def __init__(self, device: torch.device, dtype: str, *, min_seconds: float = 0.05):
+        self.device = device
+        torch_dtype = PRECISIONS[dtype]
+        big = device.type == "cuda"
+        with torch.inference_mode():
+            n, limit = (2048 if big else 256), (16384 if big else 4096)
+            while True:
+                a = torch.randn(n, n, device=device).to(torch_dtype)
+                b = torch.randn(n, n, device=device).to(torch_dtype)
+                if _best_time(lambda: a @ b, device, reps=1) >= min_seconds or n >= limit:
+                    break
+                n *= 2
+            # the decoder's most common layer
+            channels, hw = (512, 64) if big else (256, 64)
+            conv = nn.Conv2d(channels, channels, 3, padding=1, bias=False).to(device, torch_dtype)
+            conv = conv.to(memory_format=torch.channels_last)
+            batch, limit = 1, (256 if big else 64)
+            while True:
+                x = torch.randn(batch, channels, hw, hw, device=device).to(torch_dtype)
+                x = x.contiguous(memory_format=torch.channels_last)
+                if _best_time(lambda: conv(x), device, reps=1) >= min_seconds or batch >= limit:
+                    break
+                batch *= 2
+        self.kernels = {
+            "matmul": (2 * n**3, lambda: a @ b),
+            "conv": (2 * batch * channels * channels * 9 * hw * hw, lambda: conv(x)),
+        }
+        self.sizes = {"matmul_size": n, "conv_shape": [batch, channels, hw, hw]}
+        self.best = {name: math.inf for name in self.kernels}
+
+    def run(self, reps: int = 3) -> None:
+        with torch.inference_mode():
+            for name, (_, fn) in self.kernels.items():
+                self.best[name] = min(self.best[name], _best_time(fn, self.device, reps, warmup=False))
+
+    def result(self) -> dict[str, Any]:
+        tflops = {f"{name}_tflops": flops / self.best[name] / 1e12 for name, (flops, _) in self.kernels.items()}
+        return {**tflops, "peak_tflops": max(tflops.values()), **self.sizes}
 
 
-def _best_time(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
-    fn()  # warm-up (oneDNN/cuBLAS pick their kernels on the first call)
+def probe_peak(device: torch.device, dtype: str, *, reps: int = 5) -> dict[str, Any]:
+    """Best TFLOP/s of :class:`PeakProbe` 's matmul and convolution in ``dtype``, on its own."""
+    probe = PeakProbe(device, dtype)
+    probe.run(reps)
+    return probe.result()
+
+
+def _best_time(fn: Callable[[], Any], device: torch.device, reps: int, *, warmup: bool = True) -> float:
+    if warmup:
+        fn()  # oneDNN/cuBLAS pick their kernels on the first call
     best = math.inf
     for _ in range(reps):
         _sync(device)
@@ -514,11 +531,13 @@ def _measure(
     settings: Settings,
     log: Callable[[str], None],
     references: dict[tuple[str, str], torch.Tensor] | None = None,
+    probes: list[PeakProbe] = (),
 ) -> dict[Case, dict[str, Any]]:
     """Warm up, check the arg-max against the baseline, measure memory, then time round-robin.
 
     ``references``: baseline outputs by (model, device), filled in here from
-    the baseline cases when they are among ``runners``.
+    the baseline cases when they are among ``runners``. ``probes`` run once
+    in every round, next to the cases.
     """
     out: dict[Case, dict[str, Any]] = {}
     references = {} if references is None else references
@@ -553,6 +572,8 @@ def _measure(
         for r in alive if i % 2 == 0 else alive[::-1]:  # alternate the order: no case always goes first
             r.timed_step()
             r.output = None
+        for p in probes:
+            p.run()
         log(f"  round {i + 1}/{settings.iterations} done")
     for r in alive:
         out[r.case]["times_ms"] = [t * 1e3 for t in r.times]
@@ -684,8 +705,9 @@ def run_bench(
     """Measure every combination; return the JSON-able result (see the module docstring).
 
     ``grid="full"``: every dtype in every memory format. ``grid="lean"``:
-    the fp32 contiguous baseline plus every dtype in channels_last only
-    (the layout the fast paths use), which saves the slow combinations.
+    the fp32 contiguous eager baseline plus every dtype in channels_last only
+    (the layout the fast paths use; eager and/or compiled as ``compile``
+    says), which saves the slow combinations.
     """
     settings = settings or Settings()
     settings.validate()
@@ -729,20 +751,13 @@ def run_bench(
 
     # cases per device, dtype list per device
     dtypes_per_device = {d: list(dtypes) if dtypes else default_dtypes(d) for d in devs}
-    result["peak"] = {}
-
-    def probe(when: str) -> None:
-        """Probe every device and dtype; keep each probe's best of the runs before and after the cases."""
+    probes: dict[tuple[str, str], PeakProbe] = {}
+    if settings.probe:
         for d in devs:
             for dt in dtypes_per_device[d]:
-                log(f"peak probe ({when}): {d} {dt}")
-                new = probe_peak(d, dt)
-                old = result["peak"].setdefault(str(d), {}).setdefault(dt, new)
-                for key in ("matmul_tflops", "conv_tflops", "peak_tflops"):
-                    old[key] = max(old[key], new[key])
-
-    if settings.probe:
-        probe("before")
+                log(f"peak probe: {d} {dt}")
+                probes[(str(d), dt)] = PeakProbe(d, dt)
+                probes[(str(d), dt)].run()
 
     rows: list[dict[str, Any]] = []
     eager_runners: list[Runner] = []
@@ -765,6 +780,8 @@ def run_bench(
                             continue
                         for compiled in compiled_opts:
                             case = Case(spec.text, mode, dt, fmt, compiled, str(d))
+                            if grid == "lean" and fmt == "contiguous" and compiled:
+                                continue  # lean: the contiguous layout only for the eager baseline
                             if compiled:
                                 compiled_cases.append((case, spec))
                             else:
@@ -772,13 +789,15 @@ def run_bench(
             del base
 
     log(f"measuring {len(eager_runners)} eager case(s) round-robin")
-    infos = _measure(eager_runners, settings, log)
+    infos = _measure(eager_runners, settings, log, probes=list(probes.values()))
     for case, spec in compiled_cases:
         log(f"compiled case (child process, limit {settings.compile_timeout:g} s): {_case_text(case)}")
         infos[case] = _run_compiled_case(case, settings, log)
     del eager_runners
-    if settings.probe:
-        probe("after")
+    result["peak"] = {}
+    for (d, dt), p in probes.items():
+        result["peak"].setdefault(d, {})[dt] = p.result()
+    del probes
 
     cases = list(infos)
     for case in cases:
