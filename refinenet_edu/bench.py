@@ -602,10 +602,12 @@ def _run_compiled_case(case: Case, settings: Settings, log: Callable[[str], None
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
+        log(f"  compiled case stopped after {settings.compile_timeout:g} s")
         return {"status": "skipped", "note": f"compiling and measuring took longer than {settings.compile_timeout:g} s"}
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (stderr.strip().splitlines() or ["no output"])[-1][:200]
+        log(f"  compiled case failed (exit {proc.returncode}): {tail}")
         return {"status": "error", "note": f"child process failed: {tail}"}
     return json.loads(lines[-1])
 
