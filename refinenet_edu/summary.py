@@ -26,10 +26,16 @@ def count_parameters(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def count_flops(model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1, device: str = "meta") -> int:
-    """FLOPs of one forward pass (a multiply-add counts as 2), eval mode."""
+def count_flops(model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1, device: str | None = None) -> int:
+    """FLOPs of one forward pass (a multiply-add counts as 2), eval mode.
+
+    The input is made on ``device`` (default: where the model's parameters are;
+    a model built on the ``meta`` device is counted without any arithmetic).
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
+    if device is None:
+        device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     x = torch.zeros(batch, 3, *input_size, device=device)
