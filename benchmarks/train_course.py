@@ -20,7 +20,6 @@ This is a benchmark, not a test: it prints figures and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -28,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from refinenet_edu.commands._common import provenance
+from refinenet_edu.files import atomic_write_json
+from refinenet_edu.provenance import provenance
 from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
 from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
 from refinenet_edu.model import build_refinenet
@@ -125,8 +125,7 @@ def main() -> None:
         print(f"  did NOT reach {args.target_miou} within {args.max_minutes} min: best {result.best_miou:.3f} "
               f"after {result.seconds:.0f} s ({len(result.history)} epochs)")
     out = args.out or Path(__file__).parent / "results" / f"train_course-{device.type}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_json(out, record)
     print(f"wrote {out}")
 
 

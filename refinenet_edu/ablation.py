@@ -55,6 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from refinenet_edu.files import atomic_write_bytes
+
 __all__ = [
     "FORMAT",
     "Variant",
@@ -528,7 +530,7 @@ def _run_spec(spec: RunSpec) -> dict:
             masks = predict_masks(model, val_set)
             buf = io.BytesIO()
             np.savez_compressed(buf, masks=masks, ids=np.array(list(val_set.ids)))
-            _atomic_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
+            atomic_write_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
             record["predictions"] = f"predictions/{stem}.npz"
         if spec.save_checkpoint:
             from refinenet_edu.checkpoints import save_checkpoint
@@ -540,12 +542,6 @@ def _run_spec(spec: RunSpec) -> dict:
             )
             record["checkpoint"] = f"checkpoints/{stem}.pt"
     return record
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    from refinenet_edu.checkpoints import atomic_write_bytes
-
-    atomic_write_bytes(path, data)
 
 
 # --------------------------------------------------------------------------
@@ -624,7 +620,6 @@ class AblationResults:
         self.data["runs"] = [r for r in self.runs if (r["variant"], int(r["seed"])) != key] + [record]
 
     def save(self, folder: str | os.PathLike) -> Path:
-        from refinenet_edu.checkpoints import atomic_write_bytes
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -752,7 +747,7 @@ def run_grid(
     written by this process only. Inference times are measured afterwards,
     one variant at a time, so that concurrent training does not distort them.
     """
-    from refinenet_edu.commands._common import git_commit, provenance
+    from refinenet_edu.provenance import git_commit, provenance
 
     variants = [parse_variant(v) for v in variants]
     if not variants:
@@ -904,7 +899,7 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
            argv: list[str] | None = None, repeats: int = 30) -> AblationResults:
     """Measure the inference time of every variant in ``out`` on this device and add it to the file
     (replacing an earlier measurement on the same device)."""
-    from refinenet_edu.commands._common import provenance
+    from refinenet_edu.provenance import provenance
     from refinenet_edu.devices import describe_device, resolve_device
 
     results = AblationResults.load(out)

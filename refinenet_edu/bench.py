@@ -76,6 +76,7 @@ from torch import nn
 
 from refinenet_edu.config import MIN_INPUT_SIZE, PRESETS
 from refinenet_edu.encoders import BACKBONES
+from refinenet_edu.files import atomic_write_text
 from refinenet_edu.inference import PRECISIONS, autocast, cpu_supports_bf16
 
 __all__ = [
@@ -678,17 +679,12 @@ def environment(devices: list[torch.device]) -> dict[str, Any]:
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         },
     }
-    repo = Path(__file__).resolve().parents[1]
-    try:
-        info["commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True, timeout=10
-        )
-        info["dirty"] = bool(status.stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
+    from refinenet_edu.provenance import git_commit
+
+    commit = git_commit()
+    if commit is not None:
+        info["commit"] = commit.removesuffix("-dirty")
+        info["dirty"] = commit.endswith("-dirty")
     return info
 
 
@@ -1017,9 +1013,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_table(result))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + "\n", encoding="utf-8")
+        path = atomic_write_text(args.json, text + "\n")
         log(f"wrote {path}")
     return 0
 

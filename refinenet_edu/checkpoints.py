@@ -3,9 +3,9 @@
 A checkpoint is a plain dict saved with ``torch.save`` and read back with
 ``torch.load(..., weights_only=True)`` (no pickled code runs on load). It
 carries the model's :class:`~refinenet_edu.config.RefineNetConfig`, so
-:func:`load_model` needs nothing but the file. Files are written atomically:
-to a temporary file in the same folder, then renamed over the target, so an
-interrupted save never leaves a half-written checkpoint behind.
+:func:`load_model` needs nothing but the file. Files are written atomically
+(:func:`refinenet_edu.files.atomic_write`), so an interrupted save never
+leaves a half-written checkpoint behind.
 
 Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict),
 ``dataset`` (name, class names, palette), ``epoch``, ``history``, ``metrics``,
@@ -16,44 +16,23 @@ Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict),
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from refinenet_edu.config import RefineNetConfig
+from refinenet_edu.files import atomic_write
 
-__all__ = ["FORMAT", "VERSION", "atomic_write_bytes", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "load_model"]
+__all__ = ["FORMAT", "VERSION", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "load_model"]
 
 FORMAT = "refinenet-edu-checkpoint"
 VERSION = 1
 
 
-def _atomic_replace(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + rename)."""
-    _atomic_replace(path, lambda f: f.write(data))
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (temp file + rename)."""
-    _atomic_replace(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically (see :mod:`refinenet_edu.files`)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(

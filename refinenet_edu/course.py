@@ -31,10 +31,11 @@ import html
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from refinenet_edu.files import atomic_write_text
 
 __all__ = [
     "FAST_ENV_VARS",
@@ -51,7 +52,6 @@ __all__ = [
     "notebook_title",
     "select_notebooks",
     "strip_widget_state",
-    "write_atomic",
 ]
 
 #: a course notebook's file name: two digits, an underscore, a name
@@ -160,26 +160,6 @@ def strip_widget_state(nb):
     return nb
 
 
-def write_atomic(path: str | Path, data: str | bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed into place."""
-    path = Path(path)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8", "newline": "\n"})) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class ExecutionReport:
     """What happened to one notebook."""
@@ -222,7 +202,7 @@ def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None
     seconds = time.perf_counter() - start
     strip_widget_state(nb)
     if save:
-        write_atomic(path, nbformat.writes(nb) + "\n")
+        atomic_write_text(path, nbformat.writes(nb) + "\n")
     return nb, seconds
 
 
@@ -232,7 +212,7 @@ def export_html(nb, out_path: str | Path) -> Path:
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     out_path = Path(out_path)
-    write_atomic(out_path, body)
+    atomic_write_text(out_path, body)
     return out_path
 
 
@@ -246,7 +226,7 @@ def _write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
         f"<ol start=\"0\">\n{items}\n</ol>\n</body>\n</html>\n"
     )
     path = out_dir / "index.html"
-    write_atomic(path, page)
+    atomic_write_text(path, page)
     return path
 
 

@@ -18,8 +18,6 @@ predicted masks as palette PNGs and overlays.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
@@ -41,6 +39,7 @@ from refinenet_edu.metrics import (
 )
 
 from refinenet_edu.datasets.describe import colorize  # one colouring function for the whole library
+from refinenet_edu.files import atomic_write
 
 __all__ = [
     "OFFICIAL_SCALES",
@@ -558,20 +557,6 @@ def _overlay(image, mask: np.ndarray, lut: np.ndarray, alpha: float, ignore_inde
     return img.permute(1, 2, 0).numpy()
 
 
-def _atomic_save(pil_image, path: Path) -> None:
-    """Write a PNG to a temporary file in the same folder, then rename it over
-    ``path`` (``os.replace`` is atomic), so a crash never leaves half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pil_image.save(f, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_predictions(
     pred_masks: Iterable,
     ids: Sequence,
@@ -617,12 +602,12 @@ def save_predictions(
         h, w = arr.shape
         png = Image.frombytes("P", (w, h), np.ascontiguousarray(arr).tobytes())
         png.putpalette(flat_palette)
-        _atomic_save(png, path)
+        atomic_write(path, lambda f: png.save(f, format="PNG"))
         written.append(path)
         if image_list is not None:
             over = _overlay(image_list[i], arr, lut, alpha, ignore_index)
             opath = out_dir / "overlays" / f"{image_id}.png"
             opath.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save(Image.fromarray(over), opath)
+            atomic_write(opath, lambda f: Image.fromarray(over).save(f, format="PNG"))
             written.append(opath)
     return written

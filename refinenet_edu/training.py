@@ -25,7 +25,7 @@ checkpoint; running out of memory says what to lower.
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 import os
 import random
 import time
@@ -39,9 +39,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from refinenet_edu.checkpoints import atomic_write_bytes, load_checkpoint, save_checkpoint, unwrap
+from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from refinenet_edu.config import RefineNetConfig
 from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.files import atomic_write_json
 
 __all__ = [
     "TrainConfig",
@@ -217,10 +218,6 @@ def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
     )
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode())
-
-
 def describe_dataset(ds) -> dict:
     """What a checkpoint records of its dataset: name, class names, palette."""
     return {
@@ -373,9 +370,10 @@ def train(
                 with autocast(device, dtype):
                     scores = net(images)
                     loss = F.cross_entropy(scores.float(), masks, ignore_index=cfg.ignore_index)
-                if not torch.isfinite(loss):
+                loss_value = loss.item()  # the step's one device sync: the NaN check and the progress bar share it
+                if not math.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"the loss became {loss.item()} in epoch {epoch + 1} (step {scheduler.last_epoch}); "
+                        f"the loss became {loss_value} in epoch {epoch + 1} (step {scheduler.last_epoch}); "
                         f"stopped. The last good checkpoint is kept"
                         + (f" in {out_dir / 'last.pt'}" if out_dir else "")
                         + f". Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
@@ -392,7 +390,7 @@ def train(
             loss_sum += loss.detach().double() * images.shape[0]
             seen += images.shape[0]
             if progress and is_main:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix(loss=f"{loss_value:.3f}")
         if world > 1:
             totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64)])
             dist.all_reduce(totals)
@@ -437,7 +435,7 @@ def train(
                 out_dir / "last.pt", module, optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), **common,
             )
-            _write_json(out_dir / "history.json", history)
+            atomic_write_json(out_dir / "history.json", history)
         if plot is not None:
             plot.update(history)
         if progress and is_main:

@@ -1,51 +1,6 @@
-"""What the train / evaluate / predict commands share: provenance and data options."""
+"""What the train / evaluate / predict commands share: data options and subsets."""
 
 from __future__ import annotations
-
-import datetime
-import platform
-import shlex
-import subprocess
-import sys
-from pathlib import Path
-
-import torch
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def git_commit() -> str | None:
-    """The checkout's commit (with "-dirty" when files differ), or None outside git."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True,
-            text=True, timeout=10,
-        ).stdout.strip()
-        return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def provenance(argv: list[str] | None = None) -> dict:
-    """Where a result came from: command, commit, versions, machine, date."""
-    import torchvision
-
-    argv = sys.argv if argv is None else argv
-    prog = Path(argv[0]).name if argv else "refinenet-edu"
-    if prog in ("__main__.py", "-m"):
-        prog = "refinenet-edu"
-    return {
-        "command": " ".join(["refinenet-edu" if prog.startswith("refinenet") else prog] + [shlex.quote(a) for a in argv[1:]]),
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "torch": str(torch.__version__),
-        "torchvision": str(torchvision.__version__),
-        "platform": platform.platform(),
-    }
 
 
 def add_data_arguments(parser, *, default: str | None = "synthscenes") -> None:
@@ -70,7 +25,14 @@ def load_split(args, split: str, transforms):
     return load_dataset(args.data, split, transforms=transforms, **kwargs)
 
 
-def dataset_info(ds) -> dict:
-    from refinenet_edu.training import describe_dataset
+def subset(ds, n: int):
+    """The first ``n`` items of ``ds``, keeping its class names, palette and ids."""
+    from torch.utils.data import Subset
 
-    return describe_dataset(ds)
+    sub = Subset(ds, range(min(n, len(ds))))
+    for attr in ("class_names", "palette", "num_classes", "ignore_index", "name", "root"):
+        if hasattr(ds, attr):
+            setattr(sub, attr, getattr(ds, attr))
+    if hasattr(ds, "ids"):
+        sub.ids = list(ds.ids)[: len(sub)]
+    return sub

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance
+from refinenet_edu.commands._common import add_data_arguments, load_split, subset
+from refinenet_edu.provenance import provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,16 +39,15 @@ def run(args: argparse.Namespace) -> int:
     from refinenet_edu.datasets.transforms import eval_transforms
     from refinenet_edu.devices import resolve_device, resolve_precision
     from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate, save_predictions, predict_logits
-    from refinenet_edu.training import _write_json
+    from refinenet_edu.files import atomic_write_json
+    from refinenet_edu.training import describe_dataset
 
     ckpt = load_checkpoint(args.checkpoint)
     if args.data is None:
         args.data = (ckpt.get("dataset") or {}).get("name") or "synthscenes"
     ds = load_split(args, args.split, eval_transforms())
     if args.subset:
-        from refinenet_edu.commands.train import _subset
-
-        ds = _subset(ds, args.subset)
+        ds = subset(ds, args.subset)
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
     model = load_model(args.checkpoint, device=device, num_classes=ds.num_classes, checkpoint=ckpt)
@@ -61,14 +61,14 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or args.checkpoint.parent / f"evaluation-{args.split}.json"
     data = {
         "checkpoint": str(args.checkpoint),
-        "dataset": dataset_info(ds),
+        "dataset": describe_dataset(ds),
         "split": args.split,
         "scales": list(scales),
         "flip": args.flip,
         "provenance": provenance(getattr(args, "_argv", None)),
         **result.as_dict(),
     }
-    _write_json(out, data)
+    atomic_write_json(out, data)
     print(f"wrote {out}")
     if args.save_predictions:
         loader = torch.utils.data.DataLoader(ds, batch_size=8)

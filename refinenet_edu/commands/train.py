@@ -13,7 +13,8 @@ import datetime
 import math
 from pathlib import Path
 
-from refinenet_edu.commands._common import add_data_arguments, dataset_info, load_split, provenance
+from refinenet_edu.commands._common import add_data_arguments, load_split, subset
+from refinenet_edu.provenance import provenance
 from refinenet_edu.summary import add_model_arguments, config_from_args
 
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
     from refinenet_edu.model import RefineNet
-    from refinenet_edu.training import RECIPES, TrainConfig, train, _write_json
+    from refinenet_edu.files import atomic_write_json
+    from refinenet_edu.training import RECIPES, TrainConfig, describe_dataset, train
 
     recipe = RECIPES.get(args.preset, TrainConfig())
     cfg = recipe.replace(
@@ -62,11 +64,10 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
         seed=args.seed, num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
     )
-    cfg.__post_init__()
 
     train_set = load_split(args, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range, hflip=cfg.hflip, jitter=cfg.jitter))
     val_set = load_split(args, "val", eval_transforms())
-    info = dataset_info(train_set)
+    info = describe_dataset(train_set)
     if args.num_classes is None:
         args.num_classes = train_set.num_classes
     config = config_from_args(args)
@@ -75,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if config.num_classes != train_set.num_classes:
         raise ValueError(f"--num-classes {config.num_classes} does not match the dataset's {train_set.num_classes} classes")
     if args.subset:
-        train_set = _subset(train_set, args.subset)
-        val_set = _subset(val_set, max(1, args.subset // 4))
+        train_set = subset(train_set, args.subset)
+        val_set = subset(val_set, max(1, args.subset // 4))
 
     out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if not args.resume and (out / "last.pt").exists():
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         "model_config": config.to_dict(),
         "dataset": info["name"],
     }
-    _write_json(out / "provenance.json", summary)
+    atomic_write_json(out / "provenance.json", summary)
     print(f"done in {result.seconds:.0f} s: best val mIoU {result.best_miou:.4f} (epoch {result.best_epoch}); "
           f"{result.stopped_because}. Checkpoints in {out}")
     if args.export:
@@ -112,18 +113,6 @@ def run(args: argparse.Namespace) -> int:
         model = load_model(out / "best.pt", checkpoint=best)
         save_checkpoint(args.export, model, half=True, dataset=info, metrics=best.get("metrics", {}),
                         history=result.history, provenance=summary, train_config=cfg.to_dict())
-        _write_json(Path(str(args.export) + ".json"), {**summary, "checkpoint": str(args.export)})
+        atomic_write_json(Path(str(args.export) + ".json"), {**summary, "checkpoint": str(args.export)})
         print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")
     return 0
-
-
-def _subset(ds, n):
-    from torch.utils.data import Subset
-
-    sub = Subset(ds, range(min(n, len(ds))))
-    for attr in ("class_names", "palette", "num_classes", "ignore_index", "name", "root"):
-        if hasattr(ds, attr):
-            setattr(sub, attr, getattr(ds, attr))
-    if hasattr(ds, "ids"):
-        sub.ids = list(ds.ids)[: len(sub)]
-    return sub
