@@ -52,6 +52,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -260,7 +261,8 @@ class RunSpec:
     save_predictions: bool = False
     save_checkpoint: bool = False
     threads: int | None = None
-    progress: bool = False
+    progress: bool = False  # progress bars (one run at a time)
+    log_epochs: bool = False  # one line per epoch instead (runs side by side, whose bars would mix)
 
 
 class _InMemory:
@@ -443,6 +445,7 @@ def train_variant(
     progress: bool = False,
     live_plot: bool = False,
     datasets=None,
+    on_epoch=None,
 ):
     """Train one variant with one seed and score it; returns ``(record, model, val_set)``.
 
@@ -468,7 +471,7 @@ def train_variant(
     torch.manual_seed(seed)  # the initial weights depend on the seed too
     model = RefineNet(config)
     started = time.perf_counter()
-    result = train(model, train_set, val_set, cfg, progress=progress, live_plot=live_plot)
+    result = train(model, train_set, val_set, cfg, progress=progress, live_plot=live_plot, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
     ev = evaluate(
         model, DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False), num_classes=train_set.num_classes,
@@ -502,6 +505,13 @@ def train_variant(
     return record, model, val_set
 
 
+def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
+    """One line per finished epoch of a run trained beside others (``--progress`` with ``--jobs`` > 1)."""
+    miou = "" if record.get("miou") is None else f"  val mIoU {record['miou']:.3f}"
+    print(f"    {variant} seed {seed}: epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}{miou}  "
+          f"({record['elapsed']:.0f} s)", flush=True)
+
+
 def _run_spec(spec: RunSpec) -> dict:
     """Run one :class:`RunSpec` (in this process or a worker); returns the record."""
     import numpy as np
@@ -522,6 +532,7 @@ def _run_spec(spec: RunSpec) -> dict:
     record, model, val_set = train_variant(
         spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
         model_overrides=spec.model_overrides, subset=spec.subset, progress=spec.progress,
+        on_epoch=partial(_log_epoch, spec.variant, spec.seed, cfg.epochs) if spec.log_epochs else None,
     )
     if spec.out and (spec.save_predictions or spec.save_checkpoint):
         out = Path(spec.out)
@@ -819,7 +830,7 @@ def run_grid(
             model_overrides=model_overrides, subset=subset, out=str(out),
             save_predictions=save_predictions == "all" or (save_predictions == "seed0" and first_seed),
             save_checkpoint=save_checkpoints == "all" or (save_checkpoints == "seed0" and first_seed),
-            threads=threads, progress=progress and jobs == 1,
+            threads=threads, progress=progress and jobs == 1, log_epochs=progress and jobs > 1,
         )
 
     def finished(record: dict) -> None:
@@ -968,7 +979,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="only measure the inference time of the variants in --out on this device, and add it")
     r.add_argument("--timing-repeats", type=int, default=30, help="timed predictions per variant (the fastest counts)")
     r.add_argument("--list", action="store_true", help="print the planned runs and which are done, then exit")
-    r.add_argument("--progress", action="store_true", help="progress bars (with --jobs 1)")
+    r.add_argument("--progress", action="store_true",
+                   help="progress bars with --jobs 1; with more jobs, one line per epoch of each run")
 
 
 def _variants_from_args(args) -> list[Variant]:

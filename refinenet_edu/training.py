@@ -31,7 +31,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -242,6 +242,7 @@ def train(
     live_plot: bool = False,
     dataset_info: dict | None = None,
     provenance: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``train_set``, scoring mIoU on ``val_set`` after each epoch.
 
@@ -249,7 +250,9 @@ def train(
     yield ``(image float [3,H,W], mask int64 [H,W])``; training images must
     share one size (use ``train_transforms(crop_size)``). With ``out_dir``,
     checkpoints and history are written there, and ``resume=True`` continues
-    from ``out_dir/last.pt`` exactly where it stopped.
+    from ``out_dir/last.pt`` exactly where it stopped. ``on_epoch``, if given,
+    is called on the main process with each epoch's history record (epoch,
+    loss, miou, elapsed, ...) once that epoch is saved.
     """
     from refinenet_edu.evaluation import evaluate  # evaluation depends on the model, not on training
     from refinenet_edu.model import RefineNet
@@ -442,6 +445,8 @@ def train(
             miou = "" if record["miou"] is None else f"  val mIoU {record['miou']:.3f}"
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {record['loss']:.4f}{miou}  "
                   f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
+        if on_epoch is not None and is_main:
+            on_epoch(record)
         if cfg.target_miou is not None and record["miou"] is not None and record["miou"] >= cfg.target_miou:
             result.stopped_because = f"reached target mIoU {cfg.target_miou}"
             break

@@ -329,3 +329,16 @@ def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     results = AblationResults.load(out)
     assert results.done() == {("4-cascaded-crp4", 0)}
     assert "single-crp4 seed 0" in results.data["provenance"]["invocations"][-1]["failed"][0]
+
+
+def test_runs_trained_side_by_side_log_one_line_per_epoch(capsys):
+    from refinenet_edu.ablation import RunSpec, _run_spec, budget_for
+
+    cfg = budget_for("course", epochs=2, crop_size=64, batch_size=8, device="cpu", eval_every=1)
+    spec = RunSpec(variant="single-crp4", seed=0, train_config=cfg.to_dict(), subset=16,
+                   model_overrides={"encoder_width": 8, "widths": (8, 8, 8, 8)}, log_epochs=True)
+    record = _run_spec(spec)
+    lines = [ln.strip() for ln in capsys.readouterr().out.splitlines() if "epoch" in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["single-crp4 seed 0"] * 2
+    assert lines[0].startswith("single-crp4 seed 0: epoch 1/2  loss ") and "val mIoU" in lines[0]
+    assert lines[1].startswith("single-crp4 seed 0: epoch 2/2") and record["epochs"] == 2

@@ -154,3 +154,17 @@ def test_checkpoints_from_python_record_the_dataset(tmp_path):
     info = load_checkpoint(tmp_path / "last.pt")["dataset"]
     assert info["class_names"] == ["grey", "square", "bar"] and info["num_classes"] == 3
     assert info["palette"][1] == [255, 255, 255]
+
+
+def test_on_epoch_sees_each_saved_epoch(tmp_path):
+    data = Squares(n=2)
+    seen = []
+
+    def on_epoch(record):
+        seen.append(record)
+        # called once the epoch is saved: its checkpoint and history are on disk already
+        assert json.loads((tmp_path / "history.json").read_text())[-1]["epoch"] == record["epoch"]
+
+    result = train(_model(), data, data, _cfg(epochs=3), out_dir=tmp_path, progress=False, on_epoch=on_epoch)
+    assert [r["epoch"] for r in seen] == [1, 2, 3]
+    assert seen == result.history
