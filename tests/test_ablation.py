@@ -342,3 +342,17 @@ def test_runs_trained_side_by_side_log_one_line_per_epoch(capsys):
     assert [ln.split(":")[0] for ln in lines] == ["single-crp4 seed 0"] * 2
     assert lines[0].startswith("single-crp4 seed 0: epoch 1/2  loss ") and "val mIoU" in lines[0]
     assert lines[1].startswith("single-crp4 seed 0: epoch 2/2") and record["epochs"] == 2
+
+
+def test_the_pilot_tables_are_the_recorded_numbers():
+    """results/pilots-256/README.md quotes its JSON files to the digit (bold marks a pilot's best mIoU)."""
+    folder = REPO / "results" / "pilots-256"
+    readme = (folder / "README.md").read_text().replace("**", "")
+    for path in sorted(folder.glob("?-*.json")):
+        pilot = path.name[0].upper()
+        results = AblationResults.load(path)
+        assert results.data["budget"]["train"]["epochs"] == 30 and len(results.runs) >= 2
+        for run in results.runs:
+            pct = [f"{100 * run['miou']:.1f}"] + [f"{100 * run['iou'][c]:.1f}" for c in ("boat", "car", "wire", "dot")]
+            row = " | ".join([pilot, run["label"], *pct, f"{100 * run['boundary_miou']['2']:.1f}"])
+            assert f"| {row} |" in readme, row
