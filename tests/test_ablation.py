@@ -348,7 +348,7 @@ def test_the_pilot_tables_are_the_recorded_numbers():
     """results/pilots-256/README.md quotes its JSON files to the digit (bold marks a pilot's best mIoU)."""
     folder = REPO / "results" / "pilots-256"
     readme = (folder / "README.md").read_text().replace("**", "")
-    for path in sorted(folder.glob("?-*.json")):
+    for path in sorted(folder.glob("[abc]-*.json")):  # ablate output; d- is the pretrained-encoder script's
         pilot = path.name[0].upper()
         results = AblationResults.load(path)
         assert results.data["budget"]["train"]["epochs"] == 30 and len(results.runs) >= 2
@@ -356,3 +356,14 @@ def test_the_pilot_tables_are_the_recorded_numbers():
             pct = [f"{100 * run['miou']:.1f}"] + [f"{100 * run['iou'][c]:.1f}" for c in ("boat", "car", "wire", "dot")]
             row = " | ".join([pilot, run["label"], *pct, f"{100 * run['boundary_miou']['2']:.1f}"])
             assert f"| {row} |" in readme, row
+
+
+def test_the_pretrained_encoder_pilot_table_is_the_recorded_numbers():
+    folder = REPO / "results" / "pilots-256"
+    readme = (folder / "README.md").read_text().replace("**", "")
+    runs = json.loads((folder / "d-pretrained-encoder.json").read_text())["runs"]
+    assert sorted({r["seed"] for r in runs}) == [0, 1, 2]
+    for run in runs:
+        pct = [f"{100 * run['miou']:.1f}"] + [f"{100 * run['iou'][c]:.1f}" for c in ("boat", "car", "wire", "dot")]
+        row = " | ".join(["D", f"{run['variant']} seed {run['seed']}", *pct, f"{100 * run['boundary_miou_2']:.1f}"])
+        assert f"| {row} |" in readme, row

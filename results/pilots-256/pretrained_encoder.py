@@ -43,15 +43,16 @@ if not enc_path.exists():
 state = torch.load(enc_path, weights_only=True)
 res_path = out / "results.json"
 results = json.loads(res_path.read_text()) if res_path.exists() else []
+SEED = int(__import__("os").environ.get("SEED", "0"))
 for v in variants:
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)
     model = RefineNet(_model_config(parse_variant(v), "course", 7, over))
     model.encoder.load_state_dict(state)
-    tcfg = cfg.replace(seed=0, encoder_lr_ratio=0.1)
+    tcfg = cfg.replace(seed=SEED, encoder_lr_ratio=0.1, eval_every=int(__import__("os").environ.get("EVAL_EVERY", "1")))
     t0 = time.time()
     r = train(model, train_set, val_set, tcfg, progress=True)
     ev = evaluate(model, DataLoader(val_set, batch_size=16), num_classes=7, bands=BANDS, progress=False, keep_per_image=False)
-    rec = {"variant": v, "miou": ev.metrics.miou, "iou": dict(zip(train_set.class_names, map(float, ev.metrics.iou))),
+    rec = {"variant": v, "seed": SEED, "miou": ev.metrics.miou, "iou": dict(zip(train_set.class_names, map(float, ev.metrics.iou))),
            "boundary_miou_2": ev.boundary[2].miou, "train_seconds": time.time() - t0}
     print(v, json.dumps(rec), flush=True)
     results.append(rec)
