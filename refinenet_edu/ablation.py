@@ -507,8 +507,9 @@ def train_variant(
 
 def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
     """One line per finished epoch of a run trained beside others (``--progress`` with ``--jobs`` > 1)."""
-    miou = "" if record.get("miou") is None else f"  val mIoU {record['miou']:.3f}"
-    print(f"    {variant} seed {seed}: epoch {record['epoch']}/{epochs}  loss {record['loss']:.4f}{miou}  "
+    from refinenet_edu.training import epoch_scores
+
+    print(f"    {variant} seed {seed}: epoch {record['epoch']}/{epochs}  {epoch_scores(record)}  "
           f"({record['elapsed']:.0f} s)", flush=True)
 
 

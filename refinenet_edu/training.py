@@ -53,6 +53,7 @@ __all__ = [
     "make_optimizer",
     "poly_lambda",
     "describe_dataset",
+    "epoch_scores",
 ]
 
 
@@ -216,6 +217,12 @@ def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
         f"precision={cfg.precision}: lower --batch-size (e.g. {max(1, cfg.batch_size // 2)}) or --crop-size, "
         "use --precision bf16 (or fp16 on older GPUs), or choose narrower decoder --widths / a smaller --backbone"
     )
+
+
+def epoch_scores(record: dict) -> str:
+    """'loss 0.1234  val mIoU 0.567' for one history record (no mIoU in epochs without validation)."""
+    miou = "" if record.get("miou") is None else f"  val mIoU {record['miou']:.3f}"
+    return f"loss {record['loss']:.4f}{miou}"
 
 
 def describe_dataset(ds) -> dict:
@@ -442,8 +449,7 @@ def train(
         if plot is not None:
             plot.update(history)
         if progress and is_main:
-            miou = "" if record["miou"] is None else f"  val mIoU {record['miou']:.3f}"
-            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  loss {record['loss']:.4f}{miou}  "
+            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  {epoch_scores(record)}  "
                   f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
         if on_epoch is not None and is_main:
             on_epoch(record)

@@ -344,6 +344,12 @@ def test_runs_trained_side_by_side_log_one_line_per_epoch(capsys):
     assert lines[1].startswith("single-crp4 seed 0: epoch 2/2") and record["epochs"] == 2
 
 
+def _pilot_row(pilot: str, name: str, run: dict, boundary_2px: float) -> str:
+    """A row of the pilots README: pilot, run, mIoU, boat, car, wire, dot, boundary mIoU within 2 px (in %)."""
+    cells = [pilot, name, run["miou"], *(run["iou"][c] for c in ("boat", "car", "wire", "dot")), boundary_2px]
+    return "| " + " | ".join(c if isinstance(c, str) else f"{100 * c:.1f}" for c in cells) + " |"
+
+
 def test_the_pilot_tables_are_the_recorded_numbers():
     """results/pilots-256/README.md quotes its JSON files to the digit (bold marks a pilot's best mIoU)."""
     folder = REPO / "results" / "pilots-256"
@@ -353,9 +359,8 @@ def test_the_pilot_tables_are_the_recorded_numbers():
         results = AblationResults.load(path)
         assert results.data["budget"]["train"]["epochs"] == 30 and len(results.runs) >= 2
         for run in results.runs:
-            pct = [f"{100 * run['miou']:.1f}"] + [f"{100 * run['iou'][c]:.1f}" for c in ("boat", "car", "wire", "dot")]
-            row = " | ".join([pilot, run["label"], *pct, f"{100 * run['boundary_miou']['2']:.1f}"])
-            assert f"| {row} |" in readme, row
+            row = _pilot_row(pilot, run["label"], run, run["boundary_miou"]["2"])
+            assert row in readme, row
 
 
 def test_the_pretrained_encoder_pilot_table_is_the_recorded_numbers():
@@ -364,6 +369,5 @@ def test_the_pretrained_encoder_pilot_table_is_the_recorded_numbers():
     runs = json.loads((folder / "d-pretrained-encoder.json").read_text())["runs"]
     assert sorted({r["seed"] for r in runs}) == [0, 1, 2]
     for run in runs:
-        pct = [f"{100 * run['miou']:.1f}"] + [f"{100 * run['iou'][c]:.1f}" for c in ("boat", "car", "wire", "dot")]
-        row = " | ".join(["D", f"{run['variant']} seed {run['seed']}", *pct, f"{100 * run['boundary_miou_2']:.1f}"])
-        assert f"| {row} |" in readme, row
+        row = _pilot_row("D", f"{run['variant']} seed {run['seed']}", run, run["boundary_miou_2"])
+        assert row in readme, row
