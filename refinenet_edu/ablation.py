@@ -263,6 +263,7 @@ class RunSpec:
     threads: int | None = None
     progress: bool = False  # progress bars (one run at a time)
     log_epochs: bool = False  # one line per epoch instead (runs side by side, whose bars would mix)
+    encoder_weights: str | None = None  # a pretrained encoder state dict every run starts from
 
 
 class _InMemory:
@@ -446,11 +447,14 @@ def train_variant(
     live_plot: bool = False,
     datasets=None,
     on_epoch=None,
+    encoder_weights: str | os.PathLike | None = None,
 ):
     """Train one variant with one seed and score it; returns ``(record, model, val_set)``.
 
     ``train_config``: a :class:`~refinenet_edu.training.TrainConfig` (default:
-    the preset's recipe). The model is scored after the last epoch (not the
+    the preset's recipe). ``encoder_weights``: a state-dict file the encoder
+    starts from (e.g. made by ``refinenet-edu pretrain``); the decoder always
+    starts from random weights drawn with ``seed``. The model is scored after the last epoch (not the
     best one: the validation set is the test set here) in float32, with
     boundary bands :data:`BANDS`. ``record`` is the JSON-ready row of the
     results file (inference time not included: see :func:`time_inference`).
@@ -469,7 +473,7 @@ def train_variant(
     train_set, val_set = datasets if datasets is not None else load_splits(data, cfg, subset)
     config = _model_config(variant, preset, train_set.num_classes, model_overrides or {})
     torch.manual_seed(seed)  # the initial weights depend on the seed too
-    model = RefineNet(config)
+    model = RefineNet(config, weights=os.fspath(encoder_weights) if encoder_weights else None)
     started = time.perf_counter()
     result = train(model, train_set, val_set, cfg, progress=progress, live_plot=live_plot, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
@@ -534,6 +538,7 @@ def _run_spec(spec: RunSpec) -> dict:
         spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
         model_overrides=spec.model_overrides, subset=spec.subset, progress=spec.progress,
         on_epoch=partial(_log_epoch, spec.variant, spec.seed, cfg.epochs) if spec.log_epochs else None,
+        encoder_weights=spec.encoder_weights,
     )
     if spec.out and (spec.save_predictions or spec.save_checkpoint):
         out = Path(spec.out)
@@ -701,11 +706,22 @@ class AblationResults:
         return buf.getvalue()
 
 
-def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fingerprint: dict) -> dict:
+def encoder_fingerprint(path: str | os.PathLike) -> dict:
+    """File name and SHA-256 of a pretrained encoder (the budget names it, not its folder)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"encoder weights {path}: no such file (expected a state dict from refinenet-edu pretrain)")
+    return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fingerprint: dict,
+                 encoder_weights: str | os.PathLike | None = None) -> dict:
     """What every run of one results file must share (the device and data workers may differ)."""
     train = {k: v for k, v in cfg.to_dict().items()
              if k not in ("seed", "device", "num_workers", "compile", "channels_last", "precision")}
+    extra = {"encoder_weights": encoder_fingerprint(encoder_weights)} if encoder_weights else {}
     return {
+        **extra,
         "preset": preset,
         "train": train,
         "subset": subset,
@@ -751,6 +767,7 @@ def run_grid(
     argv: list[str] | None = None,
     log: Callable[[str], None] = print,
     progress: bool = False,
+    encoder_weights: str | os.PathLike | None = None,
 ) -> AblationResults:
     """Train every (variant, seed) not yet in ``out/results.json``; write results after each run.
 
@@ -758,6 +775,9 @@ def run_grid(
     a GPU, which one small model leaves mostly idle); results are still
     written by this process only. Inference times are measured afterwards,
     one variant at a time, so that concurrent training does not distort them.
+    ``encoder_weights``: every run's encoder starts from this state dict (the
+    paper's protocol: one pretrained encoder, fine-tuned; see
+    :mod:`refinenet_edu.pretraining`); its SHA-256 is part of the budget.
     """
     from refinenet_edu.provenance import git_commit, provenance
 
@@ -778,7 +798,7 @@ def run_grid(
     out = Path(out)
 
     fingerprint = dataset_fingerprint(data)
-    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint)
+    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)
     if (out / "results.json").is_file():
         results = AblationResults.load(out)
         if results.data.get("budget") and results.data["budget"] != budget:
@@ -832,6 +852,7 @@ def run_grid(
             save_predictions=save_predictions == "all" or (save_predictions == "seed0" and first_seed),
             save_checkpoint=save_checkpoints == "all" or (save_checkpoints == "seed0" and first_seed),
             threads=threads, progress=progress and jobs == 1, log_epochs=progress and jobs > 1,
+            encoder_weights=os.fspath(Path(encoder_weights).resolve()) if encoder_weights else None,
         )
 
     def finished(record: dict) -> None:
@@ -961,6 +982,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--crop-size", type=int)
     t.add_argument("--lr", type=float)
+    t.add_argument("--encoder-lr-ratio", type=float,
+                   help="encoder lr = lr x this (official recipe 0.1; the course recipe 1.0)")
+    t.add_argument("--encoder-weights", type=Path, metavar="FILE",
+                   help="start every run's encoder from this state dict (refinenet-edu pretrain makes one)")
     t.add_argument("--eval-every", type=int, default=5, help="validation mIoU every N epochs during training (default 5)")
     t.add_argument("--subset", type=int, help="only the first N training and N/4 validation images (quick tries, tests)")
     t.add_argument("--data", default="synthscenes", help="dataset name or VOC-layout folder (default: synthscenes)")
@@ -1010,8 +1035,14 @@ def run(args: argparse.Namespace) -> int:
         make_config(args.preset, **{**overrides, **v.overrides()})
     cfg = budget_for(
         args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
-        eval_every=args.eval_every, num_workers=args.num_workers,
+        eval_every=args.eval_every, num_workers=args.num_workers, encoder_lr_ratio=args.encoder_lr_ratio,
     )
+    if args.encoder_weights is not None:
+        # a clear error now (missing file, or one that does not fit the encoder), not in every worker
+        from refinenet_edu.model import RefineNet
+
+        encoder_fingerprint(args.encoder_weights)
+        RefineNet(make_config(args.preset, num_classes=2, **overrides), weights=os.fspath(args.encoder_weights))
     if args.list:
         done = set()
         if (Path(args.out) / "results.json").is_file():
@@ -1026,6 +1057,6 @@ def run(args: argparse.Namespace) -> int:
         model_overrides=overrides, subset=args.subset, jobs=args.jobs, threads=args.threads,
         save_predictions=args.save_predictions, save_checkpoints=args.save_checkpoints, device=args.device,
         precision=args.precision, time_inference_runs=not args.no_timing, argv=getattr(args, "_argv", None),
-        progress=args.progress,
+        progress=args.progress, encoder_weights=args.encoder_weights,
     )
     return 0

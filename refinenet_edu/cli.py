@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
     "assignments": ("refinenet_edu.assignments", "list the graded assignments, release student versions (nbgrader)"),
     "course": ("refinenet_edu.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
+    "pretrain": ("refinenet_edu.pretraining", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
     "ablate": ("refinenet_edu.ablation", "train a grid of variants (cascades, CRP, RCUs) over seeds and compare them"),
     "bench": ("refinenet_edu.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }

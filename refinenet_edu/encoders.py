@@ -119,7 +119,11 @@ def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict (a dict of tensors), got {type(state).__name__}")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    missing, unexpected = resnet.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = resnet.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # tensors of other shapes: another depth or width
+        first = str(err).split("\n\t")[1:2] or [str(err)]
+        raise ValueError(f"{path}: does not match this ResNet ({first[0].strip()})") from err
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise ValueError(
@@ -150,9 +154,15 @@ class ResNetEncoder(nn.Module):
                 raise ValueError(
                     f"encoder_width={width}: only resnet18 and resnet34 can be narrowed; {backbone} needs {STANDARD_WIDTH}"
                 )
-            if weights is not None:
-                raise ValueError(f"weights={weights!r}: there are no pretrained weights for encoder_width={width}")
+            tv_weights, local = resolve_weights(backbone, weights)
+            if tv_weights is not None:
+                raise ValueError(
+                    f"weights={weights!r}: there are no ImageNet weights for encoder_width={width}; "
+                    "pass the path of a state dict made for this width (refinenet-edu pretrain)"
+                )
             resnet = NarrowResNet(_BASIC_LAYERS[backbone], width)
+            if local is not None:
+                _load_local_state_dict(resnet, local)
         else:
             tv_weights, local = resolve_weights(backbone, weights)
             resnet = getattr(torchvision.models, backbone)(weights=tv_weights)

@@ -236,5 +236,5 @@ def test_narrow_encoder_is_a_scaled_resnet18():
         ResNetEncoder("resnet50", width=32)
     with pytest.raises(ValueError, match="encoder_width=32"):
         build_refinenet("course", backbone="resnet50")
-    with pytest.raises(ValueError, match="no pretrained weights"):
+    with pytest.raises(ValueError, match="no ImageNet weights for encoder_width=32"):
         build_refinenet("course", weights="DEFAULT")

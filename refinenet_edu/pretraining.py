@@ -1,0 +1,254 @@
+"""Pretraining an encoder before the decoders are compared: the paper's protocol.
+
+Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every
+variant starts from one ResNet pretrained on ImageNet (and, for their best
+VOC model, on COCO), and fine-tunes it with the encoder's learning rate ten
+times lower than the decoder's. The decoder -- the cascade and the chained
+residual pooling the ablation compares -- then has to do the refining and
+gather the context, because the slow encoder cannot re-learn the task.
+
+The course encoder (a half-width ResNet-18) has no ImageNet weights, and
+nothing can be downloaded here, so this module makes the stand-in: an
+FCN-32s-style pretraining (Long et al., CVPR 2015: one 1x1 convolution on the
+1/32 features, scores upsampled x32) on a *different* labelled set. For the
+ablation that set is SynthScenes drawn with another seed, with ``boat`` and
+``car`` merged into one class (``merge``): the encoder learns textures,
+objects and thin structures, but not the rule that only context tells a boat
+from a car -- as ImageNet features know "boat" and "car" but not VOC's
+scenes. ``refinenet-edu pretrain`` runs it; ``refinenet-edu ablate
+--encoder-weights FILE`` starts every variant from the result.
+
+The file written is a plain ResNet state dict (``conv1.weight``,
+``layer1.0.conv1.weight``, ...), the same format as torchvision's weights, so
+``RefineNet(config, weights=FILE)`` and ``encoders.ResNetEncoder`` load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from refinenet_edu import devices, files
+from refinenet_edu.training import poly_lambda
+
+__all__ = ["PretrainConfig", "class_map", "pretrain_encoder", "save_encoder"]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Budget of the FCN-32s pretraining (AdamW, poly decay, batch ``batch_size``)."""
+
+    epochs: int = 30
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        for name, ok, want in (
+            ("epochs", self.epochs >= 1, "an integer >= 1"),
+            ("lr", self.lr > 0, "a number > 0"),
+            ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
+            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
+            ("num_workers", self.num_workers >= 0, "an integer >= 0"),
+        ):
+            if not ok:
+                raise ValueError(f"PretrainConfig.{name}={getattr(self, name)!r}: expected {want}")
+
+
+def class_map(class_names: list[str] | tuple[str, ...], merge: list[list[str]] | None) -> tuple[torch.Tensor, list[str]]:
+    """A 256-entry label lookup table that merges groups of classes, and the new class names.
+
+    ``merge=[["boat", "car"]]`` maps ``car`` onto ``boat``'s new index and names
+    it ``boat+car``; the other classes keep their order; 255 (ignore) stays 255.
+    """
+    names = list(class_names)
+    groups = [list(g) for g in (merge or [])]
+    owner: dict[str, int] = {}
+    for gi, group in enumerate(groups):
+        if len(group) < 2:
+            raise ValueError(f"merge: each group needs at least two class names, got {group}")
+        for name in group:
+            if name not in names:
+                raise ValueError(f"merge: {name!r} is not a class of this dataset (classes: {names})")
+            if name in owner:
+                raise ValueError(f"merge: {name!r} appears in more than one group")
+            owner[name] = gi
+    new_names: list[str] = []
+    new_index: dict[str, int] = {}
+    for name in names:
+        if name in owner:
+            key = "+".join(groups[owner[name]])
+            if key not in new_index:
+                new_index[key] = len(new_names)
+                new_names.append(key)
+            new_index[name] = new_index[key]
+        else:
+            new_index[name] = len(new_names)
+            new_names.append(name)
+    lut = torch.full((256,), 255, dtype=torch.long)
+    for i, name in enumerate(names):
+        lut[i] = new_index[name]
+    return lut, new_names
+
+
+def pretrain_encoder(
+    encoder: nn.Module,
+    train_set,
+    *,
+    num_classes: int,
+    config: PretrainConfig = PretrainConfig(),
+    label_map: torch.Tensor | None = None,
+    log: Callable[[str], None] | None = partial(print, flush=True),
+) -> list[dict]:
+    """Train ``encoder`` (returns ``[f4, f8, f16, f32]``) with an FCN-32s head; returns the loss per epoch.
+
+    ``label_map``: a lookup table applied to the targets (see :func:`class_map`);
+    ``num_classes`` counts the classes after it. The head is thrown away.
+    """
+    device = devices.resolve_device(config.device)
+    dtype = devices.resolve_precision(config.precision, device)
+    torch.manual_seed(config.seed)
+    encoder.to(device).train()
+    with torch.no_grad():
+        deep = encoder(torch.zeros(1, 3, 64, 64, device=device))[-1].shape[1]
+    encoder.train()
+    head = nn.Conv2d(deep, num_classes, 1).to(device)
+    params = [p for p in [*encoder.parameters(), *head.parameters()] if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = DataLoader(
+        train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator,
+        num_workers=config.num_workers,
+    )
+    if len(loader) == 0:
+        raise ValueError(f"pretraining set: {len(train_set)} images, fewer than one batch of {config.batch_size}")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.epochs * len(loader)))
+    lut = label_map.to(device) if label_map is not None else None
+    history = []
+    started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        total, steps = torch.zeros((), device=device), 0
+        for images, targets in loader:
+            images, targets = images.to(device), targets.to(device).long()
+            if lut is not None:
+                targets = lut[targets]
+            with devices.autocast(device, dtype):
+                scores = head(encoder(images)[-1])
+            scores = F.interpolate(scores.float(), size=targets.shape[-2:], mode="bilinear", align_corners=False)
+            loss = F.cross_entropy(scores, targets, ignore_index=255)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.detach()
+            steps += 1
+        mean = float(total) / steps
+        if not torch.isfinite(torch.tensor(mean)):
+            raise RuntimeError(f"pretraining diverged at epoch {epoch} (loss {mean}); lower lr={config.lr}")
+        history.append({"epoch": epoch, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
+        if log is not None:
+            log(f"pretrain epoch {epoch}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
+    encoder.eval()
+    return history
+
+
+def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, half: bool = True) -> Path:
+    """Write the encoder's ResNet state dict to ``path`` (atomically) and ``info`` beside it as ``PATH.json``.
+
+    ``encoder``: a :class:`~refinenet_edu.encoders.ResNetEncoder`; the keys are
+    torchvision's (``conv1.weight``, ``layer4.1.bn2.running_var``, ...).
+    ``half``: floating-point tensors stored as float16, like the shipped
+    checkpoints (half the size; loading casts them back to the model's dtype).
+    """
+    body = getattr(encoder, "body", encoder)
+    state = {k: v.detach().cpu().clone() for k, v in body.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    path = Path(path)
+    files.atomic_write(path, lambda f: torch.save(state, f))
+    files.atomic_write_json(path.with_name(path.name + ".json"), info)
+    return path
+
+
+def config_dict(config: PretrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+# --------------------------------------------------------------------------
+# refinenet-edu pretrain
+# --------------------------------------------------------------------------
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", required=True,
+                        help="dataset name or VOC-layout folder to pretrain on (e.g. SynthScenes drawn with another seed)")
+    parser.add_argument("--out", required=True, type=Path, help="the encoder state dict to write (FILE, and FILE.json)")
+    parser.add_argument("--preset", default="course", help="the model whose encoder is pretrained (default: course)")
+    parser.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="override the preset's encoder width")
+    parser.add_argument("--merge", nargs="+", action="append", metavar="CLASS",
+                        help="classes trained as one (repeatable), e.g. --merge boat car")
+    parser.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
+    parser.add_argument("--lr", type=float, default=PretrainConfig.lr)
+    parser.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
+    parser.add_argument("--crop-size", type=int, default=128, help="random crops of this size (default 128)")
+    parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=tuple(devices.PRECISIONS))
+    parser.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
+
+
+def run(args) -> int:
+    from refinenet_edu import provenance
+    from refinenet_edu.ablation import dataset_fingerprint, load_splits
+    from refinenet_edu.config import make_config
+    from refinenet_edu.encoders import ResNetEncoder
+    from refinenet_edu.training import TrainConfig
+
+    if args.out.exists() and not args.force:
+        raise ValueError(f"--out {args.out}: exists; pass --force to replace it")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = PretrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                            device=args.device, precision=args.precision)
+    overrides = {"encoder_width": args.encoder_width} if args.encoder_width else {}
+    train_set, _ = load_splits(args.data, TrainConfig(crop_size=args.crop_size, scale_range=(0.75, 1.25)))
+    lut, names = class_map(train_set.class_names, args.merge)
+    model_config = make_config(args.preset, num_classes=len(names), **overrides)
+    torch.manual_seed(args.seed)
+    encoder = ResNetEncoder(model_config.backbone, width=model_config.encoder_width)
+    started = time.perf_counter()
+    history = pretrain_encoder(encoder, train_set, num_classes=len(names), config=config, label_map=lut)
+    info = {
+        "format": "refinenet-edu pretrained encoder",
+        "backbone": model_config.backbone,
+        "encoder_width": model_config.encoder_width,
+        "head": "FCN-32s: 1x1 conv on the 1/32 features, scores upsampled x32 (discarded)",
+        "classes": names,
+        "merge": args.merge or [],
+        "config": config_dict(config),
+        "crop_size": args.crop_size,
+        "data": dataset_fingerprint(args.data),
+        "history": history,
+        "stored_as": "float16",
+        "seconds": round(time.perf_counter() - started, 1),
+        "device": devices.describe_device(devices.resolve_device(config.device)),
+        "provenance": provenance.provenance(getattr(args, "_argv", None)),
+    }
+    save_encoder(encoder, args.out, info)
+    print(f"wrote {args.out} ({history[-1]['loss']:.4f} final loss, {info['seconds']:.0f} s)")
+    return 0
