@@ -34,17 +34,20 @@ DEFAULT_SELECTION = ("4-cascaded-crp4", "2-cascaded-crp4", "single-crp4", "4-cas
 
 def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: str = "synthscenes",
                     subset: int | None = None, crop_size: int | None = None, batch_size: int | None = None,
-                    seed: int = 0, device: str = "auto", progress: bool = True, **_: Any) -> dict:
+                    seed: int = 0, device: str = "auto", progress: bool = True, encoder_weights: str | None = None,
+                    encoder_lr_ratio: float | None = None, **_: Any) -> dict:
     """Train ``variant`` now (see :func:`refinenet_edu.ablation.train_variant`) and measure it.
 
+    ``encoder_weights`` / ``encoder_lr_ratio``: start from a pretrained encoder
+    and fine-tune it slower, as ``ablate --encoder-weights`` does.
     Returns ``{"record", "costs", "predictions"}`` for :func:`comparison.add_live_run`.
     """
     from refinenet_edu.ablation import budget_for, predict_masks, time_inference, train_variant, variant_costs
 
     cfg = budget_for(preset, epochs=epochs, crop_size=crop_size, batch_size=batch_size, device=device,
-                     eval_every=max(1, epochs))
+                     eval_every=max(1, epochs), encoder_lr_ratio=encoder_lr_ratio)
     record, model, val_set = train_variant(variant, seed, preset=preset, data=data, train_config=cfg,
-                                           subset=subset, progress=progress)
+                                           subset=subset, progress=progress, encoder_weights=encoder_weights)
     costs = variant_costs(variant, preset=preset, num_classes=val_set.num_classes,
                           input_size=(cfg.crop_size, cfg.crop_size))
     t = time_inference(model, (cfg.crop_size, cfg.crop_size), device=device)

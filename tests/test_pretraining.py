@@ -103,3 +103,26 @@ def test_ablate_from_a_pretrained_encoder_records_it_in_the_budget(other_scenes,
     assert "nope.pt: no such file" in capsys.readouterr().err
     assert main([*argv[:-4], "--encoder-weights", str(enc), "--encoder-width", "16"]) == 2
     assert "does not match" in capsys.readouterr().err
+
+
+def test_train_now_can_start_from_the_pretrained_encoder(other_scenes, tmp_path, monkeypatch):
+    """The dashboard's "train now" follows the same protocol when given the encoder and the lr ratio."""
+    from refinenet_edu import training
+    from refinenet_edu.dashboard import default_trainer
+
+    torch.manual_seed(3)
+    encoder = ResNetEncoder("resnet18", width=32)  # the course preset's encoder
+    path = save_encoder(encoder, tmp_path / "enc.pt", {})
+    seen = {}
+
+    def fake_train(model, train_set, val_set, cfg, **kwargs):
+        seen["conv1"] = model.encoder.body.conv1.weight.detach().clone()
+        seen["ratio"] = cfg.encoder_lr_ratio
+        return training.TrainResult(history=[{"epoch": 1, "loss": 1.0}], device="cpu", precision="float32")
+
+    monkeypatch.setattr(training, "train", fake_train)
+    out = default_trainer("single-crp4", epochs=1, data=str(other_scenes), subset=8, crop_size=64, batch_size=8,
+                          device="cpu", progress=False, encoder_weights=str(path), encoder_lr_ratio=0.1)
+    assert seen["ratio"] == 0.1
+    assert torch.equal(seen["conv1"], torch.load(path, weights_only=True)["conv1.weight"].float())
+    assert out["predictions"].shape[0] == 2
