@@ -396,3 +396,13 @@ def test_the_pretrained_encoder_ablation_started_from_the_shipped_encoder():
     metrics = ("miou", "boundary_miou/1", "boundary_miou/2", "boundary_miou/4", "boundary_accuracy/2",
                "context_iou", "thin_iou")
     assert cmp.format_table(r, metrics) in (folder / "README.md").read_text()
+
+
+def test_the_coarse_pilot_table_is_the_recorded_numbers():
+    folder = REPO / "results" / "pilots-128"
+    r = AblationResults.load(folder / "e-coarse-pretrained.json")
+    assert r.data["budget"]["train"]["encoder_lr_ratio"] == 0.1 and r.data["budget"]["encoder_weights"]["sha256"]
+    assert {(run["variant"], run["seed"]) for run in r.runs} == {
+        (v, s) for v in ("4-cascaded-crp4", "4-cascaded-crp0", "single-crp4", "single-crp0") for s in (0, 1, 2)}
+    table = cmp.format_table(r, ("miou", "boundary_miou/2", "context_iou", "thin_iou"))
+    assert table in (folder / "README.md").read_text()
