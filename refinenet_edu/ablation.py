@@ -798,7 +798,13 @@ def run_grid(
     out = Path(out)
 
     fingerprint = dataset_fingerprint(data)
-    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)
+    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)  # missing file: error
+    if encoder_weights:  # a file that does not fit the encoder: one clear error now, not one per run
+        from refinenet_edu.config import make_config
+        from refinenet_edu.encoders import ResNetEncoder
+
+        mc = make_config(preset, **model_overrides)
+        ResNetEncoder(mc.backbone, weights=os.fspath(encoder_weights), width=mc.encoder_width)
     if (out / "results.json").is_file():
         results = AblationResults.load(out)
         if results.data.get("budget") and results.data["budget"] != budget:
@@ -1037,12 +1043,6 @@ def run(args: argparse.Namespace) -> int:
         args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
         eval_every=args.eval_every, num_workers=args.num_workers, encoder_lr_ratio=args.encoder_lr_ratio,
     )
-    if args.encoder_weights is not None:
-        # a clear error now (missing file, or one that does not fit the encoder), not in every worker
-        from refinenet_edu.model import RefineNet
-
-        encoder_fingerprint(args.encoder_weights)
-        RefineNet(make_config(args.preset, num_classes=2, **overrides), weights=os.fspath(args.encoder_weights))
     if args.list:
         done = set()
         if (Path(args.out) / "results.json").is_file():

@@ -119,11 +119,13 @@ def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict (a dict of tensors), got {type(state).__name__}")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    try:
-        missing, unexpected = resnet.load_state_dict(state, strict=False)
-    except RuntimeError as err:  # tensors of other shapes: another depth or width
-        first = str(err).split("\n\t")[1:2] or [str(err)]
-        raise ValueError(f"{path}: does not match this ResNet ({first[0].strip()})") from err
+    own = resnet.state_dict()
+    resized = [k for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape]
+    if resized:  # another depth or width
+        k = resized[0]
+        raise ValueError(f"{path}: does not match this ResNet ({k}: {tuple(state[k].shape)} in the file, "
+                         f"{tuple(own[k].shape)} here)")
+    missing, unexpected = resnet.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise ValueError(

@@ -25,7 +25,7 @@ The file written is a plain ResNet state dict (``conv1.weight``,
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -114,7 +114,7 @@ def pretrain_encoder(
     label_map: torch.Tensor | None = None,
     log: Callable[[str], None] | None = partial(print, flush=True),
 ) -> list[dict]:
-    """Train ``encoder`` (returns ``[f4, f8, f16, f32]``) with an FCN-32s head; returns the loss per epoch.
+    """Train ``encoder`` (a :class:`~refinenet_edu.encoders.ResNetEncoder`) with an FCN-32s head; returns the loss per epoch.
 
     ``label_map``: a lookup table applied to the targets (see :func:`class_map`);
     ``num_classes`` counts the classes after it. The head is thrown away.
@@ -123,10 +123,7 @@ def pretrain_encoder(
     dtype = devices.resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
     encoder.to(device).train()
-    with torch.no_grad():
-        deep = encoder(torch.zeros(1, 3, 64, 64, device=device))[-1].shape[1]
-    encoder.train()
-    head = nn.Conv2d(deep, num_classes, 1).to(device)
+    head = nn.Conv2d(encoder.channels[-1], num_classes, 1).to(device)
     params = [p for p in [*encoder.parameters(), *head.parameters()] if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -157,7 +154,7 @@ def pretrain_encoder(
             total += loss.detach()
             steps += 1
         mean = float(total) / steps
-        if not torch.isfinite(torch.tensor(mean)):
+        if not math.isfinite(mean):
             raise RuntimeError(f"pretraining diverged at epoch {epoch} (loss {mean}); lower lr={config.lr}")
         history.append({"epoch": epoch, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
         if log is not None:
@@ -182,10 +179,6 @@ def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, hal
     files.atomic_write(path, lambda f: torch.save(state, f))
     files.atomic_write_json(path.with_name(path.name + ".json"), info)
     return path
-
-
-def config_dict(config: PretrainConfig) -> dict:
-    return json.loads(json.dumps(asdict(config)))
 
 
 # --------------------------------------------------------------------------
@@ -240,7 +233,7 @@ def run(args) -> int:
         "head": "FCN-32s: 1x1 conv on the 1/32 features, scores upsampled x32 (discarded)",
         "classes": names,
         "merge": args.merge or [],
-        "config": config_dict(config),
+        "config": asdict(config),
         "crop_size": args.crop_size,
         "data": dataset_fingerprint(args.data),
         "history": history,
