@@ -360,20 +360,46 @@ def _float(x) -> float | None:
 
 
 def predict_masks(model, dataset, *, batch_size: int = 16, device=None):
-    """Arg-max predictions of ``model`` on every image of ``dataset``, uint8 ``[N, H, W]`` (numpy)."""
+    """Arg-max predictions of ``model`` on every image of ``dataset``: uint8 ``[N, H, W]``
+    (numpy) when the images share one size, else a list of ``[H, W]`` arrays."""
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader
 
+    from refinenet_edu.evaluation import eval_loader, image_groups
     from refinenet_edu.inference import fast_inference
 
     out = []
     if device is not None:
         model.to(device)
     with fast_inference(model, precision="fp32") as run:
-        for images, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-            out.append(run(images).argmax(1).to(torch.uint8).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0, 0), dtype=np.uint8)
+        for images, masks in eval_loader(dataset, batch_size=batch_size):
+            for group, _ in image_groups(images, masks):
+                out.extend(run(group).argmax(1).to(torch.uint8).cpu().numpy())
+    if not out:
+        return np.zeros((0, 0, 0), dtype=np.uint8)
+    return np.stack(out) if len({m.shape for m in out}) == 1 else out
+
+
+def pack_masks(masks) -> dict:
+    """Arrays for ``np.savez`` of predicted masks: ``masks`` [N, H, W] when they share one
+    size, else ``flat`` (all pixels, one after another) and ``shapes`` [N, 2]."""
+    import numpy as np
+
+    if isinstance(masks, np.ndarray):
+        return {"masks": masks}
+    return {"flat": np.concatenate([m.reshape(-1) for m in masks]),
+            "shapes": np.array([m.shape for m in masks], dtype=np.int64)}
+
+
+def unpack_masks(data):
+    """The masks :func:`pack_masks` stored (an ``np.load`` result): an array or a list of arrays."""
+    import numpy as np
+
+    if "masks" in data:
+        return data["masks"]
+    flat, shapes = data["flat"], data["shapes"]
+    ends = np.cumsum([h * w for h, w in shapes])
+    return [flat[end - h * w:end].reshape(h, w) for end, (h, w) in zip(ends, shapes)]
 
 
 def time_inference(
@@ -460,9 +486,8 @@ def train_variant(
     results file (inference time not included: see :func:`time_inference`).
     """
     import torch
-    from torch.utils.data import DataLoader
 
-    from refinenet_edu.evaluation import evaluate
+    from refinenet_edu.evaluation import eval_loader, evaluate
     from refinenet_edu.model import RefineNet
     from refinenet_edu.summary import count_parameters
     from refinenet_edu.training import train
@@ -478,7 +503,7 @@ def train_variant(
     result = train(model, train_set, val_set, cfg, progress=progress, live_plot=live_plot, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
     ev = evaluate(
-        model, DataLoader(val_set, batch_size=cfg.batch_size, shuffle=False), num_classes=train_set.num_classes,
+        model, eval_loader(val_set, batch_size=cfg.batch_size), num_classes=train_set.num_classes,
         bands=BANDS, progress=False, keep_per_image=False,
     )
     m = ev.metrics
@@ -546,7 +571,7 @@ def _run_spec(spec: RunSpec) -> dict:
         if spec.save_predictions:
             masks = predict_masks(model, val_set)
             buf = io.BytesIO()
-            np.savez_compressed(buf, masks=masks, ids=np.array(list(val_set.ids)))
+            np.savez_compressed(buf, **pack_masks(masks), ids=np.array(list(val_set.ids)))
             atomic_write_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
             record["predictions"] = f"predictions/{stem}.npz"
         if spec.save_checkpoint:

@@ -360,7 +360,8 @@ def add_live_run(results, record: dict, *, costs: dict | None = None, prediction
 
 
 def load_predictions(results, group: str, seed: int | None = None, folder: str | Path | None = None):
-    """Predicted validation masks (uint8 ``[N, H, W]``) of ``group`` and the image ids, or ``None``.
+    """Predicted validation masks (uint8 ``[N, H, W]``, or a list of ``[H, W]`` masks when the
+    images differ in size) of ``group`` and the image ids, or ``None``.
 
     Live runs keep theirs in memory; shipped runs in ``predictions/*.npz``
     beside the results file (the first seed that has one, unless ``seed``).
@@ -377,8 +378,10 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
     for r in runs:
         path = folder / r["predictions"]
         if path.is_file():
+            from refinenet_edu.ablation import unpack_masks
+
             with np.load(path) as data:
-                return data["masks"], [str(i) for i in data["ids"]]
+                return unpack_masks(data), [str(i) for i in data["ids"]]
     return None
 
 

@@ -34,8 +34,8 @@ DEFAULT_SELECTION = ("4-cascaded-crp4", "2-cascaded-crp4", "single-crp4", "4-cas
 
 def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: str = "synthscenes",
                     subset: int | None = None, crop_size: int | None = None, batch_size: int | None = None,
-                    seed: int = 0, device: str = "auto", progress: bool = True, encoder_weights: str | None = None,
-                    encoder_lr_ratio: float | None = None, **_: Any) -> dict:
+                    seed: int = 0, device: str = "auto", precision: str | None = None, progress: bool = True,
+                    encoder_weights: str | None = None, encoder_lr_ratio: float | None = None, **_: Any) -> dict:
     """Train ``variant`` now (see :func:`refinenet_edu.ablation.train_variant`) and measure it.
 
     ``encoder_weights`` / ``encoder_lr_ratio``: start from a pretrained encoder
@@ -45,12 +45,12 @@ def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: 
     from refinenet_edu.ablation import budget_for, predict_masks, time_inference, train_variant, variant_costs
 
     cfg = budget_for(preset, epochs=epochs, crop_size=crop_size, batch_size=batch_size, device=device,
-                     eval_every=max(1, epochs), encoder_lr_ratio=encoder_lr_ratio)
+                     precision=precision, eval_every=max(1, epochs), encoder_lr_ratio=encoder_lr_ratio)
     record, model, val_set = train_variant(variant, seed, preset=preset, data=data, train_config=cfg,
                                            subset=subset, progress=progress, encoder_weights=encoder_weights)
     costs = variant_costs(variant, preset=preset, num_classes=val_set.num_classes,
                           input_size=(cfg.crop_size, cfg.crop_size))
-    t = time_inference(model, (cfg.crop_size, cfg.crop_size), device=device)
+    t = time_inference(model, (cfg.crop_size, cfg.crop_size), device=device, precision=cfg.precision)
     costs["inference_ms"] = {t["device"]: round(t["ms_per_image"], 3)}
     return {"record": record, "costs": costs, "predictions": predict_masks(model, val_set)}
 

@@ -13,6 +13,13 @@ arg-max. Images larger than the GPU can hold are cut into overlapping tiles
 (confusion matrix, IoU, accuracies, boundary/trimap accuracy) and per-image
 scores to find the best and worst cases. :func:`save_predictions` writes
 predicted masks as palette PNGs and overlays.
+
+Real datasets have images of many sizes (PASCAL VOC: mostly about 500x375,
+some far smaller). :func:`eval_loader` batches them with
+:func:`collate_images`, which stacks a batch only when its images share one
+size and otherwise hands them over as lists; :func:`evaluate` then runs each
+image at its own size. Nothing is padded, so a prediction never depends on
+the batch size or on the other images of a batch.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ from refinenet_edu.files import atomic_write
 
 __all__ = [
     "OFFICIAL_SCALES",
+    "collate_images",
+    "eval_loader",
+    "image_groups",
     "predict_logits",
     "evaluate",
     "EvaluationResult",
@@ -341,6 +351,42 @@ def _ids_in_order(loader) -> list | None:
     return None
 
 
+def collate_images(batch):
+    """Collate ``(image, mask, ...)`` samples that may differ in size.
+
+    When every image of the batch has the same shape, the result is what
+    PyTorch's default collate makes (stacked tensors). Otherwise it is one
+    list per field (a list of images, a list of masks), which
+    :func:`evaluate` and :func:`~refinenet_edu.ablation.predict_masks` run
+    one image at a time. Images are never padded.
+    """
+    from torch.utils.data import default_collate
+
+    if len({tuple(sample[0].shape) for sample in batch}) <= 1:
+        return default_collate(batch)
+    return [list(field) for field in zip(*batch)]
+
+
+def eval_loader(dataset, batch_size: int = 1, *, sampler=None, num_workers: int = 0, **kwargs):
+    """A ``DataLoader`` over ``dataset`` in order, for evaluation and prediction.
+
+    Uses :func:`collate_images`, so images of different sizes are fine at any
+    ``batch_size`` (same-size images are still batched, for speed).
+    """
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers,
+                      collate_fn=collate_images, **kwargs)
+
+
+def image_groups(images, masks):
+    """``(images [N,3,H,W], masks [N,H,W])`` pairs of one batch from :func:`collate_images`:
+    the batch itself when it is stacked, else one pair per image (each with N = 1)."""
+    if isinstance(images, torch.Tensor):
+        return [(images, masks)]
+    return [(image[None], mask[None]) for image, mask in zip(images, masks)]
+
+
 def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     if p is None:
@@ -364,6 +410,7 @@ def evaluate(
     keep_per_image: bool = True,
     ignore_index: int | None = None,
     class_names: Sequence[str] | None = None,
+    on_prediction=None,
 ) -> EvaluationResult:
     """Score a segmentation model on a dataset (or a ``DataLoader``).
 
@@ -381,6 +428,13 @@ def evaluate(
     The model is put in ``eval()`` mode (dropout off, batch-norm statistics
     frozen) and run under ``torch.inference_mode()``; its previous
     training/eval mode is restored afterwards.
+
+    A loader may batch images of different sizes if it collates them with
+    :func:`collate_images` (as :func:`eval_loader` does): each image is then
+    run at its own size. ``on_prediction(ids, images, predictions)``, if
+    given, is called after every batch (or image) with the image ids (or
+    positions), the input images and the predicted masks (int64 ``[N, H, W]``,
+    on the CPU), e.g. to save them (:func:`save_predictions`) in the same pass.
 
     When the loader uses a ``DistributedSampler``, every process is assumed to
     evaluate its own shard, and the confusion matrices are summed across
@@ -422,23 +476,27 @@ def evaluate(
         with torch.inference_mode():
             total = len(loader) if hasattr(loader, "__len__") else None
             for batch in tqdm(loader, total=total, desc="evaluate", disable=not progress, leave=False):
-                images, masks = batch[0], batch[1]
-                images = images.to(device, non_blocking=True)
-                masks = masks.to(device, non_blocking=True)
-                with autocast:
-                    probs = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride)
-                if probs.shape[1] != num_classes:
-                    raise ValueError(
-                        f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}"
-                    )
-                pred = probs.argmax(1)
-                per = per_sample_confusion(pred, masks, num_classes, ignore_index)
-                cm.matrix += per.sum(0)
-                if bm is not None:
-                    bm.update(pred, masks)
-                if keep_per_image:
-                    per_image.extend(_image_scores(per, ids, seen))
-                seen += images.shape[0]
+                for images, masks in image_groups(batch[0], batch[1]):
+                    images = images.to(device, non_blocking=True)
+                    masks = masks.to(device, non_blocking=True)
+                    with autocast:
+                        probs = predict_logits(model, images, scales=scales, flip=flip, window=window, stride=stride)
+                    if probs.shape[1] != num_classes:
+                        raise ValueError(
+                            f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}"
+                        )
+                    pred = probs.argmax(1)
+                    per = per_sample_confusion(pred, masks, num_classes, ignore_index)
+                    cm.matrix += per.sum(0)
+                    if bm is not None:
+                        bm.update(pred, masks)
+                    if keep_per_image:
+                        per_image.extend(_image_scores(per, ids, seen))
+                    if on_prediction is not None:
+                        n = images.shape[0]
+                        names = ids[seen:seen + n] if ids is not None else list(range(seen, seen + n))
+                        on_prediction(names, images.cpu(), pred.cpu())
+                    seen += images.shape[0]
         if isinstance(getattr(loader, "sampler", None), DistributedSampler):
             cm.reduce()
             if bm is not None:

@@ -255,13 +255,14 @@ def train(
 
     ``model`` is a RefineNet (or a ``RefineNetConfig`` to build one). Datasets
     yield ``(image float [3,H,W], mask int64 [H,W])``; training images must
-    share one size (use ``train_transforms(crop_size)``). With ``out_dir``,
+    share one size (use ``train_transforms(crop_size)``), validation images
+    may have any size. With ``out_dir``,
     checkpoints and history are written there, and ``resume=True`` continues
     from ``out_dir/last.pt`` exactly where it stopped. ``on_epoch``, if given,
     is called on the main process with each epoch's history record (epoch,
     loss, miou, elapsed, ...) once that epoch is saved.
     """
-    from refinenet_edu.evaluation import evaluate  # evaluation depends on the model, not on training
+    from refinenet_edu.evaluation import eval_loader, evaluate  # evaluation depends on the model, not on training
     from refinenet_edu.model import RefineNet
 
     cfg = cfg or TrainConfig()
@@ -304,7 +305,8 @@ def train(
     )
     val_loader = None
     if val_set is not None:
-        val_loader = DataLoader(
+        # images of any size: same-size ones are batched, others run one by one (never padded)
+        val_loader = eval_loader(
             val_set,
             batch_size=cfg.batch_size,
             sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--subset", type=int, help="only the first N images")
     parser.add_argument("--out", type=Path, help="JSON results (default: <checkpoint folder>/evaluation-<split>.json)")
-    parser.add_argument("--save-predictions", type=Path, help="also write palette PNGs and overlays here")
+    parser.add_argument("--save-predictions", type=Path, metavar="DIR",
+                        help="also write each image's predicted mask (palette PNG) and overlay here")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from refinenet_edu.checkpoints import load_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms
     from refinenet_edu.devices import resolve_device, resolve_precision
-    from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate, save_predictions, predict_logits
+    from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
     from refinenet_edu.files import atomic_write_json
     from refinenet_edu.training import describe_dataset
 
@@ -52,10 +53,15 @@ def run(args: argparse.Namespace) -> int:
     dtype = resolve_precision(args.precision, device)
     model = load_model(args.checkpoint, device=device, num_classes=ds.num_classes, checkpoint=ckpt)
     scales = tuple(args.scales) if args.scales else (OFFICIAL_SCALES if args.multi_scale else (1.0,))
+
+    def save(ids, images, predictions):  # in the same pass as the scores, each image at its own size
+        save_predictions(predictions, ids, args.save_predictions, ds.palette, images=images)
+
     result = evaluate(
         model, ds, num_classes=ds.num_classes, scales=scales, flip=args.flip, window=args.window,
         bands=tuple(args.bands), device=device, amp_dtype=None if dtype == torch.float32 else dtype,
         progress=not args.quiet, class_names=list(ds.class_names),
+        on_prediction=save if args.save_predictions else None,
     )
     print(result.table())
     out = args.out or args.checkpoint.parent / f"evaluation-{args.split}.json"
@@ -71,12 +77,5 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out, data)
     print(f"wrote {out}")
     if args.save_predictions:
-        loader = torch.utils.data.DataLoader(ds, batch_size=8)
-        ids = list(getattr(ds, "ids", range(len(ds))))
-        i = 0
-        for images, _ in loader:
-            probs = predict_logits(model, images.to(device), scales=scales, flip=args.flip, window=args.window)
-            save_predictions(probs.argmax(1).cpu(), ids[i:i + len(images)], args.save_predictions, ds.palette, images=images)
-            i += len(images)
-        print(f"wrote {i} predictions to {args.save_predictions}")
+        print(f"wrote {result.num_images} predictions (masks and overlays) to {args.save_predictions}")
     return 0

@@ -2,7 +2,9 @@
 
 For every input image writes ``<out>/<name>.png`` (a palette PNG of class
 indices) and ``<out>/overlays/<name>.png`` (the image with the classes
-coloured over it).
+coloured over it). Images of any size work; one smaller than the network's
+32-pixel minimum is scaled up for the network and its scores scaled back
+(``predict_logits``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     from torchvision.transforms.v2 import functional as TF
 
     from refinenet_edu.checkpoints import load_checkpoint, load_model
-    from refinenet_edu.config import MIN_INPUT_SIZE
     from refinenet_edu.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
     from refinenet_edu.devices import resolve_device
     from refinenet_edu.evaluation import OFFICIAL_SCALES, predict_logits, save_predictions
@@ -63,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
                 image = TF.pil_to_tensor(im.convert("RGB"))
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"{path}: cannot be read as an image ({err})") from err
-        if min(image.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(f"{path}: {image.shape[-1]}x{image.shape[-2]} is below the minimum of {MIN_INPUT_SIZE} pixels")
         x = TF.normalize(TF.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)[None]
         probs = predict_logits(model, x.to(device), scales=scales, flip=args.flip, window=args.window)
         save_predictions(probs.argmax(1).cpu(), [path.stem], args.out, palette, images=image[None])

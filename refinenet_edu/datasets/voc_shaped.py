@@ -1,0 +1,145 @@
+"""A small generated dataset shaped like PASCAL VOC 2012 (and SBD), for tests and dry runs.
+
+Real PASCAL VOC differs from the embedded SynthScenes in ways that break code
+written for a set of equal squares: its images have many sizes (mostly about
+500x375, some far smaller, odd widths and heights are common), it has 21
+classes, and every object is outlined by a band of the ignore label 255.
+:func:`make_voc_shaped` writes a few such images in the very layout of the
+real archives, so that the whole real-data path (download, extraction,
+reading, training with validation, evaluation, saved predictions) can run on
+a CPU in seconds and without a network:
+
+    ROOT/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
+    ROOT/VOCdevkit/VOC2012/SegmentationClass/<id>.png      palette PNG, VOC colours, 255 borders
+    ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
+    ROOT/benchmark_RELEASE/dataset/{img/<id>.jpg, cls/<id>.mat, train.txt, val.txt}   (``sbd=N``)
+
+There is no ``meta.json``: the real archives have none, and the readers fall
+back to the 21 VOC classes. The pictures are not photographs: each object is
+an ellipse or a box in a colour that depends on its class (so a network can
+learn something from them), on a noisy background. Sizes are those of
+``sizes`` (cycled), by default VOC's common ones at a fifth of their side, plus
+odd sizes and one image smaller than a 64-pixel crop. Every file is a pure
+function of the arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from refinenet_edu.datasets.synthetic import encode_jpeg, write_mask_png
+from refinenet_edu.datasets.voc import VOC_CLASSES, voc_palette
+
+__all__ = ["VOC_SHAPED_SIZES", "make_voc_shaped", "render_voc_shaped", "write_sbd_mask"]
+
+#: (height, width) of the generated images, cycled: VOC's common 375x500, 500x375,
+#: 333x500 and 500x334 at a fifth of their side, odd sizes, and 41x57, smaller than a 64 crop.
+VOC_SHAPED_SIZES: tuple[tuple[int, int], ...] = ((75, 100), (100, 75), (67, 100), (41, 57), (100, 67), (77, 93))
+
+NUM_CLASSES = len(VOC_CLASSES)
+IGNORE_INDEX = 255
+
+
+def _class_colour(label: int) -> np.ndarray:
+    """A fixed RGB colour per class (the VOC palette, brightened so class 0 is not black)."""
+    return np.asarray(voc_palette(NUM_CLASSES)[label], dtype=np.float64) * 0.7 + 40
+
+
+def render_voc_shaped(seed: int, index: int, size: tuple[int, int], border: int = 2):
+    """One image (uint8 [H, W, 3]) and its mask (uint8 [H, W], 0..20 and 255).
+
+    1-3 objects of random classes 1..20; every object gets a ``border``-pixel
+    band of 255 around it, as PASCAL VOC outlines its objects (5 px there).
+    """
+    rng = np.random.default_rng([seed, index])
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    image = _class_colour(0) + rng.normal(0, 18, (h, w, 3))
+    mask = np.zeros((h, w), np.uint8)
+    for _ in range(int(rng.integers(1, 4))):
+        label = int(rng.integers(1, NUM_CLASSES))
+        cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        ry, rx = rng.uniform(0.12, 0.35) * h, rng.uniform(0.12, 0.35) * w
+        if rng.random() < 0.5:  # ellipse
+            d = np.hypot((yy - cy) / ry, (xx - cx) / rx)
+            inside, band = d <= 1.0, d <= 1.0 + border / min(ry, rx)
+        else:  # box
+            dy, dx = np.abs(yy - cy), np.abs(xx - cx)
+            inside = (dy <= ry) & (dx <= rx)
+            band = (dy <= ry + border) & (dx <= rx + border)
+        mask[band] = IGNORE_INDEX
+        mask[inside] = label
+        image[inside] = _class_colour(label) + rng.normal(0, 12, (int(inside.sum()), 3))
+    return image.clip(0, 255).astype(np.uint8), mask
+
+
+def write_sbd_mask(mask: np.ndarray, path: Path) -> None:
+    """Write a class mask as SBD does: a MATLAB file with the struct ``GTcls.Segmentation``.
+
+    SBD masks have no 255 borders (its annotations are boundaries, filled);
+    border pixels are written as background. Needs scipy.
+    """
+    from scipy.io import savemat
+
+    seg = np.where(mask == IGNORE_INDEX, 0, mask).astype(np.uint8)
+    savemat(path, {"GTcls": {"Segmentation": seg, "CategoriesPresent": np.unique(seg[seg > 0]).astype(np.uint8)}})
+
+
+def make_voc_shaped(
+    root: str | Path,
+    *,
+    train: int = 6,
+    val: int = 4,
+    sbd: int = 0,
+    seed: int = 0,
+    sizes: tuple[tuple[int, int], ...] = VOC_SHAPED_SIZES,
+    jpeg_quality: int = 90,
+) -> Path:
+    """Write a VOC 2012-shaped set under ``root`` (see the module docstring); returns ``root``.
+
+    ``train`` / ``val``: images of VOC's ``train`` and ``val`` splits (ids
+    ``2007_000000`` ...; ``trainval`` lists both). ``sbd``: also write an SBD
+    folder (``benchmark_RELEASE/dataset``) with that many extra images, plus
+    the first VOC train image and the first VOC val image, as the real SBD
+    shares images with VOC (the "augmented" training set must leave VOC val
+    out). Existing files of the same names are overwritten; nothing else in
+    ``root`` is touched.
+    """
+    root = Path(root)
+    if train < 1 or val < 1:
+        raise ValueError(f"train and val must be >= 1, got {train}, {val}")
+    if not sizes or any(min(s) < 1 for s in sizes):
+        raise ValueError(f"sizes must be a non-empty list of positive (height, width), got {sizes}")
+    voc = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (voc / sub).mkdir(parents=True, exist_ok=True)
+    palette = voc_palette(NUM_CLASSES)
+    splits = {"train": [f"2007_{i:06d}" for i in range(train)],
+              "val": [f"2007_{i:06d}" for i in range(train, train + val)]}
+    samples = {}
+    for i, sample_id in enumerate(splits["train"] + splits["val"]):
+        image, mask = render_voc_shaped(seed, i, sizes[i % len(sizes)])
+        samples[sample_id] = (image, mask)
+        (voc / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, jpeg_quality))
+        write_mask_png(mask, voc / "SegmentationClass" / f"{sample_id}.png", palette)
+    for split, ids in (*splits.items(), ("trainval", splits["train"] + splits["val"])):
+        (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    if sbd:
+        folder = root / "benchmark_RELEASE" / "dataset"
+        (folder / "img").mkdir(parents=True, exist_ok=True)
+        (folder / "cls").mkdir(parents=True, exist_ok=True)
+        extra = [f"2008_{i:06d}" for i in range(sbd)]
+        for j, sample_id in enumerate(extra):
+            samples[sample_id] = render_voc_shaped(seed + 1, j, sizes[(j + 1) % len(sizes)])
+        shared = [splits["train"][0], splits["val"][0]]
+        ids = shared + extra
+        for sample_id in ids:
+            image, mask = samples[sample_id]
+            (folder / "img" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, jpeg_quality))
+            write_sbd_mask(mask, folder / "cls" / f"{sample_id}.mat")
+        half = max(1, len(ids) // 2)
+        (folder / "train.txt").write_text("\n".join(ids[:half]) + "\n")
+        (folder / "val.txt").write_text("\n".join(ids[half:]) + "\n")
+    return root
