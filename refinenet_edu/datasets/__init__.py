@@ -1,7 +1,9 @@
 """Data: the embedded SynthScenes set, VOC-layout loaders, transforms, checks.
 
 - :mod:`.synthetic` draws SynthScenes (shipped in ``data/synthscenes``).
-- :mod:`.voc` reads any PASCAL VOC-layout folder, VOC 2012 and SBD.
+- :mod:`.voc` reads any PASCAL VOC-layout folder, VOC 2012, SBD and both together.
+- :mod:`.download` fetches VOC 2012 and SBD (mirrors, checksums, resume).
+- :mod:`.voc_shaped` writes a small VOC-shaped set for tests and dry runs.
 - :mod:`.transforms` joint image/mask augmentation (``transforms.v2``).
 - :mod:`.checks` validates a folder; :mod:`.describe` summarises one.
 """
@@ -29,10 +31,12 @@ from refinenet_edu.datasets.voc import (
     DatasetError,
     MissingDataError,
     SBDSegmentation,
+    VOCAugSegmentation,
     VOCSegmentationFolder,
     load_dataset,
     sbd,
     voc2012,
+    voc2012_aug,
     voc_palette,
 )
 
@@ -47,6 +51,7 @@ __all__ = [
     "MissingDataError",
     "PALETTE",
     "SBDSegmentation",
+    "VOCAugSegmentation",
     "VOCSegmentationFolder",
     "VOC_CLASSES",
     "VOC_PALETTE",
@@ -62,5 +67,6 @@ __all__ = [
     "show_samples",
     "train_transforms",
     "voc2012",
+    "voc2012_aug",
     "voc_palette",
 ]

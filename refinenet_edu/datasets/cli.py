@@ -1,7 +1,8 @@
-"""``refinenet-edu data``: generate SynthScenes or check a VOC-layout folder.
+"""``refinenet-edu data``: generate SynthScenes, check a VOC-layout folder, download VOC 2012 / SBD.
 
     refinenet-edu data --out DIR [--seed 0] [--size 128] [--count 750] [--force]
     refinenet-edu data --check DIR [--splits train val] [--num-classes N]
+    refinenet-edu data --download voc2012 --root DIR       (and --download sbd)
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--out", type=Path, metavar="DIR", help="generate the SynthScenes dataset into DIR")
     action.add_argument("--check", type=Path, metavar="DIR", help="validate a VOC-layout folder, report every problem")
+    action.add_argument("--download", choices=("voc2012", "sbd"), metavar="NAME",
+                        help="download, check (MD5) and extract voc2012 (PASCAL VOC 2012 trainval, about 2 GB) or sbd "
+                             "(about 1.4 GB) into --root; mirrors are tried in order and an interrupted download resumes")
     gen = parser.add_argument_group("generation (--out)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0, the shipped set)")
     gen.add_argument("--size", type=int, default=128, help="image side in pixels, >= 32 (default 128)")
@@ -25,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--count", type=int, default=DEFAULT_COUNT, help=f"number of images, a fifth of them val (default {DEFAULT_COUNT})"
     )
     gen.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    dl = parser.add_argument_group("downloading (--download)")
+    dl.add_argument("--root", type=Path, metavar="DIR",
+                    help="where the data goes: DIR/VOCdevkit/VOC2012 and DIR/benchmark_RELEASE/dataset; "
+                         "pass the same DIR as --data-root to train and evaluate")
+    dl.add_argument("--quiet", action="store_true", help="no progress bars")
     chk = parser.add_argument_group("checking (--check)")
     chk.add_argument("--splits", nargs="+", default=["train", "val"], help="splits to check (default: train val)")
     chk.add_argument("--num-classes", type=int, default=None, help="number of classes (default: meta.json, else 21)")
@@ -41,7 +50,20 @@ def split_count(count: int) -> tuple[int, int]:
 def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         return _generate(args)
+    if args.download is not None:
+        return _download(args)
     return _check(args)
+
+
+def _download(args) -> int:
+    from refinenet_edu.datasets.download import download_dataset
+
+    if args.root is None:
+        raise ValueError("--download needs --root DIR: the folder the dataset goes to")
+    folder = download_dataset(args.download, args.root, progress=not args.quiet)
+    also = " (with voc2012 there too: --data voc2012-aug, VOC 2012 train + SBD)" if args.download == "sbd" else ""
+    print(f"{args.download}: ready in {folder}; read it with --data {args.download} --data-root {args.root}{also}")
+    return 0
 
 
 def _generate(args) -> int:

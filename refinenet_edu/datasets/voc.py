@@ -1,4 +1,4 @@
-"""Datasets in PASCAL VOC layout: the embedded set, VOC 2012, SBD, your own.
+"""Datasets in PASCAL VOC layout: the embedded set, VOC 2012, SBD, VOC 2012 + SBD, your own.
 
 A VOC-layout folder holds::
 
@@ -33,6 +33,7 @@ __all__ = [
     "DatasetError",
     "MissingDataError",
     "SBDSegmentation",
+    "VOCAugSegmentation",
     "VOCSegmentationFolder",
     "VOC_CLASSES",
     "VOC_PALETTE",
@@ -42,7 +43,9 @@ __all__ = [
     "load_mask",
     "read_split_ids",
     "sbd",
+    "sbd_folder",
     "voc2012",
+    "voc2012_aug",
     "voc_palette",
 ]
 
@@ -53,7 +56,7 @@ VOC_CLASSES = (
 )  # fmt: skip
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 #: names :func:`load_dataset` understands (anything else must be a folder)
-DATASET_NAMES = ("synthscenes", "voc2012", "sbd")
+DATASET_NAMES = ("synthscenes", "voc2012", "sbd", "voc2012-aug")
 
 
 class DatasetError(ValueError):
@@ -318,24 +321,31 @@ def voc2012(
     """PASCAL VOC 2012 segmentation (splits ``train``, ``val``, ``trainval``).
 
     ``root`` is the folder holding ``VOCdevkit/VOC2012`` (or that folder
-    itself). ``download=True`` fetches and extracts the 2 GB archive through
-    ``torchvision.datasets.VOCSegmentation``; it is off by default.
+    itself). ``download=True`` fetches and extracts the 2 GB archive first
+    when it is not there (:func:`refinenet_edu.datasets.download.download_dataset`:
+    mirrors in order, MD5 checked, resumable); it is off by default.
     """
-    root = Path(root)
+    root = Path(root).expanduser()
     voc_dir = root if (root / "ImageSets" / "Segmentation").is_dir() else root / "VOCdevkit" / "VOC2012"
-    if download:
-        from torchvision.datasets import VOCSegmentation
+    if download and not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
+        from refinenet_edu.datasets.download import download_dataset
 
-        VOCSegmentation(str(root), year="2012", image_set=split, download=True)
-        voc_dir = root / "VOCdevkit" / "VOC2012"
+        voc_dir = download_dataset("voc2012", root)
     elif not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
         raise MissingDataError(
             voc_dir,
             f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) with "
-            f"refinenet_edu.datasets.voc2012({str(root)!r}, {split!r}, download=True), or extract "
+            f"`refinenet-edu data --download voc2012 --root {root}` (or voc2012(..., download=True)), or extract "
             "VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 lies in that folder",
         )
     return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
+
+
+def sbd_folder(root: str | Path) -> Path:
+    """SBD's dataset folder (the one holding ``img/`` and ``cls/``): ``root`` itself, else
+    ``root/benchmark_RELEASE/dataset`` (where ``benchmark.tgz`` puts it)."""
+    root = Path(root).expanduser()
+    return root if (root / "cls").is_dir() else root / "benchmark_RELEASE" / "dataset"
 
 
 class SBDSegmentation(Dataset):
@@ -343,27 +353,36 @@ class SBDSegmentation(Dataset):
 
     A thin wrapper of ``torchvision.datasets.SBDataset`` (``mode="segmentation"``)
     that returns the same ``(tv_tensors.Image, tv_tensors.Mask)`` pairs as
-    :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes;
-    ``train`` (8,498) and ``val`` (2,857) are the usual "augmented VOC" splits,
-    ``train_noval`` leaves out VOC 2012 val images. Reading the ``.mat`` masks
-    needs scipy.
+    :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes
+    (``train`` 8,498, ``val`` 2,857); SBD and VOC 2012 share images, and
+    ``voc2012-aug`` (:class:`VOCAugSegmentation`) combines the two. ``root``
+    is the folder with ``img/`` and ``cls/``, or one holding
+    ``benchmark_RELEASE/dataset``; ``download=True`` fetches ``benchmark.tgz``
+    into it first when SBD is not there. Reading the ``.mat`` masks needs scipy.
     """
 
     def __init__(self, root: str | Path, split: str = "train", download: bool = False, transforms=None):
         from torchvision.datasets import SBDataset
 
-        self.root, self.split, self.transforms = Path(root), split, transforms
+        self.split, self.transforms = split, transforms
         if importlib.util.find_spec("scipy") is None:
             raise ModuleNotFoundError("SBD masks are MATLAB .mat files; reading them needs scipy (pip install scipy)")
+        given = Path(root).expanduser()
+        self.root = sbd_folder(given)
         missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
-        if missing and not download:
+        if missing and download:
+            from refinenet_edu.datasets.download import download_dataset
+
+            self.root = download_dataset("sbd", given)
+            missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
+        if missing:
             raise MissingDataError(
                 self.root / missing[0],
                 f"SBD ({split!r} split) not found. Download it (about 1.4 GB) with "
-                f"refinenet_edu.datasets.sbd({str(self.root)!r}, {split!r}, download=True), or extract "
-                "benchmark.tgz and point root at benchmark_RELEASE/dataset (the folder with img/ and cls/)",
+                f"`refinenet-edu data --download sbd --root {given}` (or sbd(..., download=True)), or extract "
+                "benchmark.tgz there (benchmark_RELEASE/dataset holds img/ and cls/)",
             )
-        self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=download)
+        self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=False)
         self.ids = [Path(p).stem for p in self._sbd.images]
         self.name = "sbd"
         self.class_names = VOC_CLASSES
@@ -383,8 +402,67 @@ class SBDSegmentation(Dataset):
 
 
 def sbd(root: str | Path, split: str = "train", download: bool = False, transforms=None) -> SBDSegmentation:
-    """The SBD augmented set (see :class:`SBDSegmentation`); download is off by default."""
+    """The Semantic Boundaries Dataset (see :class:`SBDSegmentation`); download is off by default."""
     return SBDSegmentation(root, split, download=download, transforms=transforms)
+
+
+class VOCAugSegmentation(Dataset):
+    """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data).
+
+    The VOC 2012 ``train`` images first (with VOC's masks and their 255
+    borders), then every SBD image (its ``train`` and ``val``) that is neither
+    a VOC 2012 ``train`` nor a VOC 2012 ``val`` image (with SBD's masks, which
+    have no 255 borders). VOC 2012 ``val`` is left out: it is the validation
+    set (``voc2012_aug(root, "val")`` is VOC 2012 val itself). ``root``
+    holds ``VOCdevkit/VOC2012`` and SBD (``benchmark_RELEASE/dataset``, or
+    ``sbd_root``). Reading SBD's masks needs scipy.
+    """
+
+    def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False,
+                 sbd_root: str | Path | None = None):
+        root = Path(root).expanduser()
+        self.voc = voc2012(root, "train", download=download)
+        voc_val = set(read_split_ids(self.voc.root, "val"))
+        sbd_sets = [SBDSegmentation(sbd_root if sbd_root is not None else root, split, download=download)
+                    for split in ("train", "val")]
+        seen = set(self.voc.ids) | voc_val
+        self._items: list[tuple[Dataset, int]] = [(self.voc, i) for i in range(len(self.voc))]
+        self.ids = list(self.voc.ids)
+        for ds in sbd_sets:
+            for i, sample_id in enumerate(ds.ids):
+                if sample_id not in seen:
+                    seen.add(sample_id)
+                    self._items.append((ds, i))
+                    self.ids.append(sample_id)
+        self.transforms = transforms
+        self.root = self.voc.root
+        self.split = "train"
+        self.name = "voc2012-aug"
+        self.class_names, self.palette = VOC_CLASSES, list(VOC_PALETTE)
+        self.num_classes, self.ignore_index = len(VOC_CLASSES), 255
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index: int):
+        ds, i = self._items[index]
+        image, mask = ds[i]  # both readers are built without transforms
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image, mask
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} images: VOC 2012 train + SBD - VOC 2012 val)"
+
+
+def voc2012_aug(root: str | Path, split: str = "train", download: bool = False, transforms: Callable | None = None):
+    """``train``: :class:`VOCAugSegmentation` (VOC 2012 train + SBD, without VOC 2012 val); ``val``: VOC 2012 val."""
+    if split == "train":
+        return VOCAugSegmentation(root, transforms, download=download)
+    if split == "val":
+        ds = voc2012(root, "val", download=download, transforms=transforms)
+        return ds
+    raise ValueError(f"voc2012-aug has the splits 'train' (VOC 2012 train + SBD) and 'val' (VOC 2012 val), not {split!r}")
 
 
 def load_dataset(
@@ -395,12 +473,14 @@ def load_dataset(
     root: str | Path | None = None,
     download: bool = False,
 ) -> Dataset:
-    """A dataset by name (``"synthscenes"``, ``"voc2012"``, ``"sbd"``) or folder path.
+    """A dataset by name (``"synthscenes"``, ``"voc2012"``, ``"sbd"``, ``"voc2012-aug"``) or folder path.
 
     ``"synthscenes"`` is the embedded set in the checkout's ``data/synthscenes``
-    (or ``root``). ``"voc2012"`` and ``"sbd"`` look in ``root`` (default: the
-    checkout's ``data/`` and ``data/sbd``). Anything else must be a folder in
-    VOC layout.
+    (or ``root``). ``"voc2012"``, ``"sbd"`` and ``"voc2012-aug"`` (VOC 2012
+    train + SBD for training, VOC 2012 val for validation) look in ``root``
+    (default: the checkout's ``data/``), where
+    ``refinenet-edu data --download voc2012 --root ROOT`` (and ``sbd``) put them.
+    Anything else must be a folder in VOC layout.
     """
     name = str(name_or_path)
     if root is not None:
@@ -417,7 +497,9 @@ def load_dataset(
     if name == "voc2012":
         return voc2012(root if root is not None else default_data_dir(), split, download, transforms)
     if name == "sbd":
-        return sbd(root if root is not None else default_data_dir() / "sbd", split, download, transforms)
+        return sbd(root if root is not None else default_data_dir(), split, download, transforms)
+    if name == "voc2012-aug":
+        return voc2012_aug(root if root is not None else default_data_dir(), split, download, transforms)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return VOCSegmentationFolder(path, split, transforms)
