@@ -1,9 +1,9 @@
 """``refinenet-edu ablate``: the paper's comparisons, measured on your data.
 
-RefineNet's central claims are comparisons (Lin et al., CVPR 2017, Fig. 3 and
-the ablation tables of Sec. 4): a cascade of RefineNet blocks beats one block
-that takes every path at once, and chained residual pooling adds useful
-context. This module trains a grid of *variants* of one preset (by default the
+RefineNet's central claims are comparisons (Lin et al., CVPR 2017, Sec. 4.3
+and Tables 2 and 9, on NYUDv2 and Person-Parts with ResNet-50): a cascade of
+RefineNet blocks beats one block that takes every path at once, and chained
+residual pooling helps. This module trains a grid of *variants* of one preset (by default the
 ``course`` model) for several seeds, each with the **same training budget**,
 and records for every run:
 
@@ -201,13 +201,13 @@ def make_grid(
     cascade (:data:`DEFAULT_GRID`). ``light_weight`` adds the light-weight
     decoder of the reference (``oat``) or of every cascade x CRP (``full``).
     """
-    from refinenet_edu.config import CASCADES
+    from refinenet_edu.config import PAPER_CASCADES
 
     if grid not in ("oat", "full"):
         raise ValueError(f"grid={grid!r}: expected 'oat' (one factor at a time) or 'full' (all combinations)")
     nothing = cascades is None and crp_blocks is None and output_rcus is None and not light_weight
     if nothing:
-        cascades, crp_blocks = list(CASCADES), [0, 2, 4]
+        cascades, crp_blocks = list(PAPER_CASCADES), [0, 2, 4]
     variants: list[Variant] = []
     if grid == "oat":
         variants.append(reference)
@@ -236,7 +236,7 @@ def make_grid(
     return unique
 
 
-#: The default grid: the four cascades of the paper's Fig. 3 at 4 CRP blocks,
+#: The default grid: the four cascades of the paper (Fig. 2(c), Fig. 7) at 4 CRP blocks,
 #: and 0 / 2 / 4 CRP blocks on the 4-cascade.
 DEFAULT_GRID: list[Variant] = make_grid()
 
@@ -998,7 +998,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--variants", nargs="+", metavar="NAME",
                    help="variants by name, e.g. 4-cascaded-crp4 single-crp4 4-cascaded-crp0 4-cascaded-crp4-rcu3 "
                         "4-cascaded-crp4-lw (replaces the grid options)")
-    v.add_argument("--cascades", nargs="+", choices=list(CASCADES), help="cascades to compare (paper Fig. 3)")
+    v.add_argument("--cascades", nargs="+", choices=list(CASCADES), help="cascades to compare (paper Fig. 2(c) and Fig. 7)")
     v.add_argument("--crp-blocks", nargs="+", type=int, metavar="N", help="chained residual pooling blocks, e.g. 0 2 4")
     v.add_argument("--output-rcus", nargs="+", type=int, metavar="N", help="output RCUs per block, e.g. 1 3")
     v.add_argument("--light-weight", action="store_true", help="add the light-weight decoder (1x1 convs, no RCUs)")

@@ -1,16 +1,16 @@
-"""The building blocks of RefineNet (Lin et al., CVPR 2017, Sec. 3.2, Fig. 2).
+"""The building blocks of RefineNet (Lin et al., CVPR 2017, Sec. 3.2, Fig. 3).
 
-Each class is one box of the paper's Fig. 2:
+Each class is one box of the paper's Fig. 3:
 
-* :class:`ResidualConvUnit` (RCU, Fig. 2b) - a simplified ResNet unit.
-* :class:`AdaptiveConv` (Fig. 2a, "adaptive convolutions") - per input path,
+* :class:`ResidualConvUnit` (RCU, Fig. 3(b)) - a simplified ResNet unit.
+* :class:`AdaptiveConv` (Fig. 3(a), "adaptive convolutions") - per input path,
   a convolution that sets the width, then RCUs.
-* :class:`MultiResolutionFusion` (Fig. 2c) - brings every path to the smallest
+* :class:`MultiResolutionFusion` (Fig. 3(c)) - brings every path to the smallest
   width and the largest resolution, then sums them.
-* :class:`ChainedResidualPooling` (CRP, Fig. 2d) - a chain of pool+conv blocks
+* :class:`ChainedResidualPooling` (CRP, Fig. 3(d)) - a chain of pool+conv blocks
   whose outputs are summed with the input; captures context from a large
   image region.
-* :class:`RefineNetBlock` (Fig. 2a) - adaptive convs -> fusion -> CRP ->
+* :class:`RefineNetBlock` (Fig. 3(a)) - adaptive convs -> fusion -> CRP ->
   output convolutions (RCUs).
 
 There is no batch norm anywhere in the decoder, as in the paper and the
@@ -43,7 +43,7 @@ def conv(in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: boo
 
 
 class ResidualConvUnit(nn.Module):
-    """Residual Conv Unit (paper Sec. 3.2, Fig. 2b).
+    """Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)).
 
     ``out = x + conv2(relu(conv1(relu(x))))``
 
@@ -66,7 +66,7 @@ class ResidualConvUnit(nn.Module):
 
 
 class AdaptiveConv(nn.Sequential):
-    """Adaptive convolutions for one input path (paper Sec. 3.2, Fig. 2a).
+    """Adaptive convolutions for one input path (paper Sec. 3.2, Fig. 3(a)).
 
     A convolution without bias sets the path's width (the official code uses
     512 for the 1/32 path and 256 for the others), then ``num_rcus`` Residual
@@ -81,7 +81,7 @@ class AdaptiveConv(nn.Sequential):
 
 
 class MultiResolutionFusion(nn.Module):
-    """Multi-resolution fusion (paper Sec. 3.2, Fig. 2c).
+    """Multi-resolution fusion (paper Sec. 3.2, Fig. 3(c)).
 
     Every path gets a convolution to the *smallest* width among the paths, is
     upsampled (bilinear) to the *largest* resolution among them, and the paths
@@ -119,7 +119,7 @@ class MultiResolutionFusion(nn.Module):
 
 
 class ChainedResidualPooling(nn.Module):
-    """Chained residual pooling (paper Sec. 3.2, Fig. 2d).
+    """Chained residual pooling (paper Sec. 3.2, Fig. 3(d)).
 
     One ReLU on the input, then a *chain* of ``num_blocks`` blocks, each a 5x5
     max-pool (stride 1, padding 2) followed by a convolution. Each block takes
@@ -164,7 +164,7 @@ class ChainedResidualPooling(nn.Module):
 
 
 class RefineNetBlock(nn.Module):
-    """One RefineNet block (paper Sec. 3.2, Fig. 2a).
+    """One RefineNet block (paper Sec. 3.2, Fig. 3(a)).
 
     ``in_channels`` lists the channels of each input path, ordered as they are
     passed to :meth:`forward`. ``widths[i]`` is the width the adaptive

@@ -8,17 +8,27 @@ Presets
 -------
 ``official``      the official code's architecture (Lin et al.'s release):
                   4-cascaded, 4 CRP blocks, 3 output RCUs per block, widths
-                  512 (1/32 path) / 256 (others), frozen batch norm.
+                  512 (1/32 path) / 256 (others), frozen batch norm, bilinear
+                  upsampling with ``align_corners=True`` (as the public PyTorch
+                  port, whose weights were converted from the official models).
                   ResNet-101, 21 classes: 118,052,437 parameters.
-``paper``         the paper's description (Sec. 3.2, Fig. 2): 2 CRP blocks,
-                  1 output RCU per block and 2 more before the classifier.
+``paper``         the paper's description (Sec. 3.2, Fig. 3(a)-(d)): 3 CRP
+                  blocks as Fig. 3(d) draws them (the first official release
+                  used 2, the later official code 4), 1 output RCU per block
+                  and 2 more before the classifier.
 ``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1
                   decoder convolutions, no RCUs. 21 classes: about 27M / 46M
-                  / 62M parameters on ResNet-50 / 101 / 152.
+                  / 62M parameters on ResNet-50 / 101 / 152. Upsamples with
+                  ``align_corners=True``, as its public code.
 ``course``        a small 4-cascaded RefineNet on a half-width ResNet-18
                   (same layout, 32 base channels instead of 64) and narrow
                   decoder widths, trained from scratch on the embedded
-                  dataset in minutes on a 2-core CPU.
+                  dataset in minutes on a 2-core CPU. It has 1 output RCU
+                  per block (the official code has 3) and keeps
+                  ``align_corners=False`` (PyTorch's default, which the
+                  course's own check functions and assignments follow; the
+                  course trains from scratch, so no converted weights
+                  depend on it).
 """
 
 from __future__ import annotations
@@ -29,17 +39,35 @@ from typing import Any
 
 from refinenet_edu.encoders import BACKBONES
 
-__all__ = ["CASCADES", "PRESETS", "RefineNetConfig", "make_config"]
+__all__ = ["CASCADES", "INDEPENDENT_ENCODERS", "PAPER_CASCADES", "PRESETS", "RefineNetConfig", "make_config"]
 
-#: Which encoder stages (1 = 1/4 ... 4 = 1/32) each RefineNet block takes, from
-#: the deepest block to RefineNet-1 (paper Fig. 3). Every block after the
-#: first also takes the previous block's output.
-CASCADES: dict[str, tuple[tuple[int, ...], ...]] = {
-    "4-cascaded": ((4,), (3,), (2,), (1,)),
-    "2-cascaded": ((4, 3), (2, 1)),
-    "single": ((4, 3, 2, 1),),
-    "4-cascaded-2-scale": ((4,), (3,), (2,), (1,)),
+#: Which encoder outputs each RefineNet block takes, from the deepest block to
+#: RefineNet-1. A path is ``(scale, stage)``: ``scale`` indexes
+#: ``RefineNetConfig.scales`` (always 0 for a single-scale cascade) and
+#: ``stage`` is the ResNet stage (1 = 1/4 ... 4 = 1/32 of that scale's image).
+#: Every block after the first also takes the previous block's output.
+CASCADES: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
+    # Fig. 2(c): RefineNet-4 takes the 1/32 path alone, RefineNet-3 the 1/16 path, ...
+    "4-cascaded": (((0, 4),), ((0, 3),), ((0, 2),), ((0, 1),)),
+    # Fig. 7(b): two blocks share the four paths.
+    "2-cascaded": (((0, 4), (0, 3)), ((0, 2), (0, 1))),
+    # Fig. 7(a): one block takes all four paths at once.
+    "single": (((0, 4), (0, 3), (0, 2), (0, 1)),),
+    # Fig. 7(c) and Sec. 4.3: the image at 1.2x (scale 0) and 0.6x (scale 1) goes into two
+    # independent ResNets; 7 paths, each entering the block whose resolution it matches
+    # (0.6x stage k has the resolution of 1.2x stage k+1).
+    "4-cascaded-2-scale": (((0, 4), (1, 3), (1, 4)), ((0, 3), (1, 2)), ((0, 2),), ((0, 1),)),
+    # Not in the paper: the course's earlier 2-scale variant, kept under its own name because
+    # results/ablation and results/ablation-60ep trained it. One encoder (shared weights) sees
+    # both scales, and block k fuses stage k of both (8 paths).
+    "4-cascaded-2-scale-shared": (((0, 4), (1, 4)), ((0, 3), (1, 3)), ((0, 2), (1, 2)), ((0, 1), (1, 1))),
 }
+
+#: Cascades whose two scales each have their own ResNet (no shared weights).
+INDEPENDENT_ENCODERS = frozenset({"4-cascaded-2-scale"})
+
+#: The cascades of the paper (Fig. 2(c) and Fig. 7; compared in Table 9).
+PAPER_CASCADES = ("4-cascaded", "2-cascaded", "single", "4-cascaded-2-scale")
 
 #: The smallest input height/width: the 1/32 stage must keep at least 1 pixel.
 MIN_INPUT_SIZE = 32
@@ -111,7 +139,25 @@ class RefineNetConfig:
 
     @property
     def two_scale(self) -> bool:
-        return self.cascade.endswith("2-scale")
+        """Whether the image enters the encoder at the two ``scales`` (Fig. 7(c))."""
+        return any(scale > 0 for paths in CASCADES[self.cascade] for scale, _ in paths)
+
+    @property
+    def independent_encoders(self) -> bool:
+        """Whether each scale has its own ResNet (Fig. 7(c): "2 independent ResNets")."""
+        return self.cascade in INDEPENDENT_ENCODERS
+
+    def path_width(self, scale: int, stage: int) -> int:
+        """Adaptive-conv width of the path from ``stage`` of the image at ``scales[scale]``.
+
+        The first scale's stage k gets ``widths[k - 1]``. In Fig. 7(c) a path of
+        the second scale gets the width of the resolution it matches (0.6x
+        stage k = 1.2x stage k + 1; the 1/64 path takes the 1/32 width), so that
+        every block keeps the width it has in the 4-cascade; the paper does not
+        state these widths. The shared-weight variant keeps ``widths[k - 1]``.
+        """
+        level = stage + 1 if (scale > 0 and self.independent_encoders) else stage
+        return self.widths[min(level, 4) - 1]
 
     def replace(self, **changes: Any) -> "RefineNetConfig":
         return dataclasses.replace(self, **changes)
@@ -132,10 +178,13 @@ class RefineNetConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "official": dict(),
-    "paper": dict(crp_blocks=2, output_rcus=1, classifier_rcus=2),
+    # The public PyTorch port whose converted weights reach 80.5% mIoU on VOC 2012 val upsamples
+    # with align_corners=True; so does this preset, so that those weights give the same scores.
+    "official": dict(align_corners=True),
+    "paper": dict(crp_blocks=3, output_rcus=1, classifier_rcus=2),
     "light-weight": dict(
-        kernel_size=1, adaptive_rcus=0, output_rcus=0, classifier_dropout=0.0, freeze_bn=True
+        kernel_size=1, adaptive_rcus=0, output_rcus=0, classifier_dropout=0.0, freeze_bn=True,
+        align_corners=True,
     ),
     "course": dict(
         backbone="resnet18",

@@ -16,7 +16,7 @@ lab template) with an ``index.html``, for instructors who publish the course.
 Every file is written atomically (a temporary file renamed into place), and a
 notebook whose run fails is left untouched.
 
-``check`` verifies the course's conventions (DESIGN.md section 4) without
+``check`` verifies the course's conventions (docs/contributing.md, "Notebook conventions") without
 running anything; ``tests/test_notebooks.py`` runs the same checks.
 
 NOTEBOOK arguments are paths, file names in the notebook folder, or number
@@ -237,7 +237,7 @@ def _error_summary(err: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------
-# Conventions (DESIGN.md section 4)
+# Conventions (docs/contributing.md, "Notebook conventions")
 # --------------------------------------------------------------------------
 
 
@@ -360,7 +360,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                     help="seconds one cell may run (default: 600 in FAST mode, no limit in full mode)")
     ex.add_argument("--no-save", dest="save", action="store_false", help="run (and export) without rewriting the notebooks")
     ch = sub.add_parser("check", help="check the notebooks' conventions without running them",
-                        description="Check stored notebooks against the course's conventions (DESIGN.md section 4).")
+                        description="Check stored notebooks against the course's conventions (docs/contributing.md).")
     for p in (ex, ch):
         p.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
         p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, names or number prefixes such as 03")

@@ -3,13 +3,13 @@
 The course notebooks draw each component next to its code, so that a reader
 can put the picture, the paper's figure and the source side by side:
 
-* :func:`draw_rcu` - the Residual Conv Unit (paper Fig. 2b);
-* :func:`draw_adaptive_conv` - a path's adaptive convolutions (Fig. 2a);
-* :func:`draw_fusion` - multi-resolution fusion (Fig. 2c);
-* :func:`draw_crp` - chained residual pooling (Fig. 2d), or the "parallel
+* :func:`draw_rcu` - the Residual Conv Unit (paper Fig. 3(b));
+* :func:`draw_adaptive_conv` - a path's adaptive convolutions (Fig. 3(a));
+* :func:`draw_fusion` - multi-resolution fusion (Fig. 3(c));
+* :func:`draw_crp` - chained residual pooling (Fig. 3(d)), or the "parallel
   pools" port bug beside it;
-* :func:`draw_refinenet_block` - a whole RefineNet block (Fig. 2a);
-* :func:`draw_cascade` - the encoder and a cascade of blocks (Fig. 3), for any
+* :func:`draw_refinenet_block` - a whole RefineNet block (Fig. 3(a));
+* :func:`draw_cascade` - the encoder and a cascade of blocks (Fig. 2(c), Fig. 7), for any
   cascade of :data:`refinenet_edu.config.CASCADES`.
 
 Every function takes an optional matplotlib ``ax`` and returns the figure.
@@ -178,11 +178,11 @@ class Diagram:
 
 
 # --------------------------------------------------------------------------
-# The components (paper Fig. 2)
+# The components (paper Fig. 3)
 # --------------------------------------------------------------------------
 
 
-def draw_rcu(ax=None, *, kernel_size: int = 3, title: str | None = "Residual Conv Unit (RCU), Fig. 2b"):
+def draw_rcu(ax=None, *, kernel_size: int = 3, title: str | None = "Residual Conv Unit (RCU), Fig. 3(b)"):
     """``out = x + conv2(relu(conv1(relu(x))))``: ReLU first, identity shortcut."""
     k = f"{kernel_size}x{kernel_size}"
     d = Diagram(ax, figsize=(9, 2.3), title=title)
@@ -218,7 +218,7 @@ def draw_adaptive_conv(ax=None, *, in_channels: int | str = "C", width: int | st
 
 
 def draw_fusion(ax=None, *, paths: Sequence[tuple[str, int]] = (("1/32", 512), ("1/16", 256)),
-                kernel_size: int = 3, title: str | None = "Multi-resolution fusion, Fig. 2c"):
+                kernel_size: int = 3, title: str | None = "Multi-resolution fusion, Fig. 3(c)"):
     """Each path: conv to the smallest width, upsample to the largest resolution; then sum.
 
     ``paths`` lists (stride, channels) per input path, e.g. ``[("1/32", 512), ("1/16", 256)]``.
@@ -259,7 +259,7 @@ def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, conv_first: 
     """
     k = f"{kernel_size}x{kernel_size}"
     if title is None:
-        title = (f"Chained residual pooling, {num_blocks} blocks (Fig. 2d)" if chained
+        title = (f"Chained residual pooling, {num_blocks} blocks (Fig. 3(d))" if chained
                  else f"NOT RefineNet: {num_blocks} parallel pools (a port bug)")
     first, second = (("conv", f"{k} conv"), ("pool", "5x5\nmax-pool")) if conv_first else (
         ("pool", "5x5\nmax-pool"), ("conv", f"{k} conv"))
@@ -315,7 +315,7 @@ def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, conv_first: 
 
 def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = (("RefineNet-4", 512), ("1/16", 1024)),
                          widths: Sequence[int | None] = (None, 256), adaptive_rcus: int = 2, crp_blocks: int = 4,
-                         output_rcus: int = 3, title: str | None = "A RefineNet block, Fig. 2a"):
+                         output_rcus: int = 3, title: str | None = "A RefineNet block, Fig. 3(a)"):
     """Adaptive convolutions per path -> fusion -> chained residual pooling -> output RCUs.
 
     ``widths[i] is None`` marks a path that enters as it is (the previous
@@ -352,27 +352,29 @@ def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = ((
 
 
 # --------------------------------------------------------------------------
-# The network (paper Fig. 3)
+# The network (paper Fig. 2(c) and Fig. 7)
 # --------------------------------------------------------------------------
 
 
 def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequence[int] = (256, 512, 1024, 2048),
                  scales: Sequence[float] = (1.2, 0.6), title: str | None = None):
-    """The ResNet encoder and the RefineNet blocks of a cascade (paper Fig. 3).
+    """The ResNet encoder(s) and the RefineNet blocks of a cascade (paper Fig. 2(c) and Fig. 7).
 
     Stages are drawn from 1/4 (top) to 1/32 (bottom); each RefineNet block sits
-    at the height of the stages it takes and receives the previous block's
-    output. ``cascade`` is a key of :data:`refinenet_edu.config.CASCADES`.
+    at the height of the paths it takes and receives the previous block's
+    output. ``cascade`` is a key of :data:`refinenet_edu.config.CASCADES`;
+    its ``(scale, stage)`` paths are drawn as arrows, so a 2-scale cascade
+    shows which stage of which scale enters which block.
     """
-    from refinenet_edu.config import CASCADES
+    from refinenet_edu.config import CASCADES, INDEPENDENT_ENCODERS
 
     if cascade not in CASCADES:
         raise ValueError(f"cascade={cascade!r}: expected one of {list(CASCADES)}")
     groups = CASCADES[cascade]
-    two_scale = cascade.endswith("2-scale")
+    two_scale = any(scale > 0 for paths in groups for scale, _ in paths)
     d = Diagram(ax, figsize=(6.5 if two_scale else 5.2, 4.4), title=title or cascade, fontsize=8.5)
     row = {s: (4 - s) * 1.2 for s in (1, 2, 3, 4)}  # stage 1 (1/4) on top
-    # One encoder on the left; for 2-scale, the second scale's on the right (same weights).
+    # One encoder on the left; for 2-scale, the second scale's on the right.
     bx = 2.65
     encoders = [(f"x{s:g}", x) for s, x in zip(scales, (0.0, 2 * bx))] if two_scale else [("", 0.0)]
     for tag, x in encoders:
@@ -384,16 +386,18 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequen
             d.arrow(prev, f"s{s}{tag}")
             prev = f"s{s}{tag}"
     if two_scale:
-        d.label(bx, -0.75, "the two encoders share their weights", fontsize=7.5, color="#555555")
+        note = ("two independent ResNets (no shared weights)" if cascade in INDEPENDENT_ENCODERS
+                else "the two encoders share their weights")
+        d.label(bx, -0.75, note, fontsize=7.5, color="#555555")
     prev_block = None
-    for i, stages in enumerate(groups):
+    for i, paths in enumerate(groups):
         name = f"RefineNet-{len(groups) - i}"
-        y = sum(row[s] for s in stages) / len(stages)
-        h = 0.72 + (max(row[s] for s in stages) - min(row[s] for s in stages))
+        first_scale = [stage for scale, stage in paths if scale == 0]
+        y = sum(row[s] for s in first_scale) / len(first_scale)
+        h = 0.72 + (max(row[s] for s in first_scale) - min(row[s] for s in first_scale))
         d.box(name, bx, y, name, kind="block", w=1.45, h=h)
-        for s in stages:
-            for tag, _ in encoders:
-                d.arrow(f"s{s}{tag}", name)
+        for scale, stage in paths:
+            d.arrow(f"s{stage}{encoders[scale][0]}", name)
         if prev_block is not None:
             d.arrow(prev_block, name)
         prev_block = name

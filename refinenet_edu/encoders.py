@@ -1,4 +1,4 @@
-"""ResNet encoders for RefineNet (paper Sec. 3.1, Fig. 2a: "ResNet blocks 1-4").
+"""ResNet encoders for RefineNet (paper Sec. 3.1, Fig. 2(c): the ResNet's four blocks, 1/4 .. 1/32).
 
 The encoder is a torchvision ResNet without its pooling and classifier. Its
 four stages (``layer1`` .. ``layer4``) give features at 1/4, 1/8, 1/16 and

@@ -1,20 +1,28 @@
-"""The RefineNet network (Lin et al., CVPR 2017, Sec. 3 and Fig. 3).
+"""The RefineNet network (Lin et al., CVPR 2017, Sec. 3; Fig. 2(c) and Fig. 7).
 
 A ResNet encoder gives four paths (1/4 .. 1/32). A cascade of
-:class:`~refinenet_edu.components.RefineNetBlock` s refines them from the
-coarsest to the finest, and a classifier predicts class scores at 1/4 of the
-input, which are upsampled (bilinear) to the input size.
+:class:`~refinenet_edu.components.RefineNetBlock` s (Fig. 3(a)) refines them
+from the coarsest to the finest, and a classifier predicts class scores at 1/4
+of the input, which are upsampled (bilinear) to the input size.
 
-Cascades (paper Fig. 3), chosen by ``RefineNetConfig.cascade``:
+Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in
+:data:`refinenet_edu.config.CASCADES`):
 
-* ``4-cascaded`` (default): RefineNet-4 takes the 1/32 path alone, RefineNet-3
-  takes RefineNet-4's output and the 1/16 path, and so on down to 1/4.
-* ``2-cascaded``: RefineNet-2 takes the 1/32 and 1/16 paths, RefineNet-1 takes
-  its output and the 1/8 and 1/4 paths.
-* ``single``: one RefineNet takes all four paths at once.
-* ``4-cascaded-2-scale``: the encoder sees the image rescaled by
-  ``config.scales`` (paper: 1.2 and 0.6); block k fuses stage k of both
-  scales. The two scales share one encoder's weights.
+* ``4-cascaded`` (default, Fig. 2(c)): RefineNet-4 takes the 1/32 path alone,
+  RefineNet-3 takes RefineNet-4's output and the 1/16 path, and so on down to
+  1/4.
+* ``2-cascaded`` (Fig. 7(b)): RefineNet-2 takes the 1/32 and 1/16 paths,
+  RefineNet-1 takes its output and the 1/8 and 1/4 paths.
+* ``single`` (Fig. 7(a)): one RefineNet takes all four paths at once.
+* ``4-cascaded-2-scale`` (Fig. 7(c), Sec. 4.3): the image at ``config.scales``
+  (1.2x and 0.6x) goes into two independent ResNets (``encoder`` and
+  ``encoder_2``, no shared weights). Their 7 paths enter the blocks by
+  resolution: RefineNet-4 takes 1.2x stage 4 + 0.6x stages 3 and 4,
+  RefineNet-3 the previous output + 1.2x stage 3 + 0.6x stage 2, RefineNet-2
+  and -1 the previous output + 1.2x stage 2 / stage 1.
+* ``4-cascaded-2-scale-shared`` (not in the paper; the course's earlier
+  variant, kept because shipped results trained it): one encoder sees both
+  scales, and block k fuses stage k of both.
 
 Usage::
 
@@ -48,26 +56,30 @@ class RefineNet(nn.Module):
         self.encoder = ResNetEncoder(
             config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
         )
+        if config.independent_encoders:
+            # Fig. 7(c): the second scale has a ResNet of its own, started from the same weights.
+            self.encoder_2 = ResNetEncoder(
+                config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
+            )
         # Dropout on the two deepest encoder outputs (official code).
         self.encoder_dropout = nn.Dropout(config.encoder_dropout)
 
         enc_channels = self.encoder.channels
-        num_scales = 2 if config.two_scale else 1
         groups = CASCADES[config.cascade]
         self.block_names = [f"refinenet{len(groups) - i}" for i in range(len(groups))]
-        self.block_stages = list(groups)
+        #: per block, its encoder paths as ``(scale, stage)`` pairs
+        self.block_paths = list(groups)
         blocks = []
         prev_channels = None
-        for stages in groups:
+        for paths in groups:
             in_channels: list[int] = []
             widths: list[int | None] = []
             if prev_channels is not None:
                 in_channels.append(prev_channels)
                 widths.append(None)  # previous block's output enters as it is
-            for stage in stages:
-                for _ in range(num_scales):
-                    in_channels.append(enc_channels[stage - 1])
-                    widths.append(config.widths[stage - 1])
+            for scale, stage in paths:
+                in_channels.append(enc_channels[stage - 1])
+                widths.append(config.path_width(scale, stage))
             block = RefineNetBlock(
                 in_channels,
                 widths,
@@ -88,14 +100,21 @@ class RefineNet(nn.Module):
         self.classifier = nn.Sequential(*head)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def encoders(self) -> list[ResNetEncoder]:
+        """The ResNet of each scale: one, or two for Fig. 7(c)'s independent ResNets."""
+        return [self.encoder, self.encoder_2] if self.config.independent_encoders else [self.encoder]
+
     def encoder_parameters(self):
-        """Parameters of the ResNet (trained with a 10x lower rate in the official recipe)."""
-        return self.encoder.parameters()
+        """Parameters of the ResNet(s) (trained with a 10x lower rate in the official recipe)."""
+        for encoder in self.encoders:
+            yield from encoder.parameters()
 
     def decoder_parameters(self):
         """Parameters of the RefineNet blocks and the classifier."""
-        for name, p in self.named_parameters():
-            if not name.startswith("encoder."):
+        encoder_ids = {id(p) for p in self.encoder_parameters()}
+        for p in self.parameters():
+            if id(p) not in encoder_ids:
                 yield p
 
     def check_input(self, x: torch.Tensor) -> None:
@@ -119,7 +138,7 @@ class RefineNet(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def _encode(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        """Per encoder stage, the feature maps of every input scale."""
+        """Per input scale, the feature maps of the four encoder stages: ``feats[scale][stage - 1]``."""
         if self.config.two_scale:
             images = [
                 F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, recompute_scale_factor=False)
@@ -135,11 +154,12 @@ class RefineNet(nn.Module):
             ]
         else:
             images = [x]
-        per_scale = [self.encoder(im) for im in images]
-        stages = [list(feats) for feats in zip(*per_scale)]  # stages[k][scale]
-        stages[3] = [self.encoder_dropout(f) for f in stages[3]]
-        stages[2] = [self.encoder_dropout(f) for f in stages[2]]
-        return stages
+        encoders = self.encoders if self.config.independent_encoders else [self.encoder] * len(images)
+        feats = [list(encoder(image)) for encoder, image in zip(encoders, images)]
+        for stage in (4, 3):  # dropout on the two deepest stages (this order keeps seeded runs as before)
+            for f in feats:
+                f[stage - 1] = self.encoder_dropout(f[stage - 1])
+        return feats
 
     def forward(self, x: torch.Tensor, *, return_intermediates: bool = False):
         """Class scores at the input size, ``[N, num_classes, H, W]``.
@@ -151,13 +171,12 @@ class RefineNet(nn.Module):
         encoder's four stages, first scale).
         """
         self.check_input(x)
-        stages = self._encode(x)
+        feats = self._encode(x)
         block_outputs: dict[str, torch.Tensor] = {}
         prev = None
-        for name, stage_ids in zip(self.block_names, self.block_stages):
+        for name, block_paths in zip(self.block_names, self.block_paths):
             paths = [] if prev is None else [prev]
-            for stage in stage_ids:
-                paths.extend(stages[stage - 1])
+            paths += [feats[scale][stage - 1] for scale, stage in block_paths]
             prev = self.blocks[name](*paths)
             block_outputs[name] = prev
         scores_1_4 = self.classifier(prev)
@@ -168,7 +187,7 @@ class RefineNet(nn.Module):
             "out": out,
             "scores_1_4": scores_1_4,
             "blocks": block_outputs,
-            "features": [s[0] for s in stages],
+            "features": feats[0],
         }
 
 

@@ -5,7 +5,9 @@ variant starts from one ResNet pretrained on ImageNet (and, for their best
 VOC model, on COCO), and fine-tunes it with the encoder's learning rate ten
 times lower than the decoder's. The decoder -- the cascade and the chained
 residual pooling the ablation compares -- then has to do the refining and
-gather the context, because the slow encoder cannot re-learn the task.
+gather the context, since the slowly trained encoder changes less (the
+expectation behind the protocol; ``results/ablation-pretrained`` tests what it
+does to the comparisons).
 
 The course encoder (a half-width ResNet-18) has no ImageNet weights, and
 nothing can be downloaded here, so this module makes the stand-in: an

@@ -118,21 +118,18 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
         out = model(torch.zeros(1, 3, h, w, device=device), return_intermediates=True)
     model.train(was_training)
 
-    enc = count_parameters(model.encoder)
+    enc = sum(count_parameters(e) for e in model.encoders)
     total = count_parameters(model)
     stage_names = {s: _fmt_stride(STRIDES[s - 1]) for s in (1, 2, 3, 4)}
     blocks: list[BlockSummary] = []
     prev_name = None
-    for name, stages in zip(model.block_names, model.block_stages):
+    for name, paths in zip(model.block_names, model.block_paths):
         block = model.blocks[name]
         inputs = [] if prev_name is None else [f"{prev_name} x{block.in_channels[0]}"]
         channels = block.in_channels[1:] if prev_name else block.in_channels
-        scale_tags = [f"@x{s:g}" for s in cfg.scales] if cfg.two_scale else [""]
-        i = 0
-        for stage in stages:
-            for tag in scale_tags:
-                inputs.append(f"{stage_names[stage]}{tag} x{channels[i]}")
-                i += 1
+        for (scale, stage), c in zip(paths, channels):
+            tag = f"@x{cfg.scales[scale]:g}" if cfg.two_scale else ""
+            inputs.append(f"{stage_names[stage]}{tag} x{c}")
         y = out["blocks"][name]
         stride = h / y.shape[-2]
         blocks.append(BlockSummary(name, inputs, block.out_channels, f"1/{stride:.3g} x{y.shape[1]}", count_parameters(block)))
@@ -159,11 +156,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
     g.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="base width of a resnet18/34 encoder (64 = torchvision's)")
     g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
-    g.add_argument("--cascade", choices=list(CASCADES), help="paper Fig. 3 cascade")
+    g.add_argument("--cascade", choices=list(CASCADES), help="cascade: 4-cascaded (paper Fig. 2(c)) or a variant of Fig. 7")
     g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
     g.add_argument("--crp-blocks", type=int, help="chained residual pooling blocks (0 turns CRP off)")
     g.add_argument("--crp-conv-first", action="store_true", default=None, help="'improved' CRP: conv before pool")
     g.add_argument("--output-rcus", type=int, help="RCUs after CRP in every block (paper 1, official 3)")
+    g.add_argument("--align-corners", choices=("true", "false"), default=None,
+                   help="bilinear upsampling with align_corners=True/False (default: the preset's; official and "
+                        "light-weight use true, as the public ports whose weights they load; course uses false)")
 
 
 def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
@@ -177,6 +177,7 @@ def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
         crp_blocks=args.crp_blocks,
         crp_conv_first=args.crp_conv_first,
         output_rcus=args.output_rcus,
+        align_corners=None if getattr(args, "align_corners", None) is None else args.align_corners == "true",
     )
 
 

@@ -1,9 +1,11 @@
 """Training RefineNet, readable top to bottom.
 
-The recipe of the official code (paper Sec. 4): SGD with momentum 0.9 and
-weight decay 5e-4, a learning rate for the decoder and a 10x lower one for the
-pretrained encoder, a "poly" schedule ``lr * (1 - step/steps) ** 0.9``, frozen
-batch-norm statistics, random scale, crop and flip, and the ignore label 255.
+The recipe of the official code: SGD with momentum 0.9 and weight decay
+5e-4, a learning rate for the decoder (5e-4) and a 10x lower one for the
+pretrained encoder, frozen batch-norm statistics, random scale, crop and flip,
+and the ignore label 255. The official code lowered its rate by hand, in
+steps, to 5e-5, with batches of one image; the library uses DeepLab's "poly"
+schedule ``lr * (1 - step/steps) ** 0.9`` and batches of 16 instead.
 
 :func:`train` does, in order:
 
@@ -114,8 +116,10 @@ class TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-#: Training recipes by model preset. ``official`` and ``light-weight`` are the
-#: published ones (they assume ImageNet weights); ``course`` trains the small
+#: Training recipes by model preset. ``official`` and ``light-weight`` take the
+#: published rates, momentum, weight decay, crops and scales (they assume
+#: ImageNet weights), with batch 16 and the poly schedule in place of the
+#: official code's batch 1 and manual steps; ``course`` trains the small
 #: course model from scratch on the embedded dataset, so its encoder learns at
 #: the full rate.
 RECIPES: dict[str, TrainConfig] = {

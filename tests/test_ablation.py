@@ -86,6 +86,7 @@ def test_default_grid_is_the_papers_comparisons():
 
 
 @pytest.mark.parametrize("name", ["4-cascaded-crp4", "single-crp0", "4-cascaded-2-scale-crp4",
+                                  "4-cascaded-2-scale-shared-crp4",
                                   "4-cascaded-crp4-rcu3", "2-cascaded-crp2-lw"])
 def test_variant_names_round_trip(name):
     v = parse_variant(name)
@@ -272,7 +273,9 @@ def test_results_file_rejects_foreign_json(tmp_path):
 # the shipped results
 # --------------------------------------------------------------------------
 
-REQUIRED = {v.name for v in DEFAULT_GRID}
+# The shipped sets were trained before the 2-scale cascade followed Fig. 7(c): their 2-scale rows are the
+# shared-weight variant under its own name, and the Fig. 7(c) network was not trained in them.
+REQUIRED = {v.name for v in DEFAULT_GRID} - {"4-cascaded-2-scale-crp4"} | {"4-cascaded-2-scale-shared-crp4"}
 
 
 @pytest.mark.parametrize("folder", ["ablation", "ablation-60ep"])

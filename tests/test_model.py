@@ -238,3 +238,105 @@ def test_narrow_encoder_is_a_scaled_resnet18():
         build_refinenet("course", backbone="resnet50")
     with pytest.raises(ValueError, match="no ImageNet weights for encoder_width=32"):
         build_refinenet("course", weights="DEFAULT")
+
+
+# ---------------------------------------------------------------- the 2-scale cascade (Fig. 7(c))
+def _block_inputs(model, x):
+    """Each block's input tensors, and each encoder's four outputs, from one forward pass."""
+    seen, feats = {}, {}
+    hooks = [model.blocks[n].register_forward_pre_hook(lambda m, args, n=n: seen.__setitem__(n, args)) for n in model.block_names]
+    for i, enc in enumerate(model.encoders):
+        hooks.append(enc.register_forward_hook(lambda m, args, out, i=i: feats.__setitem__(i, out)))
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return seen, feats
+
+
+def test_two_scale_has_two_independent_encoders_and_the_seven_path_wiring():
+    torch.manual_seed(0)
+    model = build_refinenet("course", cascade="4-cascaded-2-scale", encoder_dropout=0.0, **SMALL).eval()
+    assert model.config.scales == (1.2, 0.6)
+    first, second = model.encoders
+    assert first is not second
+    assert not {id(p) for p in first.parameters()} & {id(p) for p in second.parameters()}  # no shared weights
+    assert not torch.equal(first.body.conv1.weight, second.body.conv1.weight)  # two random initialisations
+
+    x = torch.randn(1, 3, 100, 100)
+    seen, feats = _block_inputs(model, x)
+    assert feats[0][0].shape[-2:] == (30, 30)  # 1.2x image (120 px) at 1/4
+    assert feats[1][0].shape[-2:] == (15, 15)  # 0.6x image (60 px) at 1/4
+    hi, lo = feats[0], feats[1]
+    expected = {  # PAPER.md / Sec. 4.3: which stage of which scale enters which block
+        "refinenet4": [hi[3], lo[2], lo[3]],
+        "refinenet3": [hi[2], lo[1]],
+        "refinenet2": [hi[1]],
+        "refinenet1": [hi[0]],
+    }
+    for name, tensors in expected.items():
+        inputs = seen[name] if name == "refinenet4" else seen[name][1:]  # after the previous block's output
+        assert len(inputs) == len(tensors), name
+        for got, want in zip(inputs, tensors):
+            assert got is want or torch.equal(got, want), name
+    assert sum(len(p) for p in model.block_paths) == 7
+    # 0.6x stage k has the resolution of 1.2x stage k+1
+    for k in range(3):
+        assert lo[k].shape[-2:] == hi[k + 1].shape[-2:]
+
+
+def test_two_scale_encoders_are_in_the_encoder_parameter_group_and_count():
+    model = build_refinenet("course", cascade="4-cascaded-2-scale", **SMALL)
+    one = build_refinenet("course", **SMALL)
+    enc = {id(p) for p in model.encoder_parameters()}
+    assert enc == {id(p) for e in model.encoders for p in e.parameters()}
+    assert not enc & {id(p) for p in model.decoder_parameters()}
+    assert summarize(model, (64, 64)).encoder_parameters == 2 * _count(one.encoder)
+
+
+def test_two_scale_blocks_keep_the_widths_of_the_4_cascade():
+    two = build_refinenet("course", cascade="4-cascaded-2-scale", **SMALL)
+    four = build_refinenet("course", **SMALL)
+    assert [b.out_channels for b in two.blocks.values()] == [b.out_channels for b in four.blocks.values()]
+
+
+def test_both_2_scale_encoders_start_from_the_given_weights(tmp_path):
+    torch.manual_seed(1)
+    reference = torchvision.models.resnet18()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_refinenet("course", cascade="4-cascaded-2-scale", weights=str(path), encoder_width=64, **SMALL)
+    for enc in model.encoders:
+        torch.testing.assert_close(enc.body.conv1.weight, reference.conv1.weight)
+
+
+def test_the_shared_weight_2_scale_variant_keeps_its_wiring():
+    model = build_refinenet("course", cascade="4-cascaded-2-scale-shared", encoder_dropout=0.0, **SMALL).eval()
+    assert len(model.encoders) == 1 and not hasattr(model, "encoder_2")
+    assert model.block_paths == [((0, 4), (1, 4)), ((0, 3), (1, 3)), ((0, 2), (1, 2)), ((0, 1), (1, 1))]
+
+
+# ---------------------------------------------------------------- upsampling
+def test_official_and_light_weight_upsample_with_align_corners_like_their_public_ports():
+    assert make_config("official").align_corners is True
+    assert make_config("light-weight").align_corners is True
+    assert make_config("course").align_corners is False
+    model = build_refinenet("official", backbone="resnet18", num_classes=3).eval()
+    assert all(b.fusion.align_corners for b in model.blocks.values())
+
+
+# ---------------------------------------------------------------- the input-size guard
+def test_the_network_itself_computes_at_any_size_the_32_pixel_guard_is_a_choice(monkeypatch):
+    import refinenet_edu.model as model_module
+
+    monkeypatch.setattr(model_module, "MIN_INPUT_SIZE", 1)
+    model = build_refinenet("course", **SMALL).eval()
+    with torch.no_grad():
+        for size in (1, 5, 17, 31):
+            assert model(torch.randn(1, 3, size, size)).shape == (1, 5, size, size)
+    # What does fail below 33 px: training a batch of one with batch norm that is not frozen,
+    # because the 1/32 map has one value per channel.
+    model.train()
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        model(torch.randn(1, 3, 32, 32))
+    assert model(torch.randn(1, 3, 33, 33)).shape == (1, 5, 33, 33)

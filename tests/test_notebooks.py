@@ -1,4 +1,4 @@
-"""The course notebooks follow the conventions (DESIGN.md section 4), and the course command works.
+"""The course notebooks follow the conventions (docs/contributing.md, "Notebook conventions"), and the course command works.
 
 The first half reads every stored notebook in ``notebooks/`` (whoever wrote it)
 without running it: nbval runs them (``./course test`` passes ``notebooks``

@@ -15,9 +15,10 @@ class that needs it (see ``data/README.md`` for the measured frequencies):
   as ``boat``, always inside pavement. Locally identical to a boat: only the
   region around it tells them apart, and for large objects (radius up to
   36 px) that cue lies further from the centre than a small receptive field
-  reaches -- the case for chained residual pooling.
+  reaches -- the case the design makes for chained residual pooling
+  (a hypothesis that notebook 09 tests; on this data it does not hold).
 - 5 ``wire``: curves 1-3 px wide across the image. They vanish at 1/32 and
-  need the high-resolution paths of the cascade (paper, Fig. 3).
+  need the high-resolution paths of the cascade (paper, Fig. 2(c)).
 - 6 ``dot``: specks 3 px wide; the smallest structures, same reason.
 
 Colours of every class come from overlapping random distributions, each
