@@ -2,6 +2,8 @@
 
     refinenet-edu course execute [--fast | --full] [--html OUT_DIR] [--dir DIR] [NOTEBOOK ...]
     refinenet-edu course check [--dir DIR] [NOTEBOOK ...]
+    refinenet-edu course site --out DIR        (refinenet_edu/tools/site.py)
+    refinenet-edu course links [--check]       (refinenet_edu/tools/hosted.py)
 
 ``execute`` re-runs notebooks top to bottom with ``nbclient`` in the current
 Python environment (the kernel is this interpreter, as with nbval's
@@ -364,9 +366,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for p in (ex, ch):
         p.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
         p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, names or number prefixes such as 03")
+    si = sub.add_parser("site", help="render the stored notebooks as a static web site",
+                        description="Render the stored notebooks as a static site (refinenet_edu/tools/site.py).")
+    si.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="the site's folder: new, empty, or a site this command built before")
+    si.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
+    li = sub.add_parser("links", help="write the Colab/Binder links and set-up cells from pyproject.toml",
+                        description="Write the repository address of pyproject.toml [project.urls] everywhere it is "
+                                    "derived: notebooks, README.md, CITATION.cff (refinenet_edu/tools/hosted.py).")
+    li.add_argument("--check", action="store_true", help="only report what disagrees; exit 1 if anything does")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action in ("site", "links"):
+        from refinenet_edu.tools import hosted, site
+
+        return (site if args.action == "site" else hosted).run(args)
     paths = select_notebooks(args.notebooks, args.dir)
     if args.action == "check":
         return _check(paths, whole_course=not args.notebooks)

@@ -1,0 +1,244 @@
+"""course.py, the set-up behind `./course lab|test` and `py course.py lab|test` (Windows).
+
+The logic is tested with the steps recorded instead of run (Windows paths
+included), and the real `./course` bash script is run up to the point where it
+hands over to JupyterLab or pytest, with an environment whose interpreter only
+prints what it was given. The real steps (venv, pip) run in every CI run: CI's
+`./course test` on a fresh clone makes `.venv` from nothing through course.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_launcher():
+    spec = importlib.util.spec_from_file_location("course_launcher", ROOT / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+launcher = _load_launcher()
+
+
+def _project(tmp_path: Path, text: str = '[project]\nname = "x"\n') -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(text)
+    return root
+
+
+class Recorder:
+    """Stands in for running a step: records it, and makes the interpreter a `venv` step would make."""
+
+    def __init__(self, windows: bool):
+        self.calls: list[list[str]] = []
+        self.windows = windows
+
+    def __call__(self, cmd):
+        self.calls.append([str(c) for c in cmd])
+        if cmd[1:3] == ["-m", "venv"]:
+            py = launcher.venv_python(Path(cmd[3]), self.windows)
+            py.parent.mkdir(parents=True)
+            py.write_text("")
+
+
+def test_venv_interpreter_is_in_scripts_on_windows_and_bin_elsewhere(tmp_path):
+    assert launcher.venv_python(tmp_path, windows=True) == tmp_path / "Scripts" / "python.exe"
+    assert launcher.venv_python(tmp_path, windows=False) == tmp_path / "bin" / "python"
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["posix", "windows"])
+def test_environment_is_made_once_and_remade_when_pyproject_changes(tmp_path, windows):
+    root, venv = _project(tmp_path), tmp_path / "env"
+    py = launcher.venv_python(venv, windows)
+    run = Recorder(windows)
+    got = launcher.ensure_env(venv, root, run=run, python="/usr/bin/python3", python_version="3.11.7",
+                              windows=windows, log=lambda m: None)
+    assert got == py
+    assert run.calls == [
+        ["/usr/bin/python3", "-m", "venv", str(venv)],
+        [str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+        [str(py), "-m", "pip", "install", "--quiet", "-e", f"{root}[dev,instructor]"],
+    ]
+    stamp = (venv / launcher.STAMP_NAME).read_text()
+    assert stamp.strip() == launcher.wanted_stamp(root, "3.11.7") and stamp.endswith(" 3.11.7\n")
+
+    run.calls.clear()  # current: nothing runs
+    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, log=lambda m: None)
+    assert run.calls == []
+
+    (root / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2"\n')  # pip again, same venv
+    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, log=lambda m: None)
+    assert [c[3:5] for c in run.calls] == [["install", "--quiet"], ["install", "--quiet"]]
+
+    run.calls.clear()  # another Python version: pip again too
+    launcher.ensure_env(venv, root, run=run, python_version="3.12.1", windows=windows, log=lambda m: None)
+    assert len(run.calls) == 2
+
+
+def test_a_failed_step_leaves_no_stamp_and_says_which_command(tmp_path):
+    root, venv = _project(tmp_path), tmp_path / "env"
+
+    def failing(cmd):
+        if "pip" in cmd and "-e" in cmd:
+            raise launcher.SetupError(f"`{' '.join(cmd)}` failed (exit status 1); see above")
+        Recorder(False)(cmd)
+
+    with pytest.raises(launcher.SetupError, match="pip install --quiet -e"):
+        launcher.ensure_env(venv, root, run=failing, windows=False, log=lambda m: None)
+    assert not (venv / launcher.STAMP_NAME).exists()
+
+
+def test_the_stamp_is_the_one_the_bash_script_wrote():
+    # `./course` used to write: "<sha256 of pyproject.toml> <python version>"; environments made by it stay current
+    out = subprocess.run(["bash", "-c", 'sha256sum pyproject.toml | cut -d" " -f1'], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert launcher.wanted_stamp(ROOT, "3.11.7") == f"{out} 3.11.7"
+
+
+def test_lab_and_test_commands():
+    py = Path("/env/bin/python")
+    assert launcher.lab_command(py, Path("/repo"), ["--no-browser"], as_root=False) == [
+        "/env/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=" + str(Path("/repo") / "notebooks"), "--no-browser"]
+    assert "--allow-root" in launcher.lab_command(py, Path("/repo"), [], as_root=True)
+    assert launcher.test_command(py, ["-x"]) == ["/env/bin/python", "-m", "pytest", "tests", "notebooks",
+                                                 "--nbval-lax", "--nbval-current-env", "-x"]
+    assert launcher.test_env({})["CI"] == "true"
+    assert launcher.test_env({"CI": "1"})["CI"] == "1"
+
+
+def test_unknown_command_prints_usage(capsys):
+    assert launcher.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "course.py lab" in err and "course.py test" in err and "course.py hosted" in err
+
+
+def _fake_env(tmp_path: Path) -> Path:
+    """An environment that is current, whose `python` prints its arguments, CI and the folder it runs in."""
+    venv = tmp_path / "env"
+    py = launcher.venv_python(venv, windows=False)
+    py.parent.mkdir(parents=True)
+    py.write_text('#!/bin/sh\necho "ARGS $*"\necho "CI=${CI:-unset}"\necho "CWD $(pwd)"\n')
+    py.chmod(0o755)
+    (venv / launcher.STAMP_NAME).write_text(launcher.wanted_stamp(ROOT) + "\n")
+    return venv
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_script_hands_test_to_course_py(tmp_path):
+    venv = _fake_env(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
+    out = subprocess.run([str(ROOT / "course"), "test", "-x", "-q"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"reusing the current environment in {venv}" in out.stderr
+    assert "ARGS -m pytest tests notebooks --nbval-lax --nbval-current-env -x -q" in out.stdout
+    assert "CI=true" in out.stdout and f"CWD {ROOT}" in out.stdout
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_script_hands_lab_to_course_py(tmp_path):
+    venv = _fake_env(tmp_path)
+    env = dict(os.environ, REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
+    out = subprocess.run([str(ROOT / "course"), "lab", "--no-browser"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    root_flag = " --allow-root" if launcher.is_root() else ""
+    assert f"ARGS -m jupyterlab --ServerApp.root_dir={ROOT / 'notebooks'}{root_flag} --no-browser" in out.stdout
+
+
+def test_bash_script_without_a_command_prints_usage_and_fails():
+    out = subprocess.run([str(ROOT / "course")], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "./course lab" in out.stdout and "./course test" in out.stdout
+
+
+def test_readme_documents_the_windows_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "py course.py lab" in readme and "py course.py test" in readme
+    assert "Scripts" in readme
+
+
+# --------------------------------------------------------------------------
+# `python course.py hosted` (Colab, Kaggle): the plan, without installing anything
+# --------------------------------------------------------------------------
+
+REQUIRES = ["torch>=2.4", "torchvision>=0.19", "numpy>=1.24", "jupyterlab>=4.0", "tqdm>=4.64",
+            'pytest>=7.4; extra == "dev"']
+
+
+def test_hosted_keeps_what_is_installed_skips_the_front_end_and_installs_the_rest():
+    plan = launcher.plan_hosted(REQUIRES, {"torch": "2.3.1+cu121", "torchvision": "0.18.1", "numpy": "1.26.4"})
+    assert plan == {"keep": [("torch", "2.3.1+cu121", False), ("torchvision", "0.18.1", False),
+                             ("numpy", "1.26.4", True)],
+                    "install": ["tqdm>=4.64"], "skip": ["jupyterlab"]}
+    # an installed front-end is kept like anything else; the extras (markers) are never installed
+    plan = launcher.plan_hosted(REQUIRES, {"jupyterlab": "4.2.0", "tqdm": "4.66.0"})
+    assert ("jupyterlab", "4.2.0", True) in plan["keep"] and plan["skip"] == []
+    assert not any("pytest" in r for r in plan["install"])
+
+
+@pytest.mark.parametrize("version, spec, ok", [
+    ("2.4.0", ">=2.4", True), ("2.14.1+cu130", ">=2.4", True), ("2.3.1", ">=2.4", False),
+    ("10.0", ">=9.5,<11", True), ("11.0.1", ">=9.5,<11", False), ("1.0", "==1.0.0", True), ("1.0", "!=1.0", False),
+])
+def test_version_comparison(version, spec, ok):
+    assert launcher.satisfies(version, spec) is ok
+
+
+def test_constraints_hold_every_installed_version_except_the_package():
+    text = launcher.constraints_text({"torch": "2.14.1+cu130", "notebook": "6.5.7", "refinenet-edu": "0.1.0",
+                                      "weird": "not a version"})
+    assert text.splitlines() == ["notebook==6.5.7", "torch==2.14.1+cu130"]
+
+
+def test_hosted_steps_and_what_it_says(tmp_path):
+    root = tmp_path / "checkout"
+    for folder in ("refinenet_edu", "notebooks", "data/synthscenes/ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True)
+    (root / "pyproject.toml").write_text("")
+    (root / "data/synthscenes/ImageSets/Segmentation/train.txt").write_text("0\n")
+    calls, said, constraints = [], [], []
+
+    def run(cmd):
+        calls.append(cmd)
+        if "-c" in cmd:
+            constraints.append(Path(cmd[cmd.index("-c") + 1]).read_text())
+
+    plan = launcher.hosted(root, run=run, python="/py", installed=lambda: {"torch": "2.14.1", "notebook": "6.5"},
+                           requires=REQUIRES, report=lambda py: "GPU: Tesla T4 (cuda)", log=said.append)
+    assert calls == [["/py", "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(root)],
+                     ["/py", "-m", "pip", "install", "--quiet", "-c", calls[1][6],
+                      "torchvision>=0.19", "numpy>=1.24", "tqdm>=4.64"]]
+    assert constraints == ["notebook==6.5\ntorch==2.14.1\n"]
+    assert plan["skip"] == ["jupyterlab"]
+    text = "\n".join(said)
+    assert "kept the platform's torch 2.14.1" in text and "not installed: jupyterlab" in text
+    assert "GPU: Tesla T4 (cuda)" in text and str(root / "data") in text
+
+
+def test_hosted_refuses_a_folder_that_is_not_a_checkout(tmp_path):
+    with pytest.raises(launcher.SetupError, match="not a refinenet-edu checkout"):
+        launcher.hosted(tmp_path, run=lambda cmd: None, log=lambda m: None)
+
+
+def test_pip_notes_about_the_skipped_front_end_are_dropped(capsys):
+    script = ("import sys; print('ERROR: pip\\'s dependency resolver does not currently take into account');"
+              "print('refinenet-edu 0.1.0 requires jupyterlab>=4.0, which is not installed.');"
+              "print('foo 1.0 requires bar>=2, which is not installed.')")
+    launcher._pip_quietly([sys.executable, "-c", script], ["jupyterlab"])
+    assert capsys.readouterr().out == "foo 1.0 requires bar>=2, which is not installed.\n"
+    with pytest.raises(launcher.SetupError, match="exit status 3"):
+        launcher._pip_quietly([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], [])
+    assert "boom" in capsys.readouterr().out
