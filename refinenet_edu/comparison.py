@@ -7,7 +7,10 @@ and answer the questions the course asks (the dashboard in
 * :func:`summarize` - mean, standard deviation and values across seeds of one
   metric, per variant (``"miou"``, ``"iou/boat"``, ``"boundary_miou/2"``,
   ``"params"``, ``"inference_ms/<device>"``, ... see :func:`metric_names`);
-* :func:`compare` - is variant A better than B by more than the seed spread?
+* :func:`compare` - is variant A better than B by more than the seed spread,
+  and what do a confidence interval and a t-test (Welch's, or paired by seed)
+  say about the difference? :func:`holm` corrects a family of such tests,
+  :func:`seeds_needed` says how many seeds a difference of a given size needs;
 * :func:`findings` - the paper's two claims, checked on these results;
 * :func:`format_table` - a text table of mean +- std;
 * :func:`plot_bars`, :func:`plot_tradeoff`, :func:`plot_per_class`,
@@ -40,6 +43,9 @@ __all__ = [
     "metric_value",
     "summarize",
     "compare",
+    "TestResult",
+    "holm",
+    "seeds_needed",
     "findings",
     "format_table",
     "add_live_run",
@@ -79,6 +85,7 @@ class Stat:
     std: float  # sample standard deviation (n - 1); 0 for a single run
     n: int
     values: tuple[float, ...]
+    seeds: tuple = ()  # the seed of each value, where the runs record it
 
     @property
     def low(self) -> float:
@@ -124,6 +131,56 @@ class Comparison:
         se = math.sqrt(va + vb)
         return self.difference / se if se > 0 else math.copysign(math.inf, self.difference) if self.difference else 0.0
 
+    @property
+    def paired(self) -> bool:
+        """Whether both variants ran the same seeds, so that their runs pair up seed by seed."""
+        sa, sb = self.stat_a.seeds, self.stat_b.seeds
+        return bool(sa) and len(sa) == self.stat_a.n and len(sb) == self.stat_b.n and sorted(sa) == sorted(sb) \
+            and len(set(sa)) == len(sa)
+
+    def _paired_differences(self) -> list[float]:
+        b = dict(zip(self.stat_b.seeds, self.stat_b.values))
+        return [va - b[seed] for seed, va in zip(self.stat_a.seeds, self.stat_a.values)]
+
+    def test(self, *, paired: bool = False, level: float = 0.95) -> "TestResult":
+        """A two-sided t-test of "no difference" and a ``level`` confidence interval of the difference.
+
+        By default Welch's test, which assumes nothing about how the seeds of
+        the two variants relate: one seed draws different initial weights for
+        two different architectures. ``paired=True`` pairs the runs seed by
+        seed (both variants must have run the same seeds); that is justified
+        only where a seed makes the two runs alike (the same batch order and
+        augmentation, a shared pretrained encoder), and with 3 seeds it has 2
+        degrees of freedom.
+        """
+        from scipy import stats as st
+
+        if paired:
+            if not self.paired:
+                raise ValueError(f"{self.a} and {self.b}: a paired test needs the same seeds in both")
+            d = self._paired_differences()
+            n = len(d)
+            if n < 2:
+                return TestResult(self.difference, math.nan, math.nan, math.nan, n - 1, "paired t", level)
+            sd = statistics.stdev(d)
+            se, df = sd / math.sqrt(n), n - 1
+            name = "paired t"
+        else:
+            na, nb = self.stat_a.n, self.stat_b.n
+            if na < 2 or nb < 2:
+                return TestResult(self.difference, math.nan, math.nan, math.nan, math.nan, "Welch t", level)
+            va, vb = self.stat_a.std**2 / na, self.stat_b.std**2 / nb
+            se = math.sqrt(va + vb)
+            df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else na + nb - 2
+            name = "Welch t"
+        diff = self.difference
+        if se == 0:
+            p = 1.0 if diff == 0 else 0.0
+            return TestResult(diff, diff, diff, p, df, name, level)
+        half = float(st.t.ppf(0.5 + level / 2, df)) * se
+        p = float(2 * st.t.sf(abs(diff) / se, df))
+        return TestResult(diff, diff - half, diff + half, p, df, name, level)
+
     def sentence(self, scale: float = 100.0, unit: str = " points") -> str:
         verdict = (
             "more than the seed spread" if self.beyond_spread
@@ -135,6 +192,63 @@ class Comparison:
             f"(seed spread {self.spread * scale:.1f}; {verdict}; seed ranges "
             f"{'overlap' if self.ranges_overlap else 'do not overlap'})"
         )
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A t-test of one comparison: the difference a - b, its confidence interval and p-value."""
+
+    difference: float
+    low: float
+    high: float
+    p: float
+    df: float
+    test: str  # "Welch t" or "paired t"
+    level: float = 0.95
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether the confidence interval leaves out "no difference"."""
+        return self.low > 0 or self.high < 0
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate).
+
+    Compare each adjusted value with the level (0.05) as if it were the only
+    test: with 20 comparisons, one p of 0.03 is no longer a finding.
+    """
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    adjusted = [1.0] * len(p_values)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def seeds_needed(difference: float, std: float, *, alpha: float = 0.05, power: float = 0.8,
+                 paired: bool = False, max_seeds: int = 1000) -> int:
+    """Seeds per variant for a two-sided t-test at ``alpha`` to detect ``difference`` with ``power``.
+
+    ``std`` is the seed-to-seed standard deviation of one variant (or, with
+    ``paired=True``, of the per-seed differences). Computed with the
+    noncentral t distribution, so it is exact for normal seed noise, not a
+    normal approximation.
+    """
+    from scipy import stats as st
+
+    if std <= 0 or difference == 0:
+        raise ValueError("seeds_needed: std must be > 0 and difference non-zero")
+    for n in range(2, max_seeds + 1):
+        df = n - 1 if paired else 2 * n - 2
+        se = std / math.sqrt(n) if paired else std * math.sqrt(2 / n)
+        crit = st.t.ppf(1 - alpha / 2, df)
+        nc = abs(difference) / se
+        achieved = st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc)
+        if achieved >= power:
+            return n
+    return max_seeds
 
 
 # --------------------------------------------------------------------------
@@ -234,13 +348,15 @@ def summarize(results, metric: str = "miou", variants: Sequence[str] | None = No
     names = list(variants) if variants is not None else groups(results)
     out: dict[str, Stat] = {}
     for name in names:
-        values = [metric_value(results, r, metric) for r in results.runs if run_group(r) == name]
-        values = [v for v in values if not math.isnan(v)]
-        if not values:
+        pairs = [(r.get("seed"), metric_value(results, r, metric)) for r in results.runs if run_group(r) == name]
+        pairs = [(seed, v) for seed, v in pairs if not math.isnan(v)]
+        if not pairs:
             continue
+        values = [v for _, v in pairs]
+        seeds = tuple(seed for seed, _ in pairs) if all(seed is not None for seed, _ in pairs) else ()
         mean = statistics.fmean(values)
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[name] = Stat(mean, std, len(values), tuple(values))
+        out[name] = Stat(mean, std, len(values), tuple(values), seeds)
     return out
 
 

@@ -7,6 +7,7 @@ import io
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -409,3 +410,61 @@ def test_the_coarse_pilot_table_is_the_recorded_numbers():
         (v, s) for v in ("4-cascaded-crp4", "4-cascaded-crp0", "single-crp4", "single-crp0") for s in (0, 1, 2)}
     table = cmp.format_table(r, ("miou", "boundary_miou/2", "context_iou", "thin_iou"))
     assert table in (folder / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------
+# statistics of a comparison
+# --------------------------------------------------------------------------
+
+
+def _two_variant_results(a_values, b_values, seeds=None):
+    seeds = seeds or list(range(len(a_values)))
+    runs = [{"variant": "a", "seed": s, "miou": v} for s, v in zip(seeds, a_values)]
+    runs += [{"variant": "b", "seed": s, "miou": v} for s, v in zip(seeds, b_values)]
+    return SimpleNamespace(runs=runs, class_names=[], variants={}, data={})
+
+
+def test_welch_and_paired_tests_match_scipy():
+    from scipy import stats as st
+
+    a, b = [0.640, 0.655, 0.649, 0.661], [0.631, 0.640, 0.645, 0.636]
+    c = cmp.compare(_two_variant_results(a, b), "a", "b")
+    welch, paired = c.test(), c.test(paired=True)
+    assert welch.test == "Welch t" and paired.test == "paired t" and c.paired
+    assert welch.p == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
+    assert paired.p == pytest.approx(st.ttest_rel(a, b).pvalue, rel=1e-9)
+    ci = st.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (welch.low, welch.high) == (pytest.approx(ci.low, rel=1e-9), pytest.approx(ci.high, rel=1e-9))
+    assert welch.low < welch.difference < welch.high
+
+
+def test_a_paired_test_needs_the_same_seeds():
+    c = cmp.compare(_two_variant_results([0.6, 0.62, 0.61], [0.58, 0.6, 0.59], seeds=[0, 1, 2]), "a", "b")
+    assert c.paired
+    runs = _two_variant_results([0.6, 0.62, 0.61], [0.58, 0.6, 0.59])
+    runs.runs[-1]["seed"] = 7
+    c2 = cmp.compare(runs, "a", "b")
+    assert not c2.paired
+    with pytest.raises(ValueError, match="same seeds"):
+        c2.test(paired=True)
+
+
+def test_one_seed_gives_no_interval():
+    t = cmp.compare(_two_variant_results([0.6], [0.5]), "a", "b").test()
+    assert math.isnan(t.p) and math.isnan(t.low) and not t.excludes_zero
+
+
+def test_holm_adjusts_a_family_of_p_values():
+    # Holm (1979): sorted p 0.01, 0.02, 0.03, 0.5 over 4 tests -> 0.04, 0.06, 0.06, 0.5
+    assert cmp.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    assert cmp.holm([]) == []
+
+
+def test_seeds_needed_is_the_textbook_sample_size():
+    # A two-sample t-test for an effect of one standard deviation at alpha 0.05 and 80% power
+    # needs 17 per group (Cohen's d = 1; the normal approximation says 16).
+    assert cmp.seeds_needed(1.0, 1.0) == 17
+    assert cmp.seeds_needed(0.01, 0.005) < cmp.seeds_needed(0.01, 0.01)
+    assert cmp.seeds_needed(0.01, 0.005, paired=True) <= cmp.seeds_needed(0.01, 0.005)
+    with pytest.raises(ValueError):
+        cmp.seeds_needed(0.01, 0.0)
