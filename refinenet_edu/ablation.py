@@ -744,6 +744,9 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     """What every run of one results file must share (the device and data workers may differ)."""
     train = {k: v for k, v in cfg.to_dict().items()
              if k not in ("seed", "device", "num_workers", "compile", "channels_last", "precision")}
+    if train.get("schedule") == "poly":  # results files from before the step schedule have neither key
+        train.pop("schedule")
+        train.pop("step_at", None)
     extra = {"encoder_weights": encoder_fingerprint(encoder_weights)} if encoder_weights else {}
     return {
         **extra,

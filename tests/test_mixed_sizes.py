@@ -52,8 +52,8 @@ def test_scores_do_not_depend_on_the_batch_size(voc):
     torch.manual_seed(0)
     model = build_refinenet("course", num_classes=21).eval()
     ds = load_dataset(voc, "val", eval_transforms())
-    one = evaluate(model, ds, num_classes=21, progress=False, bands=(2,))
-    four = evaluate(model, eval_loader(ds, batch_size=4), num_classes=21, progress=False, bands=(2,))
+    one = evaluate(model, ds, num_classes=21, progress=False, bands=())
+    four = evaluate(model, eval_loader(ds, batch_size=4), num_classes=21, progress=False, bands=())
     assert torch.equal(one.metrics.confusion, four.metrics.confusion)
     assert one.metrics.confusion.sum() > 0
     assert [s.id for s in four.per_image] == ds.ids
@@ -61,12 +61,15 @@ def test_scores_do_not_depend_on_the_batch_size(voc):
 
 def test_train_batch_4_with_validation_then_evaluate_with_saved_predictions(voc, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", "--data", str(voc), "--epochs", "2", "--batch-size", "4", "--crop-size", "64",
-                 "--precision", "fp32", "--out", str(run), "--quiet"])
+    code = main(["train", "--data", str(voc), "--epochs", "1", "--batch-size", "4", "--crop-size", "64",
+                 "--precision", "fp32", "--evaluate", "multi-scale", "--out", str(run), "--quiet"])
     assert code == 0, capsys.readouterr().err
     history = json.loads((run / "history.json").read_text())
-    assert [h["epoch"] for h in history] == [1, 2]
-    assert all(h["miou"] is not None for h in history)  # validation ran on the mixed sizes
+    assert len(history) == 1 and history[0]["miou"] is not None  # validation ran on the mixed sizes
+    single = json.loads((run / "evaluation-val.json").read_text())  # train --evaluate: the evaluate command
+    multi = json.loads((run / "evaluation-val-multiscale.json").read_text())
+    assert single["metrics"]["miou"] == pytest.approx(history[0]["miou"], abs=0.01)  # best.pt is epoch 1
+    assert multi["scales"] == [0.4, 0.6, 0.8, 1.0, 1.2] and multi["flip"] and multi["num_images"] == 4
 
     preds = tmp_path / "predictions"
     code = main(["evaluate", str(run / "best.pt"), "--data", str(voc), "--save-predictions", str(preds),
@@ -116,13 +119,15 @@ def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsy
     assert ids == list(sizes)
     assert [m.shape[::-1] for m in masks] == list(sizes.values())
 
-    live = default_trainer("single-crp4", epochs=1, data=str(voc), crop_size=64, batch_size=4,
+    # the dashboard's "train now" (its default trainer), on the first 4 training and the first val image
+    live = default_trainer("single-crp4", epochs=1, data=str(voc), subset=4, crop_size=64, batch_size=4,
                            precision="fp32", progress=False)
-    assert [m.shape[::-1] for m in live["predictions"]] == list(sizes.values())
+    assert [m.shape[::-1] for m in live["predictions"]] == list(sizes.values())[:1]
     new, group = cmp.add_live_run(results, live["record"], costs=live["costs"], predictions=live["predictions"])
+    assert cmp.load_predictions(new, group)[0] is live["predictions"]
     val = load_dataset(voc, "val")
-    got, _ = cmp.load_predictions(new, group)
-    for i in range(len(val)):  # what the dashboard's predictions view draws
+    for i in range(len(val)):  # what the dashboard's predictions view draws, image by image
         image, mask = val[i]
-        fig = cmp.plot_predictions(image, mask, {group: got[i]}, val.palette, val.class_names)
+        fig = cmp.plot_predictions(image, mask, {"4-cascaded-crp4": masks[i], group: live["predictions"][0] if i == 0
+                                                 else None}, val.palette, val.class_names)
         assert cmp.figure_png(fig).startswith(b"\x89PNG")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import math
+import sys
 from pathlib import Path
 
 from refinenet_edu.commands._common import add_data_arguments, load_split, subset
@@ -27,10 +28,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--optimizer", choices=("sgd", "adam"))
+    t.add_argument("--schedule", choices=("poly", "step"),
+                   help="learning-rate schedule: poly (DeepLab's, the recipes' default) or step (the official "
+                        "code's: 10x lower for the last quarter of the steps)")
     t.add_argument("--lr", type=float, help="decoder learning rate")
     t.add_argument("--encoder-lr-ratio", type=float, help="encoder lr = lr x ratio (official: 0.1)")
     t.add_argument("--weight-decay", type=float)
     t.add_argument("--crop-size", type=int)
+    t.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
+                   help="colour jitter in training (the library's recipes: on; the official code: off)")
     t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
     t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None)
@@ -46,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<date>)")
     o.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     o.add_argument("--export", type=Path, help="also write the best model as a small float16 checkpoint here, with provenance")
+    o.add_argument("--evaluate", choices=("single", "multi-scale"),
+                   help="afterwards, score best.pt on the val split as `refinenet-edu evaluate` does: single scale "
+                        "(OUT/evaluation-val.json), or that and multi-scale with flips, the official scales 0.4-1.2 "
+                        "(OUT/evaluation-val-multiscale.json)")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -59,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = RECIPES.get(args.preset, TrainConfig())
     cfg = recipe.replace(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
-        encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay, crop_size=args.crop_size,
+        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, schedule=args.schedule, lr=args.lr,
+        encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay, crop_size=args.crop_size, jitter=args.jitter,
         device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
         seed=args.seed, num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
     )
@@ -84,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     prov = provenance(getattr(args, "_argv", None))
+    if config.freeze_bn and args.weights is None:
+        print(f"note: the {config.preset} preset freezes batch norm, which keeps the encoder's statistics as "
+              "loaded; a random encoder has none (mean 0, variance 1: no normalisation) and a deep one diverges. "
+              "Pass --weights DEFAULT (ImageNet) or a state dict, or --no-freeze-bn", file=sys.stderr, flush=True)
     model = RefineNet(config, weights=args.weights)
     print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info['name']}: "
           f"{len(train_set)} train / {len(val_set)} val images -> {out}", flush=True)
@@ -108,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "provenance.json", summary)
     print(f"done in {result.seconds:.0f} s: best val mIoU {result.best_miou:.4f} (epoch {result.best_epoch}); "
           f"{result.stopped_because}. Checkpoints in {out}")
+    if args.evaluate:
+        code = _evaluate_best(args, out)
+        if code:
+            return code
     if args.export:
         best = load_checkpoint(out / "best.pt")
         model = load_model(out / "best.pt", checkpoint=best)
@@ -115,4 +133,26 @@ def run(args: argparse.Namespace) -> int:
                         history=result.history, provenance=summary, train_config=cfg.to_dict())
         atomic_write_json(Path(str(args.export) + ".json"), {**summary, "checkpoint": str(args.export)})
         print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _evaluate_best(args: argparse.Namespace, out: Path) -> int:
+    """``refinenet-edu evaluate`` on ``out/best.pt``: single scale, then (``multi-scale``) with the official scales."""
+    from refinenet_edu.cli import main
+
+    command = ["evaluate", str(out / "best.pt"), "--data", str(args.data), "--split", "val", "--device", args.device]
+    if args.data_root:
+        command += ["--data-root", str(args.data_root)]
+    if args.subset:
+        command += ["--subset", str(max(1, args.subset // 4))]
+    if args.quiet:
+        command.append("--quiet")
+    runs = [("single scale", [], "evaluation-val.json")]
+    if args.evaluate == "multi-scale":
+        runs.append(("multi-scale + flip", ["--multi-scale", "--flip"], "evaluation-val-multiscale.json"))
+    for label, extra, name in runs:
+        print(f"evaluating {out / 'best.pt'} on val, {label}:", flush=True)
+        code = main([*command, *extra, "--out", str(out / name)])
+        if code:
+            return code
     return 0
