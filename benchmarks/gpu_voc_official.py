@@ -84,6 +84,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (the recipe: 1)")
     parser.add_argument("--num-workers", type=int, default=8)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--commit", help="the commit the copy was made from (a GPU machine may have no .git)")
     parser.add_argument("--cpu-dry-run", action="store_true",
                         help="check the script itself on a CPU: images at 1/8 of VOC's size, 64x64 crops, "
                              "12 images, 1 epoch (its figures mean nothing)")
@@ -102,7 +103,7 @@ def main() -> int:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     report = {"device": describe_device(device), "torch": torch.__version__, "torchvision": torchvision.__version__,
-              "commit": commit(), "date": time.strftime("%Y-%m-%d"), "precision": "bf16", "crop": crop,
+              "commit": args.commit or commit(), "date": time.strftime("%Y-%m-%d"), "precision": "bf16", "crop": crop,
               "dry_run": args.cpu_dry_run}
     print(f"{report['device']}, torch {torch.__version__}, commit {report['commit']}", flush=True)
 
