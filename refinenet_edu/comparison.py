@@ -454,7 +454,7 @@ def add_live_run(results, record: dict, *, costs: dict | None = None, prediction
     The run is grouped under ``group`` (default: ``"<variant> (now, N epochs)"``)
     so that it is not averaged with runs of another budget; ``costs`` (params,
     flops, inference_ms) and ``predictions`` (uint8 ``[N, H, W]`` masks of the
-    validation images) are attached to that group. Returns ``(results, group)``.
+    validation images, or a list of ``[H, W]`` masks when their sizes differ) are attached to that group. Returns ``(results, group)``.
     """
     new = copy.deepcopy(results)
     group = group or f"{record['variant']} (now, {record.get('epochs', '?')} ep)"

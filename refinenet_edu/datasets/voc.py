@@ -343,9 +343,13 @@ def voc2012(
 
 def sbd_folder(root: str | Path) -> Path:
     """SBD's dataset folder (the one holding ``img/`` and ``cls/``): ``root`` itself, else
-    ``root/benchmark_RELEASE/dataset`` (where ``benchmark.tgz`` puts it)."""
+    ``root/sbd`` (the library's earlier default place), else ``root/benchmark_RELEASE/dataset``
+    (where ``benchmark.tgz`` and ``refinenet-edu data --download sbd`` put it)."""
     root = Path(root).expanduser()
-    return root if (root / "cls").is_dir() else root / "benchmark_RELEASE" / "dataset"
+    for folder in (root, root / "sbd"):
+        if (folder / "cls").is_dir():
+            return folder
+    return root / "benchmark_RELEASE" / "dataset"
 
 
 class SBDSegmentation(Dataset):
@@ -460,8 +464,7 @@ def voc2012_aug(root: str | Path, split: str = "train", download: bool = False, 
     if split == "train":
         return VOCAugSegmentation(root, transforms, download=download)
     if split == "val":
-        ds = voc2012(root, "val", download=download, transforms=transforms)
-        return ds
+        return voc2012(root, "val", download=download, transforms=transforms)
     raise ValueError(f"voc2012-aug has the splits 'train' (VOC 2012 train + SBD) and 'val' (VOC 2012 val), not {split!r}")
 
 
