@@ -526,7 +526,8 @@ def plot_bars(results, variants: Sequence[str] | None = None, metric: str = "mio
     names = list(stats)
     means = [_scaled(metric, stats[n].mean) for n in names]
     errs = [_scaled(metric, stats[n].std) for n in names]
-    colors = ["#c44e52" if results.variants.get(n, {}).get("live") else "#4c72b0" for n in names]
+    live = [bool(results.variants.get(n, {}).get("live")) for n in names]
+    colors = ["#c44e52" if is_live else "#4c72b0" for is_live in live]
     ax.bar(range(len(names)), means, yerr=errs, capsize=4, color=colors, alpha=0.85)
     for i, n in enumerate(names):
         vals = [_scaled(metric, v) for v in stats[n].values]
@@ -536,10 +537,18 @@ def plot_bars(results, variants: Sequence[str] | None = None, metric: str = "mio
     unit = " (%)" if is_fraction(metric) else ""
     ax.set_ylabel(metric_label(metric) + unit)
     if means and is_fraction(metric):
-        lo = min(m - e for m, e in zip(means, errs))
-        hi = max(m + e for m, e in zip(means, errs))
+        # The axis fits the shipped runs: a run trained now with a smaller budget must not squash the
+        # 1-2 point differences between them. A bar below the axis gets its value written at the bottom.
+        scaled = [(m, e) for (m, e), is_live in zip(zip(means, errs), live) if not is_live] or list(zip(means, errs))
+        lo = min(m - e for m, e in scaled)
+        hi = max(m + e for m, e in scaled)
         pad = max(2.0, 0.15 * (hi - lo))
-        ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+        bottom, top = max(0.0, lo - pad), min(100.0, hi + pad)
+        ax.set_ylim(bottom, top)
+        for i, m in enumerate(means):
+            if m < bottom:
+                ax.annotate(f"{m:.1f} (below the axis)", (i, bottom), xytext=(0, 4), textcoords="offset points",
+                            ha="center", fontsize=7, color="#c44e52")
     ax.set_title(f"{metric_label(metric)}: mean ± std over seeds (dots: single seeds)", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

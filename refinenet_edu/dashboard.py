@@ -100,6 +100,7 @@ class AblationDashboard:
         self.image_index = w.IntSlider(description="val image", min=0, max=0, value=0, continuous_update=False)
         self.bars = w.Image(format="png", layout=w.Layout(max_width="760px"))
         self.tradeoff = w.Image(format="png", layout=w.Layout(max_width="640px"))
+        self.tradeoff_note = w.HTML()
         self.per_class = w.Image(format="png", layout=w.Layout(max_width="860px"))
         self.predictions = w.Image(format="png", layout=w.Layout(max_width="980px"))
         self.summary = w.HTML()
@@ -119,7 +120,7 @@ class AblationDashboard:
 
         tabs = w.Tab(children=[
             w.VBox([self.bars, self.summary]),
-            self.tradeoff,
+            w.VBox([self.tradeoff, self.tradeoff_note]),
             self.per_class,
             w.VBox([self.image_index, self.predictions]),
             w.VBox([w.HBox([self.train_variant, self.train_epochs, self.train_button]), self.train_log]),
@@ -164,6 +165,8 @@ class AblationDashboard:
         from refinenet_edu.ablation import DEFAULT_GRID
 
         names = cmp.groups(self.results)
+        # runs trained now come first, where the list shows them without scrolling
+        names = sorted(names, key=lambda n: not self.results.variants.get(n, {}).get("live"))
         keep = [v for v in (self.variants.value or selection) if v in names]
         self.variants.options = names
         self.variants.value = tuple(keep or names[:4])
@@ -257,6 +260,17 @@ class AblationDashboard:
     def draw_tradeoff(self) -> None:
         self.tradeoff.value = cmp.figure_png(
             cmp.plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
+        have = cmp.summarize(self.results, self.cost.value, self.selected)
+        missing = [n for n in self.selected if n not in have]
+        label = cmp.metric_label(self.cost.value)
+        if self.selected and not have:
+            measured = [n for n in cmp.groups(self.results) if n in cmp.summarize(self.results, self.cost.value)]
+            self.tradeoff_note.value = (f"<i>none of the selected variants has {label}; it was measured for "
+                                        f"{', '.join(measured) or 'no variant'}: choose another cost</i>")
+        elif missing:
+            self.tradeoff_note.value = f"<i>not drawn, no {label}: {', '.join(missing)}</i>"
+        else:
+            self.tradeoff_note.value = ""
 
     def draw_per_class(self) -> None:
         self.per_class.value = cmp.figure_png(cmp.plot_per_class(self.results, self.selected))
@@ -286,6 +300,10 @@ class AblationDashboard:
         first = names[0]
         lines = []
         for other in names[1:]:
+            if self._budget(first) != self._budget(other):
+                lines.append(f"{other}: not compared with {first}, trained with another budget "
+                             f"({self._budget_text(other)} vs {self._budget_text(first)})")
+                continue
             try:
                 c = cmp.compare(self.results, first, other, metric)
             except KeyError:
@@ -293,6 +311,15 @@ class AblationDashboard:
             scale, unit = (100.0, " points") if cmp.is_fraction(metric) else (1.0, "")
             lines.append(c.sentence(scale, unit))
         return "<br>".join(f"<code>{line}</code>" for line in lines)
+
+    def _budget(self, name: str) -> tuple:
+        """What a group's runs were trained with: epochs and training images."""
+        runs = [r for r in self.results.runs if cmp.run_group(r) == name]
+        return tuple(sorted({(r.get("epochs"), r.get("train_images")) for r in runs}, key=str))
+
+    def _budget_text(self, name: str) -> str:
+        return ", ".join(f"{e} epoch{'' if e == 1 else 's'}" + (f" of {n} images" if n else "")
+                         for e, n in self._budget(name))
 
     # ------------------------------------------------------------------ train now
     def train_now(self, variant: str | None = None, epochs: int | None = None) -> str:

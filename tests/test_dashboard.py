@@ -117,3 +117,32 @@ def test_several_results_sets(tmp_path):
     d.source.value = "B"
     assert "4-cascaded-crp0" not in d.variants.options
     assert not d.messages.outputs
+
+
+def test_runs_of_another_budget_are_not_compared_and_do_not_squash_the_axis(dash):
+    from refinenet_edu import comparison as cmp
+
+    dash.train_now("single-crp4", epochs=2)  # fake: mIoU 0.42 after 2 epochs, shipped runs had 1
+    group = "single-crp4 (now, 2 ep)"
+    assert dash.variants.options[0] == group  # the new run is at the top of the list, in sight
+    dash.variants.value = ("4-cascaded-crp4", group, "single-crp4")
+    assert f"{group}: not compared with 4-cascaded-crp4, trained with another budget" in dash.summary.value
+    assert "2 epochs vs 1 epoch)" in dash.summary.value
+    assert "more than the seed spread" in dash.summary.value  # the shipped pair is still compared
+    fig = cmp.plot_bars(dash.results, list(dash.variants.value), "miou")
+    bottom, top = fig.axes[0].get_ylim()
+    assert bottom > 42  # the axis fits the shipped runs (60-72%), not the live run's 42%
+    assert any("below the axis" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_a_cost_no_selected_variant_has_says_so(dash):
+    dash.variants.value = ("4-cascaded-crp4", "single-crp4")
+    dash.cost.value = "inference_ms/cpu"
+    assert dash.tradeoff_note.value == ""
+    dash.results.variants["single-crp4"]["inference_ms"] = {}
+    dash.results.variants["4-cascaded-crp4"]["inference_ms"] = {}
+    dash.draw_tradeoff()
+    assert "none of the selected variants has" in dash.tradeoff_note.value
+    assert "4-cascaded-crp0" in dash.tradeoff_note.value  # where it was measured
+    dash.variants.value = ("4-cascaded-crp4", "4-cascaded-crp0")
+    assert "not drawn" in dash.tradeoff_note.value and "4-cascaded-crp4" in dash.tradeoff_note.value
