@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from refinenet_edu.files import atomic_write_json
-from refinenet_edu.provenance import provenance
+from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
-from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.engine.runtime import autocast, describe_device, resolve_device, resolve_precision
 from refinenet_edu.model import build_refinenet
-from refinenet_edu.training import RECIPES, train
+from refinenet_edu.engine.loop import RECIPES, train
 
 COURSE_TARGET_MIOU = 0.60
 

@@ -4,7 +4,7 @@ The library the course notebooks import. Data flows one way:
 ``datasets`` -> ``model`` -> ``training`` / ``evaluation`` -> experiments.
 
 The names below are imported lazily (on first use), so that
-``import refinenet_edu.metrics`` does not pay for torchvision.
+``import refinenet_edu.engine.metrics`` does not pay for torchvision.
 """
 
 from __future__ import annotations

@@ -341,8 +341,8 @@ def dataset_fingerprint(data: str) -> dict:
 
 
 def budget_for(preset: str = "course", **overrides: Any):
-    """The :class:`~refinenet_edu.training.TrainConfig` of ``preset``'s recipe with ``overrides``."""
-    from refinenet_edu.training import RECIPES, TrainConfig
+    """The :class:`~refinenet_edu.engine.loop.TrainConfig` of ``preset``'s recipe with ``overrides``."""
+    from refinenet_edu.engine.loop import RECIPES, TrainConfig
 
     cfg = RECIPES.get(preset, TrainConfig()).replace(**overrides)
     cfg.__post_init__()
@@ -365,8 +365,8 @@ def predict_masks(model, dataset, *, batch_size: int = 16, device=None):
     import numpy as np
     import torch
 
-    from refinenet_edu.evaluation import eval_loader, image_groups
-    from refinenet_edu.inference import fast_inference
+    from refinenet_edu.engine.evaluation import eval_loader, image_groups
+    from refinenet_edu.engine.inference import fast_inference
 
     out = []
     if device is not None:
@@ -411,8 +411,8 @@ def time_inference(
     with the device and precision."""
     import torch
 
-    from refinenet_edu.devices import describe_device, resolve_device
-    from refinenet_edu.inference import fast_inference, resolve_precision
+    from refinenet_edu.engine.runtime import describe_device, resolve_device
+    from refinenet_edu.engine.inference import fast_inference, resolve_precision
 
     device = resolve_device(device or "auto")
     model.to(device)
@@ -477,7 +477,7 @@ def train_variant(
 ):
     """Train one variant with one seed and score it; returns ``(record, model, val_set)``.
 
-    ``train_config``: a :class:`~refinenet_edu.training.TrainConfig` (default:
+    ``train_config``: a :class:`~refinenet_edu.engine.loop.TrainConfig` (default:
     the preset's recipe). ``encoder_weights``: a state-dict file the encoder
     starts from (e.g. made by ``refinenet-edu pretrain``); the decoder always
     starts from random weights drawn with ``seed``. The model is scored after the last epoch (not the
@@ -487,10 +487,10 @@ def train_variant(
     """
     import torch
 
-    from refinenet_edu.evaluation import eval_loader, evaluate
+    from refinenet_edu.engine.evaluation import eval_loader, evaluate
     from refinenet_edu.model import RefineNet
     from refinenet_edu.summary import count_parameters
-    from refinenet_edu.training import train
+    from refinenet_edu.engine.loop import train
 
     variant = parse_variant(variant)
     cfg = train_config if train_config is not None else budget_for(preset)
@@ -536,7 +536,7 @@ def train_variant(
 
 def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
     """One line per finished epoch of a run trained beside others (``--progress`` with ``--jobs`` > 1)."""
-    from refinenet_edu.training import epoch_scores
+    from refinenet_edu.engine.loop import epoch_scores
 
     print(f"    {variant} seed {seed}: epoch {record['epoch']}/{epochs}  {epoch_scores(record)}  "
           f"({record['elapsed']:.0f} s)", flush=True)
@@ -547,7 +547,7 @@ def _run_spec(spec: RunSpec) -> dict:
     import numpy as np
     import torch
 
-    from refinenet_edu.training import TrainConfig
+    from refinenet_edu.engine.loop import TrainConfig
 
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -575,7 +575,7 @@ def _run_spec(spec: RunSpec) -> dict:
             atomic_write_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
             record["predictions"] = f"predictions/{stem}.npz"
         if spec.save_checkpoint:
-            from refinenet_edu.checkpoints import save_checkpoint
+            from refinenet_edu.engine.checkpoints import save_checkpoint
 
             save_checkpoint(
                 out / "checkpoints" / f"{stem}.pt", model.cpu(), half=True,
@@ -710,7 +710,7 @@ class AblationResults:
 
     def summary_csv(self) -> str:
         """One row per variant: runs, mean and sample standard deviation of the main metrics."""
-        from refinenet_edu.comparison import metric_names, summarize
+        from refinenet_edu.experiments.statistics import metric_names, summarize
 
         metrics = [m for m in metric_names(self) if not m.startswith("inference_ms") and m not in ("params", "flops")]
         buf = io.StringIO()
@@ -805,9 +805,9 @@ def run_grid(
     one variant at a time, so that concurrent training does not distort them.
     ``encoder_weights``: every run's encoder starts from this state dict (the
     paper's protocol: one pretrained encoder, fine-tuned; see
-    :mod:`refinenet_edu.pretraining`); its SHA-256 is part of the budget.
+    :mod:`refinenet_edu.experiments.pretraining`); its SHA-256 is part of the budget.
     """
-    from refinenet_edu.provenance import git_commit, provenance
+    from refinenet_edu.engine.provenance import git_commit, provenance
 
     variants = [parse_variant(v) for v in variants]
     if not variants:
@@ -863,7 +863,7 @@ def run_grid(
         prov["commit"] = os.environ.get("REFINENET_EDU_COMMIT") or git_commit()
         if prov["commit"]:
             prov["commit_source"] = "REFINENET_EDU_COMMIT (the checkout had no .git)"
-    from refinenet_edu.devices import describe_device, resolve_device
+    from refinenet_edu.engine.runtime import describe_device, resolve_device
 
     dev = resolve_device(device)
     invocation = {**prov, "device": describe_device(dev), "jobs": jobs, "threads": threads,
@@ -966,8 +966,8 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
            argv: list[str] | None = None, repeats: int = 30) -> AblationResults:
     """Measure the inference time of every variant in ``out`` on this device and add it to the file
     (replacing an earlier measurement on the same device)."""
-    from refinenet_edu.provenance import provenance
-    from refinenet_edu.devices import describe_device, resolve_device
+    from refinenet_edu.engine.provenance import provenance
+    from refinenet_edu.engine.runtime import describe_device, resolve_device
 
     results = AblationResults.load(out)
     started = time.perf_counter()

@@ -18,11 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("refinenet_edu.commands.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
     "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
     "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
-    "assignments": ("refinenet_edu.assignments", "list the graded assignments, release student versions (nbgrader)"),
-    "course": ("refinenet_edu.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
-    "pretrain": ("refinenet_edu.pretraining", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
+    "assignments": ("refinenet_edu.tools.assignments", "list the graded assignments, release student versions (nbgrader)"),
+    "course": ("refinenet_edu.tools.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
+    "pretrain": ("refinenet_edu.experiments.pretraining", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
     "ablate": ("refinenet_edu.ablation", "train a grid of variants (cascades, CRP, RCUs) over seeds and compare them"),
-    "bench": ("refinenet_edu.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
+    "bench": ("refinenet_edu.tools.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }
 
 

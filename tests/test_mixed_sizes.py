@@ -15,7 +15,7 @@ from refinenet_edu import build_refinenet
 from refinenet_edu.cli import main
 from refinenet_edu.datasets import eval_transforms, load_dataset
 from refinenet_edu.datasets.voc_shaped import make_voc_shaped
-from refinenet_edu.evaluation import collate_images, eval_loader, evaluate
+from refinenet_edu.engine.evaluation import collate_images, eval_loader, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_train_batch_4_with_validation_then_evaluate_with_saved_predictions(voc,
 
 def test_predict_takes_any_size_even_below_the_networks_minimum(voc, tmp_path, capsys):
     torch.manual_seed(0)
-    from refinenet_edu.checkpoints import save_checkpoint
+    from refinenet_edu.engine.checkpoints import save_checkpoint
 
     ckpt = tmp_path / "model.pt"
     save_checkpoint(ckpt, build_refinenet("course", num_classes=21))
@@ -107,7 +107,7 @@ def test_predict_takes_any_size_even_below_the_networks_minimum(voc, tmp_path, c
 def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsys):
     from refinenet_edu import comparison as cmp
     from refinenet_edu.ablation import AblationResults
-    from refinenet_edu.dashboard import default_trainer
+    from refinenet_edu.viz.dashboard import default_trainer
 
     out = tmp_path / "ablation"
     code = main(["ablate", "--data", str(voc), "--variants", "4-cascaded-crp4", "--seeds", "0", "--epochs", "1",

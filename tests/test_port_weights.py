@@ -110,7 +110,7 @@ def test_loading_the_port_state_dict_gives_back_the_network(official, port_state
 
 
 def test_files_that_are_not_the_ports_weights_say_so(official, port_state, tmp_path):
-    from refinenet_edu.checkpoints import save_checkpoint
+    from refinenet_edu.engine.checkpoints import save_checkpoint
 
     ours = tmp_path / "ours.pt"
     save_checkpoint(ours, build_refinenet("course", num_classes=21))

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from refinenet_edu.commands._common import add_data_arguments, load_split, subset
-from refinenet_edu.provenance import provenance
+from refinenet_edu.engine.provenance import provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,12 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from refinenet_edu.checkpoints import load_checkpoint, load_model
+    from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms
-    from refinenet_edu.devices import resolve_device, resolve_precision
-    from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
+    from refinenet_edu.engine.runtime import resolve_device, resolve_precision
+    from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
     from refinenet_edu.files import atomic_write_json
-    from refinenet_edu.training import describe_dataset
+    from refinenet_edu.engine.loop import describe_dataset
 
     if (args.checkpoint is None) == (args.from_port is None):
         raise ValueError("give a checkpoint or --from-port FILE (one of them)")

@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as TF
 
-    from refinenet_edu.checkpoints import load_checkpoint, load_model
+    from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
     from refinenet_edu.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
-    from refinenet_edu.devices import resolve_device
-    from refinenet_edu.evaluation import OFFICIAL_SCALES, predict_logits, save_predictions
+    from refinenet_edu.engine.runtime import resolve_device
+    from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, predict_logits, save_predictions
 
     ckpt = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)

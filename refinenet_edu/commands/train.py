@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from refinenet_edu.commands._common import add_data_arguments, load_split, subset
-from refinenet_edu.provenance import provenance
+from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.summary import add_model_arguments, config_from_args
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(preset="course")
     parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
     add_data_arguments(parser)
-    t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.training.RECIPES)")
+    t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.loop.RECIPES)")
     t.add_argument("--epochs", type=int)
     t.add_argument("--batch-size", type=int)
     t.add_argument("--optimizer", choices=("sgd", "adam"))
@@ -61,11 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, load_model
+    from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
     from refinenet_edu.model import RefineNet
     from refinenet_edu.files import atomic_write_json
-    from refinenet_edu.training import RECIPES, TrainConfig, describe_dataset, train
+    from refinenet_edu.engine.loop import RECIPES, TrainConfig, describe_dataset, train
 
     recipe = RECIPES.get(args.preset, TrainConfig())
     cfg = recipe.replace(

@@ -8,8 +8,8 @@
 - :mod:`.checks` validates a folder; :mod:`.describe` summarises one.
 """
 
-from refinenet_edu.datasets.checks import DataProblem, check_voc_folder
-from refinenet_edu.datasets.describe import class_pixel_histogram, colorize, show_samples
+from refinenet_edu.datasets.validation import DataProblem, check_voc_folder
+from refinenet_edu.datasets.info import class_pixel_histogram, colorize, show_samples
 from refinenet_edu.datasets.synthetic import (
     CLASS_DESCRIPTIONS,
     CLASS_NAMES,

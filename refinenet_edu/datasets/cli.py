@@ -84,7 +84,7 @@ def _generate(args) -> int:
 
 
 def _check(args) -> int:
-    from refinenet_edu.datasets.checks import check_voc_folder
+    from refinenet_edu.datasets.validation import check_voc_folder
 
     problems = check_voc_folder(args.check, splits=tuple(args.splits), num_classes=args.num_classes)
     for problem in problems:

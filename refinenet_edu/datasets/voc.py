@@ -28,6 +28,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from refinenet_edu.resources import resource
+
 __all__ = [
     "DATASET_NAMES",
     "DatasetError",
@@ -37,7 +39,6 @@ __all__ = [
     "VOCSegmentationFolder",
     "VOC_CLASSES",
     "VOC_PALETTE",
-    "default_data_dir",
     "load_dataset",
     "load_image",
     "load_mask",
@@ -89,11 +90,6 @@ def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
 
 #: colours of the 21 PASCAL VOC classes
 VOC_PALETTE = tuple(voc_palette(len(VOC_CLASSES)))
-
-
-def default_data_dir() -> Path:
-    """``data/`` of the repository checkout this package was imported from."""
-    return Path(__file__).resolve().parents[2] / "data"
 
 
 # --------------------------------------------------------------------------
@@ -489,7 +485,7 @@ def load_dataset(
     if root is not None:
         root = Path(root).expanduser()
     if name == "synthscenes":
-        folder = Path(root) if root is not None else default_data_dir() / "synthscenes"
+        folder = Path(root) if root is not None else resource("data", "synthscenes")
         if not folder.is_dir():
             raise MissingDataError(
                 folder,
@@ -498,11 +494,11 @@ def load_dataset(
             )
         return VOCSegmentationFolder(folder, split, transforms)
     if name == "voc2012":
-        return voc2012(root if root is not None else default_data_dir(), split, download, transforms)
+        return voc2012(root if root is not None else resource("data"), split, download, transforms)
     if name == "sbd":
-        return sbd(root if root is not None else default_data_dir(), split, download, transforms)
+        return sbd(root if root is not None else resource("data"), split, download, transforms)
     if name == "voc2012-aug":
-        return voc2012_aug(root if root is not None else default_data_dir(), split, download, transforms)
+        return voc2012_aug(root if root is not None else resource("data"), split, download, transforms)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return VOCSegmentationFolder(path, split, transforms)

@@ -9,7 +9,7 @@ arg-max. Images larger than the GPU can hold are cut into overlapping tiles
 (sliding-window inference) whose scores are averaged where they overlap.
 
 :func:`evaluate` runs a model over a dataset and returns an
-:class:`EvaluationResult` with the metrics of :mod:`refinenet_edu.metrics`
+:class:`EvaluationResult` with the metrics of :mod:`refinenet_edu.engine.metrics`
 (confusion matrix, IoU, accuracies, boundary/trimap accuracy) and per-image
 scores to find the best and worst cases. :func:`save_predictions` writes
 predicted masks as palette PNGs and overlays.
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.config import MIN_INPUT_SIZE  # smallest side the encoder accepts
-from refinenet_edu.metrics import (
+from refinenet_edu.engine.metrics import (
     BoundaryMetrics,
     ConfusionMatrix,
     SegmentationMetrics,
@@ -45,7 +45,7 @@ from refinenet_edu.metrics import (
     per_sample_confusion,
 )
 
-from refinenet_edu.datasets.describe import colorize  # one colouring function for the whole library
+from refinenet_edu.datasets.info import colorize  # one colouring function for the whole library
 from refinenet_edu.files import atomic_write
 
 __all__ = [
@@ -419,8 +419,8 @@ def evaluate(
     ``DataLoader`` with batch size 1, so images may differ in size. Each batch
     goes through :func:`predict_logits` (``scales``, ``flip``, ``window``,
     ``stride``), the arg-max is compared with the mask, and the counts are
-    accumulated in a :class:`~refinenet_edu.metrics.ConfusionMatrix` and a
-    :class:`~refinenet_edu.metrics.BoundaryMetrics` (``bands``; empty to skip).
+    accumulated in a :class:`~refinenet_edu.engine.metrics.ConfusionMatrix` and a
+    :class:`~refinenet_edu.engine.metrics.BoundaryMetrics` (``bands``; empty to skip).
 
     ``device``: where to run (the model is moved there); default: where the
     model is. ``amp_dtype``: e.g. ``torch.bfloat16`` to run the model under

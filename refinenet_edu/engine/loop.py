@@ -47,9 +47,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from refinenet_edu.checkpoints import load_checkpoint, save_checkpoint, unwrap
+from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from refinenet_edu.config import RefineNetConfig
-from refinenet_edu.devices import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.engine.runtime import autocast, describe_device, resolve_device, resolve_precision
 from refinenet_edu.files import atomic_write_json
 
 __all__ = [
@@ -302,7 +302,7 @@ def train(
     is called on the main process with each epoch's history record (epoch,
     loss, miou, elapsed, ...) once that epoch is saved.
     """
-    from refinenet_edu.evaluation import eval_loader, evaluate  # evaluation depends on the model, not on training
+    from refinenet_edu.engine.evaluation import eval_loader, evaluate  # evaluation depends on the model, not on training
     from refinenet_edu.model import RefineNet
 
     cfg = cfg or TrainConfig()
@@ -391,7 +391,7 @@ def train(
 
     plot = None
     if live_plot and is_main:
-        from refinenet_edu.plots import LiveTrainingPlot
+        from refinenet_edu.viz.plots import LiveTrainingPlot
 
         plot = LiveTrainingPlot()
         plot.update(history)

@@ -15,19 +15,21 @@ from pathlib import Path
 
 import torch
 
+from refinenet_edu.resources import checkout_root
+
 __all__ = ["git_commit", "provenance"]
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 def git_commit() -> str | None:
     """The checkout's commit (with "-dirty" when files differ), or None outside git."""
+    root = checkout_root()
+    if root is None:  # installed from a wheel: no repository to ask
+        return None
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True,
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
             text=True, timeout=10,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")

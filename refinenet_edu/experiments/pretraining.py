@@ -40,8 +40,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from refinenet_edu import devices, files
-from refinenet_edu.training import poly_lambda
+from refinenet_edu import files
+from refinenet_edu.engine import runtime as devices
+from refinenet_edu.engine.loop import poly_lambda
 
 __all__ = ["PretrainConfig", "class_map", "pretrain_encoder", "save_encoder"]
 
@@ -208,11 +209,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from refinenet_edu import provenance
+    from refinenet_edu.engine import provenance
     from refinenet_edu.ablation import dataset_fingerprint, load_splits
     from refinenet_edu.config import make_config
     from refinenet_edu.encoders import ResNetEncoder
-    from refinenet_edu.training import TrainConfig
+    from refinenet_edu.engine.loop import TrainConfig
 
     if args.out.exists() and not args.force:
         raise ValueError(f"--out {args.out}: exists; pass --force to replace it")

@@ -2,7 +2,7 @@
 
 :mod:`refinenet_edu.ablation` writes a results file; these functions read it
 and answer the questions the course asks (the dashboard in
-:mod:`refinenet_edu.dashboard` is a thin layer over them):
+:mod:`refinenet_edu.viz.dashboard` is a thin layer over them):
 
 * :func:`summarize` - mean, standard deviation and values across seeds of one
   metric, per variant (``"miou"``, ``"iou/boat"``, ``"boundary_miou/2"``,
@@ -31,10 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from refinenet_edu.resources import resource
+
 __all__ = [
     "Stat",
     "Comparison",
-    "default_results_dir",
     "load_results",
     "run_group",
     "groups",
@@ -64,17 +65,12 @@ CONTEXT_CLASSES = ("boat", "car")
 THIN_CLASSES = ("wire", "dot")
 
 
-def default_results_dir(name: str = "ablation") -> Path:
-    """The shipped results of the checkout: ``results/<name>`` at the repository's root."""
-    return Path(__file__).resolve().parents[1] / "results" / name
-
-
 def load_results(path: str | Path | None = None):
     """The :class:`~refinenet_edu.ablation.AblationResults` in ``path`` (a folder or results.json;
     default: the shipped ``results/ablation``)."""
     from refinenet_edu.ablation import AblationResults
 
-    return AblationResults.load(path if path is not None else default_results_dir())
+    return AblationResults.load(path if path is not None else resource("results", "ablation"))
 
 
 @dataclass(frozen=True)
@@ -635,7 +631,7 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from refinenet_edu.evaluation import _image_uint8, colorize
+    from refinenet_edu.engine.evaluation import _image_uint8, colorize
 
     panels = [("image", _image_uint8(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
     for name, pred in predictions.items():

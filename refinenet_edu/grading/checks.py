@@ -49,7 +49,7 @@ from refinenet_edu.components import (
     RefineNetBlock,
     ResidualConvUnit,
 )
-from refinenet_edu.metrics import confusion_matrix, iou_from_confusion, miou_from_confusion
+from refinenet_edu.engine.metrics import confusion_matrix, iou_from_confusion, miou_from_confusion
 
 __all__ = [
     "CheckFailed",
@@ -1077,7 +1077,7 @@ def check_confusion_matrix(fn: Callable, *, seed: int = 0) -> None:
 
     Rows are the ground truth, columns the prediction; pixels whose target is
     ``ignore_index`` are skipped; the matrix is ``C x C`` even when some
-    classes do not occur. Compared with :func:`refinenet_edu.metrics.confusion_matrix`.
+    classes do not occur. Compared with :func:`refinenet_edu.engine.metrics.confusion_matrix`.
     """
     what = _name(fn, "confusion_matrix")
     pred = torch.tensor([0, 1, 1, 2, 2, 0])
@@ -1123,9 +1123,9 @@ def check_confusion_matrix(fn: Callable, *, seed: int = 0) -> None:
                     "`keep = target != ignore_index; pred, target = pred[keep], target[keep]`.")
     if got.shape != expected.shape or not torch.equal(got.long(), expected):
         raise _fail(what, "on a batch [2, 7, 9] with 5 classes and some ignored pixels the counts differ from "
-                    "refinenet_edu.metrics.confusion_matrix.", "flatten pred and target (any shape), drop ignored pixels, count.")
+                    "refinenet_edu.engine.metrics.confusion_matrix.", "flatten pred and target (any shape), drop ignored pixels, count.")
     _ok(f"{what}: rows = ground truth, columns = prediction, C x C for absent classes, ignore label skipped, any "
-        "input shape; matches refinenet_edu.metrics.confusion_matrix.")
+        "input shape; matches refinenet_edu.engine.metrics.confusion_matrix.")
 
 
 _CM_CASE = torch.tensor(
@@ -1186,7 +1186,7 @@ def check_iou(fn: Callable) -> None:
 
     if same(got, expected):
         _ok(f"{what}: TP / (TP + FP + FN) per class, NaN for a class absent from both, 0 for a class only predicted "
-            "or only in the ground truth; matches refinenet_edu.metrics.iou_from_confusion.")
+            "or only in the ground truth; matches refinenet_edu.engine.metrics.iou_from_confusion.")
         return
     for _, (variant, problem, fix) in _metric_variants(cm).items():
         if same(got, variant):
@@ -1226,7 +1226,7 @@ def check_miou(fn: Callable) -> None:
                         "the mean is undefined and should be NaN.",
                         "take the mean over the non-NaN IoUs only; with none left, return NaN.")
         _ok(f"{what}: mean of the per-class IoUs over the classes that occur (NaN left out), {expected:.4f} on the "
-            "test matrix; matches refinenet_edu.metrics.miou_from_confusion.")
+            "test matrix; matches refinenet_edu.engine.metrics.miou_from_confusion.")
         return
     c = cm.double()
     tp, g, p, n = c.diagonal(), c.sum(1), c.sum(0), c.sum()

@@ -160,7 +160,7 @@ def load_port_weights(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
         raise ValueError(f"{name}: expected a state dict (names -> tensors)")
     if not any(k.endswith("clf_conv.weight") for k in state):
         raise ValueError(f"{name}: has no clf_conv.weight; not a refinenet-pytorch state dict "
-                         "(a checkpoint of this library loads with refinenet_edu.checkpoints.load_model)")
+                         "(a checkpoint of this library loads with refinenet_edu.engine.checkpoints.load_model)")
     try:
         ours = convert_port_state_dict(state)
     except ValueError as err:

@@ -1,1 +1,2 @@
-"""Tools around the course: executing and checking notebooks, hosted launch links, the published site."""
+"""Tools around the course: executing and checking notebooks, releasing the graded assignments, the
+benchmark harness, hosted launch links, the published site."""

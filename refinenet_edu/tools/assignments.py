@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refinenet_edu.resources import resource
+
 __all__ = [
     "AssignmentInfo",
     "MARKERS",
@@ -67,8 +69,8 @@ class AssignmentInfo:
 
 
 def default_course_dir() -> Path:
-    """The repository's ``assignments/`` folder, else the current directory if it holds ``source/``."""
-    candidates = [Path(__file__).resolve().parent.parent / "assignments", Path.cwd()]
+    """The shipped ``assignments/`` folder, else the current directory if it holds ``source/``."""
+    candidates = [resource("assignments"), Path.cwd()]
     for c in candidates:
         if (c / "source").is_dir():
             return c

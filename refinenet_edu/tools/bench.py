@@ -77,7 +77,7 @@ from torch import nn
 from refinenet_edu.config import MIN_INPUT_SIZE, PRESETS
 from refinenet_edu.encoders import BACKBONES
 from refinenet_edu.files import atomic_write_text
-from refinenet_edu.inference import PRECISIONS, autocast, cpu_supports_bf16
+from refinenet_edu.engine.inference import PRECISIONS, autocast, cpu_supports_bf16
 
 __all__ = [
     "SCHEMA",
@@ -592,8 +592,8 @@ def _case_text(case: Case) -> str:
 def _run_compiled_case(case: Case, settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     """Measure one compiled case in a child process, killed after ``settings.compile_timeout`` seconds."""
     request = json.dumps({"case": asdict(case), "settings": asdict(settings)})
-    cmd = [sys.executable, "-m", "refinenet_edu.bench", "--worker"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "refinenet_edu.tools.bench", "--worker"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env, start_new_session=True,  # its own process group: the compiler's workers die with it
@@ -679,7 +679,7 @@ def environment(devices: list[torch.device]) -> dict[str, Any]:
             "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         },
     }
-    from refinenet_edu.provenance import git_commit
+    from refinenet_edu.engine.provenance import git_commit
 
     commit = git_commit()
     if commit is not None:

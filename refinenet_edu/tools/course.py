@@ -19,7 +19,7 @@ Every file is written atomically (a temporary file renamed into place), and a
 notebook whose run fails is left untouched.
 
 ``check`` verifies the course's conventions (docs/contributing.md, "Notebook conventions") without
-running anything; ``tests/test_notebooks.py`` runs the same checks.
+running anything; ``tests/tools/test_notebooks.py`` runs the same checks.
 
 NOTEBOOK arguments are paths, file names in the notebook folder, or number
 prefixes (``03`` selects ``03_*.ipynb``). Without any, every numbered
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refinenet_edu.files import atomic_write_text
+from refinenet_edu.resources import resource
 
 __all__ = [
     "FAST_ENV_VARS",
@@ -46,7 +47,6 @@ __all__ = [
     "ExecutionReport",
     "check_notebook",
     "check_numbering",
-    "default_notebook_dir",
     "execute_notebook",
     "export_html",
     "find_notebooks",
@@ -72,14 +72,9 @@ _CHECK_MARKER = re.compile(r"^\s*#\s*NBVAL_CHECK_OUTPUT\s*$", re.MULTILINE)
 # --------------------------------------------------------------------------
 
 
-def default_notebook_dir() -> Path:
-    """``notebooks/`` of the checkout this package was imported from."""
-    return Path(__file__).resolve().parents[1] / "notebooks"
-
-
 def find_notebooks(directory: str | Path | None = None) -> list[Path]:
     """The numbered notebooks (``NN_name.ipynb``) of ``directory``, in order."""
-    directory = Path(directory) if directory is not None else default_notebook_dir()
+    directory = Path(directory) if directory is not None else resource("notebooks")
     if not directory.is_dir():
         raise ValueError(f"{directory}: notebook folder not found (pass --dir DIR)")
     return sorted(p for p in directory.iterdir() if p.is_file() and NOTEBOOK_NAME.match(p.name))
@@ -94,10 +89,10 @@ def select_notebooks(names: list[str] | None, directory: str | Path | None = Non
     if not names:
         found = find_notebooks(directory)
         if not found:
-            where = directory if directory is not None else default_notebook_dir()
+            where = directory if directory is not None else resource("notebooks")
             raise ValueError(f"{where}: no numbered notebooks (NN_name.ipynb) found")
         return found
-    directory = Path(directory) if directory is not None else default_notebook_dir()
+    directory = Path(directory) if directory is not None else resource("notebooks")
     chosen: list[Path] = []
     for name in names:
         path = Path(name)

@@ -1,8 +1,8 @@
-"""The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.comparison`.
+"""The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.experiments.statistics`.
 
 Usage in a notebook::
 
-    from refinenet_edu.dashboard import AblationDashboard
+    from refinenet_edu.viz.dashboard import AblationDashboard
     dash = AblationDashboard("results/ablation")      # or {"30 epochs": ..., "60 epochs": ...}
     dash                                               # displays it
 
@@ -13,7 +13,7 @@ it to the comparison under its own name (it is never averaged with the shipped
 runs, which had another budget).
 
 Every chart is a PNG in an ``ipywidgets.Image`` drawn by a function of
-:mod:`refinenet_edu.comparison`; the callbacks only read the controls, call
+:mod:`refinenet_edu.experiments.statistics`; the callbacks only read the controls, call
 those functions and set the images. An error inside a callback is shown in the
 dashboard's "messages" area, never swallowed.
 """
@@ -24,7 +24,7 @@ import functools
 import traceback
 from typing import Any, Callable, Mapping
 
-from refinenet_edu import comparison as cmp
+from refinenet_edu.experiments import statistics as cmp
 
 __all__ = ["AblationDashboard", "default_trainer"]
 

@@ -10,8 +10,8 @@ import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader
 from refinenet_edu.ablation import load_splits, budget_for, parse_variant, _model_config, BANDS
 from refinenet_edu.model import RefineNet
-from refinenet_edu.evaluation import evaluate
-from refinenet_edu.training import train
+from refinenet_edu.engine.evaluation import evaluate
+from refinenet_edu.engine.loop import train
 
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
 data, out = sys.argv[1], Path(sys.argv[2]); variants = sys.argv[3:]

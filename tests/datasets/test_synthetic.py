@@ -15,7 +15,7 @@ from refinenet_edu.datasets import synthetic
 from refinenet_edu.datasets.synthetic import CLASS_NAMES, generate_dataset, render_sample
 from refinenet_edu.datasets.voc import VOCSegmentationFolder
 
-SHIPPED = Path(__file__).resolve().parents[1] / "data" / "synthscenes"
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "synthscenes"
 BOAT, CAR, WIRE, DOT = (CLASS_NAMES.index(n) for n in ("boat", "car", "wire", "dot"))
 
 

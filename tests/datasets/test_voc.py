@@ -117,7 +117,7 @@ def test_load_dataset(tmp_path):
 
 
 def test_load_shipped_synthscenes():
-    shipped = Path(__file__).resolve().parents[1] / "data" / "synthscenes"
+    shipped = Path(__file__).resolve().parents[2] / "data" / "synthscenes"
     if not shipped.is_dir():
         pytest.skip("data/synthscenes not in this checkout")
     ds = load_dataset("synthscenes", "val")

@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_distributed.py: 2 CPU processes, gloo."""
+"""Run under torchrun by tests/engine/test_distributed.py: 2 CPU processes, gloo."""
 
 import json
 import os
@@ -7,12 +7,12 @@ import sys
 import torch
 import torch.distributed as dist
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for _toy
 from _toy import Squares  # noqa: E402
 
 from refinenet_edu import build_refinenet  # noqa: E402
-from refinenet_edu.metrics import ConfusionMatrix  # noqa: E402
-from refinenet_edu.training import TrainConfig, train  # noqa: E402
+from refinenet_edu.engine.metrics import ConfusionMatrix  # noqa: E402
+from refinenet_edu.engine.loop import TrainConfig, train  # noqa: E402
 
 out = sys.argv[1]
 torch.manual_seed(0)

@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from refinenet_edu.evaluation import (
+from refinenet_edu.engine.evaluation import (
     OFFICIAL_SCALES,
     colorize,
     evaluate,
     predict_logits,
     save_predictions,
 )
-from refinenet_edu.metrics import confusion_matrix, miou_from_confusion
+from refinenet_edu.engine.metrics import confusion_matrix, miou_from_confusion
 
 
 class RecordingConv(nn.Module):

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from refinenet_edu import build_refinenet
-from refinenet_edu.checkpoints import load_checkpoint, load_model, save_checkpoint
-from refinenet_edu.training import TrainConfig, TrainingDiverged, train
+from refinenet_edu.engine.checkpoints import load_checkpoint, load_model, save_checkpoint
+from refinenet_edu.engine.loop import TrainConfig, TrainingDiverged, train
 
 from _toy import Squares
 

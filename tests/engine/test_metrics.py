@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from refinenet_edu.metrics import (
+from refinenet_edu.engine.metrics import (
     BoundaryMetrics,
     ConfusionMatrix,
     SegmentationMetrics,

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from refinenet_edu import comparison as cmp
+from refinenet_edu.experiments import statistics as cmp
 from refinenet_edu.ablation import (
     DEFAULT_GRID,
     AblationResults,
@@ -22,7 +22,7 @@ from refinenet_edu.ablation import (
 )
 from refinenet_edu.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "results" / "ablation"
 CLASSES = ["background", "water", "pavement", "boat", "car", "wire", "dot"]
 

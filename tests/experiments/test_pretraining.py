@@ -13,8 +13,8 @@ from refinenet_edu.config import make_config
 from refinenet_edu.datasets.synthetic import generate_dataset
 from refinenet_edu.encoders import ResNetEncoder
 from refinenet_edu.model import RefineNet
-from refinenet_edu.pretraining import PretrainConfig, class_map, pretrain_encoder, save_encoder
-from refinenet_edu.training import TrainConfig
+from refinenet_edu.experiments.pretraining import PretrainConfig, class_map, pretrain_encoder, save_encoder
+from refinenet_edu.engine.loop import TrainConfig
 
 CLASSES = ("background", "water", "pavement", "boat", "car", "wire", "dot")
 
@@ -107,8 +107,8 @@ def test_ablate_from_a_pretrained_encoder_records_it_in_the_budget(other_scenes,
 
 def test_train_now_can_start_from_the_pretrained_encoder(other_scenes, tmp_path, monkeypatch):
     """The dashboard's "train now" follows the same protocol when given the encoder and the lr ratio."""
-    from refinenet_edu import training
-    from refinenet_edu.dashboard import default_trainer
+    from refinenet_edu.engine import loop as training
+    from refinenet_edu.viz.dashboard import default_trainer
 
     torch.manual_seed(3)
     encoder = ResNetEncoder("resnet18", width=32)  # the course preset's encoder

@@ -1,4 +1,4 @@
-"""The assignment checks (refinenet_edu.checks) pass the reference and name each planted bug.
+"""The assignment checks (refinenet_edu.grading.checks) pass the reference and name each planted bug.
 
 Every targeted diagnosis is fired here by a small buggy implementation of
 the kind that ports of RefineNet have shipped (parallel CRP, misplaced ReLU
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu import checks
-from refinenet_edu.checks import CheckFailed
+from refinenet_edu.grading import checks
+from refinenet_edu.grading.checks import CheckFailed
 from refinenet_edu.components import (
     AdaptiveConv,
     ChainedResidualPooling,
@@ -24,7 +24,7 @@ from refinenet_edu.components import (
     RefineNetBlock,
     ResidualConvUnit,
 )
-from refinenet_edu.metrics import confusion_matrix, iou_from_confusion, miou_from_confusion
+from refinenet_edu.engine.metrics import confusion_matrix, iou_from_confusion, miou_from_confusion
 
 
 def _fails(check, impl, *patterns: str, **kwargs) -> str:

@@ -30,10 +30,10 @@ pytest.importorskip("nbgrader")
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellExecutionError  # noqa: E402
 
-from refinenet_edu import assignments  # noqa: E402
+from refinenet_edu.tools import assignments  # noqa: E402
 from refinenet_edu.cli import main as cli_main  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COURSE = ROOT / "assignments"
 NAMES = [a.name for a in assignments.list_assignments(COURSE)]
 DATA_READY = (ROOT / "data" / "synthscenes" / "ImageSets" / "Segmentation" / "train.txt").is_file()
@@ -373,4 +373,4 @@ def test_list_and_the_guides_points_table_match_the_notebooks(capsys):
 def test_cli_registers_the_assignments_command():
     from refinenet_edu.cli import COMMANDS
 
-    assert COMMANDS["assignments"][0] == "refinenet_edu.assignments"
+    assert COMMANDS["assignments"][0] == "refinenet_edu.tools.assignments"

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from refinenet_edu import bench
+from refinenet_edu.tools import bench
 from refinenet_edu.cli import main
-from refinenet_edu.inference import fast_inference, predict, resolve_precision
+from refinenet_edu.engine.inference import fast_inference, predict, resolve_precision
 from refinenet_edu.model import build_refinenet
 from refinenet_edu.summary import count_flops
 

@@ -16,10 +16,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from refinenet_edu import course
+from refinenet_edu.tools import course
 from refinenet_edu.cli import main
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = course.find_notebooks(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
 FAST_LINE = 'FAST = bool(os.environ.get("CI") or os.environ.get("NBGRADER_EXECUTION"))'
 
