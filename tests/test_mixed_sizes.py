@@ -105,7 +105,7 @@ def test_predict_takes_any_size_even_below_the_networks_minimum(voc, tmp_path, c
 
 
 def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsys):
-    from refinenet_edu import comparison as cmp
+    from refinenet_edu.experiments import statistics as cmp
     from refinenet_edu.ablation import AblationResults
     from refinenet_edu.viz.dashboard import default_trainer
 
