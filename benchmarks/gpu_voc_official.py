@@ -1,7 +1,7 @@
 """The GPU check of issue 15: the full network's training command at real size, on one CUDA GPU.
 
 What it measures (device named), for the official preset (ResNet-101, 118,052,437 parameters)
-trained by the library's own loop (``refinenet_edu.training.train``, what ``refinenet-edu train
+trained by the library's own loop (``refinenet_edu.engine.loop.train``, what ``refinenet-edu train
 --preset official`` runs) with the official recipe (SGD, frozen batch norm, random scale 0.7-1.3,
 400x400 crops, flips) in bf16 on a generated VOC 2012 + SBD-shaped set at PASCAL VOC's real
 image sizes (about 500x375; the real set cannot be downloaded on a machine without a network):
@@ -12,7 +12,7 @@ image sizes (about 500x375; the real set cannot be downloaded on a machine witho
 * the training step's FLOPs per 400x400 image (counted on the meta device, as ``refinenet-edu
   bench`` counts them; backward included, the optimizer's element-wise update not), the
   achieved TFLOP/s (FLOPs x images/s) and its share of the bf16 peak measured in the same run
-  (``refinenet_edu.bench.PeakProbe``: the best of a square matmul and a 3x3 convolution); the
+  (``refinenet_edu.tools.bench.PeakProbe``: the best of a square matmul and a 3x3 convolution); the
   performance issue's old target is at least 35%;
 * validation images/s, single scale and multi-scale with flips (the official scales 0.4-1.2).
 
@@ -69,13 +69,13 @@ def commit() -> str:
 
 
 def main() -> int:
-    from refinenet_edu.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
+    from refinenet_edu.tools.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
     from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
     from refinenet_edu.datasets.voc_shaped import make_voc_shaped
-    from refinenet_edu.devices import describe_device
-    from refinenet_edu.evaluation import OFFICIAL_SCALES, evaluate
+    from refinenet_edu.engine.runtime import describe_device
+    from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate
     from refinenet_edu.model import build_refinenet
-    from refinenet_edu.training import RECIPES, train
+    from refinenet_edu.engine.loop import RECIPES, train
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-images", type=int, default=96, help="VOC-shaped training images (default 96)")

@@ -226,7 +226,7 @@ def _citation_with_repo(text: str, repo: Repository) -> str:
 
 def _targets(root: Path):
     """(path, kind) of every file that holds the address."""
-    from refinenet_edu.course import find_notebooks
+    from refinenet_edu.tools.course import find_notebooks
 
     for path in find_notebooks(root / "notebooks"):
         yield path, "notebook"

@@ -278,7 +278,7 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
     """Render every numbered notebook of ``notebook_dir`` (default: the checkout's) into the site ``out``."""
     import nbformat
 
-    from refinenet_edu.course import find_notebooks, notebook_title
+    from refinenet_edu.tools.course import find_notebooks, notebook_title
     from refinenet_edu.tools.hosted import project_root
 
     start = time.perf_counter()
