@@ -120,7 +120,7 @@ def test_several_results_sets(tmp_path):
 
 
 def test_runs_of_another_budget_are_not_compared_and_do_not_squash_the_axis(dash):
-    from refinenet_edu import comparison as cmp
+    from refinenet_edu.experiments import statistics as cmp
 
     dash.train_now("single-crp4", epochs=2)  # fake: mIoU 0.42 after 2 epochs, shipped runs had 1
     group = "single-crp4 (now, 2 ep)"
