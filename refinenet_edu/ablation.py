@@ -51,6 +51,7 @@ import re
 import statistics
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -77,6 +78,12 @@ __all__ = [
 
 FORMAT = "refinenet-edu-ablation"
 VERSION = 1
+#: seconds a write of results.json waits for another ablate's write to the same folder
+RESULTS_LOCK_WAIT = 120.0
+
+
+class RunsFailed(RuntimeError):
+    """Some runs of a grid failed; the others are saved."""
 
 #: Boundary bands (px) recorded for every run.
 BANDS: tuple[int, ...] = (1, 2, 4, 8, 16)
@@ -613,6 +620,8 @@ class AblationResults:
             "provenance": {"invocations": []},
             **data,
         }
+        self._own_runs: set[tuple[str, int]] = set()  # what this process added: it wins when merging
+        self._own_invocations: list[dict] = []
 
     # ---- reading
     @classmethod
@@ -660,16 +669,64 @@ class AblationResults:
     def add_run(self, record: dict) -> None:
         key = (record["variant"], int(record["seed"]))
         self.data["runs"] = [r for r in self.runs if (r["variant"], int(r["seed"])) != key] + [record]
+        self._own_runs.add(key)
+
+    def add_invocation(self, invocation: dict) -> None:
+        """Record one invocation's provenance (kept when another process's results are merged in)."""
+        self.data["provenance"]["invocations"].append(invocation)
+        self._own_invocations.append(invocation)
 
     def save(self, folder: str | os.PathLike) -> Path:
+        """Write results.json, results.csv and summary.csv, merged with what is on disk.
+
+        Under the folder's lock (:mod:`refinenet_edu.engine.locks`), the file is
+        read again and the runs, variant costs and invocations another
+        ``ablate`` wrote there since are kept; this process's own runs win for
+        the same (variant, seed). So two ablate runs into one folder keep both
+        their runs. A file on disk with runs of another budget is a ValueError.
+        """
+        from refinenet_edu.engine.locks import output_lock
+        from refinenet_edu.files import remove_stale_temporaries
 
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.data["runs"].sort(key=lambda r: (self.variant_names().index(r["variant"]), int(r["seed"])))
-        atomic_write_bytes(folder / "results.json", (json.dumps(self.data, indent=1) + "\n").encode())
-        atomic_write_bytes(folder / "results.csv", self.csv().encode())
-        atomic_write_bytes(folder / "summary.csv", self.summary_csv().encode())
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"--out {folder}: is a file; a results folder was expected")
+        with output_lock(folder, wait=RESULTS_LOCK_WAIT):
+            folder.mkdir(parents=True, exist_ok=True)
+            remove_stale_temporaries(folder, only=("results.json", "results.csv", "summary.csv"))
+            if (folder / "results.json").is_file():
+                self._merge(AblationResults.load(folder), folder)
+            self.data["runs"].sort(key=lambda r: (self.variant_names().index(r["variant"]), int(r["seed"])))
+            atomic_write_bytes(folder / "results.json", (json.dumps(self.data, indent=1) + "\n").encode())
+            atomic_write_bytes(folder / "results.csv", self.csv().encode())
+            atomic_write_bytes(folder / "summary.csv", self.summary_csv().encode())
         return folder / "results.json"
+
+    def _merge(self, disk: "AblationResults", folder: Path) -> None:
+        """Take in what ``disk`` (the file as it is now) holds that this process did not write."""
+        if disk.runs and disk.data.get("budget") and self.data.get("budget") and disk.data["budget"] != self.data["budget"]:
+            diffs = _budget_differences(disk.data["budget"], self.data["budget"])
+            raise ValueError(
+                f"{folder}/results.json holds runs trained with another budget or data ({'; '.join(diffs)}); "
+                "every run of a comparison needs the same budget: choose another --out"
+            )
+        mine = {(r["variant"], int(r["seed"])): r for r in self.runs if (r["variant"], int(r["seed"])) in self._own_runs}
+        runs = [r for r in disk.runs if (r["variant"], int(r["seed"])) not in mine]
+        self.data["runs"] = runs + list(mine.values())
+        variants = dict(disk.variants)
+        for name, entry in self.variants.items():
+            merged = {**variants.get(name, {}), **entry}
+            for key in ("inference_ms", "inference_settings"):
+                if key in variants.get(name, {}) or key in entry:
+                    merged[key] = {**variants.get(name, {}).get(key, {}), **entry.get(key, {})}
+            variants[name] = merged
+        self.data["variants"] = variants
+        own_ids = {inv.get("id") for inv in self._own_invocations}
+        self.data["provenance"] = {
+            **disk.data.get("provenance", {}),
+            "invocations": [inv for inv in disk.data.get("provenance", {}).get("invocations", [])
+                            if inv.get("id") is None or inv.get("id") not in own_ids] + self._own_invocations,
+        }
 
     def _inference_devices(self) -> list[str]:
         devices: list[str] = []
@@ -833,9 +890,12 @@ def run_grid(
 
         mc = make_config(preset, **model_overrides)
         ResNetEncoder(mc.backbone, weights=os.fspath(encoder_weights), width=mc.encoder_width)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; a results folder was expected (choose another --out)")
     if (out / "results.json").is_file():
         results = AblationResults.load(out)
-        if results.data.get("budget") and results.data["budget"] != budget:
+        # a folder whose earlier invocation failed before any run finished holds no runs: nothing to compare with
+        if results.runs and results.data.get("budget") and results.data["budget"] != budget:
             diffs = _budget_differences(results.data["budget"], budget)
             raise ValueError(
                 f"{out}/results.json holds runs trained with another budget or data ({'; '.join(diffs)}); "
@@ -866,13 +926,13 @@ def run_grid(
     from refinenet_edu.engine.runtime import describe_device, resolve_device
 
     dev = resolve_device(device)
-    invocation = {**prov, "device": describe_device(dev), "jobs": jobs, "threads": threads,
+    invocation = {"id": uuid.uuid4().hex[:12], **prov, "device": describe_device(dev), "jobs": jobs, "threads": threads,
                   "planned": len(todo), "skipped": skipped, "runs": [], "wall_seconds": 0.0}
     needs_timing = time_inference_runs and any(
         describe_device(dev) not in results.variants[v.name].get("inference_ms", {}) for v in variants
     )
     if todo or needs_timing:
-        results.data["provenance"]["invocations"].append(invocation)
+        results.add_invocation(invocation)
     started = time.perf_counter()
     log(f"ablate: {len(todo)} run(s) to train, {skipped} already in {out / 'results.json'}; "
         f"{cfg.epochs} epochs each on {invocation['device']}, {jobs} at a time")
@@ -907,6 +967,9 @@ def run_grid(
 
     if jobs == 1:
         for v, s in todo:
+            if (out / "results.json").is_file() and (v.name, s) in AblationResults.load(out).done():
+                log(f"  {v.name} seed {s}: finished meanwhile by another ablate into {out}; skipped")
+                continue
             try:
                 record = _run_spec(spec_for(v, s))
             except (KeyboardInterrupt, ValueError):
@@ -946,7 +1009,7 @@ def run_grid(
     results.save(out)
     log(f"ablate: done in {invocation['wall_seconds']:.0f} s; results in {out / 'results.json'}")
     if failures:
-        raise RuntimeError(f"{len(failures)} run(s) failed (the others are saved; run again to retry them): "
+        raise RunsFailed(f"{len(failures)} run(s) failed (the others are saved; run again to retry them): "
                            + "; ".join(failures))
     return results
 
@@ -971,8 +1034,9 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
 
     results = AblationResults.load(out)
     started = time.perf_counter()
-    invocation = {**provenance(argv), "device": describe_device(resolve_device(device)), "retime": True}
-    results.data["provenance"]["invocations"].append(invocation)
+    invocation = {"id": uuid.uuid4().hex[:12], **provenance(argv), "device": describe_device(resolve_device(device)),
+                  "retime": True}
+    results.add_invocation(invocation)
     budget = results.data.get("budget", {})
     preset = budget.get("preset", "course")
     size = int(budget.get("train", {}).get("crop_size", 128))
@@ -995,6 +1059,7 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from refinenet_edu.cli_errors import finite_float, non_negative_int, positive_float, positive_int
     from refinenet_edu.config import CASCADES, PRESETS
 
     v = parser.add_argument_group("variants (default: every cascade at CRP 4, and CRP 0 / 2 / 4 on the 4-cascade)")
@@ -1012,23 +1077,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="override the decoder widths")
     t = parser.add_argument_group("budget (the same for every run; defaults: the preset's recipe)")
     t.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--crop-size", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--encoder-lr-ratio", type=float,
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--crop-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float)
+    t.add_argument("--encoder-lr-ratio", type=finite_float,
                    help="encoder lr = lr x this (official recipe 0.1; the course recipe 1.0)")
     t.add_argument("--encoder-weights", type=Path, metavar="FILE",
                    help="start every run's encoder from this state dict (refinenet-edu pretrain makes one)")
-    t.add_argument("--eval-every", type=int, default=5, help="validation mIoU every N epochs during training (default 5)")
-    t.add_argument("--subset", type=int, help="only the first N training and N/4 validation images (quick tries, tests)")
+    t.add_argument("--eval-every", type=positive_int, default=5, help="validation mIoU every N epochs during training (default 5)")
+    t.add_argument("--subset", type=positive_int, help="only the first N training and N/4 validation images (quick tries, tests)")
     t.add_argument("--data", default="synthscenes", help="dataset name or VOC-layout folder (default: synthscenes)")
     r = parser.add_argument_group("running")
     r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     r.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    r.add_argument("--jobs", type=int, default=1, help="runs trained at once in worker processes (GPU: 4-8)")
-    r.add_argument("--threads", type=int, help="CPU threads per run (torch.set_num_threads)")
-    r.add_argument("--num-workers", type=int, help="data-loading processes per run")
+    r.add_argument("--jobs", type=positive_int, default=1, help="runs trained at once in worker processes (GPU: 4-8)")
+    r.add_argument("--threads", type=positive_int, help="CPU threads per run (torch.set_num_threads)")
+    r.add_argument("--num-workers", type=non_negative_int, help="data-loading processes per run")
     r.add_argument("--out", type=Path, default=Path("results/ablation"), help="results folder (default results/ablation)")
     r.add_argument("--save-predictions", choices=("none", "seed0", "all"), default="seed0",
                    help="save the predicted validation masks of these runs (default: the first seed)")
@@ -1037,7 +1102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--no-timing", action="store_true", help="do not measure inference time")
     r.add_argument("--retime", action="store_true",
                    help="only measure the inference time of the variants in --out on this device, and add it")
-    r.add_argument("--timing-repeats", type=int, default=30, help="timed predictions per variant (the fastest counts)")
+    r.add_argument("--timing-repeats", type=positive_int, default=30, help="timed predictions per variant (the fastest counts)")
     r.add_argument("--list", action="store_true", help="print the planned runs and which are done, then exit")
     r.add_argument("--progress", action="store_true",
                    help="progress bars with --jobs 1; with more jobs, one line per epoch of each run")
@@ -1080,6 +1145,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{v.name:<32} {v.label:<40} seeds {marks}")
         print(f"({cfg.epochs} epochs, batch {cfg.batch_size}, crop {cfg.crop_size}; * = done in {args.out})")
         return 0
+    from refinenet_edu.cli_errors import kept
+
+    kept(f"{args.out / 'results.json'} keeps every run that finished; the same command trains the rest")
     run_grid(
         variants, args.seeds, args.out, preset=args.preset, data=args.data, train_config=cfg,
         model_overrides=overrides, subset=args.subset, jobs=args.jobs, threads=args.threads,

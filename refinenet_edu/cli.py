@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from refinenet_edu.cli_errors import run_command
+
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "summary": ("refinenet_edu.summary", "parameter count, per-block table and FLOPs of a model"),
@@ -26,16 +28,26 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad option reported in one line (no usage block) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its options."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="refinenet-edu",
         description="RefineNet (Lin et al., CVPR 2017), built step by step.",
     )
+    debug_help = "show the traceback of a failure (by default: one line saying what is wrong and what to do)"
+    parser.add_argument("--debug", action="store_true", help=debug_help)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         p.set_defaults(_module=module_name)
         if name == command:
             importlib.import_module(module_name).add_arguments(p)
@@ -46,14 +58,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a bad option (2, one line): the status, as for every failure
+        return int(stop.code or 0)
     args._argv = ["refinenet-edu", *argv]  # for provenance records
     module = importlib.import_module(args._module)
-    try:
-        return int(module.run(args) or 0)
-    except ValueError as err:  # bad input: a clear message, no traceback
-        print(f"refinenet-edu {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    # the one error path: expected failures are one line and exit 2, Ctrl-C exits 130 (cli_errors)
+    return run_command(args.command, lambda: module.run(args), debug=args.debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

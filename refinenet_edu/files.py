@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -35,6 +37,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             os.fsync(f.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename in (None, tmp):  # name the file the caller writes, not the temporary
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -52,3 +59,32 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+
+
+#: the temporary files of :func:`atomic_write` (``.<name>.<8 random characters>.tmp``)
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, also: tuple[str, ...] = (),
+                             only: tuple[str, ...] | None = None) -> list[Path]:
+    """Remove what a killed process left in ``folder``: :func:`atomic_write`'s temporaries (with
+    ``only``: those of the files of these names), and the entries named by the glob patterns
+    ``also`` (files or folders). Returns what was removed.
+
+    Only safe while holding the folder's lock (:func:`refinenet_edu.engine.locks.output_lock`):
+    then no other command is writing there, and every temporary is a leftover.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink()
+             and (only is None or any(p.name.startswith(f".{name}.") and len(p.name) == len(name) + 14
+                                      for name in only))]
+    for pattern in also:
+        found += [p for p in folder.glob(pattern) if p not in found]
+    for p in found:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return found

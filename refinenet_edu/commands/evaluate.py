@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from refinenet_edu.cli_errors import positive_float, positive_int
 from refinenet_edu.commands._common import add_data_arguments, load_split, subset
 from refinenet_edu.engine.provenance import provenance
 
@@ -25,13 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser, default=None)
     parser.add_argument("--split", default="val")
     parser.add_argument("--multi-scale", action="store_true", help="average over the official scales (0.4 .. 1.2)")
-    parser.add_argument("--scales", type=float, nargs="+", help="explicit test scales (overrides --multi-scale)")
+    parser.add_argument("--scales", type=positive_float, nargs="+", help="explicit test scales (overrides --multi-scale)")
     parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
-    parser.add_argument("--window", type=int, help="sliding-window inference for images larger than this")
-    parser.add_argument("--bands", type=int, nargs="*", default=[1, 2, 4, 8, 16], help="trimap band widths (pixels)")
+    parser.add_argument("--window", type=positive_int, help="sliding-window inference for images larger than this")
+    parser.add_argument("--bands", type=positive_int, nargs="*", default=[1, 2, 4, 8, 16], help="trimap band widths (pixels)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="fp32")
-    parser.add_argument("--subset", type=int, help="only the first N images")
+    parser.add_argument("--subset", type=positive_int, help="only the first N images")
     parser.add_argument("--out", type=Path, help="JSON results (default: <checkpoint folder>/evaluation-<split>.json)")
     parser.add_argument("--save-predictions", type=Path, metavar="DIR",
                         help="also write each image's predicted mask (palette PNG) and overlay here")
@@ -39,6 +40,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from refinenet_edu.engine.locks import writing_file, writing_folder
+
+    if (args.checkpoint is None) == (args.from_port is None):
+        raise ValueError("give a checkpoint or --from-port FILE (one of them)")
+    for option, path in (("checkpoint", args.checkpoint), ("--from-port", args.from_port)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{option} {path}: no such file" + (" (refinenet-edu train writes best.pt and last.pt "
+                             "in its --out folder)" if option == "checkpoint" else ""))
+    out = args.out or (args.checkpoint.parent / f"evaluation-{args.split}.json" if args.checkpoint is not None
+                       else args.from_port.parent / f"{args.from_port.name}.evaluation-{args.split}.json")
+    with contextlib.ExitStack() as stack:  # one writer per output (engine.locks)
+        stack.enter_context(writing_file(out))
+        if args.save_predictions:
+            stack.enter_context(writing_folder(args.save_predictions, option="--save-predictions",
+                                               subfolders=("overlays",)))
+        return _evaluate(args, out)
+
+
+def _evaluate(args: argparse.Namespace, out: Path) -> int:
     import torch
 
     from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
@@ -48,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
     from refinenet_edu.files import atomic_write_json
     from refinenet_edu.engine.loop import describe_dataset
 
-    if (args.checkpoint is None) == (args.from_port is None):
-        raise ValueError("give a checkpoint or --from-port FILE (one of them)")
     if args.from_port is not None:
         ckpt, source = {"dataset": {"name": "voc2012"}}, args.from_port
     else:
@@ -82,8 +102,6 @@ def run(args: argparse.Namespace) -> int:
         on_prediction=save if args.save_predictions else None,
     )
     print(result.table())
-    out = args.out or (args.checkpoint.parent / f"evaluation-{args.split}.json" if args.checkpoint is not None
-                       else args.from_port.parent / f"{args.from_port.name}.evaluation-{args.split}.json")
     data = {
         "checkpoint": str(source),
         "dataset": describe_dataset(ds),

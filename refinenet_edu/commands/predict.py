@@ -2,7 +2,11 @@
 
 For every input image writes ``<out>/<name>.png`` (a palette PNG of class
 indices) and ``<out>/overlays/<name>.png`` (the image with the classes
-coloured over it). Images of any size work; one smaller than the network's
+coloured over it). ``<name>`` is the file's stem; files sharing a stem
+(``photo.jpg``, ``photo.png``) keep their suffix in it (``photo_jpg``,
+``photo_png``), and two files of one name from two folders are refused, so no
+two outputs share a name. An output that would replace an input, or an
+``--out`` that is an input folder, is refused. Images of any size work; one smaller than the network's
 32-pixel minimum is scaled up for the network and its scores scaled back
 (``predict_logits``).
 """
@@ -40,7 +44,52 @@ def _image_files(paths: list[Path]) -> list[Path]:
     return files
 
 
+def output_names(files: list[Path]) -> list[str]:
+    """One output stem per input file, never two alike (see the module docstring)."""
+    by_stem: dict[str, list[Path]] = {}
+    for f in files:
+        by_stem.setdefault(f.stem, []).append(f)
+    names = [f.stem if len(by_stem[f.stem]) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files]
+    seen: dict[str, Path] = {}
+    for f, name in zip(files, names):
+        if name in seen:
+            raise ValueError(f"{seen[name]} and {f} would both be written as {name}.png: "
+                             "predict files of one name into separate --out folders")
+        seen[name] = f
+    return names
+
+
+def _check_outputs(out: Path, files: list[Path], names: list[str], folders: list[Path]) -> None:
+    """Refuse an ``--out`` that is a file or an input folder, and any output that is an input."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
+    resolved_out = out.resolve()
+    for folder in folders:
+        if folder.resolve() in (resolved_out, resolved_out / "overlays"):
+            raise ValueError(f"--out {out}: is the input folder {folder}; the masks would mix with (and could "
+                             "replace) your images: choose another --out")
+    inputs = {f.resolve(): f for f in files}
+    for name in names:
+        for target in (out / f"{name}.png", out / "overlays" / f"{name}.png"):
+            if target.resolve() in inputs:
+                raise ValueError(f"--out {out}: {target} would replace the input {inputs[target.resolve()]}: "
+                                 "choose another --out")
+
+
 def run(args: argparse.Namespace) -> int:
+    from refinenet_edu.engine.locks import writing_folder
+
+    if not args.checkpoint.is_file():
+        raise ValueError(f"checkpoint {args.checkpoint}: no such file (refinenet-edu train writes best.pt and last.pt "
+                         "in its --out folder)")
+    files = _image_files(args.images)
+    names = output_names(files)
+    _check_outputs(args.out, files, names, [p for p in args.images if p.is_dir()])
+    with writing_folder(args.out, subfolders=("overlays",)):  # one writer (engine.locks)
+        return _predict(args, files, names)
+
+
+def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> int:
     import torch
     from PIL import Image, UnidentifiedImageError
     from torchvision.transforms.v2 import functional as TF
@@ -57,8 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not palette:
         from refinenet_edu.datasets.voc import VOC_PALETTE as palette  # noqa: N811
     scales = OFFICIAL_SCALES if args.multi_scale else (1.0,)
-    files = _image_files(args.images)
-    for path in files:
+    for path, name in zip(files, names):
         try:
             with Image.open(path) as im:
                 image = TF.pil_to_tensor(im.convert("RGB"))
@@ -66,6 +114,6 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{path}: cannot be read as an image ({err})") from err
         x = TF.normalize(TF.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)[None]
         probs = predict_logits(model, x.to(device), scales=scales, flip=args.flip, window=args.window)
-        save_predictions(probs.argmax(1).cpu(), [path.stem], args.out, palette, images=image[None])
+        save_predictions(probs.argmax(1).cpu(), [name], args.out, palette, images=image[None])
     print(f"wrote {len(files)} masks to {args.out} and overlays to {args.out / 'overlays'}")
     return 0

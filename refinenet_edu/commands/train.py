@@ -14,6 +14,9 @@ import math
 import sys
 from pathlib import Path
 
+from refinenet_edu.cli_errors import (
+    finite_float, kept, non_negative_float, non_negative_int, positive_float, positive_int,
+)
 from refinenet_edu.commands._common import add_data_arguments, load_split, subset
 from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.summary import add_model_arguments, config_from_args
@@ -25,16 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
     add_data_arguments(parser)
     t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.loop.RECIPES)")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--batch-size", type=int)
+    t.add_argument("--epochs", type=positive_int)
+    t.add_argument("--batch-size", type=positive_int)
     t.add_argument("--optimizer", choices=("sgd", "adam"))
     t.add_argument("--schedule", choices=("poly", "step"),
                    help="learning-rate schedule: poly (DeepLab's, the recipes' default) or step (the official "
                         "code's: 10x lower for the last quarter of the steps)")
-    t.add_argument("--lr", type=float, help="decoder learning rate")
-    t.add_argument("--encoder-lr-ratio", type=float, help="encoder lr = lr x ratio (official: 0.1)")
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--crop-size", type=int)
+    t.add_argument("--lr", type=positive_float, help="decoder learning rate")
+    t.add_argument("--encoder-lr-ratio", type=finite_float, help="encoder lr = lr x ratio (official: 0.1)")
+    t.add_argument("--weight-decay", type=finite_float)
+    t.add_argument("--crop-size", type=positive_int)
     t.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
                    help="colour jitter in training (the library's recipes: on; the official code: off)")
     t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
@@ -44,10 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None, help="freeze batch-norm statistics")
     t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false")
     t.add_argument("--seed", type=int)
-    t.add_argument("--num-workers", type=int)
-    t.add_argument("--target-miou", type=float, help="stop once validation mIoU reaches this")
-    t.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this wall time")
-    t.add_argument("--subset", type=int, help="use only the first N training and N/4 validation images (quick runs)")
+    t.add_argument("--num-workers", type=non_negative_int)
+    t.add_argument("--target-miou", type=positive_float, help="stop once validation mIoU reaches this")
+    t.add_argument("--max-minutes", type=non_negative_float, help="stop after the epoch that passes this wall time")
+    t.add_argument("--subset", type=positive_int, help="use only the first N training and N/4 validation images (quick runs)")
     o = parser.add_argument_group("output")
     o.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<date>)")
     o.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
@@ -59,21 +62,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def run(args: argparse.Namespace) -> int:
+#: options that set the optimizer and the schedule: a resumed run keeps its checkpoint's values
+SCHEDULE_OPTIONS = ("epochs", "batch_size", "optimizer", "schedule", "lr", "encoder_lr_ratio", "weight_decay", "crop_size",
+                    "jitter", "seed")
 
+
+def _resumed_config(args, out: Path, recipe):
+    """The checkpoint's training config, with the options a resume can honour (device, stopping, ...) from ``args``."""
+    from refinenet_edu.engine.checkpoints import load_checkpoint
+    from refinenet_edu.engine.loop import TrainConfig
+
+    last = out / "last.pt"
+    if not last.is_file():
+        raise ValueError(f"--resume: {out} holds no last.pt to continue (start a new run without --resume)")
+    saved = load_checkpoint(last).get("train_config") or {}
+    cannot = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in SCHEDULE_OPTIONS
+              if getattr(args, k) is not None and k in saved and getattr(args, k) != saved[k]]
+    if cannot:
+        raise ValueError(f"--resume {out}: cannot honour {', '.join(cannot)}: the optimizer and learning-rate "
+                         "schedule continue from last.pt; drop these options, or start a new run in another --out")
+    known = {f.name for f in __import__("dataclasses").fields(TrainConfig)}
+    cfg = TrainConfig(**{**recipe.to_dict(), **{k: v for k, v in saved.items() if k in known}})
+    return cfg.replace(
+        device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+        num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from refinenet_edu.engine.locks import writing_folder
+
+    out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
+    with writing_folder(out):  # one writer: a second train into this folder stops here (engine.locks)
+        return _train(args, out)
+
+
+def _train(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
     from refinenet_edu.model import RefineNet
     from refinenet_edu.files import atomic_write_json
-    from refinenet_edu.engine.loop import RECIPES, TrainConfig, describe_dataset, train
+    from refinenet_edu.engine.loop import RECIPES, TrainConfig, describe_dataset, seed_everything, train
 
     recipe = RECIPES.get(args.preset, TrainConfig())
-    cfg = recipe.replace(
-        epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, schedule=args.schedule, lr=args.lr,
-        encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay, crop_size=args.crop_size, jitter=args.jitter,
-        device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-        seed=args.seed, num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
-    )
+    if not args.resume and (out / "last.pt").exists():
+        raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+    if args.resume:
+        cfg = _resumed_config(args, out, recipe)
+    else:
+        cfg = recipe.replace(
+            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, schedule=args.schedule,
+            lr=args.lr, encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay,
+            crop_size=args.crop_size, jitter=args.jitter, device=args.device, precision=args.precision,
+            channels_last=args.channels_last, compile=args.compile, seed=args.seed, num_workers=args.num_workers,
+            target_miou=args.target_miou, max_minutes=args.max_minutes,
+        )
 
     train_set = load_split(args, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range, hflip=cfg.hflip, jitter=cfg.jitter))
     val_set = load_split(args, "val", eval_transforms())
@@ -89,21 +134,25 @@ def run(args: argparse.Namespace) -> int:
         train_set = subset(train_set, args.subset)
         val_set = subset(val_set, max(1, args.subset // 4))
 
-    out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if not args.resume and (out / "last.pt").exists():
-        raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     prov = provenance(getattr(args, "_argv", None))
     if config.freeze_bn and args.weights is None:
         print(f"note: the {config.preset} preset freezes batch norm, which keeps the encoder's statistics as "
               "loaded; a random encoder has none (mean 0, variance 1: no normalisation) and a deep one diverges. "
               "Pass --weights DEFAULT (ImageNet) or a state dict, or --no-freeze-bn", file=sys.stderr, flush=True)
+    seed_everything(cfg.seed)  # before the model is built: its initial weights follow --seed
     model = RefineNet(config, weights=args.weights)
     print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info['name']}: "
           f"{len(train_set)} train / {len(val_set)} val images -> {out}", flush=True)
+
+    def saved(record: dict) -> None:  # what Ctrl-C keeps (cli_errors.kept)
+        kept(f"{out / 'last.pt'} keeps epoch {record['epoch']} of {cfg.epochs}; "
+             f"continue with `refinenet-edu train --resume --out {out}` (and the same data and model options)")
+
+    kept(f"no epoch finished, nothing saved in {out}" if not args.resume else None)
     result = train(
         model, train_set, val_set, cfg, out_dir=out, resume=args.resume, progress=not args.quiet,
-        dataset_info=info, provenance=prov,
+        dataset_info=info, provenance=prov, on_epoch=saved,
     )
     summary = {
         **prov,

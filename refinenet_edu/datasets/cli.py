@@ -72,12 +72,22 @@ def _generate(args) -> int:
     train, val = split_count(args.count)
     if args.size < 32:
         raise ValueError(f"--size must be at least 32, got {args.size}")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a file; a folder was expected (nothing is replaced, even with --force)")
     if args.out.exists() and not args.force:
         raise ValueError(f"{args.out} already exists; pass --force to replace it")
-    start = time.perf_counter()
-    out = generate_dataset(
-        args.out, seed=args.seed, size=args.size, train_count=train, val_count=val, overwrite=args.force
-    )
+    from refinenet_edu.engine.locks import output_lock
+    from refinenet_edu.files import remove_stale_temporaries
+
+    with output_lock(args.out):  # one writer (engine.locks); then what a killed run left beside it goes
+        remove_stale_temporaries(args.out.parent, only=(), also=(f".{args.out.name}.partial-*", f".{args.out.name}.old-*"))
+        start = time.perf_counter()
+        try:
+            out = generate_dataset(
+                args.out, seed=args.seed, size=args.size, train_count=train, val_count=val, overwrite=args.force
+            )
+        except FileExistsError as err:
+            raise ValueError(str(err)) from None
     seconds = time.perf_counter() - start
     print(f"wrote {train} train + {val} val images ({args.size}x{args.size}, seed {args.seed}) to {out} in {seconds:.1f} s")
     return 0

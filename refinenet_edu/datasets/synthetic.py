@@ -413,6 +413,38 @@ def write_mask_png(mask: np.ndarray, path: Path, palette=PALETTE) -> None:
     img.save(path, format="PNG")
 
 
+#: what :func:`generate_dataset` writes, relative to its folder (glob patterns)
+GENERATED_FILES = ("meta.json", "ImageSets/Segmentation/*.txt", "JPEGImages/*.jpg", "SegmentationClass/*.png")
+
+
+def refuse_to_replace(folder: Path) -> None:
+    """Raise ``FileExistsError`` unless ``folder`` is a set this generator made and holds nothing else.
+
+    The marker is the generator's own ``meta.json`` (``"generator":
+    "refinenet_edu.datasets.synthetic"``); any other file or folder inside
+    (a thesis.tex, a user's notes) keeps the whole folder from being replaced.
+    """
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        meta = {}
+    if not isinstance(meta, dict) or meta.get("generator") != __name__:
+        raise FileExistsError(
+            f"{folder}: not made by refinenet-edu data (no meta.json of {__name__}); "
+            "--force replaces only a SynthScenes set it generated: choose another --out"
+        )
+    expected = {p for pattern in GENERATED_FILES for p in folder.glob(pattern)}
+    expected |= {folder / d for d in ("ImageSets", "ImageSets/Segmentation", "JPEGImages", "SegmentationClass")}
+    others = sorted(p for p in folder.rglob("*") if p not in expected or p.is_symlink())
+    if others:
+        listed = ", ".join(str(p.relative_to(folder)) for p in others[:3]) + (" ..." if len(others) > 3 else "")
+        raise FileExistsError(
+            f"{folder}: holds files refinenet-edu data did not make ({listed}); "
+            "--force replaces only what it generated: move them out or choose another --out"
+        )
+
+
 def generate_dataset(
     out_dir: str | Path,
     *,
@@ -432,14 +464,20 @@ def generate_dataset(
 
     The folder is written beside ``out_dir`` under a temporary name and
     renamed into place at the end, so an interrupted run leaves nothing
-    half-written. An existing ``out_dir`` is replaced only if ``overwrite``.
+    half-written. An existing ``out_dir`` is replaced only if ``overwrite``,
+    and only when this generator made it (:func:`refuse_to_replace`): a folder
+    holding anything else is never deleted.
     The same arguments give byte-identical files (same numpy / Pillow build).
     """
     out_dir = Path(out_dir)
     if train_count < 1 or val_count < 1:
         raise ValueError(f"train_count and val_count must be >= 1, got {train_count}, {val_count}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} is a file; a folder was expected (nothing is replaced)")
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
+    if out_dir.exists():
+        refuse_to_replace(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:

@@ -17,8 +17,9 @@ from refinenet_edu.datasets.voc import (
     DatasetError,
     find_image,
     load_pair,
-    read_split_ids,
     resolve_classes,
+    split_entries,
+    symlink_out_of,
 )
 
 __all__ = ["DataProblem", "check_voc_folder"]
@@ -43,7 +44,8 @@ def check_voc_folder(
     Checks: split file missing or empty; image without its mask (or a listed
     id without an image); unreadable or truncated image or mask; mask size
     different from its image; colour masks; label values that are neither a
-    class nor the ignore index. Classes come from ``num_classes``, else
+    class nor the ignore index; ids that leave the folder (``..``, absolute
+    paths, with their line) and symlinks that point out of it. Classes come from ``num_classes``, else
     ``meta.json``, else the 21 PASCAL VOC classes.
     """
     root = Path(root)
@@ -56,12 +58,14 @@ def check_voc_folder(
     problems: list[DataProblem] = []
     checked: set[str] = set()
     for split in splits:
+        found: list[DatasetError] = []
         try:
-            ids = read_split_ids(root, split)
+            entries = split_entries(root, split, problems=found)
         except DatasetError as err:
             problems.append(DataProblem(err.path, err.reason))
             continue
-        for sample_id in ids:
+        problems += [DataProblem(err.path, err.reason) for err in found]  # ids that leave the folder, by line
+        for line, sample_id in entries:
             if sample_id in checked:
                 continue
             checked.add(sample_id)
@@ -79,6 +83,10 @@ def check_voc_folder(
                 what = f"image {image.name}" if image is not None else f"id {sample_id!r}"
                 problems.append(DataProblem(mask, f"mask for {what} not found"))
             if image is None or not mask.is_file():
+                continue
+            outside = [err for p in (image, mask) if (err := symlink_out_of(root, p, split, line)) is not None]
+            problems += [DataProblem(err.path, err.reason) for err in outside]
+            if outside:  # never read outside the folder
                 continue
             try:
                 load_pair(image, mask, len(names), ignore_index)

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable
 
 import numpy as np
@@ -97,8 +98,19 @@ VOC_PALETTE = tuple(voc_palette(len(VOC_CLASSES)))
 # --------------------------------------------------------------------------
 
 
-def read_split_ids(root: Path, split: str) -> list[str]:
-    """Ids listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line)."""
+def _leaves_folder(sample_id: str) -> bool:
+    """Whether an id names a path outside ``JPEGImages/`` (``..``, an absolute path, a drive)."""
+    posix = PurePosixPath(sample_id.replace("\\", "/"))
+    return posix.is_absolute() or ".." in posix.parts or bool(PureWindowsPath(sample_id).drive)
+
+
+def split_entries(root: Path, split: str, problems: list | None = None) -> list[tuple[int, str]]:
+    """``(line number, id)`` for each id listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line).
+
+    An id that leaves the dataset folder (``../x``, ``/abs/x``) is a
+    :class:`DatasetError` naming its line; with ``problems`` (a list) such
+    errors are appended there and the line skipped instead of raising.
+    """
     split_file = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not split_file.is_file():
         folder = split_file.parent
@@ -108,10 +120,37 @@ def read_split_ids(root: Path, split: str) -> list[str]:
         lines = split_file.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise DatasetError(split_file, f"cannot read split file ({err})") from None
-    ids = [line.split()[0] for line in lines if line.strip()]
-    if not ids:
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        sample_id = line.split()[0]
+        if _leaves_folder(sample_id):
+            err = DatasetError(split_file, f"line {number}: id {sample_id!r} points outside the dataset folder "
+                                           "(ids name files inside JPEGImages/ and SegmentationClass/: no '..', "
+                                           "no absolute path)")
+            if problems is None:
+                raise err
+            problems.append(err)
+            continue
+        entries.append((number, sample_id))
+    if not entries and not (problems and any(e.path == split_file for e in problems)):
         raise DatasetError(split_file, f"split {split!r} is empty (no ids listed)")
-    return ids
+    return entries
+
+
+def read_split_ids(root: Path, split: str) -> list[str]:
+    """Ids listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line), all inside the folder."""
+    return [sample_id for _, sample_id in split_entries(root, split)]
+
+
+def symlink_out_of(root: Path, path: Path, split: str, line: int) -> DatasetError | None:
+    """A :class:`DatasetError` when ``path`` resolves (through a symlink) outside ``root``, else None."""
+    target = Path(os.path.realpath(path))
+    if target.is_relative_to(Path(os.path.realpath(root))):
+        return None
+    return DatasetError(path, f"is a symlink to {target}, outside the dataset folder {root} (listed on line {line} "
+                              f"of ImageSets/Segmentation/{split}.txt); copy the file into the folder")
 
 
 def find_image(root: Path, sample_id: str) -> Path | None:
@@ -269,9 +308,10 @@ class VOCSegmentationFolder(Dataset):
         )
         self.name = str(read_meta(self.root).get("name") or self.root.name)
         self.num_classes = len(self.class_names)
-        self.ids = read_split_ids(self.root, split)
+        entries = split_entries(self.root, split)
+        self.ids = [sample_id for _, sample_id in entries]
         self.images, self.masks = [], []
-        for sample_id in self.ids:
+        for line, sample_id in entries:
             image = find_image(self.root, sample_id)
             if image is None:
                 raise MissingDataError(
@@ -281,6 +321,9 @@ class VOCSegmentationFolder(Dataset):
             mask = self.root / "SegmentationClass" / f"{sample_id}.png"
             if not mask.is_file():
                 raise MissingDataError(mask, f"mask for image {image.name} not found")
+            for path in (image, mask):  # never read outside the folder
+                if (err := symlink_out_of(self.root, path, split, line)) is not None:
+                    raise err
             self.images.append(image)
             self.masks.append(mask)
 

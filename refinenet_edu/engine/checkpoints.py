@@ -24,10 +24,25 @@ import torch
 from refinenet_edu.config import RefineNetConfig
 from refinenet_edu.files import atomic_write
 
-__all__ = ["FORMAT", "VERSION", "atomic_torch_save", "save_checkpoint", "load_checkpoint", "load_model"]
+__all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "atomic_torch_save", "check_finite", "save_checkpoint",
+           "load_checkpoint", "load_model"]
 
 FORMAT = "refinenet-edu-checkpoint"
 VERSION = 1
+
+
+class NonFiniteWeights(ValueError):
+    """Weights holding inf or NaN: never written (they would load and predict garbage)."""
+
+
+def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Raise :class:`NonFiniteWeights` naming ``path`` and the first tensor of ``state`` with inf or NaN values."""
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise NonFiniteWeights(
+                f"{path}: not written: {key!r} holds inf or NaN values (training diverged, or the weights are "
+                "too large for float16); lower the learning rate and train again"
+            )
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -52,6 +67,7 @@ def save_checkpoint(
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     state = {k: v.detach().cpu() for k, v in state.items()}
+    check_finite(state, path)
     payload = {
         "format": FORMAT,
         "version": VERSION,

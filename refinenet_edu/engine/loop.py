@@ -26,8 +26,10 @@ the epoch count are the course's choices.
    ``last.pt`` (everything needed to resume) and ``best.pt`` (model only), all
    atomically.
 
-A NaN loss stops the run with a clear message and keeps the last good
-checkpoint; running out of memory says what to lower.
+A NaN loss stops the run with a clear message naming the last checkpoint
+written (if one was); running out of memory says what to lower. A resumed run
+keeps its checkpoint's schedule: a config whose optimizer or schedule options
+differ from it is refused.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "RECIPES",
     "TrainResult",
     "TrainingDiverged",
+    "seed_everything",
     "train",
     "make_optimizer",
     "poly_lambda",
@@ -109,8 +112,13 @@ class TrainConfig:
             ("optimizer", self.optimizer in ("sgd", "adam"), "'sgd' or 'adam'"),
             ("schedule", self.schedule in ("poly", "step"), "'poly' or 'step'"),
             ("step_at", 0 < self.step_at <= 1, "a fraction in (0, 1]"),
-            ("lr", self.lr > 0, "a positive number"),
-            ("encoder_lr_ratio", self.encoder_lr_ratio >= 0, "a number >= 0"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("encoder_lr_ratio", math.isfinite(self.encoder_lr_ratio) and self.encoder_lr_ratio >= 0,
+             "a finite number >= 0"),
+            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
+            ("max_minutes", self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes >= 0),
+             "a finite number of minutes >= 0 (0: stop after the first epoch)"),
+            ("target_miou", self.target_miou is None or 0 < self.target_miou <= 1, "a number in (0, 1]"),
             ("crop_size", self.crop_size >= 32, "an integer >= 32"),
             ("num_workers", self.num_workers >= 0, "an integer >= 0"),
             ("eval_every", self.eval_every >= 1, "an integer >= 1"),
@@ -170,6 +178,15 @@ class TrainResult:
 
 
 # ----------------------------------------------------------------- pieces
+#: the options that shape the optimizer and the schedule: a resumed run must keep its checkpoint's
+RESUME_FIXED = ("epochs", "batch_size", "optimizer", "schedule", "step_at", "lr", "encoder_lr_ratio", "momentum",
+                "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed")
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
 def poly_lambda(total_steps: int, power: float = 0.9, warmup_steps: int = 0):
     """The "poly" learning-rate factor ``(1 - step / total) ** power``.
 
@@ -220,7 +237,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators: call it before building a model, so that
+    its initial weights, and with them the whole run, follow the seed."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -316,7 +335,7 @@ def train(
     out_dir = Path(out_dir) if out_dir is not None else None
 
     # ---- model
-    _seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     if isinstance(model, RefineNetConfig):
         model = RefineNet(model)
     module = unwrap(model)
@@ -365,12 +384,19 @@ def train(
     history: list[dict] = []
     start_epoch = 0
     best_miou, best_epoch = float("-inf"), -1
+    saved_epoch = None  # the last epoch written to out_dir/last.pt
     if resume:
         if out_dir is None or not (out_dir / "last.pt").is_file():
             raise ValueError(f"resume: no checkpoint to resume from at {out_dir}/last.pt")
         state = load_checkpoint(out_dir / "last.pt")
         if RefineNetConfig.from_dict(state["model_config"]) != module.config:
             raise ValueError(f"resume: {out_dir}/last.pt was trained with a different model config")
+        saved_cfg = state.get("train_config") or {}
+        differ = [f"{k}={getattr(cfg, k)!r} (last.pt: {saved_cfg[k]!r})" for k in RESUME_FIXED
+                  if k in saved_cfg and _plain(getattr(cfg, k)) != _plain(saved_cfg[k])]
+        if differ:
+            raise ValueError(f"resume: {out_dir}/last.pt continues its own optimizer and schedule; cannot honour "
+                             f"{', '.join(differ)}: resume with its config, or start a new run")
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -379,6 +405,7 @@ def train(
         start_epoch = int(state["epoch"]) + 1
         best_miou = state.get("best_miou", best_miou)
         best_epoch = state.get("best_epoch", best_epoch)
+        saved_epoch = start_epoch
 
     # ---- wrappers: DDP, torch.compile
     net: torch.nn.Module = module
@@ -404,7 +431,7 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         # Reseed from (seed, epoch): an epoch draws the same crops, flips,
         # dropout masks and batch order whether or not the run was resumed.
-        _seed_everything(cfg.seed * 100_003 + epoch * 1009 + rank)
+        seed_everything(cfg.seed * 100_003 + epoch * 1009 + rank)
         loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -425,10 +452,10 @@ def train(
                 loss_value = loss.item()  # the step's one device sync: the NaN check and the progress bar share it
                 if not math.isfinite(loss_value):
                     raise TrainingDiverged(
-                        f"the loss became {loss_value} in epoch {epoch + 1} (step {scheduler.last_epoch}); "
-                        f"stopped. The last good checkpoint is kept"
-                        + (f" in {out_dir / 'last.pt'}" if out_dir else "")
-                        + f". Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
+                        f"the loss became {loss_value} in epoch {epoch + 1} (step {scheduler.last_epoch}); stopped. "
+                        + (f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved_epoch}). "
+                           if saved_epoch is not None else "No checkpoint was written. ")
+                        + f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -488,6 +515,7 @@ def train(
                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), **common,
             )
             atomic_write_json(out_dir / "history.json", history)
+            saved_epoch = epoch + 1
         if plot is not None:
             plot.update(history)
         if progress and is_main:

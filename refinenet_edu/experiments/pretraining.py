@@ -42,7 +42,8 @@ from torch.utils.data import DataLoader
 
 from refinenet_edu import files
 from refinenet_edu.engine import runtime as devices
-from refinenet_edu.engine.loop import poly_lambda
+from refinenet_edu.engine.checkpoints import check_finite
+from refinenet_edu.engine.loop import TrainingDiverged, poly_lambda
 
 __all__ = ["PretrainConfig", "class_map", "pretrain_encoder", "save_encoder"]
 
@@ -63,7 +64,7 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         for name, ok, want in (
             ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("lr", self.lr > 0, "a number > 0"),
+            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
             ("weight_decay", self.weight_decay >= 0, "a number >= 0"),
             ("batch_size", self.batch_size >= 1, "an integer >= 1"),
             ("num_workers", self.num_workers >= 0, "an integer >= 0"),
@@ -158,7 +159,8 @@ def pretrain_encoder(
             steps += 1
         mean = float(total) / steps
         if not math.isfinite(mean):
-            raise RuntimeError(f"pretraining diverged at epoch {epoch} (loss {mean}); lower lr={config.lr}")
+            raise TrainingDiverged(f"pretraining diverged at epoch {epoch} (loss {mean}); nothing written; "
+                                   f"lower --lr (now {config.lr})")
         history.append({"epoch": epoch, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
         if log is not None:
             log(f"pretrain epoch {epoch}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
@@ -179,6 +181,7 @@ def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, hal
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
+    check_finite(state, path)  # never write inf or NaN weights
     files.atomic_write(path, lambda f: torch.save(state, f))
     files.atomic_write_json(path.with_name(path.name + ".json"), info)
     return path
@@ -190,6 +193,8 @@ def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, hal
 
 
 def add_arguments(parser) -> None:
+    from refinenet_edu.cli_errors import positive_float, positive_int
+
     parser.add_argument("--data", required=True,
                         help="dataset name or VOC-layout folder to pretrain on (e.g. SynthScenes drawn with another seed)")
     parser.add_argument("--out", required=True, type=Path, help="the encoder state dict to write (FILE, and FILE.json)")
@@ -197,26 +202,35 @@ def add_arguments(parser) -> None:
     parser.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="override the preset's encoder width")
     parser.add_argument("--merge", nargs="+", action="append", metavar="CLASS",
                         help="classes trained as one (repeatable), e.g. --merge boat car")
-    parser.add_argument("--epochs", type=int, default=PretrainConfig.epochs)
-    parser.add_argument("--lr", type=float, default=PretrainConfig.lr)
-    parser.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
-    parser.add_argument("--crop-size", type=int, default=128, help="random crops of this size (default 128)")
+    parser.add_argument("--epochs", type=positive_int, default=PretrainConfig.epochs)
+    parser.add_argument("--lr", type=positive_float, default=PretrainConfig.lr)
+    parser.add_argument("--batch-size", type=positive_int, default=PretrainConfig.batch_size)
+    parser.add_argument("--crop-size", type=positive_int, default=128, help="random crops of this size (default 128)")
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto", choices=tuple(devices.PRECISIONS))
-    parser.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
 
 def run(args) -> int:
+    from refinenet_edu.engine.locks import writing_file
+
+    if args.out.is_dir():
+        raise ValueError(f"--out {args.out}: is a folder; the encoder's file name was expected (e.g. {args.out}/encoder.pt)")
+    if args.out.exists() and not args.force:
+        raise ValueError(f"--out {args.out}: exists; pass --force to replace it")
+    with writing_file(args.out, companions=(".json",)):  # one writer (engine.locks)
+        return _pretrain(args)
+
+
+def _pretrain(args) -> int:
     from refinenet_edu.engine import provenance
     from refinenet_edu.ablation import dataset_fingerprint, load_splits
     from refinenet_edu.config import make_config
     from refinenet_edu.encoders import ResNetEncoder
     from refinenet_edu.engine.loop import TrainConfig
 
-    if args.out.exists() and not args.force:
-        raise ValueError(f"--out {args.out}: exists; pass --force to replace it")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = PretrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,

@@ -947,6 +947,8 @@ SMOKE = dict(models=["course", "fcn"], input_size=(64, 64), iterations=1, warmup
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from refinenet_edu.cli_errors import non_negative_int, positive_int
+
     parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                         help="presets and peers, NAME[@BACKBONE][:KEY=VALUE,...] (default: official fcn deeplabv3)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="forward and/or train (default: both)")
@@ -961,14 +963,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--grid", choices=GRIDS, default="full",
                         help="full: every dtype in every layout; lean: fp32 contiguous + every dtype in channels_last")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cuda if present, else cpu)")
-    parser.add_argument("--input-size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default 512 512")
-    parser.add_argument("--batch", type=int, default=1, help="images per step (default 1)")
-    parser.add_argument("--num-classes", type=int, default=21)
-    parser.add_argument("--iterations", type=int, default=None, help="timed steps per case (default 3)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per case first (default 1)")
+    parser.add_argument("--input-size", type=positive_int, nargs=2, default=None, metavar=("H", "W"), help="default 512 512")
+    parser.add_argument("--batch", type=positive_int, default=1, help="images per step (default 1)")
+    parser.add_argument("--num-classes", type=positive_int, default=21)
+    parser.add_argument("--iterations", type=positive_int, default=None, help="timed steps per case (default 3)")
+    parser.add_argument("--warmup", type=non_negative_int, default=None, help="untimed steps per case first (default 1)")
     parser.add_argument("--statistic", choices=list(STATISTICS), default="median",
                         help="time per step: median (default) or min (the best estimate on a machine shared with other work)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for torch (torch.set_num_threads; default: torch's, see the table's header)")
     parser.add_argument("--no-probe", action="store_true", help="skip the peak probe (no %% of peak)")
     parser.add_argument("--smoke", action="store_true",

@@ -1,0 +1,180 @@
+"""The one error path of the ``refinenet-edu`` command line.
+
+Every sub-command runs through :func:`run_command`. An *expected* failure --
+bad input, a missing or unreadable file, a full or read-only disk, an output
+held by another command, a diverged or out-of-memory run -- ends as one line
+on stderr, ``refinenet-edu <command>: error: <what> ... <what to do>``, and
+exit status 2 (argparse's own status for a bad option). Ctrl-C ends with
+status 130 and says what was kept (:func:`kept`). Anything else is a bug: one
+line asking to re-run with ``--debug`` (status 1). ``--debug`` (or
+``REFINENET_EDU_DEBUG=1``) shows the traceback of every failure instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import math
+import os
+import sys
+import traceback
+from typing import Callable
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "CommandError",
+    "describe",
+    "finite_float",
+    "kept",
+    "non_negative_float",
+    "positive_float",
+    "positive_int",
+    "run_command",
+]
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+EXIT_BUG = 1
+
+
+class CommandError(Exception):
+    """An expected failure with its one-line message (what is wrong and what to do)."""
+
+
+#: what the running command has kept so far, for the Ctrl-C message (see :func:`kept`)
+_kept: list[str] = []
+
+
+def kept(what: str | None) -> None:
+    """Record what an interrupted command leaves behind, e.g. "checkpoints up to epoch 3 in runs/x"."""
+    _kept[:] = [what] if what else []
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free some space or choose another output",
+    errno.EDQUOT: "the disk quota is used up: free some space or choose another output",
+    errno.EROFS: "the file system is read-only: choose another output",
+    errno.EACCES: "permission denied: choose another output or change the folder's permissions",
+    errno.EPERM: "operation not permitted: choose another output or change the folder's permissions",
+    errno.ENOENT: "no such file or folder",
+    errno.EISDIR: "is a folder, a file was expected",
+    errno.ENOTDIR: "a part of the path is a file, a folder was expected",
+    errno.EEXIST: "already exists",
+}
+
+
+def _os_message(err: OSError) -> str:
+    if err.errno is None:  # raised with a message only, e.g. FileNotFoundError("checkpoint x: no such file")
+        return str(err)
+    where = "" if err.filename is None else str(err.filename)
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    advice = _OS_ADVICE.get(err.errno) or err.strerror or str(err)
+    return f"{where}: {advice}" if where else advice
+
+
+def _expected_runtime_errors() -> tuple[type, ...]:
+    """Run-time failures the library explains in its message (diverged, a grid's failed runs)."""
+    from refinenet_edu.ablation import RunsFailed
+    from refinenet_edu.engine.loop import TrainingDiverged
+
+    return TrainingDiverged, RunsFailed
+
+
+def describe(err: BaseException) -> str | None:
+    """The one-line message of an expected failure, or None for a bug."""
+    from refinenet_edu.engine.locks import LockHeld
+
+    if isinstance(err, (CommandError, LockHeld, ValueError)):
+        return str(err)
+    if isinstance(err, OSError):
+        return _os_message(err)
+    if isinstance(err, MemoryError):
+        return "out of memory: lower --batch-size or --crop-size, or choose a smaller model"
+    if isinstance(err, RuntimeError):
+        import torch
+
+        if isinstance(err, _expected_runtime_errors()):
+            return str(err)
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+            first = str(err).splitlines()[0] if str(err) else ""
+            return first if "lower" in first else (
+                f"out of memory on the device ({first}): lower --batch-size or --crop-size, or use --precision bf16")
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run_command(name: str, run: Callable[[], int], *, debug: bool = False) -> int:
+    """Run a sub-command; map its failures to one line and an exit status."""
+    debug = debug or os.environ.get("REFINENET_EDU_DEBUG", "") not in ("", "0")
+    _kept.clear()
+    try:
+        return int(run() or 0)
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        what = _kept[0] if _kept else "nothing half-written was left behind (files are written whole or not at all)"
+        print(f"refinenet-edu {name}: interrupted; {what}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the one place that maps every failure to a message
+        if debug:
+            traceback.print_exc()
+        message = describe(err)
+        if message is None:
+            print(f"refinenet-edu {name}: internal error: {type(err).__name__}: {_one_line(str(err))} "
+                  "(a bug: run again with --debug for the traceback and report it)", file=sys.stderr)
+            return EXIT_BUG
+        print(f"refinenet-edu {name}: error: {_one_line(message)}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+# ---------------------------------------------------------------- argument types
+def _number(kind: type, text: str) -> float | int:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no inf, no nan)."""
+    return _number(float, text)
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    value = _number(float, text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    value = _number(float, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0")
+    return value

@@ -1,0 +1,35 @@
+"""Helpers of the reliability tests: tiny command lines that run in about a second on a CPU."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+MODEL = ["--encoder-width", "8", "--widths", "8", "8", "8", "16"]
+
+
+def tiny_train(data, out, *extra) -> list[str]:
+    """``refinenet-edu train`` arguments: one epoch of a width-8 model on 4 images, 32 px crops."""
+    return ["train", "--data", str(data), "--epochs", "1", "--batch-size", "4", "--crop-size", "32", *MODEL,
+            "--device", "cpu", "--precision", "fp32", "--subset", "4", "--quiet", "--out", str(out), *map(str, extra)]
+
+
+def tiny_ablate(data, out, *extra) -> list[str]:
+    """``refinenet-edu ablate`` arguments: one variant, seed 0, one epoch on 4 images, no timing."""
+    return ["ablate", "--variants", "4-cascaded-crp4", "--seeds", "0", "--data", str(data), "--subset", "4", "--epochs", "1",
+            "--batch-size", "4", "--crop-size", "32", *MODEL, "--device", "cpu", "--precision", "fp32",
+            "--no-timing", "--save-predictions", "none", "--out", str(out), *map(str, extra)]
+
+
+def cli(*args, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m refinenet_edu ARGS`` in a fresh process (one thread)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **kwargs.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "refinenet_edu", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=kwargs.pop("timeout", 120), **kwargs)
+
+
+def popen(*args) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "refinenet_edu", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
