@@ -1,8 +1,20 @@
 # nbgrader configuration of the refinenet-edu assignments (this folder is the course directory).
-# Used by `nbgrader ...` run from this folder and by `refinenet-edu assignments release`.
+# Read by every `nbgrader ...` command run from this folder, by the Formgrader of a JupyterLab started in this
+# folder, and by `refinenet-edu assignments release`. README.md beside this file is the instructor guide.
+from pathlib import Path
+
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
 
+HERE = Path(__file__).resolve().parent
+
 c.CourseDirectory.course_id = "refinenet-edu"
+
+# The exchange: where `nbgrader release_assignment` puts the student versions, students' `fetch_assignment`
+# and `submit` read and write, and `nbgrader collect` picks the submissions up. Here a folder beside this file
+# (git-ignored), which works when instructor and students share this machine. On a JupyterHub, use a folder
+# every user can read and write (nbgrader's default is /srv/nbgrader/exchange) and put the same line into the
+# students' nbgrader_config.py (for example /etc/jupyter/nbgrader_config.py).
+c.Exchange.root = str(HERE / "exchange")
 
 # Students' unimplemented code raises NotImplementedError (nbgrader's default stub, stated here on purpose:
 # the CI tests check that each student version fails with it at the first unimplemented part).
@@ -10,5 +22,32 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Autograding executes every notebook with NBGRADER_EXECUTION set, so the notebooks run in FAST mode;
-# the experiment assignment trains two small models, which takes about a minute on a laptop CPU.
+# the experiment assignment trains two small models, which takes well under a minute on a laptop CPU.
 c.Execute.timeout = 600
+
+# Assignment 6 records the student's measurement in crp_experiment.json beside the notebook; autograde must
+# never replace it with a file of the same name from source/ (it copies the source folder's other files).
+c.Autograde.exclude_overwriting = {"06_experiment_crp": ["crp_experiment.json"]}
+
+# A student who deleted a locked test cell gets it back (marked as re-added) and is graded by it.
+c.OverwriteCells.add_missing_cells = True
+
+# nbgrader 0.9 warns "Attribute 'checksum' for cell ... has changed!" for every test cell with hidden tests,
+# although the student changed nothing (jupyter/nbgrader#1961: the gradebook keeps the checksum of the
+# instructor's cell, hidden tests included). RestoreLockedCells is nbgrader's OverwriteCells (it restores every
+# locked cell from the gradebook, as before) that warns only when the student's cell differs from the cell
+# as it was handed out: that warning now means a student edited a locked cell.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "refinenet_edu.grading.autograde.RestoreLockedCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# `nbgrader zip_collect NAME` reads the archives (or files) in downloaded/NAME/archive/, e.g. from an LMS, and
+# expects one folder per student: <student id>/<file>, for example alice/06_experiment_crp.ipynb and
+# alice/crp_experiment.json (the measurement that assignment 6 records). See README.md, "Without a hub".
+c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[^/]+)/(?P<file_id>[^/]+)$"
+c.FileNameCollectorPlugin.valid_ext = [".ipynb", ".json"]

@@ -57,7 +57,7 @@ def test_the_template_is_graded_and_the_solution_passes(stem, name, check):
     template, solution = _exercise(stem, name)
     if check is not None:
         assert f"{check}({name})" in template, f"{stem}: the template does not call {check}({name})"
-        import refinenet_edu.grading.checks as checks
+        import refinenet_edu.grading as checks
 
         grade = getattr(checks, check)
         # the template as given is not done: grading it says so (a named mistake, or the template's own

@@ -1,24 +1,43 @@
-"""Grading: the checks students call from the assignment notebooks.
+"""The checks that grade the assignments (``assignments/``), with feedback a student can act on.
 
-Each check builds the student's component on fixed inputs, compares it with
-the library's reference and names the port bug it finds (see
-:mod:`refinenet_edu.grading.checks`). Notebooks and assignments import the
-checks from here, ``from refinenet_edu.grading import check_rcu``, so the
-module that holds them can change without touching a notebook.
+One module per component of the paper (Lin et al., CVPR 2017), plus the
+metrics and the evaluation, on one shared harness:
+
+* :mod:`.rcu` - :func:`check_rcu`, the Residual Conv Unit (Sec. 3.2, Fig. 2(b));
+* :mod:`.block` - :func:`check_adaptive_conv`, the adaptive convolutions of a
+  block's path (Fig. 2(a)), judged on the student's own RCUs;
+* :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 2(c));
+* :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 2(d));
+* :mod:`.cascade` - :func:`check_cascade`, the 4-cascade (Sec. 3.1);
+* :mod:`.metrics` - :func:`check_confusion_matrix`, :func:`check_iou`,
+  :func:`check_miou` (the mean judged on the student's own IoUs);
+* :mod:`.evaluation` - :func:`check_eval_mode`, prediction with dropout and
+  batch norm in evaluation mode;
+* :mod:`.harness` - building and calling the student's code, refusing reuse
+  of the library's reference, the :class:`CheckFailed` message;
+* :mod:`.autograde` - the nbgrader preprocessor ``nbgrader_config.py`` uses.
+
+Each check compares the student's code numerically with the library's
+reference and, when they differ, names the mistake that ports of RefineNet
+have actually shipped, then the fix. A class or function that derives from,
+holds or calls the reference is refused: it would pass without anything
+written. The library's reference itself passes (the course notebooks show it
+passing), except with ``allow_reference=False``, which every graded cell of
+the assignments uses. A failed check raises :class:`CheckFailed` (an ``AssertionError``,
+so nbgrader marks the test cell failed); a passed one prints a line starting
+with "✓". ``NotImplementedError`` from a part not written yet passes through.
+All checks run in well under a second on a CPU and leave the global random
+state alone.
 """
 
-from refinenet_edu.grading.checks import (
-    CheckFailed,
-    check_adaptive_conv,
-    check_cascade,
-    check_confusion_matrix,
-    check_crp,
-    check_eval_mode,
-    check_fusion,
-    check_iou,
-    check_miou,
-    check_rcu,
-)
+from refinenet_edu.grading.block import check_adaptive_conv
+from refinenet_edu.grading.cascade import check_cascade
+from refinenet_edu.grading.crp import check_crp
+from refinenet_edu.grading.evaluation import check_eval_mode
+from refinenet_edu.grading.fusion import check_fusion
+from refinenet_edu.grading.harness import CheckFailed
+from refinenet_edu.grading.metrics import check_confusion_matrix, check_iou, check_miou
+from refinenet_edu.grading.rcu import check_rcu
 
 __all__ = [
     "CheckFailed",

@@ -1,7 +1,7 @@
 """``refinenet-edu assignments``: list the graded assignments and release student versions.
 
-The instructor versions live in an nbgrader course directory (the
-repository's ``assignments/`` folder by default)::
+The instructor versions live in an nbgrader course directory (the current
+folder when it holds ``source/``, else the repository's ``assignments/``)::
 
     assignments/
         nbgrader_config.py
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -41,6 +42,7 @@ from refinenet_edu.resources import resource
 __all__ = [
     "AssignmentInfo",
     "MARKERS",
+    "RUN_RECORDS",
     "add_arguments",
     "default_course_dir",
     "find_leftovers",
@@ -69,8 +71,12 @@ class AssignmentInfo:
 
 
 def default_course_dir() -> Path:
-    """The shipped ``assignments/`` folder, else the current directory if it holds ``source/``."""
-    candidates = [resource("assignments"), Path.cwd()]
+    """The current directory if it is a course directory (holds ``source/``), else the shipped ``assignments/``.
+
+    So that ``refinenet-edu assignments release`` run inside a course folder (as the instructor guide does,
+    from ``assignments/`` or from a copy of it) works on that folder.
+    """
+    candidates = [Path.cwd(), resource("assignments")]
     for c in candidates:
         if (c / "source").is_dir():
             return c
@@ -120,9 +126,16 @@ def list_assignments(course_dir: str | os.PathLike | None = None) -> list[Assign
     return infos
 
 
+#: Files a run of an instructor notebook writes beside it, which must not be handed out (assignment 6's
+#: recorded measurement: a student who received the instructor's would hand it in as theirs).
+RUN_RECORDS = ("crp_experiment.json",)
+
+
 def find_leftovers(folder: str | os.PathLike) -> list[str]:
-    """``"file: cell i: marker"`` for every solution/hidden-test delimiter or output left in ``folder``."""
-    problems = []
+    """``"file: cell i: marker"`` for every solution/hidden-test delimiter or output left in ``folder``,
+    and ``"file: a run's record"`` for every :data:`RUN_RECORDS` file in it."""
+    problems = [f"{p.name}: a run's record (delete it from the source folder)"
+                for name in RUN_RECORDS for p in sorted(Path(folder).rglob(name))]
     for nb_path in sorted(Path(folder).rglob("*.ipynb")):
         for i, cell in enumerate(_read_notebook(nb_path).get("cells", [])):
             source = cell.get("source", "")
@@ -169,6 +182,49 @@ def _interpreter_scripts_on_path():
         yield
     finally:
         os.environ["PATH"] = old
+
+
+class _LogRecords(logging.Handler):
+    """Keeps the log records of one nbgrader converter, to quote them when it fails."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def reason(self) -> str:
+        """nbgrader's own explanation, one line: the first line of each error it logged, the exception of a
+        logged traceback, without its generic "see the log" lines."""
+        lines: list[str] = []
+        for record in self.records:
+            text = record.getMessage().strip()
+            if text.startswith("Traceback (most recent call last)"):
+                text = text.splitlines()[-1].split(": ", 1)[-1]
+            elif record.levelno < logging.ERROR or text.startswith(("There was an error", "Please see")):
+                continue
+            text = text.splitlines()[0].strip().removesuffix("Cell contents are:").strip() if text else ""
+            if text and not any(text in seen or seen in text for seen in lines):
+                lines.append(text)
+        return "; ".join(lines) or "nbgrader logged no reason"
+
+
+@contextlib.contextmanager
+def _captured_log(converter):
+    """Route ``converter``'s log (and its preprocessors', which log through it) into a :class:`_LogRecords`."""
+    records = _LogRecords()
+    logger = logging.getLogger(f"refinenet_edu.assignments.nbgrader.{id(converter)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(records)
+    old = converter.log
+    converter.log = logger
+    try:
+        yield records
+    finally:
+        converter.log = old
+        logger.removeHandler(records)
 
 
 def _replace_dir(src: Path, dest: Path, scratch: Path) -> None:
@@ -220,14 +276,16 @@ def release(
             coursedir = CourseDirectory(config=config)
             coursedir.assignment_id = name
             converter = GenerateAssignment(coursedir=coursedir, config=config)
-            try:
-                with _interpreter_scripts_on_path():
-                    converter.start()
-            except NbGraderException as err:
-                raise ValueError(f"nbgrader could not generate {name!r}: {err} (see the log above)") from err
+            with _captured_log(converter) as log:
+                try:
+                    with _interpreter_scripts_on_path():
+                        converter.start()
+                except NbGraderException as err:
+                    raise ValueError(f"{course / 'source' / name / (name + '.ipynb')}: nbgrader could not generate "
+                                     f"{name!r}: {log.reason()}") from err
             folder = generated / name
             if not (folder / f"{name}.ipynb").is_file():
-                raise ValueError(f"nbgrader wrote no {name}.ipynb for {name!r} (see the log above)")
+                raise ValueError(f"nbgrader wrote no {name}.ipynb for {name!r}: {log.reason()}")
             leftovers = find_leftovers(folder)
             if leftovers:
                 raise ValueError(f"{name}: the student version still contains " + "; ".join(leftovers))
@@ -247,7 +305,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
     p = sub.add_parser("list", help="the assignments and their points", description="The assignments and their points.")
-    p.add_argument("--course-dir", help="nbgrader course directory (default: the repository's assignments/)")
+    p.add_argument("--course-dir", help="nbgrader course directory (default: the current folder if it holds source/, "
+                   "else the repository's assignments/)")
     p = sub.add_parser(
         "release",
         help="generate the student versions with nbgrader",
@@ -255,7 +314,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "`raise NotImplementedError()`, hidden tests and outputs removed, test cells locked.",
     )
     p.add_argument("names", nargs="*", metavar="NAME", help="assignments to release (default: all)")
-    p.add_argument("--course-dir", help="nbgrader course directory (default: the repository's assignments/)")
+    p.add_argument("--course-dir", help="nbgrader course directory (default: the current folder if it holds source/, "
+                   "else the repository's assignments/)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: <course-dir>/release)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--db", metavar="PATH", help="gradebook SQLite file (default: <course-dir>/gradebook.db)")

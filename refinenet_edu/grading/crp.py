@@ -1,0 +1,205 @@
+"""Check of chained residual pooling (paper Sec. 3.2, Fig. 2(d)).
+
+:func:`check_crp` probes the student's module with identity convolutions and
+a single bright pixel: N chained 5x5 max-pools spread it to 1 + 4N pixels,
+while pools wired in parallel (a bug that ports of RefineNet have shipped)
+stay at 5. It then compares the module with the library's
+:class:`~refinenet_edu.components.ChainedResidualPooling` holding the same
+weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinenet_edu.components import ChainedResidualPooling
+from refinenet_edu.grading.harness import (
+    Reference,
+    Submission,
+    call_repr,
+    check_gradients,
+    check_unchanged,
+    close,
+    convs_of,
+    fail,
+    identity_,
+    max_diff,
+    name_of,
+    ok,
+    param_count,
+    randomize_,
+    require_tensor,
+    seeded,
+)
+
+__all__ = ["check_crp", "crp_reference"]
+
+_LOOP = "x = relu(x); out = x; top = x; for each block: top = conv(pool(top)); out = out + top"
+_OWN_FIX = ("write the module yourself: `class ChainedResidualPooling(nn.Module)` with its own pool, convs and "
+            "forward, without refinenet_edu.")
+
+
+def _support_width(y: torch.Tensor) -> int:
+    cols = (y.detach().abs() > 1e-6).flatten(0, -2).any(dim=0).nonzero()
+    return 0 if len(cols) == 0 else int(cols.max() - cols.min() + 1)
+
+
+def crp_reference(x: torch.Tensor, convs: Sequence[nn.Conv2d], *, conv_first: bool = False) -> torch.Tensor:
+    """Chained residual pooling written out, with the given convolutions (``conv_first``: the "improved" CRP)."""
+    top = out = F.relu(x)
+    for c in convs:
+        top = F.max_pool2d(c(top), 5, 1, 2) if conv_first else c(F.max_pool2d(top, 5, 1, 2))
+        out = out + top
+    return out
+
+
+def _probe(student: Submission, crp: nn.Module, convs: Sequence[nn.Conv2d], num_blocks: int, channels: int) -> None:
+    """Identity convs + an impulse: the response of N chained 5x5 max-pools is 1 + 4N px wide."""
+    __tracebackhide__ = True
+    what = student.what
+    for c in convs:
+        identity_(c)
+    side = 8 * num_blocks + 9
+    centre = side // 2
+    x = torch.zeros(1, channels, side, side)
+    x[:, :, centre, centre] = 1.0
+    with torch.no_grad():
+        y = require_tensor(student.call(crp, x, context=" (a single bright pixel)"), what, x.shape)
+        expected = crp_reference(x, convs)
+    if y.shape != x.shape:
+        return  # the shape test that follows explains this
+    want_width = 1 + 4 * num_blocks
+    if close(y, expected):
+        with torch.no_grad():
+            y_neg = student.call(crp, -x, context=" (a single negative pixel)")
+        if isinstance(y_neg, torch.Tensor) and y_neg.shape == x.shape and float(y_neg.abs().max()) > 1e-6:
+            raise fail(what, "a negative input passes through: the ReLU on the input is missing.",
+                       "begin forward with `x = F.relu(x)`; the running sum and the first block both use it.",
+                       "chained residual pooling starts with a ReLU on its input (Sec. 3.2).")
+        return
+    width = _support_width(y)
+    peak = float(y[0, 0, centre, centre])
+    probe = (f"with identity convolutions, one bright pixel should spread to {want_width} px after {num_blocks} "
+             f"chained 5x5 pools (+4 px per block) with centre value {1 + num_blocks}")
+    if width == want_width and not bool(torch.allclose(y, y.round(), atol=1e-4)):
+        raise fail(what, "the pooling averages instead of taking the maximum.",
+                   "use 5x5 max-pooling with stride 1 and padding 2: `nn.MaxPool2d(5, stride=1, padding=2)`.",
+                   f"{probe}; a max-pool copies values, so every value is a whole number, but yours are "
+                   f"fractions (centre {peak:.3g}).")
+    if width == 5 and num_blocks >= 2:
+        raise fail(what, f"the blocks are wired in PARALLEL, not chained: the response stays 5 px wide instead "
+                   f"of {want_width} px.",
+                   "keep a running tensor: `top = x; for conv in self.convs: top = conv(self.pool(top)); "
+                   "out = out + top`.",
+                   f"{probe}. Every block pools the CRP's input x instead of the previous block's output, so "
+                   "the receptive field never grows (a bug that ports of RefineNet have shipped).")
+    if width == 1 + 2 * num_blocks:
+        raise fail(what, "the pooling window is 3x3: the response grows 2 px per block "
+                   f"({width} px after {num_blocks} blocks) instead of 4.",
+                   "use a 5x5 window: `nn.MaxPool2d(5, stride=1, padding=2)`.")
+    if width == want_width and abs(peak - 2.0) < 1e-4 and num_blocks >= 2:
+        raise fail(what, "only the last block's output is added to the input; chained residual pooling sums "
+                   "the output of EVERY block.", "add inside the loop: `top = block(top); out = out + top`.",
+                   f"{probe}, yours has {peak:g}.")
+    if width == want_width and abs(peak - 1.0) < 1e-4:
+        raise fail(what, "the output is just the last block's output: the input and the outputs of all blocks "
+                   "must be summed.", "start the sum with the (activated) input, `out = x`, and add every "
+                   "block's output to it.", f"{probe}, yours has {peak:g}.")
+    if width == want_width and abs(peak - num_blocks) < 1e-4:
+        raise fail(what, "the input is missing from the sum, which starts from the ReLU-activated input.",
+                   "`x = F.relu(x); out = x; top = x; ...`.", f"{probe}, yours has {peak:g}.")
+    raise fail(what, f"one bright pixel gives a response {width} px wide with centre value {peak:.3g}.",
+               f"{_LOOP}.", f"{probe}.")
+
+
+def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: tuple[int, int] = (13, 17),
+              seed: int = 0, allow_reference: bool = True) -> None:
+    """Check a chained residual pooling class (paper Sec. 3.2).
+
+    ``crp_class(channels, num_blocks)`` must build a module with one 3x3
+    convolution (no bias) per block whose forward is::
+
+        x = relu(x); out = x; top = x
+        for each block: top = conv(maxpool5x5(top)); out = out + top
+
+    Checks the layers, an impulse probe with identity convolutions (the
+    response must grow 4 px per chained block; parallel pools stay at 5 px),
+    numerical equality with :class:`refinenet_edu.components.ChainedResidualPooling`
+    holding the same weights, ``num_blocks=0`` (CRP off: just the ReLU), and
+    gradients. A class that derives from, holds or calls the library's CRP is
+    refused; with ``allow_reference=False`` (the graded assignments) so is the
+    library's class itself.
+    """
+    __tracebackhide__ = True
+    what = name_of(crp_class, "ChainedResidualPooling")
+    student = Submission(crp_class, what, Reference((ChainedResidualPooling,)), allow_reference=allow_reference)
+    usage = "check_crp(ChainedResidualPooling)"
+    gen = torch.Generator().manual_seed(seed)
+    # Probe at least 3 blocks: with 2, parallel 5x5 pools and chained 3x3 pools both give a 5 px response.
+    block_counts = sorted({3, num_blocks}, reverse=True) if num_blocks >= 2 else [num_blocks]
+    built = []
+    for n in block_counts:
+        with seeded(seed):
+            crp = student.build((channels, n), usage=usage)
+        built.append(crp)
+        convs = convs_of(crp)
+        conv_fix = ("`self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) "
+                    "for _ in range(num_blocks))`.")
+        if len(convs) != n:
+            raise fail(what, f"{call_repr(what, (channels, n))} has {len(convs)} distinct convolution(s); a chain "
+                       f"of {n} blocks needs one 3x3 convolution per block.", conv_fix,
+                       "a convolution re-used in every block shares one set of weights.")
+        for c in convs:
+            if tuple(c.weight.shape) != (channels, channels, 3, 3) or c.padding != (1, 1) or c.stride != (1, 1) \
+                    or c.bias is not None:
+                raise fail(what, f"a block's convolution is {c}.", f"`nn.Conv2d({channels}, {channels}, 3, "
+                           "padding=1, bias=False)`.", "each is 3x3 from channels to channels, stride 1, "
+                           "padding 1, without bias (as in the official code).")
+        _probe(student, crp, convs, n, channels)
+
+        randomize_(convs, gen)
+        x = torch.randn(2, channels, *size, generator=gen)
+        before = x.clone()
+        y = require_tensor(student.call(crp, x), what, x.shape)
+        check_unchanged(x, before, what)
+        if y.shape != x.shape:
+            raise fail(what, f"the output has shape {list(y.shape)}, the input {list(x.shape)}.",
+                       "keep the size: `nn.MaxPool2d(5, stride=1, padding=2)`, convs with padding=1.")
+        with torch.no_grad():
+            expected = crp_reference(before, convs)
+            if not close(y, expected):
+                if close(y, crp_reference(before, convs, conv_first=True)):
+                    raise fail(what, "each block convolves and then pools; this assignment (like the paper's "
+                               "CRP) pools first, then convolves.", "`top = conv(pool(top))`.",
+                               "conv-then-pool is the 'improved' CRP of the later official models.")
+                raise fail(what, "the output differs from the chain of pool+conv blocks (largest difference "
+                           f"{max_diff(y, expected):.3g}).", f"{_LOOP}.")
+            with seeded(seed):
+                ref = ChainedResidualPooling(channels, n)
+            for rc, sc in zip(ref.convs, convs):
+                rc.weight.copy_(sc.weight)
+            if not close(y, ref(before)):  # pragma: no cover - the two references agree
+                raise fail(what, "the output differs from refinenet_edu's ChainedResidualPooling.", f"{_LOOP}.")
+
+        xg = before.clone().requires_grad_(True)
+        crp.zero_grad(set_to_none=True)
+        check_gradients(crp, [xg], student.call(crp, xg), what, ["the input x"])
+
+    # CRP off: num_blocks=0 is just the ReLU (used by the experiment "CRP on vs off").
+    with seeded(seed):
+        crp0 = student.build((channels, 0), usage=usage)
+    x = torch.randn(1, channels, *size, generator=gen)
+    with torch.no_grad():
+        y0 = student.call(crp0, x.clone(), context=" with num_blocks=0")
+    if param_count(crp0) != 0 or not close(y0, F.relu(x)):
+        raise fail(what, "with num_blocks=0 (CRP switched off) the module should have no parameters and return "
+                   "relu(x).", "build the convs with `range(num_blocks)` and let the loop run zero times.")
+    for crp in built + [crp0]:
+        student.refuse_reuse(crp, fix=_OWN_FIX)
+    ok(f"{what}: chained (impulse response grows 4 px per block), {num_blocks} pool+conv blocks, every block's "
+       "output summed, matches refinenet_edu's ChainedResidualPooling, num_blocks=0 is relu(x), gradients flow.")

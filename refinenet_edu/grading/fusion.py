@@ -1,0 +1,245 @@
+"""Check of multi-resolution fusion (paper Sec. 3.2, Fig. 2(c)).
+
+:func:`check_fusion` feeds the student's module two paths in both orders,
+sizes that are not a factor 2 apart, three paths and a single one, and
+compares it with the library's
+:class:`~refinenet_edu.components.MultiResolutionFusion` holding the same
+weights. The bug that ports have shipped, upsampling the wrong branch
+(output at the low resolution, or the high-resolution path resampled), is
+named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinenet_edu.components import MultiResolutionFusion
+from refinenet_edu.grading.harness import (
+    Reference,
+    Submission,
+    check_gradients,
+    close,
+    convs_of,
+    fail,
+    identity_,
+    max_diff,
+    name_of,
+    ok,
+    param_count,
+    randomize_,
+    require_tensor,
+    seeded,
+)
+
+__all__ = ["check_fusion", "fusion_reference"]
+
+_OWN_FIX = ("write the module yourself: `class MultiResolutionFusion(nn.Module)` with its own convs and "
+            "forward, without refinenet_edu.")
+_WRONG_BRANCH_FIX = (
+    "upsample each smaller path to the largest size, read at run time: `size = max((p.shape[-2:] for p in paths), "
+    "key=lambda s: s[0] * s[1])`, then `F.interpolate(y, size=size, mode='bilinear', align_corners=False)`; leave "
+    "the largest path as it is."
+)
+_WRONG_BRANCH_WHY = (
+    "Fusion upsamples every smaller path to the LARGEST resolution among its inputs (Sec. 3.2): the "
+    "high-resolution path carries the fine detail that RefineNet recovers."
+)
+_ODD_FIX = "upsample with `size=` the largest path's size, not `scale_factor=2`."
+
+
+def _up(x: torch.Tensor, size, *, mode: str = "bilinear", align_corners: bool | None = False) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if mode == "nearest":
+        return F.interpolate(x, size=size, mode="nearest")
+    return F.interpolate(x, size=size, mode=mode, align_corners=align_corners)
+
+
+def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> list[nn.Conv2d]:
+    __tracebackhide__ = True
+    convs = convs_of(fusion)
+    width = min(in_channels)
+    fix = (f"`self.convs = nn.ModuleList(nn.Conv2d(c, {width}, 3, padding=1, bias=False) for c in in_channels)` "
+           "(one per path, in the order of the paths, to the smallest width).")
+    if len(convs) != len(in_channels):
+        raise fail(what, f"built for {len(in_channels)} paths it has {len(convs)} convolution(s); every path gets "
+                   "its own 3x3 convolution.", fix)
+    for c, ci in zip(convs, in_channels):
+        if tuple(c.weight.shape) != (width, ci, 3, 3) or c.padding != (1, 1) or c.stride != (1, 1) or c.bias is not None:
+            raise fail(what, f"for a path with {ci} channels the convolution is {c}.", fix,
+                       f"it is 3x3 from {ci} channels to the smallest width among the paths ({width}), stride 1, "
+                       "padding 1, without bias.")
+    return convs
+
+
+def fusion_reference(paths: Sequence[torch.Tensor], convs: Sequence[nn.Conv2d], *, mode="bilinear",
+                     align_corners=False, conv_after_upsample=False) -> torch.Tensor:
+    """Fusion written out with the given convolutions, and the variants students write instead."""
+    size = max((p.shape[-2:] for p in paths), key=lambda s: s[0] * s[1])
+    out = 0
+    for p, c in zip(paths, convs):
+        y = c(_up(p, size, mode=mode, align_corners=align_corners)) if conv_after_upsample else \
+            _up(c(p), size, mode=mode, align_corners=align_corners)
+        out = out + y
+    return out
+
+
+def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = True) -> None:
+    """Check a multi-resolution fusion class (paper Sec. 3.2).
+
+    ``fusion_class(in_channels)`` (one entry per path) must build one 3x3
+    convolution (no bias) per path to the smallest width; ``forward(*paths)``
+    convolves each path, upsamples it (bilinear, ``align_corners=False``) to
+    the largest resolution among the paths and sums them. With one path it
+    returns the path unchanged. Checks: the output resolution for both
+    orders of the paths (the bug "fusion upsamples the wrong branch" puts it
+    at the low resolution), that the high-resolution path is not resampled,
+    odd sizes (not an exact factor of 2), three paths, numerical equality
+    with :class:`refinenet_edu.components.MultiResolutionFusion`, gradients.
+    A class that derives from, holds or calls the library's fusion is refused;
+    with ``allow_reference=False`` (the graded assignments) so is the library's
+    class itself.
+    """
+    __tracebackhide__ = True
+    what = name_of(fusion_class, "MultiResolutionFusion")
+    student = Submission(fusion_class, what, Reference((MultiResolutionFusion,)), allow_reference=allow_reference)
+    usage = "check_fusion(MultiResolutionFusion)"
+    gen = torch.Generator().manual_seed(seed)
+    built = []
+
+    # 1. Two paths of equal width, identity convs: the output should be high + up(low).
+    for order in ("low, high", "high, low"):
+        with seeded(seed):
+            fusion = student.build(([4, 4],), usage=usage)
+        built.append(fusion)
+        convs = _fusion_convs(fusion, [4, 4], what)
+        for c in convs:
+            identity_(c)
+        low = torch.randn(2, 4, 4, 5, generator=gen)
+        high = torch.randn(2, 4, 8, 10, generator=gen)
+        paths = [low, high] if order == "low, high" else [high, low]
+        with torch.no_grad():
+            y = require_tensor(student.call(fusion, *paths, context=f" (paths in the order {order})"), what,
+                               high.shape)
+        if tuple(y.shape[-2:]) == tuple(low.shape[-2:]):
+            raise fail(what, f"the output is at the LOW resolution (4x5 for paths [{order}] of 4x5 and 8x10): the "
+                       "high-resolution path was downsampled, or the wrong branch upsampled.",
+                       _WRONG_BRANCH_FIX, _WRONG_BRANCH_WHY)
+        if y.shape != high.shape:
+            raise fail(what, f"with paths [{order}] of shapes {list(low.shape)} (low) and {list(high.shape)} "
+                       f"(high) the output has shape {list(y.shape)}; expected {list(high.shape)}.",
+                       _WRONG_BRANCH_FIX)
+        # The high-resolution path alone must come through unchanged (identity conv).
+        with torch.no_grad():
+            zero_low = [torch.zeros_like(low), high] if order == "low, high" else [high, torch.zeros_like(low)]
+            y_high = student.call(fusion, *zero_low)
+        if not close(y_high, high):
+            raise fail(what, "the high-resolution path is resampled (e.g. downsampled and upsampled again), "
+                       "which blurs away its detail.", _WRONG_BRANCH_FIX,
+                       "with the low-resolution path set to zero and identity convolutions, the output should "
+                       "be the high-resolution path itself. " + _WRONG_BRANCH_WHY)
+        with torch.no_grad():
+            zero_high = [low, torch.zeros_like(high)] if order == "low, high" else [torch.zeros_like(high), low]
+            y_low = student.call(fusion, *zero_high)
+            target = _up(low, high.shape[-2:])
+        if not close(y_low, target):
+            bilinear = "`F.interpolate(y, size=size, mode='bilinear', align_corners=False)`."
+            if close(y_low, _up(low, high.shape[-2:], mode="nearest")):
+                raise fail(what, "the low-resolution path is upsampled with nearest-neighbour interpolation; "
+                           "the paper (and refinenet_edu) upsample bilinearly.", bilinear)
+            if close(y_low, _up(low, high.shape[-2:], align_corners=True)):
+                raise fail(what, "the low-resolution path is upsampled with align_corners=True; this assignment "
+                           "follows refinenet_edu's default, align_corners=False.", bilinear)
+            raise fail(what, "the low-resolution path does not come out upsampled bilinearly to the high "
+                       f"resolution (largest difference {max_diff(y_low, target):.3g}).", _WRONG_BRANCH_FIX,
+                       "with the high-resolution path set to zero and identity convolutions, the output should "
+                       "be the low-resolution path, upsampled.")
+        if not close(y, high + target):
+            raise fail(what, "the output is not the sum of the (convolved, upsampled) paths.",
+                       "add the paths: `out = out + y` for each path.")
+
+    # 2. Different widths, random weights: equality with the reference.
+    in_channels = [6, 4]
+    with seeded(seed):
+        fusion = student.build((in_channels,), usage=usage)
+        ref = MultiResolutionFusion(in_channels)
+    built.append(fusion)
+    convs = _fusion_convs(fusion, in_channels, what)
+    randomize_(convs, gen)
+    with torch.no_grad():
+        for rc, sc in zip(ref.convs, convs):
+            rc.weight.copy_(sc.weight)
+    low = torch.randn(2, 6, 4, 5, generator=gen)
+    high = torch.randn(2, 4, 8, 10, generator=gen)
+    with torch.no_grad():
+        y = student.call(fusion, low, high)
+        expected = ref(low, high)
+    if not close(y, expected):
+        if close(y, fusion_reference([low, high], convs, conv_after_upsample=True), atol=1e-4):
+            raise fail(what, "each path is upsampled first and convolved afterwards.",
+                       "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.",
+                       "the paper convolves each path at its own resolution, then upsamples: cheaper, and what "
+                       "the reference does (the two differ near the borders).")
+        diff = max_diff(y, expected) if isinstance(y, torch.Tensor) and y.shape == expected.shape else float("nan")
+        raise fail(what, "the output differs from refinenet_edu's MultiResolutionFusion with the same weights "
+                   f"(largest difference {diff:.3g}).",
+                   "conv each path (to the smallest width), upsample to the largest resolution, sum.")
+
+    # 3. Odd sizes: a 1/32 path of 5x6 under a 1/16 path of 9x11 is not an exact factor of 2.
+    low, high = torch.randn(1, 6, 5, 6, generator=gen), torch.randn(1, 4, 9, 11, generator=gen)
+    with torch.no_grad():
+        y = student.call(fusion, low, high, context=" (sizes 5x6 and 9x11, not a factor 2 apart)", fix=_ODD_FIX)
+        expected = ref(low, high)
+    if not close(y, expected):
+        raise fail(what, f"on paths of sizes 5x6 and 9x11 the output ({list(getattr(y, 'shape', []))}) differs "
+                   f"from the reference ({list(expected.shape)}).", _ODD_FIX,
+                   "the feature maps of an image whose side is not a multiple of 32 are not exact factors of 2 "
+                   "apart.")
+
+    # 4. Three paths (a single-RefineNet / 2-cascade block), largest resolution in the middle.
+    in3 = [8, 4, 6]
+    with seeded(seed):
+        f3 = student.build((in3,), usage=usage)
+        ref3 = MultiResolutionFusion(in3)
+    built.append(f3)
+    convs3 = _fusion_convs(f3, in3, what)
+    randomize_(convs3, gen)
+    with torch.no_grad():
+        for rc, sc in zip(ref3.convs, convs3):
+            rc.weight.copy_(sc.weight)
+    paths3 = [torch.randn(1, 8, 3, 3, generator=gen), torch.randn(1, 4, 9, 11, generator=gen),
+              torch.randn(1, 6, 5, 6, generator=gen)]
+    with torch.no_grad():
+        y3, e3 = student.call(f3, *paths3, context=" (three paths)"), ref3(*paths3)
+    if not close(y3, e3):
+        raise fail(what, f"with three paths of widths {in3} and sizes 3x3, 9x11, 5x6 the output "
+                   f"({list(getattr(y3, 'shape', []))}) differs from the reference ({list(e3.shape)}: smallest "
+                   "width, largest resolution).", "loop over all paths; do not assume there are exactly two.")
+
+    # 5. One path: nothing to fuse.
+    with seeded(seed):
+        f1 = student.build(([5],), usage=usage)
+    built.append(f1)
+    x1 = torch.randn(1, 5, 6, 7, generator=gen)
+    with torch.no_grad():
+        y1 = student.call(f1, x1, context=" (one path)")
+    if param_count(f1) != 0 or not close(y1, x1, atol=0, rtol=0):
+        raise fail(what, "a block with a single path has nothing to fuse: the module should have no parameters "
+                   "and return the path unchanged.", "if `len(in_channels) == 1`, create no convolution and "
+                   "return `paths[0]`.", "RefineNet-4 takes the 1/32 path alone.")
+
+    # 6. Gradients reach every path and every conv.
+    lg, hg = low.clone().requires_grad_(True), high.clone().requires_grad_(True)
+    fusion.zero_grad(set_to_none=True)
+    check_gradients(fusion, [lg, hg], student.call(fusion, lg, hg), what,
+                    ["the low-resolution path", "the high-resolution path"])
+    for module in built:
+        student.refuse_reuse(module, fix=_OWN_FIX)
+    ok(f"{what}: a 3x3 conv per path to the smallest width, bilinear upsampling to the LARGEST resolution "
+       "(either order, odd sizes, 3 paths), single path passes through, matches refinenet_edu's "
+       "MultiResolutionFusion, gradients flow.")

@@ -1,0 +1,440 @@
+"""The shared harness of the assignment checks: building and calling the student's code, short feedback.
+
+Every ``check_*`` function of :mod:`refinenet_edu.grading` runs the student's
+class or function through a :class:`Submission`, which
+
+* builds and calls it, letting ``NotImplementedError`` (a part not written
+  yet) through untouched and turning any other exception into a
+  :class:`CheckFailed` that points to the student's own line;
+* watches what the student's code is made of: a class that derives from,
+  holds or calls the library's reference implementation (the code the check
+  compares with) is refused, since it would pass without anything written.
+
+A :class:`CheckFailed` message puts the named mistake and the fix first::
+
+    CheckFailed: ResidualConvUnit: the shortcut carries relu(x) instead of x.
+    Fix: keep the un-activated input for the sum: ...
+    Why: ...
+
+Its lines are at most 80 characters wide (``nbgrader validate`` cuts lines at
+87), and in Jupyter (IPython) its traceback is the message alone: the check
+functions' frames are hidden (``__tracebackhide__``, which pytest honours too)
+and ``_render_traceback_`` leaves out the library source that IPython would
+otherwise print under the student's cell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import textwrap
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = [
+    "CheckFailed",
+    "Reference",
+    "Submission",
+    "as_tensor",
+    "call_repr",
+    "check_gradients",
+    "check_unchanged",
+    "close",
+    "convs_of",
+    "fail",
+    "identity_",
+    "max_diff",
+    "name_of",
+    "ok",
+    "param_count",
+    "randomize_",
+    "require_tensor",
+    "seeded",
+    "student_line",
+]
+
+#: Widest line of a message (``nbgrader validate`` indents by 4 and cuts at 87 characters).
+WIDTH = 80
+_PREFIX = "CheckFailed: "
+
+
+class CheckFailed(AssertionError):
+    """A check found a problem; the message names it, says how to fix it, then why.
+
+    An ``AssertionError``, so that nbgrader marks the test cell as failed.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython (Jupyter, nbgrader's feedback) shows instead of a traceback: the message."""
+        lines = str(self).splitlines() or [""]
+        return ["\x1b[0;31mCheckFailed\x1b[0m: " + lines[0], *lines[1:]]
+
+
+def _wrap(label: str, text: str, first_offset: int = 0) -> list[str]:
+    """``label text`` wrapped to :data:`WIDTH`, continuation lines indented by two spaces."""
+    head = f"{label} " if label else ""
+    wrapped = textwrap.wrap(
+        head + " ".join(text.split()),
+        width=WIDTH,
+        initial_indent=" " * first_offset,
+        subsequent_indent="  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    if wrapped and first_offset:
+        wrapped[0] = wrapped[0][first_offset:]
+    return wrapped
+
+
+def fail(what: str, mistake: str, fix: str | None = None, why: str | None = None, *,
+         where: str | None = None, case: str | None = None) -> CheckFailed:
+    """A :class:`CheckFailed`: ``what: mistake`` first, then ``Fix:``, ``Where:`` (the student's line that
+    raised), ``Case:`` (the input the check used) and ``Why:`` lines."""
+    lines = _wrap("", f"{what}: {mistake}", first_offset=len(_PREFIX))
+    if fix:
+        lines += _wrap("Fix:", fix)
+    if where:
+        lines += [where]
+    if case:
+        lines += _wrap("Case:", case)
+    if why:
+        lines += _wrap("Why:", why)
+    return CheckFailed("\n".join(lines))
+
+
+def ok(message: str) -> None:
+    """A passed check prints one line starting with ✓."""
+    print(f"✓ {message}")
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run with a fixed torch seed, restoring the caller's random state afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def call_repr(name: str, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> str:
+    parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in (kwargs or {}).items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def convs_of(module: nn.Module) -> list[nn.Conv2d]:
+    """The module's distinct Conv2d layers in registration order (the module itself excluded)."""
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d) and m is not module]
+
+
+def param_count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def randomize_(convs: Sequence[nn.Conv2d], gen: torch.Generator) -> None:
+    """Deterministic weights with both signs and ~unit gain, so that variants differ clearly."""
+    with torch.no_grad():
+        for c in convs:
+            fan_in = c.weight[0].numel()
+            c.weight.copy_(torch.randn(c.weight.shape, generator=gen) * (1.5 / math.sqrt(fan_in)))
+            if c.bias is not None:
+                c.bias.copy_(torch.randn(c.bias.shape, generator=gen) * 0.5)
+
+
+def identity_(conv: nn.Conv2d) -> None:
+    """Make a square conv the identity map (a centred delta kernel, zero bias)."""
+    with torch.no_grad():
+        conv.weight.zero_()
+        kh, kw = conv.weight.shape[-2] // 2, conv.weight.shape[-1] // 2
+        for c in range(min(conv.out_channels, conv.in_channels)):
+            conv.weight[c, c, kh, kw] = 1.0
+        if conv.bias is not None:
+            conv.bias.zero_()
+
+
+def close(a: Any, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    return (
+        isinstance(a, torch.Tensor)
+        and a.shape == b.shape
+        and a.dtype.is_floating_point
+        and bool(torch.allclose(a.detach().double(), b.detach().double(), atol=atol, rtol=rtol))
+    )
+
+
+def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.detach().double() - b.detach().double()).abs().max())
+
+
+# --------------------------------------------------------------------------
+# where the student's code raised
+# --------------------------------------------------------------------------
+
+_LIBRARY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_DIRS = tuple({os.path.dirname(os.__file__), os.path.dirname(torch.__file__), _LIBRARY_DIR})
+
+
+def _frame_label(filename: str, lineno: int) -> str:
+    """``Cell In[5], line 3`` for a notebook cell (as IPython writes it), else ``file.py, line 3``."""
+    try:
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821
+        label = shell.compile.format_code_name(filename)
+    except Exception:  # noqa: BLE001 - not in IPython
+        label = None
+    if label:
+        return f"{label[0]} {label[1]}, line {lineno}"
+    return f"{os.path.basename(filename)}, line {lineno}"
+
+
+def student_line(err: BaseException) -> str | None:
+    """``Where:`` line naming the deepest frame of ``err``'s traceback that is the student's own code."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if not os.path.abspath(f.filename).startswith(_SKIP_DIRS) and "site-packages" not in f.filename]
+    if not frames:
+        return None
+    f = frames[-1]
+    code = (f.line or "").strip()
+    where = f"Where: {_frame_label(f.filename, f.lineno)}, in {f.name}"
+    return where + (f": {code}" if code and len(where) + len(code) + 2 <= WIDTH else "")
+
+
+def _error_text(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+# --------------------------------------------------------------------------
+# reuse of the reference
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The library code a check compares with, which the student's code must not use.
+
+    ``objects`` are the reference classes or functions; every function defined
+    in their modules counts as reference code. ``allowed`` are library classes
+    the task gives the student (the 4-cascade is built from the library's
+    ``RefineNetBlock``): holding or calling them is fine.
+    """
+
+    objects: tuple[Any, ...]
+    allowed: tuple[type, ...] = ()
+    modules: tuple[str, ...] = field(default=())
+
+    @property
+    def module_names(self) -> set[str]:
+        return {getattr(o, "__module__", None) for o in self.objects} - {None} | set(self.modules)
+
+    @property
+    def files(self) -> set[str]:
+        files = set()
+        for name in self.module_names:
+            module = sys.modules.get(name)
+            path = getattr(module, "__file__", None)
+            if path:
+                files |= {path, os.path.realpath(path)}
+        return files
+
+    def describe(self, obj: Any) -> str:
+        name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
+        return f"refinenet_edu's {name}"
+
+    def owns(self, obj: Any) -> bool:
+        """Whether ``obj`` (a class or a function) is library reference code and not an allowed class."""
+        if isinstance(obj, type) and any(issubclass(obj, a) for a in self.allowed):
+            return False
+        return getattr(obj, "__module__", None) in self.module_names
+
+
+class Submission:
+    """The student's class or function under a check: build it, call it, and watch what it uses.
+
+    Calls into the reference (``Reference.files``) made while the student's
+    code runs are recorded with ``sys.setprofile``; :meth:`refuse_reuse`
+    raises if the student's code derives from, holds or called the reference.
+    With ``allow_reference=True`` (every check's default) the reference
+    itself (``obj`` is one of ``Reference.objects``) is accepted: the course
+    notebooks check the library's own components to show what passing looks
+    like. The graded assignments pass ``allow_reference=False``, so that
+    ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
+    """
+
+    def __init__(self, obj: Any, what: str, reference: Reference, *, allow_reference: bool = True):
+        self.obj = obj
+        self.what = what
+        self.reference = reference
+        self.is_reference = allow_reference and any(obj is o for o in reference.objects)
+        self.called: dict[str, str] = {}  # qualified name -> "file:line"
+        self._files = reference.files
+
+    # ---------------------------------------------------------------- watching
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        """Record every call into the reference's modules while the block runs."""
+        if self.is_reference or not self._files:
+            yield
+            return
+        files, called = self._files, self.called
+        allowed = self.reference.allowed
+        previous = sys.getprofile()
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code.co_filename in files:
+                owner = frame.f_locals.get("self")
+                if allowed and isinstance(owner, allowed):
+                    return
+                code = frame.f_code
+                called.setdefault(getattr(code, "co_qualname", code.co_name), f"line {code.co_firstlineno}")
+
+        sys.setprofile(profile)
+        try:
+            yield
+        finally:
+            sys.setprofile(previous)
+
+    # ---------------------------------------------------------------- building and calling
+
+    def build(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *, usage: str) -> nn.Module:
+        """Instantiate the student's class; NotImplementedError passes through."""
+        __tracebackhide__ = True
+        what, factory, kwargs = self.what, self.obj, kwargs or {}
+        if isinstance(factory, nn.Module):
+            raise fail(what, "you passed an instance (an already built module), not the class.",
+                       f"pass the class itself: {usage}")
+        if not callable(factory):
+            raise fail(what, f"expected a class, got a {type(factory).__name__}.", f"call it as {usage}")
+        call = call_repr(getattr(factory, "__name__", what), args, kwargs)
+        try:
+            with self.watching():
+                module = factory(*args, **kwargs)
+        except NotImplementedError:
+            raise
+        except CheckFailed:
+            raise
+        except Exception as err:
+            raise fail(what, f"{call} raised {_error_text(err)}",
+                       "check the constructor's arguments (see the task), and that __init__ calls "
+                       "super().__init__() before it assigns any layer.", where=student_line(err)) from err
+        if not isinstance(module, nn.Module):
+            raise fail(what, f"{call} returned a {type(module).__name__}, not a torch.nn.Module.",
+                       "make your class a subclass of nn.Module.")
+        return module
+
+    def call(self, fn: Callable, *inputs: Any, context: str = "", fix: str | None = None) -> Any:
+        """Call the student's ``fn`` (a module or a function); NotImplementedError passes through."""
+        __tracebackhide__ = True
+        try:
+            with self.watching():
+                return fn(*inputs)
+        except (NotImplementedError, CheckFailed):
+            raise
+        except Exception as err:
+            shapes = ", ".join(_describe(t) for t in inputs)
+            where = student_line(err)
+            raise fail(self.what, f"raised {_error_text(err)} on input(s) {shapes}{context}.",
+                       fix or "compare the shapes in your code with the task's formula"
+                       + (" at the line below." if where else "."), where=where) from err
+
+    # ---------------------------------------------------------------- the verdict on reuse
+
+    def reuse(self, module: nn.Module | None = None) -> str | None:
+        """How the student's code uses the reference, or None."""
+        if self.is_reference:
+            return None
+        ref, obj = self.reference, self.obj
+        if any(obj is o for o in ref.objects) or (not isinstance(obj, type) and ref.owns(obj)):
+            return f"it is {ref.describe(obj)} itself, imported from the library"
+        if isinstance(obj, type):
+            for base in obj.__mro__[1:]:
+                if ref.owns(base):
+                    return f"class {obj.__name__} derives from {ref.describe(base)}"
+        if module is not None:
+            for name, sub in module.named_modules():
+                if any(isinstance(sub, a) for a in ref.allowed):
+                    continue
+                if ref.owns(type(sub)) and not (sub is module and isinstance(obj, type)):
+                    held = f"self.{name}" if name else "what it returns"
+                    return f"it holds {ref.describe(type(sub))} ({held})"
+        if self.called:
+            names = [n for n in self.called if "<" not in n] or list(self.called)
+            return f"it calls the library's reference code ({', '.join(names[:3])})"
+        return None
+
+    def refuse_reuse(self, module: nn.Module | None = None, *, fix: str) -> None:
+        """Raise if the student's code derives from, holds or called the reference."""
+        __tracebackhide__ = True
+        found = self.reuse(module)
+        if found:
+            raise fail(self.what, f"{found}, the reference this check compares your code with.", fix,
+                       "reusing the reference matches it by construction, so nothing you wrote would be tested.")
+
+
+def _describe(t: Any) -> str:
+    if isinstance(t, torch.Tensor):
+        return str(list(t.shape))
+    if isinstance(t, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in t):
+        return "[" + ", ".join(str(list(x.shape)) for x in t) + "]"
+    return type(t).__name__
+
+
+def name_of(obj: Any, default: str) -> str:
+    """The name the student gave ``obj`` (its class or function name)."""
+    return getattr(obj, "__name__", None) or type(obj).__name__ or default
+
+
+def check_gradients(module: nn.Module, inputs: Sequence[torch.Tensor], output: Any, what: str,
+                    input_names: Sequence[str] | None = None) -> None:
+    """Backpropagate a fixed weighting of the output; every input and parameter must get a gradient."""
+    __tracebackhide__ = True
+    if not isinstance(output, torch.Tensor) or not output.requires_grad:
+        raise fail(what, "the output does not require a gradient: nothing can be trained through it.",
+                   "do not use torch.no_grad(), .detach(), .data or numpy inside forward.")
+    gen = torch.Generator().manual_seed(1234)
+    weight = torch.randn(output.shape, generator=gen)
+    (output * weight).sum().backward()
+    names = list(input_names) if input_names is not None else [f"input {i}" for i in range(len(inputs))]
+    for name, x in zip(names, inputs):
+        if x.grad is None or not bool(x.grad.abs().sum() > 0):
+            raise fail(what, f"no gradient reaches {name}.",
+                       "do not .detach() it, wrap it in torch.no_grad(), use .data, or leave it out of the sum.")
+    for pname, p in module.named_parameters():
+        if p.grad is None:
+            raise fail(what, f"parameter {pname!r} gets no gradient: forward does not use it.",
+                       "use every layer you create in __init__ in forward (or do not create it).")
+        if not bool(torch.isfinite(p.grad).all()):
+            raise fail(what, f"parameter {pname!r} gets a non-finite gradient.",
+                       "look for a division by zero or a log of zero in forward.")
+
+
+def check_unchanged(x: torch.Tensor, before: torch.Tensor, what: str) -> None:
+    __tracebackhide__ = True
+    if not torch.equal(x, before):
+        raise fail(what, "forward changed its input tensor in place (an in-place ReLU on x).",
+                   "use the out-of-place F.relu(x) (or nn.ReLU()), not nn.ReLU(inplace=True), "
+                   "F.relu(x, inplace=True), F.relu_(x) or x.relu_().",
+                   "the caller's tensor is destroyed, and a shortcut that should carry x carries relu(x).")
+
+
+def require_tensor(y: Any, what: str, expected_shape: Sequence[int]) -> torch.Tensor:
+    __tracebackhide__ = True
+    if isinstance(y, (tuple, list)) and len(y) == 1 and isinstance(y[0], torch.Tensor):
+        y = y[0]
+    if not isinstance(y, torch.Tensor):
+        raise fail(what, f"forward returned a {type(y).__name__}, expected one tensor of shape "
+                   f"{list(expected_shape)}.", "return the output tensor (did you forget the `return`?).")
+    return y
+
+
+def as_tensor(value: Any, what: str) -> torch.Tensor:
+    __tracebackhide__ = True
+    try:
+        return torch.as_tensor(value)
+    except Exception as err:  # noqa: BLE001
+        raise fail(what, f"returned a {type(value).__name__}, which is not a tensor of numbers.",
+                   "return a torch tensor.") from err

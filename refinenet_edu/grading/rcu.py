@@ -1,0 +1,168 @@
+"""Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 2(b)): ``x + conv2(relu(conv1(relu(x))))``.
+
+:func:`check_rcu` compares the student's unit with the library's
+:class:`~refinenet_edu.components.ResidualConvUnit` holding the same weights
+and, when they differ, names the misplaced ReLU that explains the output
+(ports of RefineNet have shipped several of these).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from refinenet_edu.components import ResidualConvUnit
+from refinenet_edu.grading.harness import (
+    Reference,
+    Submission,
+    check_gradients,
+    check_unchanged,
+    close,
+    convs_of,
+    fail,
+    max_diff,
+    name_of,
+    ok,
+    param_count,
+    randomize_,
+    require_tensor,
+    seeded,
+)
+
+__all__ = ["RCU_VARIANTS", "check_rcu", "rcu_convs"]
+
+_FORMULA = "out = conv1(F.relu(x)); out = conv2(F.relu(out)); return x + out"
+
+#: (name, formula(x, conv1, conv2), mistake, fix): what students and ports write instead of the RCU.
+RCU_VARIANTS: list[tuple[str, Callable, str, str]] = [
+    ("relu_on_shortcut", lambda x, c1, c2: F.relu(x) + c2(F.relu(c1(F.relu(x)))),
+     "the shortcut carries relu(x) instead of x (the ReLU reaches the shortcut too).",
+     f"keep the un-activated input for the sum, no `x = F.relu(x)` before it: {_FORMULA}."),
+    ("relu_after_sum", lambda x, c1, c2: F.relu(x + c2(F.relu(c1(F.relu(x))))),
+     "there is a ReLU after the sum; the RCU is a pre-activation unit whose output is the plain sum.",
+     "remove the ReLU after `x + out`."),
+    ("resnet_post_activation", lambda x, c1, c2: F.relu(x + c2(F.relu(c1(x)))),
+     "this is the original ResNet unit (conv, ReLU, conv, add x, ReLU), not RefineNet's RCU, which puts a "
+     "ReLU before each convolution and none after the sum (Sec. 3.2).",
+     f"{_FORMULA}."),
+    ("relu_after_each_conv", lambda x, c1, c2: x + F.relu(c2(F.relu(c1(x)))),
+     "the ReLUs come after each convolution; in the RCU they come before each one (the first acts on x).",
+     f"{_FORMULA}."),
+    ("missing_first_relu", lambda x, c1, c2: x + c2(F.relu(c1(x))),
+     "the first ReLU (on the input, before conv1) is missing.",
+     "apply F.relu to x before conv1, but keep the un-activated x for the shortcut."),
+    ("missing_second_relu", lambda x, c1, c2: x + c2(c1(F.relu(x))),
+     "the second ReLU (between conv1 and conv2) is missing.",
+     "apply F.relu to conv1's output before conv2."),
+    ("second_relu_after_conv2", lambda x, c1, c2: x + F.relu(c2(c1(F.relu(x)))),
+     "the second ReLU is applied after conv2 instead of before it.",
+     "move it between the convolutions: `conv2(F.relu(conv1(F.relu(x))))`."),
+    ("extra_relu_after_conv2", lambda x, c1, c2: x + F.relu(c2(F.relu(c1(F.relu(x))))),
+     "there is an extra ReLU after conv2, on the residual branch before the sum.",
+     "remove it: the residual branch ends with conv2."),
+    ("second_relu_on_input", lambda x, c1, c2: x + c2(F.relu(x)),
+     "conv2 receives relu(x), not relu(conv1(...)): the second ReLU is applied to the wrong tensor and "
+     "conv1's output is thrown away.",
+     "feed conv1's output through the ReLU into conv2: `out = conv1(F.relu(x)); out = conv2(F.relu(out))`."),
+    ("no_relu", lambda x, c1, c2: x + c2(c1(x)),
+     "there is no ReLU at all, and two convolutions in a row are just one linear map.",
+     f"{_FORMULA}."),
+    ("no_shortcut", lambda x, c1, c2: c2(F.relu(c1(F.relu(x)))),
+     "the shortcut is missing: the unit must add its input to the residual branch.",
+     "return `x + out`."),
+    ("convs_swapped", lambda x, c1, c2: x + c1(F.relu(c2(F.relu(x)))),
+     "conv2 is applied before conv1.",
+     "apply conv1 first (it is the one with the bias), then conv2."),
+]
+
+_OWN_FIX = ("write the unit yourself: `class ResidualConvUnit(nn.Module)` with its own conv1 and conv2 "
+            "(nn.Conv2d) and a forward of your own, without refinenet_edu.")
+
+
+def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """``conv1`` and ``conv2`` of an RCU-like module, checked for shape and bias layout."""
+    __tracebackhide__ = True
+    named = [getattr(rcu, n, None) for n in ("conv1", "conv2")]
+    convs = named if all(isinstance(c, nn.Conv2d) for c in named) else convs_of(rcu)
+    if len(convs) != 2:
+        raise fail(what, f"expected exactly two convolutions (conv1 and conv2), found {len(convs)}.",
+                   f"create `self.conv1 = nn.Conv2d({channels}, {channels}, 3, padding=1, bias=True)` and "
+                   f"`self.conv2 = nn.Conv2d({channels}, {channels}, 3, padding=1, bias=False)` in __init__.")
+    for i, c in enumerate(convs, 1):
+        if tuple(c.weight.shape) != (channels, channels, 3, 3) or c.stride != (1, 1) or c.padding != (1, 1) \
+                or c.dilation != (1, 1) or c.groups != 1:
+            raise fail(what, f"for channels={channels}, conv{i} is {c}.",
+                       f"`nn.Conv2d({channels}, {channels}, kernel_size=3, padding=1, ...)`.",
+                       "both convolutions are 3x3 from `channels` to `channels`, stride 1, padding 1, so that "
+                       "the unit keeps the shape of its input.")
+    if convs[0].bias is None or convs[1].bias is not None:
+        raise fail(what, f"conv1 has {'a' if convs[0].bias is not None else 'no'} bias and conv2 has "
+                   f"{'a' if convs[1].bias is not None else 'no'} bias.",
+                   "conv1: `bias=True`; conv2: `bias=False`.",
+                   "the official code (and refinenet_edu) gives conv1 a bias and conv2 none, which makes the "
+                   "parameter counts match the published network.")
+    return convs[0], convs[1]
+
+
+def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 11), seed: int = 0,
+              allow_reference: bool = True) -> None:
+    """Check a Residual Conv Unit class (paper Sec. 3.2).
+
+    ``rcu_class(channels)`` must build a module with two 3x3 convolutions
+    ``conv1`` (with bias) and ``conv2`` (without) whose forward is
+    ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count,
+    the output shape (odd sizes), that the input is not modified in place,
+    numerical equality with :class:`refinenet_edu.components.ResidualConvUnit`
+    holding the same weights, and that gradients reach the input and every
+    parameter. A misplaced ReLU is named. A class that derives from, holds or
+    calls the library's RCU is refused; with ``allow_reference=False`` (the
+    graded assignments) so is the library's class itself.
+    """
+    __tracebackhide__ = True
+    what = name_of(rcu_class, "ResidualConvUnit")
+    student = Submission(rcu_class, what, Reference((ResidualConvUnit,)), allow_reference=allow_reference)
+    gen = torch.Generator().manual_seed(seed)
+    with seeded(seed):
+        rcu = student.build((channels,), usage="check_rcu(ResidualConvUnit)")
+        conv1, conv2 = rcu_convs(rcu, what, channels)
+        ref = ResidualConvUnit(channels)
+    n_ref, n_student = param_count(ref), param_count(rcu)
+    if n_student != n_ref:
+        raise fail(what, f"{n_student} parameters; an RCU of {channels} channels has {n_ref} (two 3x3 convs, a "
+                   "bias on conv1 only).", "create only conv1 and conv2 in __init__.")
+    randomize_([conv1, conv2], gen)
+    with torch.no_grad():
+        ref.conv1.weight.copy_(conv1.weight)
+        ref.conv1.bias.copy_(conv1.bias)
+        ref.conv2.weight.copy_(conv2.weight)
+
+    x = torch.randn(2, channels, *size, generator=gen)
+    before = x.clone()
+    y = require_tensor(student.call(rcu, x), what, x.shape)
+    check_unchanged(x, before, what)
+    if y.shape != x.shape:
+        raise fail(what, f"the output has shape {list(y.shape)}, the input {list(x.shape)}.",
+                   "keep the shape: 3x3 convolutions with padding=1 and the same number of channels.")
+    with torch.no_grad():
+        expected = ref(before)
+    if not close(y, expected):
+        c1 = lambda t: F.conv2d(t, conv1.weight, conv1.bias, padding=1)  # noqa: E731
+        c2 = lambda t: F.conv2d(t, conv2.weight, None, padding=1)  # noqa: E731
+        with torch.no_grad():
+            for _, formula, mistake, fix in RCU_VARIANTS:
+                if close(y, formula(before, c1, c2)):
+                    raise fail(what, mistake, fix)
+        raise fail(what, "the output differs from x + conv2(relu(conv1(relu(x)))) (largest difference "
+                   f"{max_diff(y, expected):.3g}) and matches none of the usual mistakes.",
+                   f"write forward exactly as the formula: {_FORMULA}.")
+
+    xg = before.clone().requires_grad_(True)
+    rcu.zero_grad(set_to_none=True)
+    check_gradients(rcu, [xg], student.call(rcu, xg), what, ["the input x"])
+    student.refuse_reuse(rcu, fix=_OWN_FIX)
+    ok(f"{what}: 3x3 convs, {n_ref} parameters, shape kept, x + conv2(relu(conv1(relu(x)))) matches "
+       "refinenet_edu's ResidualConvUnit, gradients flow.")
