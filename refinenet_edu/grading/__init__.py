@@ -3,11 +3,11 @@
 One module per component of the paper (Lin et al., CVPR 2017), plus the
 metrics and the evaluation, on one shared harness:
 
-* :mod:`.rcu` - :func:`check_rcu`, the Residual Conv Unit (Sec. 3.2, Fig. 2(b));
+* :mod:`.rcu` - :func:`check_rcu`, the Residual Conv Unit (Sec. 3.2, Fig. 3(b));
 * :mod:`.block` - :func:`check_adaptive_conv`, the adaptive convolutions of a
-  block's path (Fig. 2(a)), judged on the student's own RCUs;
-* :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 2(c));
-* :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 2(d));
+  block's path (Fig. 3(a)), judged on the student's own RCUs;
+* :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 3(c));
+* :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 3(d));
 * :mod:`.cascade` - :func:`check_cascade`, the 4-cascade (Sec. 3.1);
 * :mod:`.metrics` - :func:`check_confusion_matrix`, :func:`check_iou`,
   :func:`check_miou` (the mean judged on the student's own IoUs);

@@ -1,4 +1,4 @@
-"""Check of the adaptive convolutions of one path of a RefineNet block (paper Sec. 3.2, Fig. 2(a)).
+"""Check of the adaptive convolutions of one path of a RefineNet block (paper Sec. 3.2, Fig. 3(a)).
 
 :func:`check_adaptive_conv` judges the wiring only: a 3x3 convolution to the
 path's width, then the student's own RCUs one after the other. The

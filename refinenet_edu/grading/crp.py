@@ -1,4 +1,4 @@
-"""Check of chained residual pooling (paper Sec. 3.2, Fig. 2(d)).
+"""Check of chained residual pooling (paper Sec. 3.2, Fig. 3(d)).
 
 :func:`check_crp` probes the student's module with identity convolutions and
 a single bright pixel: N chained 5x5 max-pools spread it to 1 + 4N pixels,

@@ -1,4 +1,4 @@
-"""Check of multi-resolution fusion (paper Sec. 3.2, Fig. 2(c)).
+"""Check of multi-resolution fusion (paper Sec. 3.2, Fig. 3(c)).
 
 :func:`check_fusion` feeds the student's module two paths in both orders,
 sizes that are not a factor 2 apart, three paths and a single one, and

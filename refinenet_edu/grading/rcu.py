@@ -1,4 +1,4 @@
-"""Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 2(b)): ``x + conv2(relu(conv1(relu(x))))``.
+"""Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)): ``x + conv2(relu(conv1(relu(x))))``.
 
 :func:`check_rcu` compares the student's unit with the library's
 :class:`~refinenet_edu.components.ResidualConvUnit` holding the same weights

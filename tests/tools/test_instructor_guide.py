@@ -425,6 +425,7 @@ def test_the_guides_command_sequence_grades_three_students(tmp_path):
                     # The traceback is the message itself: no frame, no library source.
                     shown = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in out["traceback"]]
                     assert shown == ["CheckFailed: " + out["evalue"].splitlines()[0], *out["evalue"].splitlines()[1:]]
+                    print(f"bob reads in {name} / {_nbgrader_meta(cell).get('grade_id')}:\n" + "\n".join(shown))
     assert (homes["bob"] / "01_residual_conv_unit" / "feedback").is_dir()
 
     # Time: the guide's whole sequence for 3 students x 6 assignments stays a CI test.
