@@ -75,7 +75,8 @@ def main() -> int:
     from refinenet_edu.engine.runtime import describe_device
     from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate
     from refinenet_edu.model import build_refinenet
-    from refinenet_edu.engine.loop import RECIPES, train
+    from refinenet_edu.engine.loop import train
+    from refinenet_edu.engine.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-images", type=int, default=96, help="VOC-shaped training images (default 96)")

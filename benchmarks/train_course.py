@@ -24,22 +24,24 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from refinenet_edu.files import atomic_write_json
 from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
-from refinenet_edu.engine.runtime import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.engine.criterion import SegmentationLoss
+from refinenet_edu.engine.loop import train, train_step
+from refinenet_edu.engine.recipes import RECIPES
+from refinenet_edu.engine.runtime import describe_device, dtype_name, grad_scaler, resolve_device, resolve_precision
 from refinenet_edu.model import build_refinenet
-from refinenet_edu.engine.loop import RECIPES, train
 
 COURSE_TARGET_MIOU = 0.60
 
 
 def throughput(model, loader, device, dtype, steps: int, warmup: int = 2) -> float:
-    """Training images per second over ``steps`` steps after ``warmup``."""
+    """Training images per second over ``steps`` steps after ``warmup`` (the library's train_step)."""
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    criterion, scaler = SegmentationLoss(), grad_scaler(device, dtype)
     model.train()
     it = iter(loader)
     seen, start = 0, None
@@ -55,11 +57,7 @@ def throughput(model, loader, device, dtype, steps: int, warmup: int = 2) -> flo
             images, masks = next(it)
         images = images.to(device).contiguous(memory_format=torch.channels_last)
         masks = masks.to(device)
-        with autocast(device, dtype):
-            loss = F.cross_entropy(model(images).float(), masks, ignore_index=255)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, images, masks, opt, criterion=criterion, dtype=dtype, scaler=scaler, check_finite=False)
         seen += images.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -91,7 +89,7 @@ def main() -> None:
     for dtype in dict.fromkeys([torch.float32, fast]):
         torch.manual_seed(0)
         model = build_refinenet("course", num_classes=train_set.num_classes).to(device).to(memory_format=torch.channels_last)
-        rates[str(dtype).replace("torch.", "")] = throughput(model, loader, device, dtype, args.steps)
+        rates[dtype_name(dtype)] = throughput(model, loader, device, dtype, args.steps)
     print(f"device: {describe_device(device)}")
     for name, r in rates.items():
         print(f"  training throughput {name:>9}: {r:7.1f} images/s (batch {cfg.batch_size}, crop {cfg.crop_size})")

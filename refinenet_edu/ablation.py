@@ -49,7 +49,6 @@ import math
 import os
 import re
 import statistics
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -281,13 +280,20 @@ class _InMemory:
     """
 
     def __init__(self, base, transforms, indices: Sequence[int]):
+        from refinenet_edu.datasets.info import DatasetInfo, sample_ids
+
         self.transforms = transforms
         self.items = [base[i] for i in indices]  # base has no transforms: (uint8 image, mask)
-        for attr in ("class_names", "palette", "num_classes", "ignore_index", "root", "split"):
-            if hasattr(base, attr):
-                setattr(self, attr, getattr(base, attr))
-        self.name = getattr(base, "name", None) or Path(getattr(base, "root", "")).name
-        self.ids = [list(base.ids)[i] for i in indices] if hasattr(base, "ids") else list(indices)
+        self.info = DatasetInfo.of(base)  # what DatasetInfo.of(self) answers
+        ids = sample_ids(base)
+        self.ids = [ids[i] for i in indices] if ids is not None else list(indices)
+
+    # the attributes every dataset of the package has, read from its DatasetInfo
+    name = property(lambda self: self.info.name)
+    class_names = property(lambda self: self.info.class_names)
+    palette = property(lambda self: self.info.palette)
+    num_classes = property(lambda self: self.info.num_classes)
+    ignore_index = property(lambda self: self.info.ignore_index)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -349,7 +355,7 @@ def dataset_fingerprint(data: str) -> dict:
 
 def budget_for(preset: str = "course", **overrides: Any):
     """The :class:`~refinenet_edu.engine.loop.TrainConfig` of ``preset``'s recipe with ``overrides``."""
-    from refinenet_edu.engine.loop import RECIPES, TrainConfig
+    from refinenet_edu.engine.recipes import RECIPES, TrainConfig
 
     cfg = RECIPES.get(preset, TrainConfig()).replace(**overrides)
     cfg.__post_init__()
@@ -364,27 +370,6 @@ def _model_config(variant: Variant, preset: str, num_classes: int, model_overrid
 
 def _float(x) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def predict_masks(model, dataset, *, batch_size: int = 16, device=None):
-    """Arg-max predictions of ``model`` on every image of ``dataset``: uint8 ``[N, H, W]``
-    (numpy) when the images share one size, else a list of ``[H, W]`` arrays."""
-    import numpy as np
-    import torch
-
-    from refinenet_edu.engine.evaluation import eval_loader, image_groups
-    from refinenet_edu.engine.inference import fast_inference
-
-    out = []
-    if device is not None:
-        model.to(device)
-    with fast_inference(model, precision="fp32") as run:
-        for images, masks in eval_loader(dataset, batch_size=batch_size):
-            for group, _ in image_groups(images, masks):
-                out.extend(run(group).argmax(1).to(torch.uint8).cpu().numpy())
-    if not out:
-        return np.zeros((0, 0, 0), dtype=np.uint8)
-    return np.stack(out) if len({m.shape for m in out}) == 1 else out
 
 
 def pack_masks(masks) -> dict:
@@ -418,8 +403,8 @@ def time_inference(
     with the device and precision."""
     import torch
 
-    from refinenet_edu.engine.runtime import describe_device, resolve_device
-    from refinenet_edu.engine.inference import fast_inference, resolve_precision
+    from refinenet_edu.engine.inference import fast_inference
+    from refinenet_edu.engine.runtime import describe_device, dtype_name, resolve_device, resolve_precision
 
     device = resolve_device(device or "auto")
     model.to(device)
@@ -441,7 +426,7 @@ def time_inference(
         "median_ms_per_image": 1000 * statistics.median(times) / batch,
         "statistic": f"min of {repeats} after {warmup} warm-up",
         "device": describe_device(device),
-        "precision": str(resolve_precision(precision, device)).replace("torch.", ""),
+        "precision": dtype_name(resolve_precision(precision, device)),
         "batch": batch,
         "input_size": list(input_size),
     }
@@ -477,7 +462,6 @@ def train_variant(
     model_overrides: dict | None = None,
     subset: int | None = None,
     progress: bool = False,
-    live_plot: bool = False,
     datasets=None,
     on_epoch=None,
     encoder_weights: str | os.PathLike | None = None,
@@ -494,7 +478,9 @@ def train_variant(
     """
     import torch
 
-    from refinenet_edu.engine.evaluation import eval_loader, evaluate
+    from refinenet_edu.datasets.info import DatasetInfo
+    from refinenet_edu.datasets.loading import eval_loader
+    from refinenet_edu.engine.evaluation import evaluate
     from refinenet_edu.model import RefineNet
     from refinenet_edu.summary import count_parameters
     from refinenet_edu.engine.loop import train
@@ -503,18 +489,19 @@ def train_variant(
     cfg = train_config if train_config is not None else budget_for(preset)
     cfg = cfg.replace(seed=seed)
     train_set, val_set = datasets if datasets is not None else load_splits(data, cfg, subset)
-    config = _model_config(variant, preset, train_set.num_classes, model_overrides or {})
+    info = DatasetInfo.of(train_set)
+    config = _model_config(variant, preset, info.num_classes, model_overrides or {})
     torch.manual_seed(seed)  # the initial weights depend on the seed too
     model = RefineNet(config, weights=os.fspath(encoder_weights) if encoder_weights else None)
     started = time.perf_counter()
-    result = train(model, train_set, val_set, cfg, progress=progress, live_plot=live_plot, on_epoch=on_epoch)
+    result = train(model, train_set, val_set, cfg, progress=progress, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
     ev = evaluate(
-        model, eval_loader(val_set, batch_size=cfg.batch_size), num_classes=train_set.num_classes,
+        model, eval_loader(val_set, batch_size=cfg.batch_size), num_classes=info.num_classes,
         bands=BANDS, progress=False, keep_per_image=False,
     )
     m = ev.metrics
-    names = list(train_set.class_names)
+    names = list(info.class_names)
     record = {
         "variant": variant.name,
         "label": variant.label,
@@ -551,20 +538,21 @@ def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
 
 def _run_spec(spec: RunSpec) -> dict:
     """Run one :class:`RunSpec` (in this process or a worker); returns the record."""
+    from refinenet_edu.engine.runtime import cpu_threads
+
+    # threads for this run only (the caller's are restored); the data loaders
+    # choose their own start method (engine.runtime.loader_start_method)
+    with cpu_threads(spec.threads):
+        return _train_and_save(spec)
+
+
+def _train_and_save(spec: RunSpec) -> dict:
     import numpy as np
-    import torch
 
-    from refinenet_edu.engine.loop import TrainConfig
+    from refinenet_edu.datasets.info import DatasetInfo
+    from refinenet_edu.engine.inference import predict_dataset
+    from refinenet_edu.engine.recipes import TrainConfig
 
-    if spec.threads:
-        torch.set_num_threads(spec.threads)
-    if sys.platform.startswith("linux"):
-        # A worker started by "spawn" inherits that start method, and the
-        # DataLoader would then re-spawn its loader processes (a fresh Python
-        # importing torch) every epoch; forking them is what a plain run does.
-        import multiprocessing
-
-        multiprocessing.set_start_method("fork", force=True)
     cfg = TrainConfig(**{**spec.train_config, "scale_range": tuple(spec.train_config.get("scale_range", (0.75, 1.25)))})
     record, model, val_set = train_variant(
         spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
@@ -576,7 +564,7 @@ def _run_spec(spec: RunSpec) -> dict:
         out = Path(spec.out)
         stem = f"{spec.variant}__seed{spec.seed}"
         if spec.save_predictions:
-            masks = predict_masks(model, val_set)
+            masks = predict_dataset(model, val_set)
             buf = io.BytesIO()
             np.savez_compressed(buf, **pack_masks(masks), ids=np.array(list(val_set.ids)))
             atomic_write_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
@@ -587,7 +575,7 @@ def _run_spec(spec: RunSpec) -> dict:
             save_checkpoint(
                 out / "checkpoints" / f"{stem}.pt", model.cpu(), half=True,
                 metrics={"miou": record["miou"]}, train_config=cfg.to_dict(),
-                dataset={"class_names": list(val_set.class_names), "palette": [list(c) for c in val_set.palette]},
+                dataset={k: v for k, v in DatasetInfo.of(val_set).as_dict().items() if k in ("class_names", "palette")},
             )
             record["checkpoint"] = f"checkpoints/{stem}.pt"
     return record

@@ -68,7 +68,7 @@ def _evaluate(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.engine.runtime import resolve_device, resolve_precision
     from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
     from refinenet_edu.files import atomic_write_json
-    from refinenet_edu.engine.loop import describe_dataset
+    from refinenet_edu.datasets.info import DatasetInfo
 
     if args.from_port is not None:
         ckpt, source = {"dataset": {"name": "voc2012"}}, args.from_port
@@ -79,32 +79,33 @@ def _evaluate(args: argparse.Namespace, out: Path) -> int:
     ds = load_split(args, args.split, eval_transforms())
     if args.subset:
         ds = subset(ds, args.subset)
+    info = DatasetInfo.of(ds)
     device = resolve_device(args.device)
     dtype = resolve_precision(args.precision, device)
     if args.from_port is not None:
         from refinenet_edu.nn.port_weights import load_port_weights
 
         model = load_port_weights(args.from_port, device=device)
-        if model.config.num_classes != ds.num_classes:
+        if model.config.num_classes != info.num_classes:
             raise ValueError(f"--from-port {args.from_port}: {model.config.num_classes} classes, "
-                             f"the dataset has {ds.num_classes}")
+                             f"the dataset has {info.num_classes}")
     else:
-        model = load_model(args.checkpoint, device=device, num_classes=ds.num_classes, checkpoint=ckpt)
+        model = load_model(args.checkpoint, device=device, num_classes=info.num_classes, checkpoint=ckpt)
     scales = tuple(args.scales) if args.scales else (OFFICIAL_SCALES if args.multi_scale else (1.0,))
 
     def save(ids, images, predictions):  # in the same pass as the scores, each image at its own size
-        save_predictions(predictions, ids, args.save_predictions, ds.palette, images=images)
+        save_predictions(predictions, ids, args.save_predictions, info.palette, images=images)
 
     result = evaluate(
-        model, ds, num_classes=ds.num_classes, scales=scales, flip=args.flip, window=args.window,
+        model, ds, num_classes=info.num_classes, scales=scales, flip=args.flip, window=args.window,
         bands=tuple(args.bands), device=device, amp_dtype=None if dtype == torch.float32 else dtype,
-        progress=not args.quiet, class_names=list(ds.class_names),
+        progress=not args.quiet, class_names=list(info.class_names),
         on_prediction=save if args.save_predictions else None,
     )
     print(result.table())
     data = {
         "checkpoint": str(source),
-        "dataset": describe_dataset(ds),
+        "dataset": info.as_dict(),
         "split": args.split,
         "scales": list(scales),
         "flip": args.flip,

@@ -8,7 +8,7 @@ coloured over it). ``<name>`` is the file's stem; files sharing a stem
 two outputs share a name. An output that would replace an input, or an
 ``--out`` that is an input folder, is refused. Images of any size work; one smaller than the network's
 32-pixel minimum is scaled up for the network and its scores scaled back
-(``predict_logits``).
+(``predict_probabilities``).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> i
     from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
     from refinenet_edu.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
     from refinenet_edu.engine.runtime import resolve_device
-    from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, predict_logits, save_predictions
+    from refinenet_edu.engine.evaluation import save_predictions
+    from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities
 
     ckpt = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
@@ -113,7 +114,7 @@ def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> i
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"{path}: cannot be read as an image ({err})") from err
         x = TF.normalize(TF.to_dtype(image, torch.float32, scale=True), IMAGENET_MEAN, IMAGENET_STD)[None]
-        probs = predict_logits(model, x.to(device), scales=scales, flip=args.flip, window=args.window)
+        probs = predict_probabilities(model, x.to(device), scales=scales, flip=args.flip, window=args.window)
         save_predictions(probs.argmax(1).cpu(), [name], args.out, palette, images=image[None])
     print(f"wrote {len(files)} masks to {args.out} and overlays to {args.out / 'overlays'}")
     return 0

@@ -70,7 +70,7 @@ SCHEDULE_OPTIONS = ("epochs", "batch_size", "optimizer", "schedule", "lr", "enco
 def _resumed_config(args, out: Path, recipe):
     """The checkpoint's training config, with the options a resume can honour (device, stopping, ...) from ``args``."""
     from refinenet_edu.engine.checkpoints import load_checkpoint
-    from refinenet_edu.engine.loop import TrainConfig
+    from refinenet_edu.engine.recipes import TrainConfig
 
     last = out / "last.pt"
     if not last.is_file():
@@ -104,7 +104,9 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
     from refinenet_edu.model import RefineNet
     from refinenet_edu.files import atomic_write_json
-    from refinenet_edu.engine.loop import RECIPES, TrainConfig, describe_dataset, seed_everything, train
+    from refinenet_edu.datasets.info import DatasetInfo
+    from refinenet_edu.engine.loop import seed_everything, train
+    from refinenet_edu.engine.recipes import RECIPES, TrainConfig
 
     recipe = RECIPES.get(args.preset, TrainConfig())
     if not args.resume and (out / "last.pt").exists():
@@ -122,14 +124,14 @@ def _train(args: argparse.Namespace, out: Path) -> int:
 
     train_set = load_split(args, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range, hflip=cfg.hflip, jitter=cfg.jitter))
     val_set = load_split(args, "val", eval_transforms())
-    info = describe_dataset(train_set)
+    info = DatasetInfo.of(train_set)
     if args.num_classes is None:
-        args.num_classes = train_set.num_classes
+        args.num_classes = info.num_classes
     config = config_from_args(args)
     if args.freeze_bn is not None:
         config = config.replace(freeze_bn=args.freeze_bn)
-    if config.num_classes != train_set.num_classes:
-        raise ValueError(f"--num-classes {config.num_classes} does not match the dataset's {train_set.num_classes} classes")
+    if config.num_classes != info.num_classes:
+        raise ValueError(f"--num-classes {config.num_classes} does not match the dataset's {info.num_classes} classes")
     if args.subset:
         train_set = subset(train_set, args.subset)
         val_set = subset(val_set, max(1, args.subset // 4))
@@ -142,7 +144,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
               "Pass --weights DEFAULT (ImageNet) or a state dict, or --no-freeze-bn", file=sys.stderr, flush=True)
     seed_everything(cfg.seed)  # before the model is built: its initial weights follow --seed
     model = RefineNet(config, weights=args.weights)
-    print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info['name']}: "
+    print(f"training {config.preset} ({config.backbone}, {config.cascade}) on {info.name}: "
           f"{len(train_set)} train / {len(val_set)} val images -> {out}", flush=True)
 
     def saved(record: dict) -> None:  # what Ctrl-C keeps (cli_errors.kept)
@@ -166,7 +168,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         "stopped_because": result.stopped_because,
         "train_config": cfg.to_dict(),
         "model_config": config.to_dict(),
-        "dataset": info["name"],
+        "dataset": info.name,
     }
     atomic_write_json(out / "provenance.json", summary)
     print(f"done in {result.seconds:.0f} s: best val mIoU {result.best_miou:.4f} (epoch {result.best_epoch}); "
@@ -178,7 +180,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     if args.export:
         best = load_checkpoint(out / "best.pt")
         model = load_model(out / "best.pt", checkpoint=best)
-        save_checkpoint(args.export, model, half=True, dataset=info, metrics=best.get("metrics", {}),
+        save_checkpoint(args.export, model, half=True, dataset=info.as_dict(), metrics=best.get("metrics", {}),
                         history=result.history, provenance=summary, train_config=cfg.to_dict())
         atomic_write_json(Path(str(args.export) + ".json"), {**summary, "checkpoint": str(args.export)})
         print(f"exported {args.export} ({Path(args.export).stat().st_size / 1e6:.1f} MB)")

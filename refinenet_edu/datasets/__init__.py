@@ -5,11 +5,13 @@
 - :mod:`.download` fetches VOC 2012 and SBD (mirrors, checksums, resume).
 - :mod:`.voc_shaped` writes a small VOC-shaped set for tests and dry runs.
 - :mod:`.transforms` joint image/mask augmentation (``transforms.v2``).
-- :mod:`.checks` validates a folder; :mod:`.describe` summarises one.
+- :mod:`.palette` colours classes; :mod:`.loading` batches images of mixed sizes.
+- :mod:`.validation` checks a folder; :mod:`.info` says what a dataset is (:class:`DatasetInfo`).
 """
 
 from refinenet_edu.datasets.validation import DataProblem, check_voc_folder
-from refinenet_edu.datasets.info import class_pixel_histogram, colorize, show_samples
+from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram
+from refinenet_edu.datasets.palette import IGNORE_COLOUR, IGNORE_INDEX, colorize, voc_palette
 from refinenet_edu.datasets.synthetic import (
     CLASS_DESCRIPTIONS,
     CLASS_NAMES,
@@ -37,7 +39,6 @@ from refinenet_edu.datasets.voc import (
     sbd,
     voc2012,
     voc2012_aug,
-    voc_palette,
 )
 
 __all__ = [
@@ -45,7 +46,10 @@ __all__ = [
     "CLASS_NAMES",
     "DATASET_NAMES",
     "DataProblem",
+    "DatasetInfo",
     "DatasetError",
+    "IGNORE_COLOUR",
+    "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MissingDataError",
@@ -64,7 +68,6 @@ __all__ = [
     "load_dataset",
     "render_sample",
     "sbd",
-    "show_samples",
     "train_transforms",
     "voc2012",
     "voc2012_aug",

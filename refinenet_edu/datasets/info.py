@@ -1,19 +1,95 @@
-"""Describe a segmentation dataset: pixel counts per class, sample grids.
+"""What a segmentation dataset is, besides its images: :class:`DatasetInfo`, ids, pixel counts.
 
-Works with any dataset whose items are ``(image, mask)`` and that has
-``class_names`` and ``palette`` (all datasets of this package do).
+A dataset of this package carries its class names, palette and ignore label
+as attributes (``VOCSegmentationFolder`` reads them from ``meta.json``).
+:meth:`DatasetInfo.of` reads them from any dataset, also through
+``torch.utils.data.Subset`` wrappers (and any wrapper with an ``info``
+attribute), so a subset never needs the attributes copied onto it. A
+checkpoint records ``DatasetInfo.as_dict()``, so a model knows the classes it
+predicts and the colours to draw them in.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["class_pixel_histogram", "colorize", "show_samples"]
+from refinenet_edu.datasets.palette import IGNORE_INDEX
 
-IGNORE_COLOUR = (224, 224, 192)  # as in PASCAL VOC
+__all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram"]
+
+
+def base_dataset(ds) -> tuple[Any, list[int] | None]:
+    """Follow ``Subset`` wrappers down to the dataset that has the metadata,
+    returning it and the index map from positions in ``ds`` to it (or None)."""
+    from torch.utils.data import Subset
+
+    indices = None
+    while isinstance(ds, Subset):
+        idx = list(ds.indices)
+        indices = idx if indices is None else [idx[i] for i in indices]
+        ds = ds.dataset
+    return ds, indices
+
+
+def sample_ids(ds) -> list | None:
+    """The id of every sample of ``ds`` in order (through ``Subset`` wrappers), or None if it has none."""
+    base, indices = base_dataset(ds)
+    ids = getattr(base, "ids", None)
+    if ids is None:
+        return None
+    ids = list(ids)
+    return ids if indices is None else [ids[i] for i in indices]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Name, classes, palette and ignore label of a dataset."""
+
+    name: str = ""
+    class_names: tuple[str, ...] = ()
+    palette: tuple[tuple[int, int, int], ...] = ()
+    num_classes: int = 0
+    ignore_index: int = IGNORE_INDEX
+
+    @classmethod
+    def of(cls, ds) -> "DatasetInfo":
+        """The information of ``ds`` (a dataset, a ``Subset`` of one, or a wrapper with ``info``)."""
+        base, _ = base_dataset(ds)
+        info = getattr(base, "info", None)
+        if isinstance(info, DatasetInfo):
+            return info
+        return cls(
+            name=str(getattr(base, "name", "") or getattr(base, "root", "")),
+            class_names=tuple(getattr(base, "class_names", ())),
+            palette=tuple(tuple(int(c) for c in rgb) for rgb in getattr(base, "palette", ())),
+            num_classes=int(getattr(base, "num_classes", 0) or 0),
+            ignore_index=int(getattr(base, "ignore_index", IGNORE_INDEX)),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DatasetInfo":
+        """The inverse of :meth:`as_dict` (a checkpoint's ``dataset`` entry); missing keys get defaults."""
+        return cls(
+            name=str(data.get("name", "")),
+            class_names=tuple(data.get("class_names", ())),
+            palette=tuple(tuple(int(c) for c in rgb) for rgb in data.get("palette", ())),
+            num_classes=int(data.get("num_classes", 0) or len(data.get("class_names", ()))),
+            ignore_index=int(data.get("ignore_index", IGNORE_INDEX)),
+        )
+
+    def as_dict(self) -> dict:
+        """JSON-ready, as checkpoints and results files record it."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "num_classes": self.num_classes,
+            "ignore_index": self.ignore_index,
+        }
 
 
 def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index: int | None = None) -> dict:
@@ -46,66 +122,3 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
         "ignored": ignored,
         "total": total,
     }
-
-
-def colorize(mask, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
-    """RGB uint8 array [H, W, 3] of a label mask: class i gets ``palette[i]``.
-
-    The ignore label gets VOC's cream colour; labels outside the palette, black.
-    """
-    labels = np.asarray(torch.as_tensor(mask).cpu()).astype(np.int64)
-    table = np.zeros((max(256, ignore_index + 1, len(palette)), 3), np.uint8)
-    table[: len(palette)] = np.asarray(palette, np.uint8).reshape(-1, 3)
-    table[ignore_index] = IGNORE_COLOUR
-    return table[np.clip(labels, 0, len(table) - 1)]
-
-
-def _to_uint8_image(image) -> np.ndarray:
-    """[H, W, 3] uint8 from a uint8 tensor, or a normalised float tensor."""
-    image = torch.as_tensor(image).detach().cpu()
-    if image.is_floating_point():
-        from refinenet_edu.datasets.transforms import denormalize
-
-        image = (denormalize(image) * 255).round().to(torch.uint8)
-    return image.permute(1, 2, 0).numpy()
-
-
-def show_samples(
-    dataset,
-    n: int = 6,
-    *,
-    indices: Sequence[int] | None = None,
-    alpha: float = 0.6,
-    legend: bool = True,
-    figsize_per_sample: float = 2.2,
-):
-    """A matplotlib figure: each sample's image above its mask overlaid in colour.
-
-    Takes the first ``n`` samples unless ``indices`` is given. Float images
-    are assumed normalised with ImageNet statistics and are denormalised.
-    Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-
-    indices = list(indices) if indices is not None else list(range(min(n, len(dataset))))
-    ignore_index = getattr(dataset, "ignore_index", 255)
-    fig, axes = plt.subplots(
-        2, len(indices), figsize=(figsize_per_sample * len(indices), figsize_per_sample * 2 + 0.6), squeeze=False
-    )
-    for col, index in enumerate(indices):
-        image, mask = dataset[index]
-        rgb = _to_uint8_image(image)
-        colours = colorize(mask, dataset.palette, ignore_index)
-        overlay = (rgb * (1 - alpha) + colours * alpha).round().astype(np.uint8)
-        axes[0, col].imshow(rgb)
-        axes[1, col].imshow(overlay)
-        title = dataset.ids[index] if hasattr(dataset, "ids") else f"#{index}"
-        axes[0, col].set_title(str(title), fontsize=8)
-        for ax in axes[:, col]:
-            ax.set_axis_off()
-    if legend:
-        handles = [Patch(color=np.asarray(c) / 255, label=name) for name, c in zip(dataset.class_names, dataset.palette)]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
-    return fig

@@ -43,24 +43,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from refinenet_edu.datasets.palette import IGNORE_INDEX, write_mask_png
+
 __all__ = [
     "CLASS_DESCRIPTIONS",
     "CLASS_NAMES",
     "DATASET_NAME",
     "GENERATOR_VERSION",
-    "IGNORE_INDEX",
     "PALETTE",
     "Sample",
     "encode_jpeg",
     "generate_dataset",
     "render_sample",
-    "write_mask_png",
 ]
 
 DATASET_NAME = "synthscenes"
 #: Bump when the drawing code changes, so old folders can be told apart.
 GENERATOR_VERSION = 2
-IGNORE_INDEX = 255
 
 CLASS_NAMES = ("background", "water", "pavement", "boat", "car", "wire", "dot")
 CLASS_DESCRIPTIONS = {
@@ -72,7 +71,7 @@ CLASS_DESCRIPTIONS = {
     "wire": "1-3 px wide curves: lost at 1/32, need the high-resolution paths",
     "dot": "3 px specks: the smallest structures, need high resolution",
 }
-#: RGB colour of each class in the palette PNGs (index 255 gets IGNORE_COLOUR).
+#: RGB colour of each class in the palette PNGs (index 255 gets palette.IGNORE_COLOUR).
 PALETTE = (
     (0, 0, 0),
     (0, 114, 178),
@@ -82,7 +81,6 @@ PALETTE = (
     (240, 228, 66),
     (0, 200, 120),
 )
-IGNORE_COLOUR = (224, 224, 192)  # as in PASCAL VOC
 
 BACKGROUND, WATER, PAVEMENT, BOAT, CAR, WIRE, DOT = range(len(CLASS_NAMES))
 _SPLIT_CODES = {"train": 0, "val": 1}
@@ -390,27 +388,11 @@ def render_sample(seed: int, split: str, index: int, size: int = 128) -> Sample:
     return Sample(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), mask=mask)
 
 
-def palette_bytes(palette=PALETTE, ignore_colour=IGNORE_COLOUR) -> list[int]:
-    """A flat 768-entry palette for PIL "P" images: classes, then zeros, 255 = ignore."""
-    flat = [0] * 768
-    for i, rgb in enumerate(palette):
-        flat[3 * i : 3 * i + 3] = list(rgb)
-    flat[3 * 255 : 3 * 256] = list(ignore_colour)
-    return flat
-
-
 def encode_jpeg(image: np.ndarray, quality: int = 92) -> bytes:
     """JPEG bytes of an RGB uint8 image, without chroma subsampling (4:4:4)."""
     buffer = io.BytesIO()
     Image.fromarray(image, mode="RGB").save(buffer, format="JPEG", quality=quality, subsampling=0)
     return buffer.getvalue()
-
-
-def write_mask_png(mask: np.ndarray, path: Path, palette=PALETTE) -> None:
-    """Write a uint8 label mask as a lossless palette PNG."""
-    img = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
-    img.putpalette(palette_bytes(palette))
-    img.save(path, format="PNG")
 
 
 #: what :func:`generate_dataset` writes, relative to its folder (glob patterns)
@@ -488,7 +470,7 @@ def generate_dataset(
             for i, sample_id in enumerate(ids):
                 sample = render_sample(seed, split, i, size)
                 (tmp / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(sample.image, jpeg_quality))
-                write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png")
+                write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png", PALETTE)
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         meta = {
             "name": DATASET_NAME,

@@ -28,6 +28,7 @@ __all__ = [
     "RandomScale",
     "SegmentationTransforms",
     "denormalize",
+    "to_uint8_image",
     "eval_transforms",
     "train_transforms",
 ]
@@ -154,3 +155,26 @@ def denormalize(
     mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device).view(shape)
     std_t = torch.tensor(std, dtype=image.dtype, device=image.device).view(shape)
     return (image * std_t + mean_t).clamp(0.0, 1.0)
+
+
+def to_uint8_image(image) -> torch.Tensor:
+    """An image as uint8 ``[3, H, W]``, to show or save.
+
+    A float tensor is taken as normalised with ImageNet statistics (what the
+    transforms above yield) and de-normalised; uint8 tensors, numpy arrays
+    (``[H, W, 3]`` or ``[3, H, W]``) and PIL images are taken as they are.
+    """
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3:
+            raise ValueError("a numpy image must be uint8 [H, W, 3] or [3, H, W]")
+        image = torch.from_numpy(np.ascontiguousarray(image))
+        if image.shape[-1] == 3 and image.shape[0] != 3:
+            image = image.permute(2, 0, 1)
+    image = torch.as_tensor(image).detach().cpu()
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"an image must be [3, H, W], got {tuple(image.shape)}")
+    if image.dtype == torch.uint8:
+        return image
+    return (denormalize(image.float()) * 255).round().to(torch.uint8)

@@ -29,6 +29,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from refinenet_edu.datasets.palette import voc_palette
 from refinenet_edu.resources import resource
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "sbd_folder",
     "voc2012",
     "voc2012_aug",
-    "voc_palette",
 ]
 
 VOC_CLASSES = (
@@ -72,21 +72,6 @@ class DatasetError(ValueError):
 
 class MissingDataError(DatasetError, FileNotFoundError):
     """A file or folder a dataset needs does not exist."""
-
-
-def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
-    """The PASCAL VOC colour map (bit-interleaved; index 255 is (224, 224, 192))."""
-    colours = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colours.append((r, g, b))
-    return colours
 
 
 #: colours of the 21 PASCAL VOC classes

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from refinenet_edu.datasets.synthetic import encode_jpeg, write_mask_png
-from refinenet_edu.datasets.voc import VOC_CLASSES, voc_palette
+from refinenet_edu.datasets.palette import IGNORE_INDEX, voc_palette, write_mask_png
+from refinenet_edu.datasets.synthetic import encode_jpeg
+from refinenet_edu.datasets.voc import VOC_CLASSES
 
 __all__ = ["VOC_SHAPED_SIZES", "make_voc_shaped", "render_voc_shaped", "write_sbd_mask"]
 
@@ -39,7 +40,6 @@ __all__ = ["VOC_SHAPED_SIZES", "make_voc_shaped", "render_voc_shaped", "write_sb
 VOC_SHAPED_SIZES: tuple[tuple[int, int], ...] = ((75, 100), (100, 75), (67, 100), (41, 57), (100, 67), (77, 93))
 
 NUM_CLASSES = len(VOC_CLASSES)
-IGNORE_INDEX = 255
 
 
 def _class_colour(label: int) -> np.ndarray:

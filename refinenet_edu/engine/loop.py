@@ -1,17 +1,22 @@
-"""Training RefineNet, readable top to bottom.
+"""The training loop, readable top to bottom: one step, one epoch, many epochs, a whole run.
 
-The recipe of the official code: SGD with momentum 0.9 and weight decay
-5e-4, a learning rate for the decoder (5e-4) and a 10x lower one for the
-pretrained encoder, frozen batch-norm statistics, random scale, crop and flip,
-and the ignore label 255. The official code lowered its rate by hand, in
-steps, to 5e-5, with batches of one image; the library's recipes use DeepLab's
-"poly" schedule ``lr * (1 - step/steps) ** 0.9`` and batches of 16 instead
-(and add colour jitter, which the official code has not). ``schedule="step"``
-with ``batch_size=1`` and ``jitter=False`` (``refinenet-edu train --schedule
-step --batch-size 1 --no-jitter``) is the official code's way: both rates 10x
-lower after ``step_at`` (3/4) of the steps, so the decoder ends at 5e-5. When
-the official code stepped and how long it trained are not published; 3/4 and
-the epoch count are the course's choices.
+Every trainer of the library is built from these four, so the mixed-precision
+handling exists once (autocast for the forward pass and the loss, a gradient
+scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
+
+* :func:`train_step` - forward under autocast, the loss in float32, backward
+  (scaled for float16), the optimizer and schedule step;
+* :func:`train_one_epoch` - :func:`train_step` over a data loader;
+* :func:`fit` - epochs of :func:`train_one_epoch` with hooks before and after
+  each (reseeding, validation, checkpoints, stopping);
+* :func:`train` - a RefineNet on a segmentation dataset with a
+  :class:`~refinenet_edu.engine.recipes.TrainConfig`: device and precision,
+  ``torchrun`` (DistributedDataParallel), data loaders, optimizer and
+  schedule, resume, validation mIoU, checkpoints.
+
+The encoder pretraining (:mod:`refinenet_edu.experiments.pretraining`), the
+benchmark harness (``refinenet-edu bench``), ``benchmarks/train_course.py``
+and notebook 07 call these functions rather than writing a step of their own.
 
 :func:`train` does, in order:
 
@@ -34,38 +39,47 @@ differ from it is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import random
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from refinenet_edu.datasets.info import DatasetInfo
+from refinenet_edu.datasets.loading import eval_loader
 from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
-from refinenet_edu.config import RefineNetConfig
-from refinenet_edu.engine.runtime import autocast, describe_device, resolve_device, resolve_precision
+from refinenet_edu.engine.criterion import SegmentationLoss
+from refinenet_edu.engine.evaluation import evaluate
+from refinenet_edu.engine.recipes import RESUME_FIXED, TrainConfig, _plain, lr_lambda, make_optimizer
+from refinenet_edu.engine.runtime import (
+    autocast,
+    describe_device,
+    dtype_name,
+    grad_scaler,
+    loader_start_method,
+    resolve_device,
+    resolve_precision,
+)
 from refinenet_edu.files import atomic_write_json
+from refinenet_edu.config import RefineNetConfig
 
 __all__ = [
-    "TrainConfig",
-    "RECIPES",
     "TrainResult",
     "TrainingDiverged",
+    "EpochStats",
     "seed_everything",
+    "train_step",
+    "train_one_epoch",
+    "fit",
     "train",
-    "make_optimizer",
-    "poly_lambda",
-    "step_lambda",
-    "lr_lambda",
-    "describe_dataset",
     "epoch_scores",
 ]
 
@@ -74,92 +88,144 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+# ----------------------------------------------------------------- one step
+def train_step(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
+    dtype: torch.dtype = torch.float32,
+    scaler: torch.amp.GradScaler | None = None,
+    scheduler=None,
+    check_finite: bool = True,
+) -> torch.Tensor:
+    """One optimisation step on one batch; returns the (detached) loss.
+
+    The forward pass and the loss run under ``autocast(dtype)`` (a no-op for
+    float32); the loss is scaled before the backward pass when ``scaler`` is
+    enabled (float16: see :func:`~refinenet_edu.engine.runtime.grad_scaler`).
+    With ``check_finite`` a NaN or infinite loss raises
+    :class:`TrainingDiverged` *before* the weights are touched (the check
+    reads the loss, the step's one device synchronisation).
+    """
+    with autocast(images.device, dtype):
+        loss = criterion(model(images), targets)
+    if check_finite:
+        value = loss.item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the loss became {value}")
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach()
+
+
+# ----------------------------------------------------------------- one epoch
 @dataclass
-class TrainConfig:
-    """How to train (the model's architecture lives in ``RefineNetConfig``)."""
+class EpochStats:
+    """What one epoch of training saw: the summed loss (times batch size) and the images."""
 
-    epochs: int = 40
-    batch_size: int = 16
-    optimizer: str = "sgd"  # "sgd" (official) or "adam"
-    lr: float = 5e-4  # decoder learning rate
-    encoder_lr_ratio: float = 0.1  # encoder lr = lr * ratio (official: 10x lower)
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "poly"  # "poly" (DeepLab's) or "step" (the official code's: 10x lower after step_at)
-    poly_power: float = 0.9
-    step_at: float = 0.75  # "step": the fraction of the steps after which both rates are 10x lower
-    warmup_epochs: float = 0.0  # linear warm-up before the decay (helps Adam from scratch)
-    crop_size: int = 400
-    scale_range: tuple[float, float] = (0.7, 1.3)
-    hflip: bool = True
-    jitter: bool = True
-    device: str = "auto"
-    precision: str = "auto"  # auto / fp32 / bf16 / fp16
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    num_workers: int = 0
-    eval_every: int = 1
-    target_miou: float | None = None  # stop once validation mIoU reaches it
-    max_minutes: float | None = None  # stop after the epoch that passes this wall time
-    ignore_index: int = 255
+    loss_sum: torch.Tensor  # float64 on the training device, so summing costs no synchronisation
+    images: int
+    seconds: float
 
-    def __post_init__(self) -> None:
-        self.scale_range = tuple(self.scale_range)
-        checks = [
-            ("epochs", self.epochs >= 1, "an integer >= 1"),
-            ("batch_size", self.batch_size >= 1, "an integer >= 1"),
-            ("optimizer", self.optimizer in ("sgd", "adam"), "'sgd' or 'adam'"),
-            ("schedule", self.schedule in ("poly", "step"), "'poly' or 'step'"),
-            ("step_at", 0 < self.step_at <= 1, "a fraction in (0, 1]"),
-            ("lr", math.isfinite(self.lr) and self.lr > 0, "a finite number > 0"),
-            ("encoder_lr_ratio", math.isfinite(self.encoder_lr_ratio) and self.encoder_lr_ratio >= 0,
-             "a finite number >= 0"),
-            ("weight_decay", math.isfinite(self.weight_decay) and self.weight_decay >= 0, "a finite number >= 0"),
-            ("max_minutes", self.max_minutes is None or (math.isfinite(self.max_minutes) and self.max_minutes >= 0),
-             "a finite number of minutes >= 0 (0: stop after the first epoch)"),
-            ("target_miou", self.target_miou is None or 0 < self.target_miou <= 1, "a number in (0, 1]"),
-            ("crop_size", self.crop_size >= 32, "an integer >= 32"),
-            ("num_workers", self.num_workers >= 0, "an integer >= 0"),
-            ("eval_every", self.eval_every >= 1, "an integer >= 1"),
-        ]
-        for name, ok, allowed in checks:
-            if not ok:
-                raise ValueError(f"{name}={getattr(self, name)!r}: expected {allowed}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["scale_range"] = list(self.scale_range)
-        return d
-
-    def replace(self, **changes: Any) -> "TrainConfig":
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    @property
+    def mean_loss(self) -> float:
+        return float(self.loss_sum.item() / max(1, self.images))
 
 
-#: Training recipes by model preset. ``official`` and ``light-weight`` take the
-#: published rates, momentum, weight decay, crops and scales (they assume
-#: ImageNet weights), with batch 16 and the poly schedule in place of the
-#: official code's batch 1 and manual steps; ``course`` trains the small
-#: course model from scratch on the embedded dataset, so its encoder learns at
-#: the full rate.
-RECIPES: dict[str, TrainConfig] = {
-    "official": TrainConfig(),
-    "paper": TrainConfig(),
-    "light-weight": TrainConfig(lr=5e-3, encoder_lr_ratio=0.1, crop_size=500, scale_range=(0.5, 2.0)),
-    "course": TrainConfig(
-        epochs=30,
-        batch_size=16,
-        optimizer="adam",
-        lr=2e-3,
-        encoder_lr_ratio=1.0,
-        weight_decay=1e-4,
-        warmup_epochs=1.0,
-        crop_size=128,
-        scale_range=(0.75, 1.25),
-    ),
-}
+def train_one_epoch(
+    model: torch.nn.Module,
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    criterion: Callable[[Any, torch.Tensor], torch.Tensor],
+    device: torch.device,
+    dtype: torch.dtype = torch.float32,
+    scaler: torch.amp.GradScaler | None = None,
+    scheduler=None,
+    channels_last: bool = False,
+    check_finite: bool = True,
+    progress: bool | None = None,
+    desc: str = "train",
+) -> EpochStats:
+    """:func:`train_step` over every ``(images, targets)`` batch.
+
+    ``progress``: ``True`` shows a progress bar with the running loss,
+    ``False`` makes a hidden one, ``None`` none at all. (The difference
+    between the last two: ``tqdm.auto``'s bar calls ``iter()`` on a data
+    loader when it is made, which draws one number from the loader's random
+    generator and so shifts the order of the batches; :func:`train` has
+    always made a bar, shown or not, and keeps doing so, so that its runs
+    reproduce.)
+    """
+    model.train()
+    started = time.perf_counter()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    seen = 0
+    bar = batches
+    if progress is not None:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(batches, desc=desc, leave=False, disable=not progress)
+    for images, targets in bar:
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True).long()
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        loss = train_step(model, images, targets, optimizer, criterion=criterion, dtype=dtype, scaler=scaler,
+                          scheduler=scheduler, check_finite=check_finite)
+        loss_sum += loss.double() * images.shape[0]
+        seen += images.shape[0]
+        if progress:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return EpochStats(loss_sum, seen, time.perf_counter() - started)
 
 
+# ----------------------------------------------------------------- many epochs
+def fit(
+    model: torch.nn.Module,
+    batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    start_epoch: int = 0,
+    before_epoch: Callable[[int], None] | None = None,
+    after_epoch: Callable[[int, EpochStats], bool | None] | None = None,
+    **step_options: Any,
+) -> int:
+    """Train for epochs ``start_epoch`` .. ``epochs - 1``; returns the number of epochs run.
+
+    ``before_epoch(epoch)`` runs first in each epoch (reseeding, a sampler's
+    ``set_epoch``); ``after_epoch(epoch, stats)`` after it (validation,
+    checkpoints, logging) and stops the run by returning ``True``.
+    ``step_options`` go to :func:`train_one_epoch` (``criterion``, ``device``,
+    ``dtype``, ``scaler``, ``scheduler``, ...); ``desc`` may use ``{epoch}``
+    and ``{epochs}``.
+    """
+    desc = step_options.pop("desc", "epoch {epoch}/{epochs}")
+    ran = 0
+    for epoch in range(start_epoch, epochs):
+        if before_epoch is not None:
+            before_epoch(epoch)
+        stats = train_one_epoch(model, batches, optimizer, desc=desc.format(epoch=epoch + 1, epochs=epochs),
+                                **step_options)
+        ran += 1
+        if after_epoch is not None and after_epoch(epoch, stats):
+            break
+    return ran
+
+
+# ----------------------------------------------------------------- a whole run
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
@@ -175,66 +241,6 @@ class TrainResult:
     def final_miou(self) -> float:
         scored = [h["miou"] for h in self.history if h.get("miou") is not None]
         return scored[-1] if scored else float("nan")
-
-
-# ----------------------------------------------------------------- pieces
-#: the options that shape the optimizer and the schedule: a resumed run must keep its checkpoint's
-RESUME_FIXED = ("epochs", "batch_size", "optimizer", "schedule", "step_at", "lr", "encoder_lr_ratio", "momentum",
-                "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed")
-
-
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
-def poly_lambda(total_steps: int, power: float = 0.9, warmup_steps: int = 0):
-    """The "poly" learning-rate factor ``(1 - step / total) ** power``.
-
-    With ``warmup_steps`` the factor first rises linearly from ~0 to 1.
-    """
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return max(0.0, 1.0 - step / max(1, total_steps)) ** power
-
-    return factor
-
-
-def step_lambda(total_steps: int, at: float = 0.75, factor: float = 0.1, warmup_steps: int = 0):
-    """The step schedule's factor: 1 until ``at * total_steps``, then ``factor``.
-
-    With the official rates (5e-4 decoder, 5e-5 encoder) and ``factor=0.1``
-    the decoder ends at 5e-5, where the official code's hand-made steps
-    ended. With ``warmup_steps`` the factor first rises linearly to 1.
-    """
-    boundary = round(at * total_steps)
-
-    def f(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        return 1.0 if step < boundary else factor
-
-    return f
-
-
-def lr_lambda(cfg: "TrainConfig", total_steps: int, warmup_steps: int = 0):
-    """The learning-rate factor of ``cfg.schedule`` (:func:`poly_lambda` or :func:`step_lambda`)."""
-    if cfg.schedule == "step":
-        return step_lambda(total_steps, cfg.step_at, warmup_steps=warmup_steps)
-    return poly_lambda(total_steps, cfg.poly_power, warmup_steps)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Two parameter groups: encoder at ``lr * encoder_lr_ratio``, decoder at ``lr``."""
-    module = unwrap(model)
-    groups = [
-        {"params": list(module.encoder_parameters()), "lr": cfg.lr * cfg.encoder_lr_ratio, "name": "encoder"},
-        {"params": list(module.decoder_parameters()), "lr": cfg.lr, "name": "decoder"},
-    ]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def seed_everything(seed: int) -> None:
@@ -284,18 +290,6 @@ def epoch_scores(record: dict) -> str:
     return f"loss {record['loss']:.4f}{miou}"
 
 
-def describe_dataset(ds) -> dict:
-    """What a checkpoint records of its dataset: name, class names, palette."""
-    return {
-        "name": str(getattr(ds, "name", "") or getattr(ds, "root", "")),
-        "class_names": list(getattr(ds, "class_names", [])),
-        "palette": [list(map(int, c)) for c in getattr(ds, "palette", [])],
-        "num_classes": int(getattr(ds, "num_classes", 0) or 0),
-        "ignore_index": int(getattr(ds, "ignore_index", 255)),
-    }
-
-
-# ----------------------------------------------------------------- the loop
 def train(
     model: torch.nn.Module | RefineNetConfig,
     train_set: Dataset,
@@ -305,8 +299,7 @@ def train(
     out_dir: str | os.PathLike | None = None,
     resume: bool = False,
     progress: bool = True,
-    live_plot: bool = False,
-    dataset_info: dict | None = None,
+    dataset_info: DatasetInfo | None = None,
     provenance: dict | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
@@ -319,9 +312,9 @@ def train(
     checkpoints and history are written there, and ``resume=True`` continues
     from ``out_dir/last.pt`` exactly where it stopped. ``on_epoch``, if given,
     is called on the main process with each epoch's history record (epoch,
-    loss, miou, elapsed, ...) once that epoch is saved.
+    loss, miou, elapsed, ...) once that epoch is saved; a notebook passes
+    :class:`refinenet_edu.viz.plots.LiveTrainingPlot` to redraw the curves.
     """
-    from refinenet_edu.engine.evaluation import eval_loader, evaluate  # evaluation depends on the model, not on training
     from refinenet_edu.model import RefineNet
 
     cfg = cfg or TrainConfig()
@@ -340,13 +333,12 @@ def train(
         model = RefineNet(model)
     module = unwrap(model)
     num_classes = module.config.num_classes
-    ds_classes = getattr(train_set, "num_classes", None)
-    if ds_classes is not None and ds_classes != num_classes:
-        raise ValueError(f"the model predicts {num_classes} classes but the training set has {ds_classes}")
+    info = DatasetInfo.of(train_set)
+    if info.num_classes and info.num_classes != num_classes:
+        raise ValueError(f"the model predicts {num_classes} classes but the training set has {info.num_classes}")
     module.to(device)
     if cfg.channels_last:
         module.to(memory_format=torch.channels_last)
-
 
     # ---- data
     loader_gen = torch.Generator()
@@ -358,6 +350,7 @@ def train(
         sampler=sampler,
         drop_last=len(train_set) >= cfg.batch_size * world,
         num_workers=cfg.num_workers,
+        multiprocessing_context=loader_start_method(cfg.num_workers),
         generator=loader_gen,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
@@ -370,6 +363,7 @@ def train(
             batch_size=cfg.batch_size,
             sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,
             num_workers=cfg.num_workers,
+            multiprocessing_context=loader_start_method(cfg.num_workers),
         )
 
     # ---- optimizer, schedule, gradient scaler (fp16 only)
@@ -378,13 +372,13 @@ def train(
     optimizer = make_optimizer(module, cfg)
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps, warmup_steps))
-    scaler = torch.amp.GradScaler(device.type, enabled=(dtype == torch.float16))
+    scaler = grad_scaler(device, dtype)
 
     # ---- resume
     history: list[dict] = []
     start_epoch = 0
-    best_miou, best_epoch = float("-inf"), -1
-    saved_epoch = None  # the last epoch written to out_dir/last.pt
+    best = {"miou": float("-inf"), "epoch": -1}
+    saved = {"epoch": None}  # the last epoch written to out_dir/last.pt
     if resume:
         if out_dir is None or not (out_dir / "last.pt").is_file():
             raise ValueError(f"resume: no checkpoint to resume from at {out_dir}/last.pt")
@@ -403,9 +397,8 @@ def train(
         scaler.load_state_dict(state["scaler"])
         history = list(state["history"])
         start_epoch = int(state["epoch"]) + 1
-        best_miou = state.get("best_miou", best_miou)
-        best_epoch = state.get("best_epoch", best_epoch)
-        saved_epoch = start_epoch
+        best = {"miou": state.get("best_miou", best["miou"]), "epoch": state.get("best_epoch", best["epoch"])}
+        saved["epoch"] = start_epoch
 
     # ---- wrappers: DDP, torch.compile
     net: torch.nn.Module = module
@@ -416,71 +409,30 @@ def train(
     if cfg.compile:
         net = torch.compile(net)
 
-    plot = None
-    if live_plot and is_main:
-        from refinenet_edu.viz.plots import LiveTrainingPlot
-
-        plot = LiveTrainingPlot()
-        plot.update(history)
-    from tqdm.auto import tqdm
-
-    result = TrainResult(out_dir=out_dir, device=describe_device(device), precision=str(dtype).replace("torch.", ""))
+    result = TrainResult(out_dir=out_dir, device=describe_device(device), precision=dtype_name(dtype))
     started = time.perf_counter()
     elapsed_before = sum(h.get("seconds", 0.0) for h in history)
+    record_info = (dataset_info or info).as_dict()
 
-    for epoch in range(start_epoch, cfg.epochs):
+    def before_epoch(epoch: int) -> None:
         # Reseed from (seed, epoch): an epoch draws the same crops, flips,
         # dropout masks and batch order whether or not the run was resumed.
         seed_everything(cfg.seed * 100_003 + epoch * 1009 + rank)
         loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
         if sampler is not None:
             sampler.set_epoch(epoch)
-        net.train()
-        epoch_start = time.perf_counter()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        seen = 0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=not (progress and is_main))
-        for images, masks in bar:
-            images = images.to(device, non_blocking=True)
-            masks = masks.to(device, non_blocking=True).long()
-            if cfg.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            try:
-                with autocast(device, dtype):
-                    scores = net(images)
-                    loss = F.cross_entropy(scores.float(), masks, ignore_index=cfg.ignore_index)
-                loss_value = loss.item()  # the step's one device sync: the NaN check and the progress bar share it
-                if not math.isfinite(loss_value):
-                    raise TrainingDiverged(
-                        f"the loss became {loss_value} in epoch {epoch + 1} (step {scheduler.last_epoch}); stopped. "
-                        + (f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved_epoch}). "
-                           if saved_epoch is not None else "No checkpoint was written. ")
-                        + f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-            except RuntimeError as err:
-                if _is_out_of_memory(err) and not isinstance(err, TrainingDiverged):
-                    raise RuntimeError(_out_of_memory_message(cfg, device)) from err
-                raise
-            loss_sum += loss.detach().double() * images.shape[0]
-            seen += images.shape[0]
-            if progress and is_main:
-                bar.set_postfix(loss=f"{loss_value:.3f}")
+
+    def after_epoch(epoch: int, stats: EpochStats) -> bool:
+        loss_sum, seen = stats.loss_sum, stats.images
         if world > 1:
             totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64)])
             dist.all_reduce(totals)
             loss_sum, seen = totals[0], int(totals[1].item())
-        train_seconds = time.perf_counter() - epoch_start
-
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "loss": float(loss_sum.item() / max(1, seen)),
             "lr": optimizer.param_groups[1]["lr"],
-            "images_per_second": seen / max(train_seconds, 1e-9),
+            "images_per_second": seen / max(stats.seconds, 1e-9),
             "miou": None,
             "pixel_accuracy": None,
         }
@@ -491,22 +443,17 @@ def train(
             )
             record["miou"] = ev.metrics.miou
             record["pixel_accuracy"] = ev.metrics.pixel_accuracy
-        record["seconds"] = time.perf_counter() - epoch_start
+        record["seconds"] = time.perf_counter() - epoch_started[epoch]
         record["elapsed"] = elapsed_before + (time.perf_counter() - started)
         history.append(record)
 
-        improved = record["miou"] is not None and record["miou"] > best_miou
+        improved = record["miou"] is not None and record["miou"] > best["miou"]
         if improved:
-            best_miou, best_epoch = record["miou"], epoch + 1
+            best.update(miou=record["miou"], epoch=epoch + 1)
         if is_main and out_dir is not None:
             common = dict(
-                epoch=epoch,
-                history=history,
-                best_miou=best_miou,
-                best_epoch=best_epoch,
-                train_config=cfg.to_dict(),
-                dataset=dataset_info if dataset_info is not None else describe_dataset(train_set),
-                provenance=provenance or {},
+                epoch=epoch, history=history, best_miou=best["miou"], best_epoch=best["epoch"],
+                train_config=cfg.to_dict(), dataset=record_info, provenance=provenance or {},
             )
             if improved:
                 save_checkpoint(out_dir / "best.pt", module, metrics={"miou": record["miou"]}, **common)
@@ -515,9 +462,7 @@ def train(
                 scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), **common,
             )
             atomic_write_json(out_dir / "history.json", history)
-            saved_epoch = epoch + 1
-        if plot is not None:
-            plot.update(history)
+            saved["epoch"] = epoch + 1
         if progress and is_main:
             print(f"epoch {epoch + 1:3d}/{cfg.epochs}  {epoch_scores(record)}  "
                   f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
@@ -525,15 +470,39 @@ def train(
             on_epoch(record)
         if cfg.target_miou is not None and record["miou"] is not None and record["miou"] >= cfg.target_miou:
             result.stopped_because = f"reached target mIoU {cfg.target_miou}"
-            break
+            return True
         if cfg.max_minutes is not None and record["elapsed"] >= cfg.max_minutes * 60:
             result.stopped_because = f"time budget of {cfg.max_minutes} min"
-            break
+            return True
+        return False
 
-    if plot is not None:
-        plot.close()
+    epoch_started: dict[int, float] = {}
+
+    def start(epoch: int) -> None:
+        before_epoch(epoch)
+        epoch_started[epoch] = time.perf_counter()
+
+    try:
+        fit(
+            net, train_loader, optimizer, epochs=cfg.epochs, start_epoch=start_epoch, before_epoch=start,
+            after_epoch=after_epoch, criterion=SegmentationLoss(cfg.ignore_index), device=device, dtype=dtype,
+            scaler=scaler, scheduler=scheduler, channels_last=cfg.channels_last, progress=progress and is_main,
+        )
+    except TrainingDiverged as err:
+        epoch = len(history) + 1
+        raise TrainingDiverged(
+            f"{err} in epoch {epoch} (step {scheduler.last_epoch}); stopped. "
+            + (f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved['epoch']}). "
+               if saved["epoch"] is not None else "No checkpoint was written. ")
+            + f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
+        ) from None
+    except RuntimeError as err:
+        if _is_out_of_memory(err):
+            raise RuntimeError(_out_of_memory_message(cfg, device)) from err
+        raise
+
     result.history = history
-    result.best_miou = best_miou if best_epoch > 0 else float("nan")
-    result.best_epoch = best_epoch
+    result.best_miou = best["miou"] if best["epoch"] > 0 else float("nan")
+    result.best_epoch = best["epoch"]
     result.seconds = elapsed_before + (time.perf_counter() - started)
     return result

@@ -1,22 +1,46 @@
-"""Choosing the device and the numeric precision.
+"""Choosing the device and the numeric precision, and running within them.
 
 ``resolve_device("auto")`` picks CUDA, then Apple's MPS, then the CPU.
 ``resolve_precision("auto", device)`` picks bfloat16 where the hardware runs it
-fast (CUDA GPUs from Ampere on; CPUs with AVX-512 BF16 or AMX), else float32.
-float16 is offered on CUDA, where it needs a gradient scaler (bfloat16 does not:
-it has float32's exponent range).
+natively (CUDA GPUs from Ampere on; CPUs with AVX-512 BF16 or AMX), float16 on
+older CUDA GPUs, else float32: emulated bf16 is *slower* than float32.
+float16 is for CUDA GPUs only, where training needs a gradient scaler
+(:func:`grad_scaler`; bfloat16 does not: it has float32's exponent range); on a
+CPU it is refused with a ``ValueError`` that names the precisions that work.
+
+:func:`cpu_threads` runs a block with another number of CPU threads and
+restores the caller's afterwards: the library never changes the process it
+runs in for longer than the call.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
+from collections.abc import Iterator
 
 import torch
 
-__all__ = ["PRECISIONS", "resolve_device", "resolve_precision", "cpu_supports_bf16", "autocast", "describe_device"]
+__all__ = [
+    "PRECISIONS",
+    "DTYPES",
+    "resolve_device",
+    "cpu_supports_bf16",
+    "resolve_precision",
+    "dtype_name",
+    "autocast",
+    "grad_scaler",
+    "cpu_threads",
+    "model_device",
+    "describe_device",
+    "loader_start_method",
+]
 
+#: Precision names the command line and the configs accept.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: precision name -> the dtype convolutions run in
+DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
@@ -26,7 +50,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     if name in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
     try:
@@ -35,45 +59,115 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"device={name!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={name!r}: CUDA is not available on this machine (use 'auto' or 'cpu')")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not _mps_available():
         raise ValueError(f"device={name!r}: MPS is not available on this machine (use 'auto' or 'cpu')")
     return device
 
 
+def _mps_available() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+@functools.lru_cache(maxsize=None)
 def cpu_supports_bf16() -> bool:
-    """True on CPUs with native bfloat16 matrix instructions (AVX-512 BF16 or AMX)."""
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        if fn is not None:
-            try:
-                if fn():
-                    return True
-            except Exception:  # pragma: no cover - defensive
-                pass
-    return False
+    """True on CPUs with native bfloat16 matrix instructions (AVX-512 BF16 or AMX).
+
+    Asks PyTorch's own CPU probes; where this PyTorch has none, the CPU flags
+    Linux reports. (oneDNN's ``_is_mkldnn_bf16_supported`` is not asked: it is
+    also true on AVX-512 CPUs that only emulate bf16, where it is slower than
+    float32.)
+    """
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    probes = [p for p in probes if p is not None]
+    if probes:
+        return any(_ask(p) for p in probes)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype for ``precision`` on ``device`` (``ValueError`` if impossible)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
-    if precision == "auto":
+def _ask(probe) -> bool:
+    try:
+        return bool(probe())
+    except Exception:  # pragma: no cover - defensive: a probe that fails means "no"
+        return False
+
+
+def resolve_precision(precision: str | torch.dtype, device: torch.device | str) -> torch.dtype:
+    """The compute dtype for ``precision`` on ``device`` (``ValueError`` if impossible).
+
+    ``"auto"``: bfloat16 on a CUDA GPU that supports it (float16 on older
+    ones) and on a CPU with native bf16, float32 elsewhere (MPS included).
+    ``"fp32"`` / ``"bf16"`` / ``"fp16"`` or a ``torch.dtype`` are taken as
+    given, except float16 on a CPU.
+    """
+    device = torch.device(device)
+    if isinstance(precision, torch.dtype):
+        if precision not in DTYPES.values():
+            raise ValueError(f"precision={precision}: expected one of {list(DTYPES.values())}")
+        dtype = precision
+    elif precision == "auto":
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "cpu" and cpu_supports_bf16():
             return torch.bfloat16
         return torch.float32
-    dtype = _DTYPES[precision]
+    elif precision in DTYPES:
+        dtype = DTYPES[precision]
+    else:
+        raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
     if dtype == torch.float16 and device.type == "cpu":
-        raise ValueError("precision='fp16': float16 training is for CUDA; on a CPU use 'bf16' or 'fp32'")
+        raise ValueError("precision='fp16': float16 is for CUDA GPUs; on a CPU use 'bf16' or 'fp32'")
     return dtype
 
 
-def autocast(device: torch.device, dtype: torch.dtype):
-    """Mixed-precision context for ``dtype`` (a no-op for float32)."""
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"`` (as results files record it)."""
+    return str(dtype).replace("torch.", "")
+
+
+def autocast(device: torch.device | str, dtype: torch.dtype):
+    """``torch.autocast`` for ``dtype`` on ``device``, or a no-op context for float32."""
+    device = torch.device(device)
     if dtype == torch.float32:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device | str, dtype: torch.dtype) -> torch.amp.GradScaler:
+    """A gradient scaler, enabled for float16 only (small gradients would underflow to 0).
+
+    Disabled, it passes the loss and the optimizer step through unchanged, so
+    every training loop can use one unconditionally.
+    """
+    return torch.amp.GradScaler(torch.device(device).type, enabled=dtype == torch.float16)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` CPU threads (``None``: as it is), then restore the caller's number."""
+    if n is None:
+        yield
+        return
+    if n < 1:
+        raise ValueError(f"threads={n}: must be >= 1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where ``model`` lives: the device of its first parameter (or buffer); the CPU for an empty model."""
+    p = next(model.parameters(), None)
+    if p is None:
+        p = next(model.buffers(), None)
+    return p.device if p is not None else torch.device("cpu")
 
 
 def describe_device(device: torch.device) -> str:
@@ -85,3 +179,17 @@ def describe_device(device: torch.device) -> str:
     import platform
 
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def loader_start_method(num_workers: int) -> str | None:
+    """How a ``DataLoader`` starts its worker processes: ``"fork"`` on Linux, else the platform's default.
+
+    Pass it as ``DataLoader(multiprocessing_context=...)``: it chooses for that
+    loader only and leaves the process-wide start method alone. Forking is
+    what a plain run on Linux does; a process started by "spawn" (an
+    ``ablate --jobs`` worker) would otherwise start its loader workers the
+    same slow way, a fresh Python importing torch, every epoch.
+    """
+    if num_workers > 0 and sys.platform.startswith("linux"):
+        return "fork"
+    return None

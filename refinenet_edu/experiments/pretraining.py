@@ -36,14 +36,23 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from refinenet_edu import files
-from refinenet_edu.engine import runtime as devices
 from refinenet_edu.engine.checkpoints import check_finite
-from refinenet_edu.engine.loop import TrainingDiverged, poly_lambda
+from refinenet_edu.engine.criterion import SegmentationLoss
+from refinenet_edu.engine.loop import TrainingDiverged, fit
+from refinenet_edu.engine.recipes import poly_lambda
+from refinenet_edu.engine.runtime import (
+    PRECISIONS,
+    cpu_threads,
+    describe_device,
+    grad_scaler,
+    loader_start_method,
+    resolve_device,
+    resolve_precision,
+)
 
 __all__ = ["PretrainConfig", "class_map", "pretrain_encoder", "save_encoder"]
 
@@ -109,6 +118,19 @@ def class_map(class_names: list[str] | tuple[str, ...], merge: list[list[str]] |
     return lut, new_names
 
 
+class FCN32s(nn.Module):
+    """An encoder with an FCN-32s head (Long et al., CVPR 2015): a 1x1 convolution on the 1/32
+    features gives class scores, which the loss upsamples x32 to the labels' size."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Conv2d(encoder.channels[-1], num_classes, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images)[-1])
+
+
 def pretrain_encoder(
     encoder: nn.Module,
     train_set,
@@ -122,48 +144,40 @@ def pretrain_encoder(
 
     ``label_map``: a lookup table applied to the targets (see :func:`class_map`);
     ``num_classes`` counts the classes after it. The head is thrown away.
+    The steps are the library's (:func:`refinenet_edu.engine.loop.fit`):
+    autocast in ``config.precision``, a gradient scaler for float16.
     """
-    device = devices.resolve_device(config.device)
-    dtype = devices.resolve_precision(config.precision, device)
+    device = resolve_device(config.device)
+    dtype = resolve_precision(config.precision, device)
     torch.manual_seed(config.seed)
     encoder.to(device).train()
-    head = nn.Conv2d(encoder.channels[-1], num_classes, 1).to(device)
-    params = [p for p in [*encoder.parameters(), *head.parameters()] if p.requires_grad]
+    model = FCN32s(encoder, num_classes).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     loader = DataLoader(
         train_set, batch_size=config.batch_size, shuffle=True, drop_last=True, generator=generator,
-        num_workers=config.num_workers,
+        num_workers=config.num_workers, multiprocessing_context=loader_start_method(config.num_workers),
     )
     if len(loader) == 0:
         raise ValueError(f"pretraining set: {len(train_set)} images, fewer than one batch of {config.batch_size}")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.epochs * len(loader)))
-    lut = label_map.to(device) if label_map is not None else None
-    history = []
+    criterion = SegmentationLoss(ignore_index=255, label_map=label_map).to(device)
+    history: list[dict] = []
     started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        total, steps = torch.zeros((), device=device), 0
-        for images, targets in loader:
-            images, targets = images.to(device), targets.to(device).long()
-            if lut is not None:
-                targets = lut[targets]
-            with devices.autocast(device, dtype):
-                scores = head(encoder(images)[-1])
-            scores = F.interpolate(scores.float(), size=targets.shape[-2:], mode="bilinear", align_corners=False)
-            loss = F.cross_entropy(scores, targets, ignore_index=255)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.detach()
-            steps += 1
-        mean = float(total) / steps
+
+    def after_epoch(epoch: int, stats) -> None:
+        mean = stats.mean_loss
         if not math.isfinite(mean):
-            raise TrainingDiverged(f"pretraining diverged at epoch {epoch} (loss {mean}); nothing written; "
+            raise TrainingDiverged(f"pretraining diverged at epoch {epoch + 1} (loss {mean}); nothing written; "
                                    f"lower --lr (now {config.lr})")
-        history.append({"epoch": epoch, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
+        history.append({"epoch": epoch + 1, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
         if log is not None:
-            log(f"pretrain epoch {epoch}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
+            log(f"pretrain epoch {epoch + 1}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
+
+    # the loss is checked once per epoch (above), not per step: no device sync inside the epoch
+    fit(model, loader, optimizer, epochs=config.epochs, after_epoch=after_epoch, criterion=criterion, device=device,
+        dtype=dtype, scaler=grad_scaler(device, dtype), scheduler=scheduler, check_finite=False)
     encoder.eval()
     return history
 
@@ -208,7 +222,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--crop-size", type=positive_int, default=128, help="random crops of this size (default 128)")
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=tuple(devices.PRECISIONS))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--threads", type=positive_int, help="CPU threads (torch.set_num_threads)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
 
@@ -220,24 +234,24 @@ def run(args) -> int:
         raise ValueError(f"--out {args.out}: is a folder; the encoder's file name was expected (e.g. {args.out}/encoder.pt)")
     if args.out.exists() and not args.force:
         raise ValueError(f"--out {args.out}: exists; pass --force to replace it")
-    with writing_file(args.out, companions=(".json",)):  # one writer (engine.locks)
+    # one writer (engine.locks); the threads for this command only (the caller's number is restored)
+    with writing_file(args.out, companions=(".json",)), cpu_threads(args.threads):
         return _pretrain(args)
 
 
 def _pretrain(args) -> int:
-    from refinenet_edu.engine import provenance
     from refinenet_edu.ablation import dataset_fingerprint, load_splits
     from refinenet_edu.config import make_config
+    from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.encoders import ResNetEncoder
-    from refinenet_edu.engine.loop import TrainConfig
+    from refinenet_edu.engine import provenance
+    from refinenet_edu.engine.recipes import TrainConfig
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = PretrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
                             device=args.device, precision=args.precision)
     overrides = {"encoder_width": args.encoder_width} if args.encoder_width else {}
     train_set, _ = load_splits(args.data, TrainConfig(crop_size=args.crop_size, scale_range=(0.75, 1.25)))
-    lut, names = class_map(train_set.class_names, args.merge)
+    lut, names = class_map(DatasetInfo.of(train_set).class_names, args.merge)
     model_config = make_config(args.preset, num_classes=len(names), **overrides)
     torch.manual_seed(args.seed)
     encoder = ResNetEncoder(model_config.backbone, width=model_config.encoder_width)
@@ -256,7 +270,7 @@ def _pretrain(args) -> int:
         "history": history,
         "stored_as": "float16",
         "seconds": round(time.perf_counter() - started, 1),
-        "device": devices.describe_device(devices.resolve_device(config.device)),
+        "device": describe_device(resolve_device(config.device)),
         "provenance": provenance.provenance(getattr(args, "_argv", None)),
     }
     save_encoder(encoder, args.out, info)

@@ -631,9 +631,10 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from refinenet_edu.engine.evaluation import _image_uint8, colorize
+    from refinenet_edu.datasets.palette import colorize
+    from refinenet_edu.datasets.transforms import to_uint8_image
 
-    panels = [("image", _image_uint8(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
+    panels = [("image", to_uint8_image(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
     for name, pred in predictions.items():
         panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
     if fig is None:

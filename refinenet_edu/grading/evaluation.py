@@ -57,16 +57,16 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
     graph, and return the arg-max class per pixel. By default a small net with
     batch norm and dropout p=0.5 is used; pass your own ``model`` (and
     ``images``) to check a real one. Calling the library's prediction
-    functions (``refinenet_edu.engine.inference.predict``, ``predict_logits``) is
-    refused.
+    functions (``refinenet_edu.engine.inference``'s ``predict_labels``, ``predict_probabilities``,
+    anything in ``refinenet_edu.engine.evaluation``) is refused.
     """
     __tracebackhide__ = True
     # Imported here: refinenet_edu.engine.evaluation pulls in torchvision (2 s), which the other checks do not need.
-    from refinenet_edu.engine.evaluation import predict_logits
-    from refinenet_edu.engine.inference import predict as reference_predict
+    from refinenet_edu.engine.evaluation import evaluate
+    from refinenet_edu.engine.inference import predict_labels, predict_probabilities
 
     what = name_of(predict_fn, "predict")
-    student = Submission(predict_fn, what, Reference((reference_predict, predict_logits)),
+    student = Submission(predict_fn, what, Reference((predict_labels, predict_probabilities, evaluate)),
                          allow_reference=allow_reference)
     if not callable(predict_fn):
         raise fail(what, f"expected a function predict(model, images), got a {type(predict_fn).__name__}.",

@@ -57,6 +57,7 @@ import argparse
 import copy
 import ctypes
 import datetime as _dt
+import contextlib
 import json
 import math
 import os
@@ -68,16 +69,18 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.config import MIN_INPUT_SIZE, PRESETS
 from refinenet_edu.encoders import BACKBONES
 from refinenet_edu.files import atomic_write_text
-from refinenet_edu.engine.inference import PRECISIONS, autocast, cpu_supports_bf16
+from refinenet_edu.engine.criterion import SegmentationLoss, class_scores
+from refinenet_edu.engine.loop import train_step
+from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, cpu_threads, grad_scaler
 
 __all__ = [
     "SCHEMA",
@@ -271,16 +274,12 @@ def count_step_flops(spec: ModelSpec, mode: str, settings: Settings) -> int:
     if mode == "forward":
         model.eval()
         with counter, torch.no_grad():
-            _scores(model(x))
+            class_scores(model(x))
     else:
         _train_mode(model)
         with counter:
-            F.cross_entropy(_scores(model(x)), target).backward()
+            SegmentationLoss()(model(x), target).backward()
     return int(counter.get_total_flops())
-
-
-def _scores(out) -> torch.Tensor:
-    return out["out"] if isinstance(out, dict) else out
 
 
 def _train_mode(model: nn.Module) -> None:
@@ -297,9 +296,19 @@ def _train_mode(model: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------- device helpers
-def _configure_cuda(settings: Settings) -> dict[str, Any]:
-    """Apply the cuDNN autotuning setting; return the CUDA math settings in force, for the JSON."""
+@contextlib.contextmanager
+def _cuda_math(settings: Settings) -> Iterator[None]:
+    """cuDNN autotuning as ``settings`` says, for the block only (the caller's setting is restored)."""
+    before = torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = settings.cudnn_benchmark
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _cuda_math_in_force() -> dict[str, Any]:
+    """The CUDA math settings in force, for the JSON."""
     return {
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
@@ -322,7 +331,7 @@ def _dtype_runs_natively(dtype: str, device: torch.device) -> bool:
 
 def default_dtypes(device: torch.device) -> list[str]:
     """fp32 plus the low precisions the device runs natively (fp16 on a CPU is emulated: ask for it)."""
-    return [d for d in PRECISIONS if _dtype_runs_natively(d, device)]
+    return [d for d in DTYPES if _dtype_runs_natively(d, device)]
 
 
 _LIBC = None
@@ -400,7 +409,7 @@ class PeakProbe:
 
     def __init__(self, device: torch.device, dtype: str, *, min_seconds: float = 0.05):
         self.device = device
-        torch_dtype = PRECISIONS[dtype]
+        torch_dtype = DTYPES[dtype]
         big = device.type == "cuda"
         with torch.inference_mode():
             n, limit = (2048 if big else 256), (16384 if big else 4096)
@@ -466,7 +475,7 @@ class Runner:
         self.case = case
         self.device = torch.device(case.device)
         self.model = model
-        self.dtype = PRECISIONS[case.dtype]
+        self.dtype = DTYPES[case.dtype]
         fmt = MEMORY_FORMATS[case.memory_format]
         gen = torch.Generator().manual_seed(settings.seed)
         x = torch.randn(settings.batch, 3, *settings.input_size, generator=gen)
@@ -478,7 +487,8 @@ class Runner:
             params = [p for p in model.parameters() if p.requires_grad]
             # lr does not change the cost; small, so that random labels do not blow the weights up
             self.optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=5e-4)
-            self.scaler = torch.amp.GradScaler(self.device.type) if case.dtype == "fp16" else None
+            self.scaler = grad_scaler(self.device, self.dtype)  # enabled for fp16 only
+            self.criterion = SegmentationLoss()
         self.times: list[float] = []
         self.cpu_times: list[float] = []
         self.output: torch.Tensor | None = None
@@ -487,19 +497,11 @@ class Runner:
         if self.case.mode == "forward":
             self.model.eval()
             with torch.inference_mode(), autocast(self.device, self.dtype):
-                self.output = _scores(self.forward(self.x))
+                self.output = class_scores(self.forward(self.x))
             return
         _train_mode(self.model)
-        self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.device, self.dtype):
-            loss = F.cross_entropy(_scores(self.forward(self.x)).float(), self.target)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        else:
-            loss.backward()
-            self.optimizer.step()
+        train_step(self.forward, self.x, self.target, self.optimizer, criterion=self.criterion, dtype=self.dtype,
+                   scaler=self.scaler, check_finite=False)  # no extra device sync inside the timed step
 
     def timed_step(self) -> None:
         """One step; appends its wall time and this process's CPU time (all threads) in seconds."""
@@ -593,7 +595,8 @@ def _run_compiled_case(case: Case, settings: Settings, log: Callable[[str], None
     """Measure one compiled case in a child process, killed after ``settings.compile_timeout`` seconds."""
     request = json.dumps({"case": asdict(case), "settings": asdict(settings)})
     cmd = [sys.executable, "-m", "refinenet_edu.tools.bench", "--worker"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])))
+    # the child uses as many threads as this process does now (--threads)
+    env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
         cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env, start_new_session=True,  # its own process group: the compiler's workers die with it
@@ -620,9 +623,13 @@ def _worker() -> int:
     s = request["settings"]
     s["input_size"] = tuple(s["input_size"])
     settings = Settings(**s)
+    with _cuda_math(settings):
+        print(json.dumps(_measure_in_worker(case, settings)))
+    return 0
+
+
+def _measure_in_worker(case: Case, settings: Settings) -> dict[str, Any]:
     spec = parse_model_spec(case.model)
-    if torch.device(case.device).type == "cuda":
-        _configure_cuda(settings)
     if case.mode == "forward":
         # freezing lets the compiler fold batch norm into the convolutions and pre-pack weights
         import torch._inductor.config as inductor_config
@@ -639,9 +646,7 @@ def _worker() -> int:
         del baseline
     model.to(memory_format=MEMORY_FORMATS[case.memory_format])
     runner = Runner(case, model, settings)
-    info = _measure([runner], settings, log=lambda m: print(m, file=sys.stderr), references=references)[case]
-    print(json.dumps(info))
-    return 0
+    return _measure([runner], settings, log=lambda m: print(m, file=sys.stderr), references=references)[case]
 
 
 # ---------------------------------------------------------------- the run
@@ -705,9 +710,17 @@ def run_bench(
     ``grid="full"``: every dtype in every memory format. ``grid="lean"``:
     the fp32 contiguous eager baseline plus every dtype in channels_last only
     (the layout the fast paths use; eager and/or compiled as ``compile``
-    says), which saves the slow combinations.
+    says), which saves the slow combinations. cuDNN's autotuning follows
+    ``settings.cudnn_benchmark`` during the run; the caller's setting is
+    restored afterwards.
     """
     settings = settings or Settings()
+    with _cuda_math(settings):
+        return _run_bench(models, modes=modes, dtypes=dtypes, memory_formats=memory_formats, compile=compile,
+                          grid=grid, devices=devices, settings=settings, log=log)
+
+
+def _run_bench(models, *, modes, dtypes, memory_formats, compile, grid, devices, settings, log) -> dict[str, Any]:
     settings.validate()
     if grid not in GRIDS:
         raise ValueError(f"grid={grid!r}: expected one of {list(GRIDS)}")
@@ -721,8 +734,8 @@ def run_bench(
             raise ValueError(f"memory format {fmt!r}: expected one of {list(MEMORY_FORMATS)}")
     if dtypes is not None:
         for d in dtypes:
-            if d not in PRECISIONS:
-                raise ValueError(f"dtype {d!r}: expected one of {list(PRECISIONS)}")
+            if d not in DTYPES:
+                raise ValueError(f"dtype {d!r}: expected one of {list(DTYPES)}")
     if devices is None:
         devices = ["cuda"] if torch.cuda.is_available() else ["cpu"]
     devs = []
@@ -744,7 +757,7 @@ def run_bench(
         "devices": [str(d) for d in devs], "timing": f"{settings.statistic} of round-robin iterations",
     }
     if any(d.type == "cuda" for d in devs):
-        result["settings"]["cuda_math"] = _configure_cuda(settings)
+        result["settings"]["cuda_math"] = _cuda_math_in_force()
     result["memory_method"] = {"cpu": CPU_MEMORY_METHOD, "cuda": CUDA_MEMORY_METHOD}
 
     # cases per device, dtype list per device
@@ -952,7 +965,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
                         help="presets and peers, NAME[@BACKBONE][:KEY=VALUE,...] (default: official fcn deeplabv3)")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="forward and/or train (default: both)")
-    parser.add_argument("--dtypes", nargs="+", choices=list(PRECISIONS), default=None,
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
                         help="precisions (default: fp32 and what the device runs natively)")
     parser.add_argument("--memory-formats", nargs="+", choices=list(MEMORY_FORMATS), default=None,
                         help="tensor layouts (default: both)")
@@ -996,19 +1009,18 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads {args.threads}: must be >= 1")
-        torch.set_num_threads(args.threads)
-        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # compiled cases' child processes use as many
-    result = run_bench(
-        models,
-        modes=args.modes or list(MODES),
-        dtypes=args.dtypes,
-        memory_formats=args.memory_formats or list(MEMORY_FORMATS),
-        compile=args.compile,
-        grid=args.grid,
-        devices=args.devices,
-        settings=settings,
-        log=log,
-    )
+    with cpu_threads(args.threads):  # for this command only; compiled cases' child processes use as many
+        result = run_bench(
+            models,
+            modes=args.modes or list(MODES),
+            dtypes=args.dtypes,
+            memory_formats=args.memory_formats or list(MEMORY_FORMATS),
+            compile=args.compile,
+            grid=args.grid,
+            devices=args.devices,
+            settings=settings,
+            log=log,
+        )
     text = json.dumps(result, indent=2)
     if args.json == "-":
         print(text)

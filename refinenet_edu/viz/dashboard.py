@@ -42,17 +42,19 @@ def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: 
     and fine-tune it slower, as ``ablate --encoder-weights`` does.
     Returns ``{"record", "costs", "predictions"}`` for :func:`comparison.add_live_run`.
     """
-    from refinenet_edu.ablation import budget_for, predict_masks, time_inference, train_variant, variant_costs
+    from refinenet_edu.ablation import budget_for, time_inference, train_variant, variant_costs
+    from refinenet_edu.datasets.info import DatasetInfo
+    from refinenet_edu.engine.inference import predict_dataset
 
     cfg = budget_for(preset, epochs=epochs, crop_size=crop_size, batch_size=batch_size, device=device,
                      precision=precision, eval_every=max(1, epochs), encoder_lr_ratio=encoder_lr_ratio)
     record, model, val_set = train_variant(variant, seed, preset=preset, data=data, train_config=cfg,
                                            subset=subset, progress=progress, encoder_weights=encoder_weights)
-    costs = variant_costs(variant, preset=preset, num_classes=val_set.num_classes,
+    costs = variant_costs(variant, preset=preset, num_classes=DatasetInfo.of(val_set).num_classes,
                           input_size=(cfg.crop_size, cfg.crop_size))
     t = time_inference(model, (cfg.crop_size, cfg.crop_size), device=device, precision=cfg.precision)
     costs["inference_ms"] = {t["device"]: round(t["ms_per_image"], 3)}
-    return {"record": record, "costs": costs, "predictions": predict_masks(model, val_set)}
+    return {"record": record, "costs": costs, "predictions": predict_dataset(model, val_set)}
 
 
 class AblationDashboard:

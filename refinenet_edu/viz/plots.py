@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
-__all__ = ["plot_history", "LiveTrainingPlot"]
+import numpy as np
+
+from refinenet_edu.datasets.info import DatasetInfo, sample_ids
+from refinenet_edu.datasets.palette import colorize
+from refinenet_edu.datasets.transforms import to_uint8_image
+
+__all__ = ["plot_history", "LiveTrainingPlot", "show_samples"]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -31,12 +37,23 @@ def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str
 
 
 class LiveTrainingPlot:
-    """Redraws :func:`plot_history` in place in a notebook after every epoch."""
+    """Redraws :func:`plot_history` in place in a notebook after every epoch.
 
-    def __init__(self) -> None:
+    Pass it to the training loop, ``train(..., on_epoch=LiveTrainingPlot())``:
+    it is called with each epoch's record. ``history``: records to start
+    from (a resumed run's).
+    """
+
+    def __init__(self, history: Sequence[dict] = ()) -> None:
         from IPython.display import display
 
+        self.history = list(history)
         self._handle = display(display_id=True)
+        self.update(self.history)
+
+    def __call__(self, record: dict) -> None:
+        self.history.append(record)
+        self.update(self.history)
 
     def update(self, history: Sequence[dict]) -> None:
         import matplotlib.pyplot as plt
@@ -48,5 +65,44 @@ class LiveTrainingPlot:
             self._handle.update(fig)
         plt.close(fig)
 
-    def close(self) -> None:
-        pass
+
+def show_samples(
+    dataset,
+    n: int = 6,
+    *,
+    indices: Sequence[int] | None = None,
+    alpha: float = 0.6,
+    legend: bool = True,
+    figsize_per_sample: float = 2.2,
+):
+    """A matplotlib figure: each sample's image above its mask overlaid in colour.
+
+    Takes the first ``n`` samples unless ``indices`` is given. Float images
+    are assumed normalised with ImageNet statistics and are denormalised.
+    Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    indices = list(indices) if indices is not None else list(range(min(n, len(dataset))))
+    info = DatasetInfo.of(dataset)
+    ids = sample_ids(dataset)
+    fig, axes = plt.subplots(
+        2, len(indices), figsize=(figsize_per_sample * len(indices), figsize_per_sample * 2 + 0.6), squeeze=False
+    )
+    for col, index in enumerate(indices):
+        image, mask = dataset[index]
+        rgb = to_uint8_image(image).permute(1, 2, 0).numpy()
+        colours = colorize(mask, info.palette, info.ignore_index)
+        overlay = (rgb * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+        axes[0, col].imshow(rgb)
+        axes[1, col].imshow(overlay)
+        title = ids[index] if ids is not None else f"#{index}"
+        axes[0, col].set_title(str(title), fontsize=8)
+        for ax in axes[:, col]:
+            ax.set_axis_off()
+    if legend:
+        handles = [Patch(color=np.asarray(c) / 255, label=name) for name, c in zip(info.class_names, info.palette)]
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
+    return fig

@@ -22,11 +22,12 @@ from refinenet_edu.datasets import (
     colorize,
     load_dataset,
     sbd,
-    show_samples,
     voc2012,
     voc_palette,
 )
-from refinenet_edu.datasets.synthetic import write_mask_png
+from refinenet_edu.datasets.palette import write_mask_png
+from refinenet_edu.datasets.synthetic import PALETTE as SYNTHSCENES_PALETTE
+from refinenet_edu.viz.plots import show_samples
 
 CLASSES = ["background", "square", "stripe"]
 PALETTE = [[0, 0, 0], [200, 30, 30], [30, 200, 30]]
@@ -165,14 +166,14 @@ def _drop_image(root):
 
 
 def _resize_mask(root):
-    write_mask_png(np.zeros((10, 12), np.uint8), root / "SegmentationClass/val1.png")
+    write_mask_png(np.zeros((10, 12), np.uint8), root / "SegmentationClass/val1.png", SYNTHSCENES_PALETTE)
     return "val1.png"
 
 
 def _bad_label(root):
     mask = np.zeros((40, 32), np.uint8)
     mask[5, 5] = 7  # 3 classes: 7 is neither a class nor 255
-    write_mask_png(mask, root / "SegmentationClass/val0.png")
+    write_mask_png(mask, root / "SegmentationClass/val0.png", SYNTHSCENES_PALETTE)
     return "val0.png"
 
 

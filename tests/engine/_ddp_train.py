@@ -12,7 +12,8 @@ from _toy import Squares  # noqa: E402
 
 from refinenet_edu import build_refinenet  # noqa: E402
 from refinenet_edu.engine.metrics import ConfusionMatrix  # noqa: E402
-from refinenet_edu.engine.loop import TrainConfig, train  # noqa: E402
+from refinenet_edu.engine.loop import train  # noqa: E402
+from refinenet_edu.engine.recipes import TrainConfig  # noqa: E402
 
 out = sys.argv[1]
 torch.manual_seed(0)

@@ -13,13 +13,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from refinenet_edu.engine.evaluation import (
-    OFFICIAL_SCALES,
-    colorize,
-    evaluate,
-    predict_logits,
-    save_predictions,
-)
+from refinenet_edu.datasets.palette import colorize
+from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
+from refinenet_edu.engine.inference import predict_probabilities
 from refinenet_edu.engine.metrics import confusion_matrix, miou_from_confusion
 
 
@@ -71,7 +67,7 @@ def test_multi_scale_and_flip_probabilities_sum_to_one():
     model = RecordingConv(4).eval()
     x = torch.randn(2, 3, 37, 53)  # odd sizes; 0.4 * 37 < 32 gets clamped
     with torch.inference_mode():
-        p = predict_logits(model, x, scales=OFFICIAL_SCALES, flip=True)
+        p = predict_probabilities(model, x, scales=OFFICIAL_SCALES, flip=True)
     assert p.shape == (2, 4, 37, 53) and p.dtype == torch.float32
     assert torch.allclose(p.sum(1), torch.ones(2, 37, 53), atol=1e-5)
     assert (p >= 0).all()
@@ -85,10 +81,10 @@ def test_single_scale_is_the_softmax_of_the_model():
     model = RecordingConv(4).eval()
     x = torch.randn(1, 3, 40, 48)
     with torch.inference_mode():
-        assert torch.allclose(predict_logits(model, x), model(x).softmax(1), atol=1e-6)
+        assert torch.allclose(predict_probabilities(model, x), model(x).softmax(1), atol=1e-6)
     tiny = torch.randn(1, 3, 20, 10)  # smaller than the model minimum: upscaled, answered at 20x10
     with torch.inference_mode():
-        out = predict_logits(model, tiny)
+        out = predict_probabilities(model, tiny)
     assert out.shape == (1, 4, 20, 10) and model.sizes[-1] == (32, 32)
 
 
@@ -96,16 +92,16 @@ def test_flip_invariance():
     x = torch.randn(1, 3, 33, 47)
     sym = SymmetricConv().eval()
     with torch.inference_mode():
-        plain = predict_logits(sym, x, scales=(1.0, 0.8))
-        flipped = predict_logits(sym, x, scales=(1.0, 0.8), flip=True)
+        plain = predict_probabilities(sym, x, scales=(1.0, 0.8))
+        flipped = predict_probabilities(sym, x, scales=(1.0, 0.8), flip=True)
     assert torch.allclose(plain, flipped, atol=1e-5)  # flip-equivariant model: flipping changes nothing
     # for any model, flip-averaged predictions are themselves flip-equivariant
     any3x3 = nn.Sequential(nn.Conv2d(3, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 3, 5, padding=2)).eval()
     with torch.inference_mode():
-        a = predict_logits(any3x3, x.flip(-1), flip=True)
-        b = predict_logits(any3x3, x, flip=True).flip(-1)
-        c = predict_logits(any3x3, x.flip(-1))
-        d = predict_logits(any3x3, x).flip(-1)
+        a = predict_probabilities(any3x3, x.flip(-1), flip=True)
+        b = predict_probabilities(any3x3, x, flip=True).flip(-1)
+        c = predict_probabilities(any3x3, x.flip(-1))
+        d = predict_probabilities(any3x3, x).flip(-1)
     assert torch.allclose(a, b, atol=1e-5)
     assert not torch.allclose(c, d, atol=1e-3)  # the check above is not vacuous
 
@@ -114,9 +110,9 @@ def test_sliding_window_equals_full_image_for_a_1x1_model():
     model = RecordingConv(5).eval()
     x = torch.randn(2, 3, 70, 91)
     with torch.inference_mode():
-        full = predict_logits(model, x, scales=(1.0, 0.5, 1.3), flip=True)
+        full = predict_probabilities(model, x, scales=(1.0, 0.5, 1.3), flip=True)
         model.sizes.clear()
-        tiled = predict_logits(model, x, scales=(1.0, 0.5, 1.3), flip=True, window=40, stride=(17, 30))
+        tiled = predict_probabilities(model, x, scales=(1.0, 0.5, 1.3), flip=True, window=40, stride=(17, 30))
     assert torch.allclose(full, tiled, atol=1e-5)
     # tiles were used and none was larger than the window
     assert all(h <= 40 and w <= 40 for h, w in model.sizes)
@@ -124,10 +120,10 @@ def test_sliding_window_equals_full_image_for_a_1x1_model():
     # a window larger than the image runs it whole
     model.sizes.clear()
     with torch.inference_mode():
-        predict_logits(model, x, window=(128, 256))
+        predict_probabilities(model, x, window=(128, 256))
     assert model.sizes == [(70, 91)]
     with pytest.raises(ValueError, match="gaps"):
-        predict_logits(model, x, window=32, stride=40)
+        predict_probabilities(model, x, window=32, stride=40)
 
 
 class ToyDataset(torch.utils.data.Dataset):

@@ -10,7 +10,8 @@ import torch
 
 from refinenet_edu import build_refinenet
 from refinenet_edu.engine.checkpoints import load_checkpoint, load_model, save_checkpoint
-from refinenet_edu.engine.loop import TrainConfig, TrainingDiverged, train
+from refinenet_edu.engine.loop import TrainingDiverged, train
+from refinenet_edu.engine.recipes import TrainConfig
 
 from _toy import Squares
 

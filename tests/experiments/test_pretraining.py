@@ -14,7 +14,7 @@ from refinenet_edu.datasets.synthetic import generate_dataset
 from refinenet_edu.encoders import ResNetEncoder
 from refinenet_edu.model import RefineNet
 from refinenet_edu.experiments.pretraining import PretrainConfig, class_map, pretrain_encoder, save_encoder
-from refinenet_edu.engine.loop import TrainConfig
+from refinenet_edu.engine.recipes import TrainConfig
 
 CLASSES = ("background", "water", "pavement", "boat", "car", "wire", "dot")
 

@@ -65,7 +65,8 @@ def test_resume_refuses_options_it_cannot_honour_and_records_what_it_used(tiny_s
 def test_divergence_names_the_checkpoint_it_kept_or_says_none_was_written(tmp_path):
     from refinenet_edu.config import make_config
     from refinenet_edu.model import RefineNet
-    from refinenet_edu.engine.loop import TrainConfig, TrainingDiverged, train
+    from refinenet_edu.engine.loop import TrainingDiverged, train
+    from refinenet_edu.engine.recipes import TrainConfig
 
     cfg = TrainConfig(epochs=2, batch_size=2, crop_size=32, device="cpu", precision="fp32", channels_last=False)
     config = make_config("course", num_classes=3, encoder_width=8, widths=(8, 8, 8, 16))

@@ -9,7 +9,8 @@ import torch
 
 from refinenet_edu.tools import bench
 from refinenet_edu.cli import main
-from refinenet_edu.engine.inference import fast_inference, predict, resolve_precision
+from refinenet_edu.engine.inference import fast_inference, predict_labels, predict_scores
+from refinenet_edu.engine.runtime import resolve_precision
 from refinenet_edu.model import build_refinenet
 from refinenet_edu.summary import count_flops
 
@@ -150,16 +151,16 @@ def test_predict_bf16_agrees_with_fp32_and_restores_mode():
     torch.manual_seed(0)
     model = build_refinenet("course", num_classes=4).train()
     x = torch.randn(2, 3, 96, 96)
-    ref = predict(model, x, precision="fp32", channels_last=False, labels=False)
+    ref = predict_scores(model, x, precision="fp32", channels_last=False)
     assert model.training  # mode restored
     assert ref.shape == (2, 4, 96, 96) and ref.dtype == torch.float32
     # channels_last alone changes only the memory order: same numbers up to float rounding
-    cl = predict(model, x, precision="fp32", channels_last=True, labels=False)
+    cl = predict_scores(model, x, precision="fp32", channels_last=True)
     torch.testing.assert_close(cl, ref, rtol=1e-4, atol=1e-4)
-    fast = predict(model, x, precision="bf16", labels=False)
+    fast = predict_scores(model, x, precision="bf16")
     assert fast.dtype == torch.float32
     assert (fast - ref).abs().max() < 0.1 * ref.std() + 1e-3
-    labels = predict(model, x, precision="bf16")
+    labels = predict_labels(model, x, precision="bf16")
     assert labels.shape == (2, 96, 96) and labels.dtype == torch.int64
     assert (labels == ref.argmax(1)).float().mean() > 0.99
 
@@ -198,8 +199,8 @@ def test_predict_on_cuda_auto_precision():
     torch.manual_seed(0)
     model = build_refinenet("course", num_classes=4).cuda()
     x = torch.randn(2, 3, 96, 96, device="cuda")
-    ref = predict(model, x, precision="fp32", channels_last=False, labels=False)
-    labels = predict(model, x)
+    ref = predict_scores(model, x, precision="fp32", channels_last=False)
+    labels = predict_labels(model, x)
     assert labels.device.type == "cuda"
     assert (labels == ref.argmax(1)).float().mean() > 0.99
 

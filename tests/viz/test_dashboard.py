@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from refinenet_edu.viz.dashboard import AblationDashboard  # noqa: E402
-from test_ablation import CLASSES, fake_results, fake_run  # noqa: E402
+from _fake_results import CLASSES, fake_results, fake_run  # noqa: E402
 
 
 class TinyVal:

@@ -1,0 +1,30 @@
+"""Library code shown in the notebooks, whole, straight from the source files.
+
+The notebooks are a reader's path through the same code the library runs:
+``show_source(train_step)`` prints that function as it is in its module,
+so a lesson never keeps a second copy that could drift, and never slices the
+text (a slice breaks the lesson at the next refactor).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+__all__ = ["show_source", "source_of"]
+
+
+def source_of(obj) -> str:
+    """The whole source of a function, class or method, headed by the file it is in."""
+    target = inspect.unwrap(obj)
+    target = getattr(target, "__func__", target)  # bound and class methods: the function
+    lines, _ = inspect.getsourcelines(target)
+    path = Path(inspect.getsourcefile(target)).resolve()
+    package = Path(__file__).resolve().parents[1]
+    where = path.relative_to(package.parent) if package in path.parents else path.name
+    return f"# {where.as_posix() if isinstance(where, Path) else where}\n" + "".join(lines)
+
+
+def show_source(obj) -> None:
+    """Print :func:`source_of` ``obj`` (in a notebook: the cell's output)."""
+    print(source_of(obj), end="")
