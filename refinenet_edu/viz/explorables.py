@@ -172,7 +172,7 @@ def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "i
     the input, in pixels), ``formula_reach`` (``2 * num_rcus``: one pixel per
     3x3 convolution) and ``gain`` (``|output - input| / |input|``).
     """
-    from refinenet_edu.components import ResidualConvUnit
+    from refinenet_edu import ResidualConvUnit
 
     notes: list[str] = []
     n = _clamp("num_rcus", num_rcus, 0, RCU_MAX_UNITS, notes)
@@ -222,17 +222,20 @@ def draw_rcu_response(result: dict | None = None):
     r = rcu_response() if result is None else result
     fig = _figure(10.5, 3.6)
     axes = fig.subplots(1, 3)
+    c = r["size"] // 2
+    shown = min(c, max(8, 2 * r["num_rcus"] + 4))  # the central part, with a margin around the response
+    crop = (slice(c - shown, c + shown + 1),) * 2
     lim = max(float(np.abs(r["input"]).max()), float(np.abs(r["output"]).max()), 1e-12)
     for ax, key, title in zip(axes[:2], ("input", "output"), ("input x", f"output of {r['num_rcus']} RCU(s)")):
-        _imshow(ax, r[key], title, cmap="cividis", vmin=-lim if r["pattern"] == "negative impulse" else 0,
-                     vmax=lim)
+        _imshow(ax, r[key][crop], title, cmap="cividis", vmin=-lim if r["pattern"] == "negative impulse" else 0,
+                vmax=lim)
         _colourbar(fig, ax, ax.images[0])
-    res = r["residual"]
+    res = r["residual"][crop]
     rl = max(float(np.abs(res).max()), 1e-12)
     _imshow(axes[2], res, "residual: output - input", cmap="cividis", vmin=0 if res.min() >= 0 else -rl, vmax=rl)
     _colourbar(fig, axes[2], axes[2].images[0])
     if r["reach"]:
-        c = r["size"] // 2
+        c = shown
         half = r["reach"]
         if r["pattern"] == "edge":
             axes[2].axvline(c - half - 0.5, color="white", lw=2, ls="--")
@@ -349,7 +352,7 @@ def crp_impulse(num_blocks: int = 4, pool_size: int = 5, convs: str = "identity"
     adds its 2 pixels. Even pool sizes have no centred 'same' window and are
     rounded up to the next odd size.
     """
-    from refinenet_edu.components import ChainedResidualPooling
+    from refinenet_edu import ChainedResidualPooling
 
     notes: list[str] = []
     n = _clamp("num_blocks", num_blocks, 0, CRP_MAX_BLOCKS, notes)
@@ -422,7 +425,7 @@ def load_course_model(device: str | torch.device = "cpu"):
 
 def _blocks(model) -> dict[str, nn.Module]:
     """The model's RefineNet blocks by name (``refinenet4`` ... ``refinenet1``), found by type."""
-    from refinenet_edu.components import RefineNetBlock
+    from refinenet_edu import RefineNetBlock
 
     found = {name.rsplit(".", 1)[-1]: m for name, m in model.named_modules() if isinstance(m, RefineNetBlock)}
     return dict(sorted(found.items(), key=lambda kv: kv[0], reverse=True))

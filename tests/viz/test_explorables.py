@@ -102,7 +102,7 @@ def test_crp_defaults_are_notebook_03s():
 
 def test_crp_uses_the_library_chain():
     # with a 5x5 pool and identity convolutions the explorable's response is notebook 03's impulse response
-    from refinenet_edu.components import ChainedResidualPooling
+    from refinenet_edu import ChainedResidualPooling
 
     r = ex.crp_impulse(3, 5)
     crp = ChainedResidualPooling(1, 3).double()
