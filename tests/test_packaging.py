@@ -52,3 +52,17 @@ def test_console_script_is_declared_and_runs():
         [sys.executable, "-m", "refinenet_edu", "--help"], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert "summary" in out.stdout
+
+
+def test_environment_yml_is_a_conda_environment_for_the_supported_python():
+    # conda is not installed here, so the conda route is checked as far as it can be without it: the file
+    # parses as conda reads it, asks for the Python that pyproject.toml supports, and pip-installs the pins above.
+    import yaml
+
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert env["name"] == "refinenet-edu" and env["channels"] == ["conda-forge"]
+    conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert f"python{requires}" in conda_deps and "pip" in conda_deps
+    (pip_section,) = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    assert {r.replace(" ", "") for r in pip_section} == _pyproject_requirements()

@@ -242,11 +242,25 @@ def _code_cells(nb):
     return [c for c in nb.cells if c.cell_type == "code"]
 
 
+def parameters_cell(nb):
+    """The cell tagged ``parameters``'s place: the first code cell after the hosted set-up cell (if any).
+
+    The set-up cell (tagged ``hosted-setup``, written by ``refinenet-edu course
+    links``, refinenet_edu/tools/hosted.py) comes first so that on Colab the
+    package is installed before anything imports it.
+    """
+    from refinenet_edu.tools.hosted import SETUP_TAG
+
+    code = [c for c in _code_cells(nb) if SETUP_TAG not in c.metadata.get("tags", [])]
+    return code[0] if code else None
+
+
 def check_notebook(path: str | Path) -> list[str]:
     """Every way the stored notebook at ``path`` breaks the course's conventions.
 
     An empty list means it follows them all: a numbered name; under 1 MB; a
-    first code cell tagged ``parameters`` that sets ``FAST`` from ``CI`` and
+    first code cell (after the hosted set-up cell, see :func:`parameters_cell`)
+    tagged ``parameters`` that sets ``FAST`` from ``CI`` and
     ``NBGRADER_EXECUTION``; learning goals in a markdown cell before the first
     code cell; no widget state; at least one ``# NBVAL_CHECK_OUTPUT`` cell,
     each with output to compare; stored executed by one clean top-to-bottom
@@ -270,14 +284,14 @@ def check_notebook(path: str | Path) -> list[str]:
         return problems + [f"not a valid notebook: {err}"]
 
     code = _code_cells(nb)
-    if not code:
+    first = parameters_cell(nb)
+    if first is None:
         return problems + ["has no code cells"]
-    first = code[0]
     if "parameters" not in first.metadata.get("tags", []):
-        problems.append("the first code cell is not tagged 'parameters'")
+        problems.append("the first code cell (after the hosted set-up cell) is not tagged 'parameters'")
     src = first.source
     if not re.search(r"^FAST\s*=", src, re.MULTILINE) or not all(v in src for v in FAST_ENV_VARS):
-        problems.append("the first code cell does not set FAST from the CI and NBGRADER_EXECUTION variables, e.g. "
+        problems.append("the parameters cell does not set FAST from the CI and NBGRADER_EXECUTION variables, e.g. "
                         "FAST = bool(os.environ.get(\"CI\") or os.environ.get(\"NBGRADER_EXECUTION\"))")
 
     before_code = []

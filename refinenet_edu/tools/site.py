@@ -179,6 +179,7 @@ _PAGE_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 """
 
 _SITE_CSS = """/* refinenet-edu course site: the frame around nbconvert's JupyterLab pages */
+html { scroll-padding-top: 3.5rem; }  /* anchors land below the sticky bar */
 body.site-page { margin: 0; padding: 0; }
 .site-header { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; align-items: center;
   gap: 0.5rem 1.5rem; padding: 0.6rem 1.2rem; background: #263238; color: #fff; font-family: var(--jp-ui-font-family, sans-serif); }

@@ -59,8 +59,9 @@ def test_every_notebook_in_the_folder_is_numbered():
 
 @each_notebook
 def test_first_code_cell_is_tagged_parameters_and_sets_fast(path, monkeypatch):
-    first = _code_cells(_read(path))[0]
-    assert "parameters" in first.metadata.get("tags", []), "the first code cell must be tagged 'parameters'"
+    first = course.parameters_cell(_read(path))
+    assert "parameters" in first.metadata.get("tags", []), \
+        "the first code cell after the hosted set-up cell must be tagged 'parameters'"
     # Run the cell: FAST must follow CI and NBGRADER_EXECUTION.
     for env, expected in (({}, False), ({"CI": "true"}, True), ({"NBGRADER_EXECUTION": "autograde"}, True)):
         for var in course.FAST_ENV_VARS:

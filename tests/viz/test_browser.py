@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,21 +27,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from _chromium import CHROMIUM_ARGS, artifacts_dir, find_chromium
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "notebooks/09_ablation.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 def _free_port() -> int:
@@ -53,7 +43,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def chromium_path():
-    path = _chromium()
+    path = find_chromium()
     if path is None:
         pytest.skip("chromium is not installed (apt-get install chromium chromium-driver; .ci/run does it)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
@@ -109,18 +99,12 @@ def jupyterlab(tmp_path_factory, chromium_path):
         log.close()
 
 
-def _artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ["REFINENET_EDU_ARTIFACTS"]) if os.environ.get("REFINENET_EDU_ARTIFACTS") else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path):
     from playwright.sync_api import sync_playwright
 
     base, token = jupyterlab
     stored = (REPO / NOTEBOOK).read_bytes()
-    shots = _artifacts(tmp_path)
+    shots = artifacts_dir(tmp_path)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch_persistent_context(

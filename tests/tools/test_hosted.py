@@ -27,13 +27,26 @@ import tomllib
 
 from refinenet_edu.tools import hosted
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FORK = "https://github.com/a-fork/refinenet-course"
 
 
 # --------------------------------------------------------------------------
 # The setting and what is generated from it
 # --------------------------------------------------------------------------
+
+
+def test_stored_notebooks_readme_and_citation_agree_with_the_setting():
+    """Every numbered notebook has the launch links and the set-up cell of pyproject.toml's address."""
+    assert hosted.links_problems(ROOT) == []
+    repo = hosted.read_repository(ROOT)
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        first_md = next(c for c in nb.cells if c.cell_type == "markdown")
+        assert hosted.colab_url(repo, path.name) in first_md.source, path.name
+        setup = next(c for c in nb.cells if c.cell_type == "code")
+        assert hosted.SETUP_TAG in setup.metadata["tags"] and setup.execution_count == 1, path.name
+        assert [o.get("text") for o in setup.outputs] == [hosted.LOCAL_OUTPUT], f"{path.name}: store it executed"
 
 
 def test_the_setting_is_one_github_address_in_pyproject():
@@ -117,10 +130,43 @@ def test_a_changed_set_up_cell_drops_its_stale_output(tmp_path):
     assert setup.outputs == [] and setup.execution_count is None and "edited by hand" not in setup.source
 
 
+def _without_links(nb):
+    """``nb`` as it was before `course links`: no set-up cell, no launch links, execution counts one lower."""
+    import copy
+
+    old = copy.deepcopy(nb)
+    old.cells = [c for c in old.cells if hosted.SETUP_TAG not in c.get("metadata", {}).get("tags", [])]
+    for c in old.cells:
+        if c.cell_type == "code" and c.execution_count:
+            c.execution_count -= 1
+    first_md = next(c for c in old.cells if c.cell_type == "markdown")
+    first_md.source = re.sub(r"\n\n<!-- launch-links.*?<!-- /launch-links -->\n", "\n", first_md.source, flags=re.S)
+    return old
+
+
+@pytest.mark.parametrize("number", ["00", "07"])
+def test_a_new_set_up_cell_is_stored_as_a_local_run_leaves_it(number):
+    """In a notebook stored as one clean run, the new cell gets count 1 and the output it prints here."""
+    (path,) = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
+    stored = nbformat.read(path, as_version=4)
+    old = _without_links(stored)
+    assert hosted.SETUP_TAG not in json.dumps([c.metadata for c in old.cells])
+    assert hosted.apply_to_notebook(old, hosted.read_repository(ROOT), path.name) == ["launch links", "set-up cell (new)"]
+    assert old == stored
+    # a notebook not stored as one run gets the cell unexecuted
+    messy = _without_links(stored)
+    next(c for c in messy.cells if c.cell_type == "code").execution_count = 7
+    hosted.apply_to_notebook(messy, hosted.read_repository(ROOT), path.name)
+    setup = next(c for c in messy.cells if c.cell_type == "code")
+    assert setup.execution_count is None and setup.outputs == []
+
+
 def test_links_check_command_reports_and_fails(tmp_path, monkeypatch, capsys):
     from refinenet_edu.cli import main
 
     root = _copy_project(tmp_path, ["02"])
+    old = hosted.read_repository(root).url
+    (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace(old, FORK))
     monkeypatch.setattr(hosted, "project_root", lambda: root)
     assert main(["course", "links", "--check"]) == 1
     assert "02_multi_resolution_fusion.ipynb" in capsys.readouterr().out
@@ -137,7 +183,7 @@ def test_set_up_cell_does_nothing_where_the_package_is_importable(monkeypatch):
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(hosted.setup_cell_source(hosted.read_repository(ROOT)), "set-up cell", "exec"), {})
-    assert out.getvalue() == "set-up: refinenet_edu is importable here, nothing to install\n"
+    assert out.getvalue() == hosted.LOCAL_OUTPUT
 
 
 # --------------------------------------------------------------------------
