@@ -6,7 +6,10 @@ coloured over it). ``<name>`` is the file's stem; files sharing a stem
 (``photo.jpg``, ``photo.png``) keep their suffix in it (``photo_jpg``,
 ``photo_png``), and two files of one name from two folders are refused, so no
 two outputs share a name. An output that would replace an input, or an
-``--out`` that is an input folder, is refused. Images of any size work; one smaller than the network's
+``--out`` that is an input folder, is refused, and so is one that would
+replace a file predict did not write: the files a run writes are listed in
+``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock), and
+only those are replaced by a later run. Images of any size work; one smaller than the network's
 32-pixel minimum is scaled up for the network and its scores scaled back
 (``predict_probabilities``).
 """
@@ -28,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+#: The record of the files predict wrote in an output folder (paths relative to it).
+RECORD = ".refinenet-edu-predict.json"
 
 
 def _image_files(paths: list[Path]) -> list[Path]:
@@ -86,7 +92,36 @@ def run(args: argparse.Namespace) -> int:
     names = output_names(files)
     _check_outputs(args.out, files, names, [p for p in args.images if p.is_dir()])
     with writing_folder(args.out, subfolders=("overlays",)):  # one writer (engine.locks)
+        written = _written_before(args.out)
+        targets = [f"{name}.png" for name in names] + [f"overlays/{name}.png" for name in names]
+        for target in targets:
+            if (args.out / target).exists() and target not in written:
+                raise ValueError(f"--out {args.out}: {args.out / target} exists and was not written by "
+                                 "refinenet-edu predict; it is left as it is: choose another --out (or move the file)")
+        _record(args.out, written | set(targets))  # before writing: a run cut short still owns its files
         return _predict(args, files, names)
+
+
+def _written_before(out: Path) -> set[str]:
+    """The files earlier predict runs wrote in ``out`` (empty for a new folder)."""
+    import json
+
+    path = out / RECORD
+    if not path.is_file():
+        return set()
+    try:
+        return set(json.loads(path.read_text(encoding="utf-8"))["written"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a record of refinenet-edu predict ({err}); move it away to predict into "
+                         f"{out}") from err
+
+
+def _record(out: Path, written: set[str]) -> None:
+    import json
+
+    from refinenet_edu.files import atomic_write_text
+
+    atomic_write_text(out / RECORD, json.dumps({"written": sorted(written)}, indent=1) + "\n")
 
 
 def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> int:

@@ -9,6 +9,7 @@ writes checkpoints, ``history.json`` and ``provenance.json`` to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import math
 import sys
@@ -90,12 +91,16 @@ def _resumed_config(args, out: Path, recipe):
 
 
 def run(args: argparse.Namespace) -> int:
-    from refinenet_edu.engine.locks import writing_folder
+    from refinenet_edu.engine.locks import writing_file, writing_folder
 
     out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
-    with writing_folder(out):  # one writer: a second train into this folder stops here (engine.locks)
+    with contextlib.ExitStack() as outputs:
+        # one writer: a second train into this folder stops here (engine.locks)
+        outputs.enter_context(writing_folder(out))
+        if args.export:  # held from the start, so that a refusal comes before the training, not after it
+            outputs.enter_context(writing_file(args.export, option="--export", companions=(".json",)))
         return _train(args, out)
 
 

@@ -273,7 +273,22 @@ class _ShardSampler(DistributedSampler):
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+    """CUDA's OutOfMemoryError, and the CPU allocator's refusal ("DefaultCPUAllocator: can't allocate memory")."""
+    text = str(err).lower()
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+#: What torch's batch norm says when a training batch has one value per channel.
+_BATCH_NORM_ONE_VALUE = "Expected more than 1 value per channel when training"
+
+
+def _batch_norm_message(cfg: TrainConfig) -> str:
+    deepest = -(-cfg.crop_size // 32)  # the encoder's 1/32 stage, rounded up as the strided convolutions do
+    return (
+        f"batch norm cannot train on batch_size={cfg.batch_size} with crop_size={cfg.crop_size}: the encoder's 1/32 "
+        f"features are {deepest}x{deepest}, so a batch norm layer sees {cfg.batch_size * deepest * deepest} value(s) "
+        "per channel and needs more than one: use --batch-size 2 or more, or --crop-size 64 or more"
+    )
 
 
 def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
@@ -499,6 +514,10 @@ def train(
     except RuntimeError as err:
         if _is_out_of_memory(err):
             raise RuntimeError(_out_of_memory_message(cfg, device)) from err
+        raise
+    except ValueError as err:
+        if _BATCH_NORM_ONE_VALUE in str(err):
+            raise ValueError(_batch_norm_message(cfg)) from err
         raise
 
     result.history = history

@@ -140,9 +140,13 @@ def kernel_env(fast: bool, base: dict[str, str] | None = None) -> dict[str, str]
 def strip_widget_state(nb):
     """Remove widget state (notebook metadata) and widget views (outputs), in place.
 
-    A stored widget view without its state cannot be displayed, so only the
-    output's other representations (its text) are kept; the widgets come
-    back when the reader runs the cell. Also drops nbclient's timing metadata.
+    A stored widget view without its state cannot be displayed, so the
+    output's other representations are kept: a picture or HTML the display
+    offers for that case (the ablation dashboard's static picture). A widget
+    whose only other representation is its text is dropped: that text is the
+    widget's state when it was created (``VBox(children=...``, a progress
+    bar's "0%"), not what the run showed. The widgets come back when the
+    reader runs the cell. Also drops nbclient's timing metadata.
     """
     nb.metadata.pop(WIDGET_STATE_KEY, None)
     for cell in nb.cells:
@@ -150,10 +154,13 @@ def strip_widget_state(nb):
         cell.metadata.pop("execution", None)
         if cell.cell_type != "code":
             continue
+        kept = []
         for output in cell.get("outputs", []):
             data = output.get("data")
-            if data is not None:
-                data.pop(WIDGET_VIEW_MIME, None)
+            if data is not None and data.pop(WIDGET_VIEW_MIME, None) is not None and set(data) <= {"text/plain"}:
+                continue
+            kept.append(output)
+        cell.outputs = kept
     return nb
 
 

@@ -4,7 +4,8 @@ Usage in a notebook::
 
     from refinenet_edu.viz.dashboard import AblationDashboard
     dash = AblationDashboard("results/ablation")      # or {"30 epochs": ..., "60 epochs": ...}
-    dash                                               # displays it
+    dash                                               # displays it (and a static picture of it, see
+                                                       # AblationDashboard._repr_mimebundle_)
 
 Controls: the results set, the variants to compare, the metric, the cost
 on the x axis of the trade-off chart, the validation image, and a "train now"
@@ -20,7 +21,9 @@ dashboard's "messages" area, never swallowed.
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
 import traceback
 from typing import Any, Callable, Mapping
 
@@ -349,7 +352,26 @@ class AblationDashboard:
         return group
 
     # ------------------------------------------------------------------ display
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
+    def _repr_mimebundle_(self, **kwargs) -> dict:
+        """The live widget, and a static picture for every place that cannot run it.
 
-        display(self.widget)
+        JupyterLab with a running kernel shows the widget. A stored notebook read without a kernel (GitHub,
+        nbviewer, the course site: nbconvert skips a widget view whose state was not saved) shows the next
+        format instead: a picture of the dashboard's first tab as it was drawn (the mean +- std bars of the
+        selected variants and the comparison sentences), not the widget's ``VBox(children=...`` text.
+        """
+        data = self.widget._repr_mimebundle_(**kwargs)
+        png = base64.b64encode(self.bars.value).decode("ascii")
+        names = ", ".join(self.selected) or "none"
+        data["text/html"] = (
+            '<div class="ablation-dashboard-static">'
+            "<p><b>Ablation dashboard</b> (a static picture: run the notebook in JupyterLab to use its controls)."
+            f" Results: {html.escape(str(self.source.value))}; metric: {html.escape(str(self.metric.value))};"
+            f" variants: {html.escape(names)}.</p>"
+            f'<img alt="mean and standard deviation over seeds of the selected variants" '
+            f'src="data:image/png;base64,{png}" style="max-width:760px;width:100%">'
+            f"<p>{self.summary.value}</p></div>"
+        )
+        data["image/png"] = png
+        data["text/plain"] = f"<AblationDashboard: {names}>"
+        return data

@@ -109,3 +109,19 @@ def test_a_bug_is_one_line_asking_for_debug(monkeypatch, tmp_path, capsys):
     assert run(["predict", tmp_path / "c.pt", tmp_path]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error" in err and "--debug" in err and "Traceback" not in err
+
+
+def test_a_batch_too_small_for_batch_norm_is_one_line(tiny_set, tmp_path, capsys):
+    """Batch 1 of 32 px crops: torch's batch norm wording became a clear message naming the two options."""
+    assert run(_set(tiny_train(tiny_set, tmp_path / "out"), "--batch-size", 1)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--batch-size 2 or more" in err and "--crop-size 64 or more" in err and "1x1" in err, err
+
+
+def test_a_crop_too_large_for_memory_is_one_line(tiny_set, tmp_path, capsys):
+    """A crop whose batch cannot be allocated: the out-of-memory advice, not the allocator's internals."""
+    assert run(_set(tiny_train(tiny_set, tmp_path / "out"), "--crop-size", 200_000)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "alloc_cpu" not in err, err
+    assert "out of memory" in err and "--crop-size" in err, err

@@ -144,3 +144,22 @@ def test_ablate_merges_what_another_ablate_wrote_while_it_trained(tiny_set, tmp_
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert sorted(r["seed"] for r in runs) == [0, 1]
     assert calls == [0, 1]
+
+
+def test_train_export_is_locked_from_the_start(tiny_set, tmp_path, capsys):
+    """``train --export FILE``: a FILE another command writes is refused before training, not after it."""
+    export = tmp_path / "model.pt"
+    run = tmp_path / "run"
+    with output_lock(export, command="refinenet-edu other"):
+        assert main([*tiny_train(tiny_set, run), "--export", str(export)]) == 2
+    err = capsys.readouterr().err
+    assert "another refinenet-edu command is writing it" in err and str(export) in err and "Traceback" not in err
+    assert not export.exists() and not (run / "last.pt").exists()
+
+    (tmp_path / "afolder").mkdir()
+    assert main([*tiny_train(tiny_set, run), "--export", str(tmp_path / "afolder")]) == 2
+    err = capsys.readouterr().err
+    assert "--export" in err and "is a folder" in err and not (run / "last.pt").exists()
+
+    assert main([*tiny_train(tiny_set, run), "--export", str(export)]) == 0
+    assert export.is_file() and (tmp_path / "model.pt.json").is_file()

@@ -135,3 +135,22 @@ def test_predict_refuses_two_inputs_of_one_name_from_two_folders(tiny_checkpoint
                  "--out", str(out)]) == 2
     assert "photo.jpg" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_predict_replaces_only_what_predict_wrote(tiny_checkpoint, photos, tmp_path, capsys):
+    """A user's own file in --out is never replaced; predict's own outputs are, by the next run."""
+    out = tmp_path / "masks"
+    out.mkdir()
+    (out / "photo_jpg.png").write_text("my own picture")
+    assert main(["predict", str(tiny_checkpoint), str(photos / "photo.jpg"), str(photos / "photo.png"),
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(out / "photo_jpg.png") in err and "not written by" in err, err
+    assert (out / "photo_jpg.png").read_text() == "my own picture"
+    assert sorted(p.name for p in out.iterdir()) == ["photo_jpg.png"]  # nothing else written
+
+    again = tmp_path / "again"
+    for _ in range(2):  # the second run replaces the first run's masks and overlays
+        assert main(["predict", str(tiny_checkpoint), str(photos), "--out", str(again)]) == 0
+    assert sorted(p.name for p in again.glob("*.png")) == ["photo_jpg.png", "photo_png.png"]
+    assert sorted(p.name for p in (again / "overlays").glob("*.png")) == ["photo_jpg.png", "photo_png.png"]

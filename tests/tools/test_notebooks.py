@@ -217,16 +217,26 @@ def test_select_notebooks(tmp_path):
         course.select_notebooks(None, tmp_path / "missing")
 
 
-def test_strip_widget_state_keeps_the_text():
+def test_strip_widget_state_keeps_pictures_and_drops_stale_widget_text():
+    """Issue 18: stored, a progress bar showed "0%" and the dashboard ``VBox(children=...``."""
     nb = _good_notebook()
     nb.metadata["widgets"] = {"state": {}}
-    nb.cells[2].outputs = [nbformat.v4.new_output(
-        "display_data",
-        data={"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": "IntSlider(value=0)"},
-    )]
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "abc"}}
+    nb.cells[2].outputs = [
+        nbformat.v4.new_output("display_data", data={**view, "text/plain": "epoch 1/2:   0%|          | 0/4"}),
+        nbformat.v4.new_output("stream", name="stdout", text="epoch   1/2  loss 1.79\n"),
+        nbformat.v4.new_output("display_data", data={**view, "text/plain": "<AblationDashboard>",
+                                                     "image/png": "iVBORw0KGgo=", "text/html": "<img>"}),
+        nbformat.v4.new_output("display_data", data={"text/plain": "42"}),
+    ]
     course.strip_widget_state(nb)
     assert "widgets" not in nb.metadata
-    assert dict(nb.cells[2].outputs[0].data) == {"text/plain": "IntSlider(value=0)"}
+    outputs = nb.cells[2].outputs
+    assert [o.get("text") for o in outputs][:1] == ["epoch   1/2  loss 1.79\n"]
+    assert dict(outputs[1].data) == {"text/plain": "<AblationDashboard>", "image/png": "iVBORw0KGgo=",
+                                     "text/html": "<img>"}
+    assert dict(outputs[2].data) == {"text/plain": "42"}  # not a widget: kept as it is
+    assert len(outputs) == 3
 
 
 def test_kernel_env():
@@ -259,9 +269,8 @@ def test_execute_stores_notebooks_and_exports_html(tmp_path, capsys):
     texts = ["".join(o.get("text", "")) for c in _code_cells(nb) for o in c.outputs]
     assert "FAST is True\n" in texts, texts  # --fast is the default: CI=1 for the kernel
     assert "widgets" not in nb.metadata
-    widget_out = _code_cells(nb)[-1].outputs[0]
-    assert "application/vnd.jupyter.widget-view+json" not in widget_out.data
-    assert "IntSlider" in widget_out.data["text/plain"]
+    # a bare widget (an IntSlider) keeps no output: its text would be its creation-time state (strip_widget_state)
+    assert _code_cells(nb)[-1].outputs == []
     assert course.check_notebook(path) == []
     assert "FAST is True" in (html_dir / "00_lesson.html").read_text(encoding="utf-8")
     assert "00_lesson.html" in (html_dir / "index.html").read_text(encoding="utf-8")

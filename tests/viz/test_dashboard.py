@@ -146,3 +146,30 @@ def test_a_cost_no_selected_variant_has_says_so(dash):
     assert "4-cascaded-crp0" in dash.tradeoff_note.value  # where it was measured
     dash.variants.value = ("4-cascaded-crp4", "4-cascaded-crp0")
     assert "not drawn" in dash.tradeoff_note.value and "4-cascaded-crp4" in dash.tradeoff_note.value
+
+
+def test_a_stored_dashboard_shows_a_picture_where_the_widget_cannot_run(dash):
+    """Issue 18: read without a kernel (site, GitHub), the dashboard cell showed ``VBox(children=...``."""
+    import base64
+
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    data = dash._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data  # JupyterLab with a kernel: the live widget
+    assert base64.b64decode(data["image/png"]) == dash.bars.value  # the chart as drawn for this selection
+    assert data["image/png"] in data["text/html"] and "VBox" not in data["text/plain"]
+    assert all(name in data["text/html"] for name in dash.selected)
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "dash", outputs=[nbformat.v4.new_output("display_data", data=data)])])
+    page, _ = HTMLExporter().from_notebook_node(nb)  # no widget state stored, as in the course's notebooks
+    assert data["image/png"][:200] in page and "VBox(children" not in page
+    assert "Ablation dashboard</b> (a static picture" in page
+
+
+def test_the_picture_follows_the_selection(dash):
+    before = dash._repr_mimebundle_()["image/png"]
+    dash.variants.value = dash.variants.options[:1]
+    after = dash._repr_mimebundle_()
+    assert after["image/png"] != before and dash.variants.options[0] in after["text/html"]
