@@ -13,8 +13,8 @@ Each explorable has three layers, so that its numbers can be tested without a br
 3. thin ipywidgets wiring (``explore_*``) that reads the controls, calls 1 and
    2 and shows the figure as a PNG with a one-line read-out.
 
-The components are the library's own (:mod:`refinenet_edu.components`), with
-the paper's figures: the RCU is Fig. 3(b), multi-resolution fusion Fig. 3(c),
+The components are the library's own (``refinenet_edu.ResidualConvUnit`` and
+the others the package exports), with the paper's figures: the RCU is Fig. 3(b), multi-resolution fusion Fig. 3(c),
 chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and the
 4-cascade Fig. 2(c).
 
