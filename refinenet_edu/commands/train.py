@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--encoder-lr-ratio", type=finite_float, help="encoder lr = lr x ratio (official: 0.1)")
     t.add_argument("--weight-decay", type=finite_float)
     t.add_argument("--crop-size", type=positive_int)
+    t.add_argument("--loss", choices=("cross-entropy", "weighted-cross-entropy", "focal"),
+                   help="cross-entropy (the paper's, the default); weighted-cross-entropy (median-frequency class "
+                        "weights from the training set's pixel counts) or focal (gamma 2): remedies for classes "
+                        "that cover few pixels (refinenet_edu.engine.criterion)")
     t.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
                    help="colour jitter in training (the library's recipes: on; the official code: off)")
     t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
@@ -65,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 #: options that set the optimizer and the schedule: a resumed run keeps its checkpoint's values
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "optimizer", "schedule", "lr", "encoder_lr_ratio", "weight_decay", "crop_size",
-                    "jitter", "seed")
+                    "jitter", "seed", "loss")
 
 
 def _resumed_config(args, out: Path, recipe):
@@ -122,7 +126,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         cfg = recipe.replace(
             epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, schedule=args.schedule,
             lr=args.lr, encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay,
-            crop_size=args.crop_size, jitter=args.jitter, device=args.device, precision=args.precision,
+            crop_size=args.crop_size, jitter=args.jitter, loss=args.loss, device=args.device, precision=args.precision,
             channels_last=args.channels_last, compile=args.compile, seed=args.seed, num_workers=args.num_workers,
             target_miou=args.target_miou, max_minutes=args.max_minutes,
         )

@@ -53,10 +53,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from refinenet_edu.datasets.info import DatasetInfo
+from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram
 from refinenet_edu.datasets.loading import eval_loader
 from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
-from refinenet_edu.engine.criterion import SegmentationLoss
+from refinenet_edu.engine.criterion import SegmentationLoss, median_frequency_weights
 from refinenet_edu.engine.evaluation import evaluate
 from refinenet_edu.engine.recipes import RESUME_FIXED, TrainConfig, _plain, lr_lambda, make_optimizer
 from refinenet_edu.engine.runtime import (
@@ -81,6 +81,7 @@ __all__ = [
     "fit",
     "train",
     "epoch_scores",
+    "make_criterion",
 ]
 
 
@@ -272,6 +273,34 @@ class _ShardSampler(DistributedSampler):
         return len(range(self.rank, len(self.dataset), self.num_replicas))
 
 
+def make_criterion(cfg: TrainConfig, train_set, num_classes: int) -> SegmentationLoss:
+    """The loss ``cfg.loss`` asks for; class-weighted cross-entropy weighs by the training set's own pixel counts."""
+    weights = None
+    if cfg.loss == "weighted-cross-entropy":
+        frequency = class_pixel_histogram(_with_masks(train_set), num_classes, cfg.ignore_index)["frequency"]
+        weights = median_frequency_weights(frequency)
+    return SegmentationLoss(cfg.ignore_index, loss=cfg.loss, class_weights=weights, focal_gamma=cfg.focal_gamma)
+
+
+def _with_masks(dataset):
+    """``dataset``, or for a ``Subset`` of a folder dataset, a view that reads its stored masks (no transforms)."""
+    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
+        base, indices = dataset.dataset, list(dataset.indices)
+
+        class _Masks:
+            class_names = getattr(base, "class_names", None)
+            ignore_index = getattr(base, "ignore_index", 255)
+
+            def __len__(self):
+                return len(indices)
+
+            def read_mask(self, i):
+                return base.read_mask(indices[i])
+
+        return _Masks()
+    return dataset
+
+
 def _is_out_of_memory(err: BaseException) -> bool:
     """CUDA's OutOfMemoryError, and the CPU allocator's refusal ("DefaultCPUAllocator: can't allocate memory")."""
     text = str(err).lower()
@@ -380,6 +409,12 @@ def train(
             num_workers=cfg.num_workers,
             multiprocessing_context=loader_start_method(cfg.num_workers),
         )
+
+    criterion = make_criterion(cfg, train_set, num_classes).to(device)
+    if is_main and progress and criterion.class_weights is not None:
+        names = info.class_names or [str(c) for c in range(num_classes)]
+        print("class weights (median frequency over the training set): " + ", ".join(
+            f"{n} {w:.2f}" for n, w in zip(names, criterion.class_weights.tolist())), flush=True)
 
     # ---- optimizer, schedule, gradient scaler (fp16 only)
     steps_per_epoch = len(train_loader)  # the real number of steps (the last partial batch is dropped)
@@ -500,7 +535,7 @@ def train(
     try:
         fit(
             net, train_loader, optimizer, epochs=cfg.epochs, start_epoch=start_epoch, before_epoch=start,
-            after_epoch=after_epoch, criterion=SegmentationLoss(cfg.ignore_index), device=device, dtype=dtype,
+            after_epoch=after_epoch, criterion=criterion, device=device, dtype=dtype,
             scaler=scaler, scheduler=scheduler, channels_last=cfg.channels_last, progress=progress and is_main,
         )
     except TrainingDiverged as err:

@@ -58,6 +58,8 @@ class TrainConfig:
     target_miou: float | None = None  # stop once validation mIoU reaches it
     max_minutes: float | None = None  # stop after the epoch that passes this wall time
     ignore_index: int = 255
+    loss: str = "cross-entropy"  # engine.criterion.LOSSES; the paper trains with plain cross-entropy
+    focal_gamma: float = 2.0  # loss="focal" only (Lin et al., ICCV 2017, use 2)
 
     def __post_init__(self) -> None:
         self.scale_range = tuple(self.scale_range)
@@ -77,6 +79,9 @@ class TrainConfig:
             ("crop_size", self.crop_size >= 32, "an integer >= 32"),
             ("num_workers", self.num_workers >= 0, "an integer >= 0"),
             ("eval_every", self.eval_every >= 1, "an integer >= 1"),
+            ("loss", self.loss in ("cross-entropy", "weighted-cross-entropy", "focal"),
+             "'cross-entropy', 'weighted-cross-entropy' or 'focal'"),
+            ("focal_gamma", math.isfinite(self.focal_gamma) and self.focal_gamma >= 0, "a finite number >= 0"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -93,7 +98,8 @@ class TrainConfig:
 
 #: the options that shape the optimizer and the schedule: a resumed run must keep its checkpoint's
 RESUME_FIXED = ("epochs", "batch_size", "optimizer", "schedule", "step_at", "lr", "encoder_lr_ratio", "momentum",
-                "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed")
+                "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed", "loss",
+                "focal_gamma")
 
 
 def _plain(value):
