@@ -1,4 +1,4 @@
-"""Chromium for the browser tests (tests/viz/test_browser.py, tests/tools/test_site.py).
+"""Chromium for the browser tests (tests/viz/test_browser.py, test_explorables_browser.py, tests/tools/test_site.py).
 
 Debian's ``chromium`` (``.ci/run`` installs it), driven by Playwright with
 ``executable_path``, headless, without the sandbox (CI runs as root) and with

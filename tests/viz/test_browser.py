@@ -15,30 +15,17 @@ notebook is never modified (checked at the end).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 from _chromium import CHROMIUM_ARGS, artifacts_dir, find_chromium
+from _jupyterlab import running_jupyterlab, sessions
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK = "notebooks/09_ablation.ipynb"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,50 +40,8 @@ def chromium_path():
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory, chromium_path):
     """A JupyterLab server rooted at the repository; yields (base_url, token)."""
-    home = tmp_path_factory.mktemp("jupyter")
-    settings = home / "settings" / "@jupyterlab" / "docmanager-extension"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
-    news = home / "settings" / "@jupyterlab" / "apputils-extension"
-    news.mkdir(parents=True)
-    (news / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    port, token = _free_port(), uuid.uuid4().hex
-    env = dict(os.environ, CI="1", JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-               PYTHONUNBUFFERED="1")
-    log = open(home / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={REPO}",
-         f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail(f"JupyterLab did not start:\n{(home / 'jupyterlab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield base, token
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
-        log.close()
+    with running_jupyterlab(REPO, tmp_path_factory.mktemp("jupyter")) as server:
+        yield server
 
 
 def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path):
@@ -182,10 +127,8 @@ def _wait_kernel_idle(base: str, token: str, seconds: float) -> None:
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
-                sessions = json.loads(r.read())
             if any(s.get("path", "").endswith(Path(NOTEBOOK).name) and s.get("kernel", {}).get("execution_state") == "idle"
-                   for s in sessions):
+                   for s in sessions(base, token)):
                 return
         except OSError:
             pass

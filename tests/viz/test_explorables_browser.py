@@ -17,24 +17,16 @@ Skipped only when Chromium is not installed (``.ci/run`` installs it).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
+from _chromium import CHROMIUM_ARGS, artifacts_dir, find_chromium
+from _jupyterlab import running_jupyterlab, sessions
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ["01_residual_conv_unit", "02_multi_resolution_fusion", "03_chained_residual_pooling",
              "04_refinenet_block", "05_full_network"]
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 # For each explorable: the control to move (its description), how, and a text the read-out must then show.
 MOVES = {
@@ -46,20 +38,6 @@ MOVES = {
 }
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def explorable_cells() -> list[tuple[str, str]]:
@@ -79,7 +57,7 @@ def test_every_notebook_01_to_05_has_one_explorable_cell():
 
 @pytest.fixture(scope="module")
 def chromium_path():
-    path = _chromium()
+    path = find_chromium()
     if path is None:
         pytest.skip("chromium is not installed (apt-get install chromium; .ci/run does it)")
     return path
@@ -97,61 +75,12 @@ def lab(tmp_path_factory, chromium_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, root / "explorables.ipynb")
 
-    home = tmp_path_factory.mktemp("jupyter")
-    for plugin, settings in (("docmanager-extension/plugin", {"autosave": False}),
-                             ("apputils-extension/notification", {"fetchNews": "false", "checkForUpdates": False})):
-        path = home / "settings" / "@jupyterlab" / f"{plugin}.jupyterlab-settings"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings))
-    port, token = _free_port(), uuid.uuid4().hex
-    env = dict(os.environ, CI="1", JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"),
-               PYTHONUNBUFFERED="1")
-    log = open(home / "jupyterlab.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.user_settings_dir={home / 'settings'}", f"--LabApp.workspaces_dir={home / 'workspaces'}",
-         "--LabApp.news_url=", "--ServerApp.terminals_enabled=False",
-         *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                log.flush()
-                pytest.fail(f"JupyterLab did not start:\n{(home / 'jupyterlab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with running_jupyterlab(root, tmp_path_factory.mktemp("jupyter")) as (base, token):
         yield base, token, root
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernel it started
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=20)
-        log.close()
-
-
-def _artifacts(tmp_path: Path) -> Path:
-    folder = Path(os.environ["REFINENET_EDU_ARTIFACTS"]) if os.environ.get("REFINENET_EDU_ARTIFACTS") else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _kernel_idle(base: str, token: str) -> bool:
-    with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
-        sessions = json.loads(r.read())
-    return any(s.get("kernel", {}).get("execution_state") == "idle" for s in sessions)
+    return any(s.get("kernel", {}).get("execution_state") == "idle" for s in sessions(base, token))
 
 
 def _wait(predicate, seconds: float, what: str) -> None:
@@ -171,7 +100,7 @@ def test_explorables_respond_in_jupyterlab(lab, chromium_path, tmp_path):
 
     base, token, root = lab
     stored = {stem: (REPO / "notebooks" / f"{stem}.ipynb").read_bytes() for stem in NOTEBOOKS}
-    shots = _artifacts(tmp_path)
+    shots = artifacts_dir(tmp_path)
     started = time.time()
     with sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
