@@ -638,9 +638,8 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
 def draw_cascade_readout(result: dict | None = None, *, palette=None, class_names=None, model=None, dataset=None,
                          prototypes=None):
     """Image, labels, the ceiling, the read-out and the prediction (default: shipped model, image 0, RefineNet-1)."""
-    from matplotlib.patches import Patch
-
     from refinenet_edu.datasets import colorize, denormalize
+    from refinenet_edu.viz.plots import class_legend
 
     if result is None:
         if model is None or dataset is None:
@@ -663,8 +662,7 @@ def draw_cascade_readout(result: dict | None = None, *, palette=None, class_name
             f"{r['stage']} ({w}x{h}) read-out\n(pixel acc. {r['readout_accuracy']:.2f})")
     _imshow(axes[4], colorize(r["prediction"], palette),
             f"network's prediction\n(pixel acc. {r['prediction_accuracy']:.2f})")
-    handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=10, frameon=False)
+    class_legend(fig, class_names, palette, fontsize=10, loc="lower center", ncol=len(class_names))
     fig.suptitle("nearest-prototype read-out of one block (a measuring instrument, not the network's prediction)",
                  fontsize=10)
     fig.tight_layout(rect=(0, 0.08, 1, 1))

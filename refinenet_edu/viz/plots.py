@@ -10,7 +10,7 @@ from refinenet_edu.datasets.info import DatasetInfo, sample_ids
 from refinenet_edu.datasets.palette import colorize
 from refinenet_edu.datasets.transforms import to_uint8_image
 
-__all__ = ["plot_history", "LiveTrainingPlot", "show_samples"]
+__all__ = ["plot_history", "LiveTrainingPlot", "class_legend", "show_samples"]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -66,6 +66,18 @@ class LiveTrainingPlot:
         plt.close(fig)
 
 
+def class_legend(target, class_names: Sequence[str], palette: Sequence[Sequence[int]], *, fontsize: float = 10,
+                 **legend_options):
+    """A legend of the classes' colours (one patch per class) on ``target``, a matplotlib figure or axes.
+
+    ``legend_options`` go to ``legend()`` (``loc``, ``ncol``, ...). Returns the legend.
+    """
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=np.asarray(c) / 255, label=name) for name, c in zip(class_names, palette)]
+    return target.legend(handles=handles, fontsize=fontsize, frameon=False, **legend_options)
+
+
 def show_samples(
     dataset,
     n: int = 6,
@@ -84,7 +96,6 @@ def show_samples(
     Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
     """
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
 
     indices = list(indices) if indices is not None else list(range(min(n, len(dataset))))
     info = DatasetInfo.of(dataset)
@@ -104,8 +115,7 @@ def show_samples(
         for ax in axes[:, col]:
             ax.set_axis_off()
     if legend:
-        handles = [Patch(color=np.asarray(c) / 255, label=name) for name, c in zip(info.class_names, info.palette)]
-        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 7), fontsize=fontsize,
-                   frameon=False)
+        class_legend(fig, info.class_names, info.palette, fontsize=fontsize, loc="lower center",
+                     ncol=min(len(info.class_names), 7))
     fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
     return fig
