@@ -1,4 +1,0 @@
-"""Sub-commands of ``refinenet-edu`` that drive training and inference.
-
-Each module defines ``add_arguments(parser)`` and ``run(args) -> int``.
-"""
