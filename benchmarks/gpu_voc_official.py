@@ -74,7 +74,7 @@ def main() -> int:
     from refinenet_edu.datasets.voc_shaped import make_voc_shaped
     from refinenet_edu.engine.runtime import describe_device
     from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate
-    from refinenet_edu.model import build_refinenet
+    from refinenet_edu.nn.model import build_refinenet
     from refinenet_edu.engine.loop import train
     from refinenet_edu.engine.recipes import RECIPES
 

@@ -33,7 +33,7 @@ from refinenet_edu.engine.criterion import SegmentationLoss
 from refinenet_edu.engine.loop import train, train_step
 from refinenet_edu.engine.recipes import RECIPES
 from refinenet_edu.engine.runtime import describe_device, dtype_name, grad_scaler, resolve_device, resolve_precision
-from refinenet_edu.model import build_refinenet
+from refinenet_edu.nn.model import build_refinenet
 
 COURSE_TARGET_MIOU = 0.60
 

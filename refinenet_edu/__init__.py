@@ -14,20 +14,20 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "AdaptiveConv": "refinenet_edu.components",
-    "ChainedResidualPooling": "refinenet_edu.components",
-    "MultiResolutionFusion": "refinenet_edu.components",
-    "RefineNetBlock": "refinenet_edu.components",
-    "ResidualConvUnit": "refinenet_edu.components",
-    "CASCADES": "refinenet_edu.config",
-    "MIN_INPUT_SIZE": "refinenet_edu.config",
-    "PRESETS": "refinenet_edu.config",
-    "RefineNetConfig": "refinenet_edu.config",
-    "make_config": "refinenet_edu.config",
-    "BACKBONES": "refinenet_edu.encoders",
-    "ResNetEncoder": "refinenet_edu.encoders",
-    "RefineNet": "refinenet_edu.model",
-    "build_refinenet": "refinenet_edu.model",
+    "AdaptiveConv": "refinenet_edu.nn.components",
+    "ChainedResidualPooling": "refinenet_edu.nn.components",
+    "MultiResolutionFusion": "refinenet_edu.nn.components",
+    "RefineNetBlock": "refinenet_edu.nn.components",
+    "ResidualConvUnit": "refinenet_edu.nn.components",
+    "CASCADES": "refinenet_edu.nn.config",
+    "MIN_INPUT_SIZE": "refinenet_edu.nn.config",
+    "PRESETS": "refinenet_edu.nn.config",
+    "RefineNetConfig": "refinenet_edu.nn.config",
+    "make_config": "refinenet_edu.nn.config",
+    "BACKBONES": "refinenet_edu.nn.encoders",
+    "ResNetEncoder": "refinenet_edu.nn.encoders",
+    "RefineNet": "refinenet_edu.nn.model",
+    "build_refinenet": "refinenet_edu.nn.model",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from refinenet_edu.ablation import AblationResults, parse_variant
+from refinenet_edu.experiments.results import AblationResults
+from refinenet_edu.experiments.variants import parse_variant
 
 CLASSES = ["background", "water", "pavement", "boat", "car", "wire", "dot"]
 

@@ -66,7 +66,7 @@ def test_the_paper_table_is_in_the_docs():
 
 def test_the_scan_sees_the_course():
     found = {(str(p), kind) for p, kind, _, _ in _citations()}
-    assert ("refinenet_edu/components.py", "Fig.") in found  # the scan reads the library ...
+    assert ("refinenet_edu/nn/components.py", "Fig.") in found  # the scan reads the library ...
     assert any(p.endswith(".ipynb") and kind == "Fig." for p, kind in found)  # ... and the notebooks
     assert len(found) > 20
 

@@ -76,7 +76,7 @@ def _os_message(err: OSError) -> str:
 
 def _expected_runtime_errors() -> tuple[type, ...]:
     """Run-time failures the library explains in its message (diverged, a grid's failed runs)."""
-    from refinenet_edu.ablation import RunsFailed
+    from refinenet_edu.experiments.runner import RunsFailed
     from refinenet_edu.engine.loop import TrainingDiverged
 
     return TrainingDiverged, RunsFailed

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from refinenet_edu.cli_errors import positive_float, positive_int
-from refinenet_edu.commands._common import add_data_arguments, load_split, subset
+from refinenet_edu.cli.errors import positive_float, positive_int
+from refinenet_edu.cli.options import add_data_arguments, load_split, subset
 from refinenet_edu.engine.provenance import provenance
 
 

@@ -1,8 +1,12 @@
 """The ``refinenet-edu`` command line.
 
-Each sub-command lives in the module named in ``COMMANDS``; that module
-defines ``add_arguments(parser)`` and ``run(args) -> int``. The modules are
-imported only when their command is used, so ``refinenet-edu --help`` is fast.
+Each sub-command lives in its own module of this package, named in
+``COMMANDS``; that module defines ``add_arguments(parser)`` and
+``run(args) -> int`` and nothing else the library needs: the work is done by
+the library's layers below (``nn``, ``datasets``, ``engine``,
+``experiments``, ``tools``). The modules are imported only when their
+command is used, so ``refinenet-edu --help`` is fast. Every command runs
+through the one error path of :mod:`refinenet_edu.cli.errors`.
 """
 
 from __future__ import annotations
@@ -11,20 +15,20 @@ import argparse
 import importlib
 import sys
 
-from refinenet_edu.cli_errors import run_command
+from refinenet_edu.cli.errors import run_command
 
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "summary": ("refinenet_edu.summary", "parameter count, per-block table and FLOPs of a model"),
-    "data": ("refinenet_edu.datasets.cli", "generate the embedded dataset or check a VOC-layout folder"),
-    "train": ("refinenet_edu.commands.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
-    "evaluate": ("refinenet_edu.commands.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
-    "predict": ("refinenet_edu.commands.predict", "segment image files with a checkpoint"),
-    "assignments": ("refinenet_edu.tools.assignments", "list the graded assignments, release student versions (nbgrader)"),
-    "course": ("refinenet_edu.tools.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
-    "pretrain": ("refinenet_edu.experiments.pretraining", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
-    "ablate": ("refinenet_edu.ablation", "train a grid of variants (cascades, CRP, RCUs) over seeds and compare them"),
-    "bench": ("refinenet_edu.tools.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
+    "summary": ("refinenet_edu.cli.summary", "parameter count, per-block table and FLOPs of a model"),
+    "data": ("refinenet_edu.cli.data", "generate the embedded dataset or check a VOC-layout folder"),
+    "train": ("refinenet_edu.cli.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
+    "evaluate": ("refinenet_edu.cli.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
+    "predict": ("refinenet_edu.cli.predict", "segment image files with a checkpoint"),
+    "assignments": ("refinenet_edu.cli.assignments", "list the graded assignments, release student versions (nbgrader)"),
+    "course": ("refinenet_edu.cli.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
+    "pretrain": ("refinenet_edu.cli.pretrain", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
+    "ablate": ("refinenet_edu.cli.ablate", "train a grid of variants (cascades, CRP, RCUs) over seeds and compare them"),
+    "bench": ("refinenet_edu.cli.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }
 
 

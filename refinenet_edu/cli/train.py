@@ -15,12 +15,12 @@ import math
 import sys
 from pathlib import Path
 
-from refinenet_edu.cli_errors import (
+from refinenet_edu.cli.errors import (
     finite_float, kept, non_negative_float, non_negative_int, positive_float, positive_int,
 )
-from refinenet_edu.commands._common import add_data_arguments, load_split, subset
+from refinenet_edu.cli.options import add_data_arguments, load_split, subset
 from refinenet_edu.engine.provenance import provenance
-from refinenet_edu.summary import add_model_arguments, config_from_args
+from refinenet_edu.cli.options import add_model_arguments, config_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, load_model
     from refinenet_edu.datasets.transforms import eval_transforms, train_transforms
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.model import RefineNet
     from refinenet_edu.files import atomic_write_json
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.engine.loop import seed_everything, train

@@ -2,7 +2,7 @@
 
 A checkpoint is a plain dict saved with ``torch.save`` and read back with
 ``torch.load(..., weights_only=True)`` (no pickled code runs on load). It
-carries the model's :class:`~refinenet_edu.config.RefineNetConfig`, so
+carries the model's :class:`~refinenet_edu.nn.config.RefineNetConfig`, so
 :func:`load_model` needs nothing but the file. Files are written atomically
 (:func:`refinenet_edu.files.atomic_write`), so an interrupted save never
 leaves a half-written checkpoint behind.
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from refinenet_edu.config import RefineNetConfig
+from refinenet_edu.nn.config import RefineNetConfig
 from refinenet_edu.files import atomic_write
 
 __all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "atomic_torch_save", "check_finite", "save_checkpoint",
@@ -127,7 +127,7 @@ def load_model(
     ``num_classes``: if given, the checkpoint must predict that many classes
     (e.g. the dataset's), else ``ValueError`` names both numbers.
     """
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.model import RefineNet
 
     data = checkpoint if checkpoint is not None else load_checkpoint(path)
     config = RefineNetConfig.from_dict(data["model_config"])

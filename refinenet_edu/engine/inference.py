@@ -48,7 +48,7 @@ from torch import nn
 from refinenet_edu.datasets.loading import eval_loader, image_groups
 from refinenet_edu.engine.criterion import class_scores
 from refinenet_edu.engine.runtime import autocast, model_device, resolve_precision
-from refinenet_edu.config import MIN_INPUT_SIZE  # smallest side the encoder accepts
+from refinenet_edu.nn.config import MIN_INPUT_SIZE  # smallest side the encoder accepts
 
 __all__ = [
     "OFFICIAL_SCALES",

@@ -69,7 +69,7 @@ from refinenet_edu.engine.runtime import (
     resolve_precision,
 )
 from refinenet_edu.files import atomic_write_json
-from refinenet_edu.config import RefineNetConfig
+from refinenet_edu.nn.config import RefineNetConfig
 
 __all__ = [
     "TrainResult",
@@ -359,7 +359,7 @@ def train(
     loss, miou, elapsed, ...) once that epoch is saved; a notebook passes
     :class:`refinenet_edu.viz.plots.LiveTrainingPlot` to redraw the curves.
     """
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.model import RefineNet
 
     cfg = cfg or TrainConfig()
     rank, world, local_rank = _distributed()

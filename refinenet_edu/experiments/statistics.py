@@ -1,6 +1,6 @@
 """Comparing the variants of an ablation: plain functions, no widgets.
 
-:mod:`refinenet_edu.ablation` writes a results file; these functions read it
+:mod:`refinenet_edu.experiments.runner` writes a results file; these functions read it
 and answer the questions the course asks (the dashboard in
 :mod:`refinenet_edu.viz.dashboard` is a thin layer over them):
 
@@ -23,20 +23,15 @@ with the shipped runs.
 
 from __future__ import annotations
 
-import copy
-import io
 import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
-from refinenet_edu.resources import resource
 
 __all__ = [
     "Stat",
     "Comparison",
-    "load_results",
     "run_group",
     "groups",
     "metric_names",
@@ -49,28 +44,12 @@ __all__ = [
     "seeds_needed",
     "findings",
     "format_table",
-    "add_live_run",
-    "load_predictions",
-    "plot_bars",
-    "plot_tradeoff",
-    "plot_per_class",
-    "plot_boundary",
-    "plot_predictions",
-    "figure_png",
 ]
 
 #: Classes whose only cue is the wide context around them (data/README.md).
 CONTEXT_CLASSES = ("boat", "car")
 #: Thin and small structures, which need the high-resolution paths.
 THIN_CLASSES = ("wire", "dot")
-
-
-def load_results(path: str | Path | None = None):
-    """The :class:`~refinenet_edu.ablation.AblationResults` in ``path`` (a folder or results.json;
-    default: the shipped ``results/ablation``)."""
-    from refinenet_edu.ablation import AblationResults
-
-    return AblationResults.load(path if path is not None else resource("results", "ablation"))
 
 
 @dataclass(frozen=True)
@@ -444,224 +423,6 @@ def _short(metric: str) -> str:
 # --------------------------------------------------------------------------
 
 
-def add_live_run(results, record: dict, *, costs: dict | None = None, predictions=None, group: str | None = None):
-    """A copy of ``results`` with one more run (e.g. trained now, from the dashboard).
-
-    The run is grouped under ``group`` (default: ``"<variant> (now, N epochs)"``)
-    so that it is not averaged with runs of another budget; ``costs`` (params,
-    flops, inference_ms) and ``predictions`` (uint8 ``[N, H, W]`` masks of the
-    validation images, or a list of ``[H, W]`` masks when their sizes differ) are attached to that group. Returns ``(results, group)``.
-    """
-    new = copy.deepcopy(results)
-    group = group or f"{record['variant']} (now, {record.get('epochs', '?')} ep)"
-    base = group
-    k = 2
-    while group in groups(new):
-        group = f"{base} #{k}"
-        k += 1
-    rec = dict(record, group=group, live=True)
-    new.data["runs"].append(rec)
-    entry = dict(new.variants.get(record["variant"], {}))
-    entry.pop("inference_ms", None)
-    entry.update(costs or {})
-    entry["live"] = True
-    new.data["variants"][group] = entry
-    if predictions is not None:
-        new.live_predictions = {**getattr(results, "live_predictions", {}), group: predictions}
-    return new, group
-
-
-def load_predictions(results, group: str, seed: int | None = None, folder: str | Path | None = None):
-    """Predicted validation masks (uint8 ``[N, H, W]``, or a list of ``[H, W]`` masks when the
-    images differ in size) of ``group`` and the image ids, or ``None``.
-
-    Live runs keep theirs in memory; shipped runs in ``predictions/*.npz``
-    beside the results file (the first seed that has one, unless ``seed``).
-    """
-    import numpy as np
-
-    live = getattr(results, "live_predictions", {})
-    if group in live:
-        return live[group], None
-    folder = Path(folder) if folder is not None else Path(getattr(results, "path", "results.json")).parent
-    runs = sorted((r for r in results.runs if run_group(r) == group and r.get("predictions")), key=lambda r: r["seed"])
-    if seed is not None:
-        runs = [r for r in runs if int(r["seed"]) == seed]
-    for r in runs:
-        path = folder / r["predictions"]
-        if path.is_file():
-            from refinenet_edu.ablation import unpack_masks
-
-            with np.load(path) as data:
-                return unpack_masks(data), [str(i) for i in data["ids"]]
-    return None
-
-
 # --------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------
-
-
-def _axes(ax, figsize):
-    from matplotlib.figure import Figure
-
-    if ax is not None:
-        return ax.figure, ax
-    fig = Figure(figsize=figsize, dpi=80)  # not pyplot: no global figure state, nothing shown twice
-    return fig, fig.add_subplot()
-
-
-def _scaled(metric: str, x: float) -> float:
-    return 100 * x if is_fraction(metric) else x
-
-
-def plot_bars(results, variants: Sequence[str] | None = None, metric: str = "miou", ax=None):
-    """Bars of the mean across seeds with error bars of one standard deviation, and every seed as a dot."""
-    fig, ax = _axes(ax, (7, 3.6))
-    stats = summarize(results, metric, variants)
-    names = list(stats)
-    means = [_scaled(metric, stats[n].mean) for n in names]
-    errs = [_scaled(metric, stats[n].std) for n in names]
-    live = [bool(results.variants.get(n, {}).get("live")) for n in names]
-    colors = ["#c44e52" if is_live else "#4c72b0" for is_live in live]
-    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color=colors, alpha=0.85)
-    for i, n in enumerate(names):
-        vals = [_scaled(metric, v) for v in stats[n].values]
-        ax.scatter([i] * len(vals), vals, color="black", s=10, zorder=3)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
-    unit = " (%)" if is_fraction(metric) else ""
-    ax.set_ylabel(metric_label(metric) + unit)
-    if means and is_fraction(metric):
-        # The axis fits the shipped runs: a run trained now with a smaller budget must not squash the
-        # 1-2 point differences between them. A bar below the axis gets its value written at the bottom.
-        scaled = [(m, e) for (m, e), is_live in zip(zip(means, errs), live) if not is_live] or list(zip(means, errs))
-        lo = min(m - e for m, e in scaled)
-        hi = max(m + e for m, e in scaled)
-        pad = max(2.0, 0.15 * (hi - lo))
-        bottom, top = max(0.0, lo - pad), min(100.0, hi + pad)
-        ax.set_ylim(bottom, top)
-        for i, m in enumerate(means):
-            if m < bottom:
-                ax.annotate(f"{m:.1f} (below the axis)", (i, bottom), xytext=(0, 4), textcoords="offset points",
-                            ha="center", fontsize=7, color="#c44e52")
-    ax.set_title(f"{metric_label(metric)}: mean ± std over seeds (dots: single seeds)", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = "miou", x: str = "params", ax=None):
-    """``metric`` (mean ± std) against a cost: ``params``, ``flops`` or ``inference_ms/<device>``."""
-    fig, ax = _axes(ax, (5.5, 3.6))
-    ys = summarize(results, metric, variants)
-    xs = summarize(results, x, list(ys))
-    for name in ys:
-        if name not in xs:
-            continue
-        xv = xs[name].mean / (1e6 if x == "params" else 1e9 if x == "flops" else 1)
-        ax.errorbar(xv, _scaled(metric, ys[name].mean), yerr=_scaled(metric, ys[name].std), fmt="o", capsize=3)
-        ax.annotate(name, (xv, _scaled(metric, ys[name].mean)), fontsize=7, xytext=(4, 3), textcoords="offset points")
-    xlabel = {"params": "parameters (M)", "flops": "GFLOPs (one forward pass)"}.get(x, metric_label(x))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(metric_label(metric) + (" (%)" if is_fraction(metric) else ""))
-    ax.set_title(f"{metric_label(metric)} against {xlabel}", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
-    """Per-class IoU (mean ± std over seeds), grouped bars: one group per class, one bar per variant."""
-    fig, ax = _axes(ax, (8, 3.6))
-    names = list(variants) if variants is not None else groups(results)
-    classes = results.class_names
-    width = 0.8 / max(1, len(names))
-    for j, name in enumerate(names):
-        means, errs = [], []
-        for c in classes:
-            s = summarize(results, f"iou/{c}", [name]).get(name)
-            means.append(100 * s.mean if s else math.nan)
-            errs.append(100 * s.std if s else 0.0)
-        pos = [i + (j - (len(names) - 1) / 2) * width for i in range(len(classes))]
-        ax.bar(pos, means, width, yerr=errs, capsize=2, label=name)
-    ax.set_xticks(range(len(classes)))
-    ax.set_xticklabels(classes)
-    ax.set_ylabel("IoU (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("per-class IoU, mean ± std over seeds", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "boundary_miou", ax=None):
-    """Boundary (trimap) mIoU or accuracy against the band width, mean ± std over seeds, one line per variant."""
-    fig, ax = _axes(ax, (5.5, 3.4))
-    names = list(variants) if variants is not None else groups(results)
-    bands = sorted({int(k) for r in results.runs for k in r.get(kind, {})})
-    for name in names:
-        stats = [summarize(results, f"{kind}/{k}", [name]).get(name) for k in bands]
-        xs = [k for k, st in zip(bands, stats) if st]
-        if not xs:
-            continue
-        ax.errorbar(xs, [100 * st.mean for st in stats if st], yerr=[100 * st.std for st in stats if st],
-                    marker="o", capsize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(bands)
-    ax.set_xticklabels([str(b) for b in bands])
-    ax.set_xlabel("band: pixels within k px of a label boundary")
-    ax.set_ylabel(("boundary mIoU" if kind == "boundary_miou" else "boundary accuracy") + " (%)")
-    ax.set_title("accuracy near boundaries, mean ± std over seeds", fontsize=9)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_predictions(image, mask, predictions: dict, palette, class_names=None, fig=None):
-    """The image, its ground truth and each variant's prediction side by side.
-
-    ``image``: normalised float ``[3, H, W]`` (as the datasets yield it) or
-    uint8; ``mask``: ``[H, W]``; ``predictions``: ``{name: [H, W] mask}``
-    (``None`` for a variant without stored predictions).
-    """
-    import numpy as np
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from refinenet_edu.datasets.palette import colorize
-    from refinenet_edu.datasets.transforms import to_uint8_image
-
-    panels = [("image", to_uint8_image(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
-    for name, pred in predictions.items():
-        panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
-    if fig is None:
-        fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (title, arr) in zip(axes, panels):
-        if arr is None:
-            ax.text(0.5, 0.5, "no stored\npredictions", ha="center", va="center", fontsize=8)
-        else:
-            ax.imshow(arr, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
-        ax.axis("off")
-    if class_names:
-        handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.12, wspace=0.05)
-    return fig
-
-
-def figure_png(fig) -> bytes:
-    """PNG bytes of a matplotlib figure (then the figure is released)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    try:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-    except Exception:  # pragma: no cover
-        pass
-    return buf.getvalue()

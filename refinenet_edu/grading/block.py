@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinenet_edu.components import AdaptiveConv, ResidualConvUnit
+from refinenet_edu.nn.components import AdaptiveConv, ResidualConvUnit
 from refinenet_edu.grading.harness import (
     CheckFailed,
     Reference,

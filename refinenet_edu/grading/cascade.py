@@ -4,8 +4,8 @@
 student's four blocks receives (by identity, so a swapped or wrong path is
 named exactly), the order of the calls and what ``forward`` returns. The
 blocks themselves are the library's
-:class:`~refinenet_edu.components.RefineNetBlock`, which the task gives the
-student; the library's own cascade (:class:`~refinenet_edu.model.RefineNet`)
+:class:`~refinenet_edu.nn.components.RefineNetBlock`, which the task gives the
+student; the library's own cascade (:class:`~refinenet_edu.nn.model.RefineNet`)
 is what the student must not reuse.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinenet_edu.components import RefineNetBlock
+from refinenet_edu.nn.components import RefineNetBlock
 from refinenet_edu.grading.harness import (
     CheckFailed,
     Reference,
@@ -45,7 +45,7 @@ _ORDER_FIX = ("forward(features) gets the list [1/4, 1/8, 1/16, 1/32]: r4 = refi
 def _library_cascades() -> tuple[type, ...]:
     """The library's classes that run the 4-cascade (the model; a decoder class where the library has one)."""
     found = []
-    for module_name, name in (("refinenet_edu.model", "RefineNet"), ("refinenet_edu.nn.decoder", "RefineNetDecoder"),
+    for module_name, name in (("refinenet_edu.nn.model", "RefineNet"), ("refinenet_edu.nn.decoder", "RefineNetDecoder"),
                               ("refinenet_edu.nn.model", "RefineNet")):
         try:
             found.append(getattr(importlib.import_module(module_name), name))
@@ -103,7 +103,7 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
     """Check a 4-cascaded RefineNet decoder class (paper Sec. 3.1).
 
     ``cascade_class(enc_channels, widths, crp_blocks=..., output_rcus=...)``
-    must build four :class:`~refinenet_edu.components.RefineNetBlock` s as
+    must build four :class:`~refinenet_edu.nn.components.RefineNetBlock` s as
     attributes ``refinenet4`` .. ``refinenet1``; ``forward(features)`` takes
     the encoder's four feature maps ``[1/4, 1/8, 1/16, 1/32]`` and returns
     RefineNet-1's output at 1/4 resolution. RefineNet-4 takes the 1/32 path

@@ -4,7 +4,7 @@
 a single bright pixel: N chained 5x5 max-pools spread it to 1 + 4N pixels,
 while pools wired in parallel (a bug that ports of RefineNet have shipped)
 stay at 5. It then compares the module with the library's
-:class:`~refinenet_edu.components.ChainedResidualPooling` holding the same
+:class:`~refinenet_edu.nn.components.ChainedResidualPooling` holding the same
 weights.
 """
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.components import ChainedResidualPooling
+from refinenet_edu.nn.components import ChainedResidualPooling
 from refinenet_edu.grading.harness import (
     Reference,
     Submission,
@@ -129,7 +129,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
 
     Checks the layers, an impulse probe with identity convolutions (the
     response must grow 4 px per chained block; parallel pools stay at 5 px),
-    numerical equality with :class:`refinenet_edu.components.ChainedResidualPooling`
+    numerical equality with :class:`refinenet_edu.nn.components.ChainedResidualPooling`
     holding the same weights, ``num_blocks=0`` (CRP off: just the ReLU), and
     gradients. A class that derives from, holds or calls the library's CRP is
     refused; with ``allow_reference=False`` (the graded assignments) so is the

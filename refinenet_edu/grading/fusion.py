@@ -3,7 +3,7 @@
 :func:`check_fusion` feeds the student's module two paths in both orders,
 sizes that are not a factor 2 apart, three paths and a single one, and
 compares it with the library's
-:class:`~refinenet_edu.components.MultiResolutionFusion` holding the same
+:class:`~refinenet_edu.nn.components.MultiResolutionFusion` holding the same
 weights. The bug that ports have shipped, upsampling the wrong branch
 (output at the low resolution, or the high-resolution path resampled), is
 named.
@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.components import MultiResolutionFusion
+from refinenet_edu.nn.components import MultiResolutionFusion
 from refinenet_edu.grading.harness import (
     Reference,
     Submission,
@@ -100,7 +100,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     orders of the paths (the bug "fusion upsamples the wrong branch" puts it
     at the low resolution), that the high-resolution path is not resampled,
     odd sizes (not an exact factor of 2), three paths, numerical equality
-    with :class:`refinenet_edu.components.MultiResolutionFusion`, gradients.
+    with :class:`refinenet_edu.nn.components.MultiResolutionFusion`, gradients.
     A class that derives from, holds or calls the library's fusion is refused;
     with ``allow_reference=False`` (the graded assignments) so is the library's
     class itself.

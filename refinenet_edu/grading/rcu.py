@@ -1,7 +1,7 @@
 """Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)): ``x + conv2(relu(conv1(relu(x))))``.
 
 :func:`check_rcu` compares the student's unit with the library's
-:class:`~refinenet_edu.components.ResidualConvUnit` holding the same weights
+:class:`~refinenet_edu.nn.components.ResidualConvUnit` holding the same weights
 and, when they differ, names the misplaced ReLU that explains the output
 (ports of RefineNet have shipped several of these).
 """
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.components import ResidualConvUnit
+from refinenet_edu.nn.components import ResidualConvUnit
 from refinenet_edu.grading.harness import (
     Reference,
     Submission,
@@ -116,7 +116,7 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     ``conv1`` (with bias) and ``conv2`` (without) whose forward is
     ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count,
     the output shape (odd sizes), that the input is not modified in place,
-    numerical equality with :class:`refinenet_edu.components.ResidualConvUnit`
+    numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit`
     holding the same weights, and that gradients reach the input and every
     parameter. A misplaced ReLU is named. A class that derives from, holds or
     calls the library's RCU is refused; with ``allow_reference=False`` (the

@@ -50,7 +50,7 @@ class ResidualConvUnit(nn.Module):
     The ReLU comes *first*, on the input of each convolution (pre-activation),
     and the identity shortcut carries the un-activated input. A classic port
     bug applies the second ReLU to the shortcut instead; a test in
-    ``tests/test_components.py`` guards against it.
+    ``tests/nn/test_components.py`` guards against it.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3):

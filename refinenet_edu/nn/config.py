@@ -37,9 +37,22 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from refinenet_edu.encoders import BACKBONES
+__all__ = [
+    "BACKBONES", "CASCADES", "INDEPENDENT_ENCODERS", "PAPER_CASCADES", "PRESETS", "STAGE_CHANNELS", "STRIDES",
+    "RefineNetConfig", "make_config",
+]
 
-__all__ = ["CASCADES", "INDEPENDENT_ENCODERS", "PAPER_CASCADES", "PRESETS", "RefineNetConfig", "make_config"]
+#: channels of layer1..layer4 for each supported ResNet
+STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
+    "resnet18": (64, 128, 256, 512),
+    "resnet34": (64, 128, 256, 512),
+    "resnet50": (256, 512, 1024, 2048),
+    "resnet101": (256, 512, 1024, 2048),
+    "resnet152": (256, 512, 1024, 2048),
+}
+BACKBONES = tuple(STAGE_CHANNELS)
+#: output stride of layer1..layer4
+STRIDES = (4, 8, 16, 32)
 
 #: Which encoder outputs each RefineNet block takes, from the deepest block to
 #: RefineNet-1. A path is ``(scale, stage)``: ``scale`` indexes

@@ -20,19 +20,11 @@ import torchvision
 from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
 
+# the backbones' names and shapes are data in config (which imports no torchvision); re-exported here
+from refinenet_edu.nn.config import BACKBONES, STAGE_CHANNELS, STRIDES
+
 __all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights", "stage_channels"]
 
-#: channels of layer1..layer4 for each supported ResNet
-STAGE_CHANNELS: dict[str, tuple[int, int, int, int]] = {
-    "resnet18": (64, 128, 256, 512),
-    "resnet34": (64, 128, 256, 512),
-    "resnet50": (256, 512, 1024, 2048),
-    "resnet101": (256, 512, 1024, 2048),
-    "resnet152": (256, 512, 1024, 2048),
-}
-BACKBONES = tuple(STAGE_CHANNELS)
-#: output stride of layer1..layer4
-STRIDES = (4, 8, 16, 32)
 
 _WEIGHT_ENUMS = {
     "resnet18": "ResNet18_Weights",

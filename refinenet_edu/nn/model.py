@@ -1,12 +1,12 @@
 """The RefineNet network (Lin et al., CVPR 2017, Sec. 3; Fig. 2(c) and Fig. 7).
 
 A ResNet encoder gives four paths (1/4 .. 1/32). A cascade of
-:class:`~refinenet_edu.components.RefineNetBlock` s (Fig. 3(a)) refines them
+:class:`~refinenet_edu.nn.components.RefineNetBlock` s (Fig. 3(a)) refines them
 from the coarsest to the finest, and a classifier predicts class scores at 1/4
 of the input, which are upsampled (bilinear) to the input size.
 
 Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in
-:data:`refinenet_edu.config.CASCADES`):
+:data:`refinenet_edu.nn.config.CASCADES`):
 
 * ``4-cascaded`` (default, Fig. 2(c)): RefineNet-4 takes the 1/32 path alone,
   RefineNet-3 takes RefineNet-4's output and the 1/16 path, and so on down to
@@ -40,9 +40,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.components import RefineNetBlock, ResidualConvUnit
-from refinenet_edu.config import CASCADES, MIN_INPUT_SIZE, RefineNetConfig, make_config
-from refinenet_edu.encoders import ResNetEncoder
+from refinenet_edu.nn.components import RefineNetBlock, ResidualConvUnit
+from refinenet_edu.nn.config import CASCADES, MIN_INPUT_SIZE, RefineNetConfig, make_config
+from refinenet_edu.nn.encoders import ResNetEncoder
 
 __all__ = ["RefineNet", "build_refinenet", "MIN_INPUT_SIZE"]
 

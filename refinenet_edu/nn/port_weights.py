@@ -137,8 +137,8 @@ def load_port_weights(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
     True, as in the port. Raises ``ValueError`` naming the file for anything
     that is not such a state dict.
     """
-    from refinenet_edu.config import make_config
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.config import make_config
+    from refinenet_edu.nn.model import RefineNet
 
     name = str(source) if not isinstance(source, Mapping) else "the state dict"
     if isinstance(source, Mapping):

@@ -1,4 +1,4 @@
-"""``refinenet-edu summary``: what a RefineNet is made of.
+"""What a RefineNet is made of (``refinenet-edu summary`` prints it).
 
 Parameter counts (total, encoder, decoder), a per-block table (input paths
 with their stride and channels, the fusion width, output and parameters), the
@@ -9,15 +9,13 @@ models are summarised in a second without allocating their weights.
 
 from __future__ import annotations
 
-import argparse
-import json
 from dataclasses import asdict, dataclass, field
 
 import torch
 
-from refinenet_edu.config import CASCADES, PRESETS, RefineNetConfig, make_config
-from refinenet_edu.encoders import BACKBONES, STRIDES
-from refinenet_edu.model import RefineNet
+from refinenet_edu.nn.config import RefineNetConfig
+from refinenet_edu.nn.encoders import STRIDES
+from refinenet_edu.nn.model import RefineNet
 
 __all__ = ["BlockSummary", "ModelSummary", "count_parameters", "count_flops", "summarize"]
 
@@ -149,51 +147,3 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
 
 
 # ---------------------------------------------------------------------- CLI
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that pick a model; shared by ``summary``, ``train``, ``bench`` and ``ablate``."""
-    g = parser.add_argument_group("model")
-    g.add_argument("--preset", default="official", choices=list(PRESETS), help="named architecture (default: official)")
-    g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
-    g.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="base width of a resnet18/34 encoder (64 = torchvision's)")
-    g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
-    g.add_argument("--cascade", choices=list(CASCADES), help="cascade: 4-cascaded (paper Fig. 2(c)) or a variant of Fig. 7")
-    g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
-    g.add_argument("--crp-blocks", type=int, help="chained residual pooling blocks (0 turns CRP off)")
-    g.add_argument("--crp-conv-first", action="store_true", default=None, help="'improved' CRP: conv before pool")
-    g.add_argument("--output-rcus", type=int, help="RCUs after CRP in every block (paper 1, official 3)")
-    g.add_argument("--align-corners", choices=("true", "false"), default=None,
-                   help="bilinear upsampling with align_corners=True/False (default: the preset's; official and "
-                        "light-weight use true, as the public ports whose weights they load; course uses false)")
-
-
-def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
-    return make_config(
-        args.preset,
-        backbone=args.backbone,
-        encoder_width=args.encoder_width,
-        num_classes=args.num_classes,
-        cascade=args.cascade,
-        widths=tuple(args.widths) if args.widths else None,
-        crp_blocks=args.crp_blocks,
-        crp_conv_first=args.crp_conv_first,
-        output_rcus=args.output_rcus,
-        align_corners=None if getattr(args, "align_corners", None) is None else args.align_corners == "true",
-    )
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.add_argument("--input-size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"), help="input size for shapes and FLOPs (default 512 512)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    h, w = args.input_size
-    from refinenet_edu.config import MIN_INPUT_SIZE
-
-    if h < MIN_INPUT_SIZE or w < MIN_INPUT_SIZE:
-        raise ValueError(f"--input-size {h} {w}: height and width must be at least {MIN_INPUT_SIZE}")
-    s = summarize(config, (h, w))
-    print(json.dumps(s.as_dict(), indent=2) if args.json else s.table())
-    return 0

@@ -53,7 +53,6 @@ Examples::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import ctypes
 import datetime as _dt
@@ -75,12 +74,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from refinenet_edu.config import MIN_INPUT_SIZE, PRESETS
-from refinenet_edu.encoders import BACKBONES
-from refinenet_edu.files import atomic_write_text
+from refinenet_edu.nn.config import MIN_INPUT_SIZE, PRESETS
+from refinenet_edu.nn.encoders import BACKBONES
 from refinenet_edu.engine.criterion import SegmentationLoss, class_scores
 from refinenet_edu.engine.loop import train_step
-from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, cpu_threads, grad_scaler
+from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, grad_scaler
 
 __all__ = [
     "SCHEMA",
@@ -176,7 +174,7 @@ def parse_model_spec(text: str) -> ModelSpec:
 
 
 def _refinenet_config(spec: ModelSpec, num_classes: int):
-    from refinenet_edu.config import make_config
+    from refinenet_edu.nn.config import make_config
 
     return make_config(spec.name, backbone=spec.backbone, num_classes=num_classes, **dict(spec.overrides))
 
@@ -197,7 +195,7 @@ def _peer_backbone(spec: ModelSpec, specs: list[ModelSpec], num_classes: int) ->
 def build_model(spec: ModelSpec, num_classes: int = 21) -> nn.Module:
     """A randomly initialised model for ``spec`` (on the current default device)."""
     if spec.family == "refinenet":
-        from refinenet_edu.model import RefineNet
+        from refinenet_edu.nn.model import RefineNet
 
         return RefineNet(_refinenet_config(spec, num_classes))
     from torchvision.models import segmentation
@@ -801,7 +799,7 @@ def _run_bench(models, *, modes, dtypes, memory_formats, compile, grid, devices,
 
     log(f"measuring {len(eager_runners)} eager case(s) round-robin")
     infos = _measure(eager_runners, settings, log, probes=list(probes.values()))
-    for case, spec in compiled_cases:
+    for case, _spec in compiled_cases:
         log(f"compiled case (child process, limit {settings.compile_timeout:g} s): {_case_text(case)}")
         infos[case] = _run_compiled_case(case, settings, log)
     del eager_runners
@@ -959,82 +957,8 @@ def format_table(result: dict[str, Any]) -> str:
 SMOKE = dict(models=["course", "fcn"], input_size=(64, 64), iterations=1, warmup=1)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from refinenet_edu.cli_errors import non_negative_int, positive_int
-
-    parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
-                        help="presets and peers, NAME[@BACKBONE][:KEY=VALUE,...] (default: official fcn deeplabv3)")
-    parser.add_argument("--modes", nargs="+", choices=MODES, default=None, help="forward and/or train (default: both)")
-    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
-                        help="precisions (default: fp32 and what the device runs natively)")
-    parser.add_argument("--memory-formats", nargs="+", choices=list(MEMORY_FORMATS), default=None,
-                        help="tensor layouts (default: both)")
-    parser.add_argument("--compile", choices=("off", "on", "both"), default="off",
-                        help="torch.compile the model (in a child process, time-boxed; default off)")
-    parser.add_argument("--compile-timeout", type=float, default=300.0, metavar="S",
-                        help="seconds allowed per compiled case (default 300)")
-    parser.add_argument("--grid", choices=GRIDS, default="full",
-                        help="full: every dtype in every layout; lean: fp32 contiguous + every dtype in channels_last")
-    parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: cuda if present, else cpu)")
-    parser.add_argument("--input-size", type=positive_int, nargs=2, default=None, metavar=("H", "W"), help="default 512 512")
-    parser.add_argument("--batch", type=positive_int, default=1, help="images per step (default 1)")
-    parser.add_argument("--num-classes", type=positive_int, default=21)
-    parser.add_argument("--iterations", type=positive_int, default=None, help="timed steps per case (default 3)")
-    parser.add_argument("--warmup", type=non_negative_int, default=None, help="untimed steps per case first (default 1)")
-    parser.add_argument("--statistic", choices=list(STATISTICS), default="median",
-                        help="time per step: median (default) or min (the best estimate on a machine shared with other work)")
-    parser.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for torch (torch.set_num_threads; default: torch's, see the table's header)")
-    parser.add_argument("--no-probe", action="store_true", help="skip the peak probe (no %% of peak)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="a < 1 minute check: course preset and FCN at 64x64, 1 iteration (what CI runs)")
-    parser.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH ('-' = stdout only JSON)")
-    parser.add_argument("--quiet", action="store_true", help="no progress messages")
-
-
-def run(args: argparse.Namespace) -> int:
-    smoke = SMOKE if args.smoke else {}
-    models = args.models or smoke.get("models") or ["official", "fcn", "deeplabv3"]
-    settings = Settings(
-        input_size=tuple(args.input_size or smoke.get("input_size") or (512, 512)),
-        batch=args.batch,
-        iterations=args.iterations or smoke.get("iterations") or 3,
-        warmup=args.warmup if args.warmup is not None else smoke.get("warmup", 1),
-        num_classes=args.num_classes,
-        compile_timeout=args.compile_timeout,
-        probe=not args.no_probe,
-        statistic=args.statistic,
-    )
-    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads {args.threads}: must be >= 1")
-    with cpu_threads(args.threads):  # for this command only; compiled cases' child processes use as many
-        result = run_bench(
-            models,
-            modes=args.modes or list(MODES),
-            dtypes=args.dtypes,
-            memory_formats=args.memory_formats or list(MEMORY_FORMATS),
-            compile=args.compile,
-            grid=args.grid,
-            devices=args.devices,
-            settings=settings,
-            log=log,
-        )
-    text = json.dumps(result, indent=2)
-    if args.json == "-":
-        print(text)
-        return 0
-    print(format_table(result))
-    if args.json:
-        path = atomic_write_text(args.json, text + "\n")
-        log(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--worker"]:
-        sys.exit(_worker())
-    from refinenet_edu.cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))
+if __name__ == "__main__":  # the worker process of run_bench (the command is ``refinenet-edu bench``)
+    if sys.argv[1:] != ["--worker"]:
+        sys.exit("usage: python -m refinenet_edu.tools.bench --worker (run_bench starts it); "
+                 "the command is `refinenet-edu bench`")
+    sys.exit(_worker())

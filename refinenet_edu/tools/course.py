@@ -28,11 +28,9 @@ notebook (``NN_name.ipynb``) of the folder is taken, in order.
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import re
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +56,8 @@ __all__ = [
 
 #: a course notebook's file name: two digits, an underscore, a name
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d{2})_[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$")
+#: the tag (and cell id) of the set-up cell that ``refinenet-edu course links`` (tools/hosted.py) writes first
+SETUP_TAG = "hosted-setup"
 #: either of these in the environment turns a notebook's FAST switch on
 FAST_ENV_VARS = ("CI", "NBGRADER_EXECUTION")
 #: stored notebooks stay well under this size
@@ -220,7 +220,7 @@ def export_html(nb, out_path: str | Path) -> Path:
     return out_path
 
 
-def _write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
+def write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
     items = "\n".join(f'    <li><a href="{html.escape(href)}">{html.escape(title)}</a></li>' for href, title in entries)
     page = (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -234,7 +234,7 @@ def _write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
     return path
 
 
-def _error_summary(err: BaseException) -> str:
+def error_summary(err: BaseException) -> str:
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err).strip().splitlines()[-1] if str(err).strip() else "")
     return f"{ename}: {evalue}"
@@ -256,8 +256,6 @@ def parameters_cell(nb):
     links``, refinenet_edu/tools/hosted.py) comes first so that on Colab the
     package is installed before anything imports it.
     """
-    from refinenet_edu.tools.hosted import SETUP_TAG
-
     code = [c for c in _code_cells(nb) if SETUP_TAG not in c.metadata.get("tags", [])]
     return code[0] if code else None
 
@@ -363,98 +361,3 @@ def check_numbering(paths: list[Path]) -> list[str]:
 # --------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    sub.required = True
-    ex = sub.add_parser("execute", help="re-execute notebooks in place (optionally export HTML)",
-                        description="Re-execute notebooks top to bottom and store them as the run leaves them.")
-    mode = ex.add_mutually_exclusive_group()
-    mode.add_argument("--fast", dest="fast", action="store_true", default=True,
-                      help="FAST mode, as CI runs them and as they are stored (sets CI=1; the default)")
-    mode.add_argument("--full", dest="fast", action="store_false",
-                      help="full mode: unset CI and NBGRADER_EXECUTION, do the real thing (a GPU helps)")
-    ex.add_argument("--html", type=Path, metavar="OUT_DIR", help="also export each notebook to OUT_DIR/<name>.html")
-    ex.add_argument("--timeout", type=int, default=None,
-                    help="seconds one cell may run (default: 600 in FAST mode, no limit in full mode)")
-    ex.add_argument("--no-save", dest="save", action="store_false", help="run (and export) without rewriting the notebooks")
-    ch = sub.add_parser("check", help="check the notebooks' conventions without running them",
-                        description="Check stored notebooks against the course's conventions (docs/contributing.md).")
-    for p in (ex, ch):
-        p.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
-        p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, names or number prefixes such as 03")
-    si = sub.add_parser("site", help="render the stored notebooks as a static web site",
-                        description="Render the stored notebooks as a static site (refinenet_edu/tools/site.py).")
-    si.add_argument("--out", type=Path, required=True, metavar="DIR",
-                    help="the site's folder: new, empty, or a site this command built before")
-    si.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
-    li = sub.add_parser("links", help="write the Colab/Binder links and set-up cells from pyproject.toml",
-                        description="Write the repository address of pyproject.toml [project.urls] everywhere it is "
-                                    "derived: notebooks, README.md, CITATION.cff (refinenet_edu/tools/hosted.py).")
-    li.add_argument("--check", action="store_true", help="only report what disagrees; exit 1 if anything does")
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.action in ("site", "links"):
-        from refinenet_edu.tools import hosted, site
-
-        return (site if args.action == "site" else hosted).run(args)
-    paths = select_notebooks(args.notebooks, args.dir)
-    if args.action == "check":
-        return _check(paths, whole_course=not args.notebooks)
-    return _execute(args, paths)
-
-
-def _check(paths: list[Path], whole_course: bool) -> int:
-    failed = 0
-    for path in paths:
-        problems = check_notebook(path)
-        failed += bool(problems)
-        print(f"{path.name}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
-        for problem in problems:
-            print(f"  - {problem}")
-    if whole_course:
-        for problem in check_numbering(paths):
-            failed += 1
-            print(f"course: {problem}")
-    return 1 if failed else 0
-
-
-def _execute(args: argparse.Namespace, paths: list[Path]) -> int:
-    if args.html is not None:
-        if args.html.exists() and not args.html.is_dir():
-            raise ValueError(f"--html {args.html}: exists and is not a folder")
-        args.html.mkdir(parents=True, exist_ok=True)
-    if args.timeout is not None and args.timeout <= 0:
-        raise ValueError(f"--timeout {args.timeout}: must be a positive number of seconds")
-    timeout = args.timeout if args.timeout is not None else (600 if args.fast else None)
-    mode = "FAST" if args.fast else "full"
-    reports: list[ExecutionReport] = []
-    index: list[tuple[str, str]] = []
-    for path in paths:
-        print(f"{path.name}: executing ({mode} mode) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            nb, seconds = execute_notebook(path, fast=args.fast, timeout=timeout, save=args.save)
-        except Exception as err:  # a failing cell, a timeout, a dead kernel
-            report = ExecutionReport(path, time.perf_counter() - start, False, _error_summary(err))
-            print(f"{path.name}: FAILED after {report.seconds:.1f} s, left unchanged: {report.error}", file=sys.stderr)
-            reports.append(report)
-            continue
-        report = ExecutionReport(path, seconds, True, size=path.stat().st_size)
-        if report.size >= MAX_NOTEBOOK_BYTES:
-            report.warnings.append(f"{report.size:,} bytes, over the {MAX_NOTEBOOK_BYTES:,} byte limit")
-        if args.html is not None:
-            report.html = export_html(nb, args.html / f"{path.stem}.html")
-            index.append((report.html.name, notebook_title(nb) or path.stem))
-        saved = "stored" if args.save else "not stored (--no-save)"
-        print(f"{path.name}: {seconds:.1f} s, {saved}, {report.size / 1000:.0f} kB"
-              + (f", HTML: {report.html}" if report.html else ""), flush=True)
-        for warning in report.warnings:
-            print(f"{path.name}: warning: {warning}", file=sys.stderr)
-        reports.append(report)
-    if args.html is not None and index:
-        print(f"index: {_write_index(args.html, sorted(index))}")
-    ok = [r for r in reports if r.ok]
-    total = sum(r.seconds for r in reports)
-    print(f"{len(ok)} of {len(reports)} notebook(s) executed in {total:.1f} s ({mode} mode)")
-    return 0 if len(ok) == len(reports) else 1

@@ -33,6 +33,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from refinenet_edu.files import atomic_write_text
+# the notebooks' conventions (the set-up cell's tag among them) are tools.course's; hosted builds on them
+from refinenet_edu.tools.course import SETUP_TAG, find_notebooks
 
 __all__ = [
     "BRANCH",
@@ -50,8 +52,6 @@ __all__ = [
 
 #: the branch the Colab and Binder links open
 BRANCH = "main"
-#: the tag (and cell id) of the generated set-up cell
-SETUP_TAG = "hosted-setup"
 #: the environment variable that points the set-up cell's clone elsewhere
 SOURCE_VAR = "REFINENET_EDU_SOURCE"
 #: what the set-up cell prints wherever refinenet_edu is importable (every local run, nbval, Binder)
@@ -265,8 +265,6 @@ def _citation_with_repo(text: str, repo: Repository) -> str:
 
 def _targets(root: Path):
     """(path, kind) of every file that holds the address."""
-    from refinenet_edu.tools.course import find_notebooks
-
     for path in find_notebooks(root / "notebooks"):
         yield path, "notebook"
     yield root / "README.md", "readme"

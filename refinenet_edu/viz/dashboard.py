@@ -28,6 +28,8 @@ import traceback
 from typing import Any, Callable, Mapping
 
 from refinenet_edu.experiments import statistics as cmp
+from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions, load_results
+from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
 
 __all__ = ["AblationDashboard", "default_trainer"]
 
@@ -39,13 +41,13 @@ def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: 
                     subset: int | None = None, crop_size: int | None = None, batch_size: int | None = None,
                     seed: int = 0, device: str = "auto", precision: str | None = None, progress: bool = True,
                     encoder_weights: str | None = None, encoder_lr_ratio: float | None = None, **_: Any) -> dict:
-    """Train ``variant`` now (see :func:`refinenet_edu.ablation.train_variant`) and measure it.
+    """Train ``variant`` now (see :func:`refinenet_edu.experiments.runner.train_variant`) and measure it.
 
     ``encoder_weights`` / ``encoder_lr_ratio``: start from a pretrained encoder
     and fine-tune it slower, as ``ablate --encoder-weights`` does.
     Returns ``{"record", "costs", "predictions"}`` for :func:`comparison.add_live_run`.
     """
-    from refinenet_edu.ablation import budget_for, time_inference, train_variant, variant_costs
+    from refinenet_edu.experiments.runner import budget_for, time_inference, train_variant, variant_costs
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.engine.inference import predict_dataset
 
@@ -64,7 +66,7 @@ class AblationDashboard:
     """Pick variants and a metric; bars with seed error bars, accuracy against cost,
     per-class IoU, predictions side by side, and a "train now" control.
 
-    ``results``: an :class:`~refinenet_edu.ablation.AblationResults`, a path to
+    ``results``: an :class:`~refinenet_edu.experiments.results.AblationResults`, a path to
     one, or a mapping ``{name: results or path}`` of several (e.g. two budgets).
     ``trainer``: what "train now" calls, ``trainer(variant, epochs=..., **train_options)``
     returning ``{"record", "costs", "predictions"}`` (default :func:`default_trainer`).
@@ -144,10 +146,9 @@ class AblationDashboard:
     # ------------------------------------------------------------------ setup
     @staticmethod
     def _load_sets(results) -> dict:
-        from refinenet_edu.ablation import AblationResults
 
         def one(r):
-            return r if isinstance(r, AblationResults) else cmp.load_results(r)
+            return r if isinstance(r, AblationResults) else load_results(r)
 
         if isinstance(results, Mapping):
             sets = {str(k): one(v) for k, v in results.items()}
@@ -167,7 +168,7 @@ class AblationDashboard:
             self._filling = False
 
     def _set_options(self, selection) -> None:
-        from refinenet_edu.ablation import DEFAULT_GRID
+        from refinenet_edu.experiments.variants import DEFAULT_GRID
 
         names = cmp.groups(self.results)
         # runs trained now come first, where the list shows them without scrolling
@@ -258,13 +259,13 @@ class AblationDashboard:
         self.draw_predictions()
 
     def draw_bars(self) -> None:
-        self.bars.value = cmp.figure_png(cmp.plot_bars(self.results, self.selected, self.metric.value))
+        self.bars.value = figure_png(plot_bars(self.results, self.selected, self.metric.value))
         self.summary.value = self._summary_html()
         self.renders += 1
 
     def draw_tradeoff(self) -> None:
-        self.tradeoff.value = cmp.figure_png(
-            cmp.plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
+        self.tradeoff.value = figure_png(
+            plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
         have = cmp.summarize(self.results, self.cost.value, self.selected)
         missing = [n for n in self.selected if n not in have]
         label = cmp.metric_label(self.cost.value)
@@ -278,7 +279,7 @@ class AblationDashboard:
             self.tradeoff_note.value = ""
 
     def draw_per_class(self) -> None:
-        self.per_class.value = cmp.figure_png(cmp.plot_per_class(self.results, self.selected))
+        self.per_class.value = figure_png(plot_per_class(self.results, self.selected))
 
     def draw_predictions(self) -> None:
         ds = self.val_set
@@ -288,14 +289,14 @@ class AblationDashboard:
         image, mask = ds[i]
         preds = {}
         for name in self.selected:
-            got = cmp.load_predictions(self.results, name)
+            got = load_predictions(self.results, name)
             masks = got[0] if got is not None else None
             preds[name] = masks[i] if masks is not None and i < len(masks) else None
-        fig = cmp.plot_predictions(image, mask, preds, ds.palette, ds.class_names)
+        fig = plot_predictions(image, mask, preds, ds.palette, ds.class_names)
         ids = getattr(ds, "ids", None)
         if ids is not None:
             fig.suptitle(f"validation image {ids[i]} (predictions of the first seed)", fontsize=8)
-        self.predictions.value = cmp.figure_png(fig)
+        self.predictions.value = figure_png(fig)
 
     def _summary_html(self) -> str:
         names = self.selected
@@ -340,7 +341,7 @@ class AblationDashboard:
                 print(f"done: mIoU {rec['miou']:.4f} in {rec['train_seconds']:.0f} s on {rec['device']}", flush=True)
         finally:
             self.train_button.disabled = False
-        new, group = cmp.add_live_run(self.results, out["record"], costs=out.get("costs"),
+        new, group = add_live_run(self.results, out["record"], costs=out.get("costs"),
                                       predictions=out.get("predictions"))
         self.results = new
         self.sets[self.source.value] = new

@@ -10,7 +10,7 @@ can put the picture, the paper's figure and the source side by side:
   pools" port bug beside it;
 * :func:`draw_refinenet_block` - a whole RefineNet block (Fig. 3(a));
 * :func:`draw_cascade` - the encoder and a cascade of blocks (Fig. 2(c), Fig. 7), for any
-  cascade of :data:`refinenet_edu.config.CASCADES`.
+  cascade of :data:`refinenet_edu.nn.config.CASCADES`.
 
 Every function takes an optional matplotlib ``ax`` and returns the figure.
 They are built on :class:`Diagram`, a tiny layout helper: named boxes and
@@ -362,11 +362,11 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequen
 
     Stages are drawn from 1/4 (top) to 1/32 (bottom); each RefineNet block sits
     at the height of the paths it takes and receives the previous block's
-    output. ``cascade`` is a key of :data:`refinenet_edu.config.CASCADES`;
+    output. ``cascade`` is a key of :data:`refinenet_edu.nn.config.CASCADES`;
     its ``(scale, stage)`` paths are drawn as arrows, so a 2-scale cascade
     shows which stage of which scale enters which block.
     """
-    from refinenet_edu.config import CASCADES, INDEPENDENT_ENCODERS
+    from refinenet_edu.nn.config import CASCADES, INDEPENDENT_ENCODERS
 
     if cascade not in CASCADES:
         raise ValueError(f"cascade={cascade!r}: expected one of {list(CASCADES)}")

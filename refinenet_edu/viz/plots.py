@@ -1,7 +1,9 @@
-"""Figures for the course: live training curves and training histories."""
+"""Figures for the course: training curves (live and stored), samples, and the ablation's charts."""
 
 from __future__ import annotations
 
+import io
+import math
 from typing import Sequence
 
 import numpy as np
@@ -9,8 +11,20 @@ import numpy as np
 from refinenet_edu.datasets.info import DatasetInfo, sample_ids
 from refinenet_edu.datasets.palette import colorize
 from refinenet_edu.datasets.transforms import to_uint8_image
+from refinenet_edu.experiments.statistics import groups, is_fraction, metric_label, summarize
 
-__all__ = ["plot_history", "LiveTrainingPlot", "class_legend", "show_samples"]
+__all__ = [
+    "plot_history",
+    "LiveTrainingPlot",
+    "class_legend",
+    "show_samples",
+    "plot_bars",
+    "plot_tradeoff",
+    "plot_per_class",
+    "plot_boundary",
+    "plot_predictions",
+    "figure_png",
+]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -119,3 +133,169 @@ def show_samples(
                      ncol=min(len(info.class_names), 7))
     fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
     return fig
+
+
+# --------------------------------------------------------------------------
+# the ablation's figures (refinenet_edu.experiments.results / .statistics)
+# --------------------------------------------------------------------------
+
+
+def _axes(ax, figsize):
+    from matplotlib.figure import Figure
+
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=figsize, dpi=80)  # not pyplot: no global figure state, nothing shown twice
+    return fig, fig.add_subplot()
+
+
+def _scaled(metric: str, x: float) -> float:
+    return 100 * x if is_fraction(metric) else x
+
+
+def plot_bars(results, variants: Sequence[str] | None = None, metric: str = "miou", ax=None):
+    """Bars of the mean across seeds with error bars of one standard deviation, and every seed as a dot."""
+    fig, ax = _axes(ax, (7, 3.6))
+    stats = summarize(results, metric, variants)
+    names = list(stats)
+    means = [_scaled(metric, stats[n].mean) for n in names]
+    errs = [_scaled(metric, stats[n].std) for n in names]
+    live = [bool(results.variants.get(n, {}).get("live")) for n in names]
+    colors = ["#c44e52" if is_live else "#4c72b0" for is_live in live]
+    ax.bar(range(len(names)), means, yerr=errs, capsize=4, color=colors, alpha=0.85)
+    for i, n in enumerate(names):
+        vals = [_scaled(metric, v) for v in stats[n].values]
+        ax.scatter([i] * len(vals), vals, color="black", s=10, zorder=3)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
+    unit = " (%)" if is_fraction(metric) else ""
+    ax.set_ylabel(metric_label(metric) + unit)
+    if means and is_fraction(metric):
+        # The axis fits the shipped runs: a run trained now with a smaller budget must not squash the
+        # 1-2 point differences between them. A bar below the axis gets its value written at the bottom.
+        scaled = [(m, e) for (m, e), is_live in zip(zip(means, errs), live) if not is_live] or list(zip(means, errs))
+        lo = min(m - e for m, e in scaled)
+        hi = max(m + e for m, e in scaled)
+        pad = max(2.0, 0.15 * (hi - lo))
+        bottom, top = max(0.0, lo - pad), min(100.0, hi + pad)
+        ax.set_ylim(bottom, top)
+        for i, m in enumerate(means):
+            if m < bottom:
+                ax.annotate(f"{m:.1f} (below the axis)", (i, bottom), xytext=(0, 4), textcoords="offset points",
+                            ha="center", fontsize=7, color="#c44e52")
+    ax.set_title(f"{metric_label(metric)}: mean ± std over seeds (dots: single seeds)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = "miou", x: str = "params", ax=None):
+    """``metric`` (mean ± std) against a cost: ``params``, ``flops`` or ``inference_ms/<device>``."""
+    fig, ax = _axes(ax, (5.5, 3.6))
+    ys = summarize(results, metric, variants)
+    xs = summarize(results, x, list(ys))
+    for name in ys:
+        if name not in xs:
+            continue
+        xv = xs[name].mean / (1e6 if x == "params" else 1e9 if x == "flops" else 1)
+        ax.errorbar(xv, _scaled(metric, ys[name].mean), yerr=_scaled(metric, ys[name].std), fmt="o", capsize=3)
+        ax.annotate(name, (xv, _scaled(metric, ys[name].mean)), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    xlabel = {"params": "parameters (M)", "flops": "GFLOPs (one forward pass)"}.get(x, metric_label(x))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(metric_label(metric) + (" (%)" if is_fraction(metric) else ""))
+    ax.set_title(f"{metric_label(metric)} against {xlabel}", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
+    """Per-class IoU (mean ± std over seeds), grouped bars: one group per class, one bar per variant."""
+    fig, ax = _axes(ax, (8, 3.6))
+    names = list(variants) if variants is not None else groups(results)
+    classes = results.class_names
+    width = 0.8 / max(1, len(names))
+    for j, name in enumerate(names):
+        means, errs = [], []
+        for c in classes:
+            s = summarize(results, f"iou/{c}", [name]).get(name)
+            means.append(100 * s.mean if s else math.nan)
+            errs.append(100 * s.std if s else 0.0)
+        pos = [i + (j - (len(names) - 1) / 2) * width for i in range(len(classes))]
+        ax.bar(pos, means, width, yerr=errs, capsize=2, label=name)
+    ax.set_xticks(range(len(classes)))
+    ax.set_xticklabels(classes)
+    ax.set_ylabel("IoU (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("per-class IoU, mean ± std over seeds", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "boundary_miou", ax=None):
+    """Boundary (trimap) mIoU or accuracy against the band width, mean ± std over seeds, one line per variant."""
+    fig, ax = _axes(ax, (5.5, 3.4))
+    names = list(variants) if variants is not None else groups(results)
+    bands = sorted({int(k) for r in results.runs for k in r.get(kind, {})})
+    for name in names:
+        stats = [summarize(results, f"{kind}/{k}", [name]).get(name) for k in bands]
+        xs = [k for k, st in zip(bands, stats) if st]
+        if not xs:
+            continue
+        ax.errorbar(xs, [100 * st.mean for st in stats if st], yerr=[100 * st.std for st in stats if st],
+                    marker="o", capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(bands)
+    ax.set_xticklabels([str(b) for b in bands])
+    ax.set_xlabel("band: pixels within k px of a label boundary")
+    ax.set_ylabel(("boundary mIoU" if kind == "boundary_miou" else "boundary accuracy") + " (%)")
+    ax.set_title("accuracy near boundaries, mean ± std over seeds", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_predictions(image, mask, predictions: dict, palette, class_names=None, fig=None):
+    """The image, its ground truth and each variant's prediction side by side.
+
+    ``image``: normalised float ``[3, H, W]`` (as the datasets yield it) or
+    uint8; ``mask``: ``[H, W]``; ``predictions``: ``{name: [H, W] mask}``
+    (``None`` for a variant without stored predictions).
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    panels = [("image", to_uint8_image(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
+    for name, pred in predictions.items():
+        panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
+    if fig is None:
+        fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, arr) in zip(axes, panels):
+        if arr is None:
+            ax.text(0.5, 0.5, "no stored\npredictions", ha="center", va="center", fontsize=8)
+        else:
+            ax.imshow(arr, interpolation="nearest")
+        ax.set_title(title, fontsize=7)
+        ax.axis("off")
+    if class_names:
+        handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.12, wspace=0.05)
+    return fig
+
+
+def figure_png(fig) -> bytes:
+    """PNG bytes of a matplotlib figure (then the figure is released)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # pragma: no cover
+        pass
+    return buf.getvalue()

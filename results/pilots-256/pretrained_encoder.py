@@ -3,7 +3,7 @@ upsampled x32), the same for every variant; (2) train variants from that encoder
 recipe's encoder lr ratio 0.1; (3) score them like `ablate` does. Usage: DATA OUT VARIANT [VARIANT ...]
 
 Every step is the library's: refinenet_edu.experiments.pretraining.pretrain_encoder (which
-`refinenet-edu pretrain` runs) and refinenet_edu.ablation.train_variant (which `refinenet-edu ablate` runs).
+`refinenet-edu pretrain` runs) and refinenet_edu.experiments.runner.train_variant (which `refinenet-edu ablate` runs).
 The runs recorded in d-pretrained-encoder.json were made by this script's first form (commit d67706f: its
 own loops, the same budget); its random draws differ from the library's, so a rerun gives other numbers.
 """
@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 
-from refinenet_edu.ablation import budget_for, load_splits, train_variant
-from refinenet_edu.encoders import ResNetEncoder
+from refinenet_edu.experiments.runner import budget_for, load_splits, train_variant
+from refinenet_edu.nn.encoders import ResNetEncoder
 from refinenet_edu.engine.runtime import cpu_threads
 from refinenet_edu.experiments.pretraining import PretrainConfig, pretrain_encoder, save_encoder
 
-data, out = sys.argv[1], Path(sys.argv[2]); variants = sys.argv[3:]
+data, out = sys.argv[1], Path(sys.argv[2])
+variants = sys.argv[3:]
 out.mkdir(parents=True, exist_ok=True)
 over = {"encoder_width": 16, "widths": (16, 16, 24, 32)}
 cfg = budget_for("course", crop_size=256, device="cpu")

@@ -106,8 +106,8 @@ def test_predict_takes_any_size_even_below_the_networks_minimum(voc, tmp_path, c
 
 
 def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsys):
-    from refinenet_edu.experiments import statistics as cmp
-    from refinenet_edu.ablation import AblationResults
+    from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions
+    from refinenet_edu.viz.plots import figure_png, plot_predictions
     from refinenet_edu.viz.dashboard import default_trainer
 
     out = tmp_path / "ablation"
@@ -115,7 +115,7 @@ def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsy
                  "--batch-size", "4", "--crop-size", "64", "--eval-every", "1", "--precision", "fp32", "--no-timing", "--out", str(out)])
     assert code == 0, capsys.readouterr().err
     results = AblationResults.load(out)
-    masks, ids = cmp.load_predictions(results, "4-cascaded-crp4")
+    masks, ids = load_predictions(results, "4-cascaded-crp4")
     sizes = image_sizes(voc, "val")
     assert ids == list(sizes)
     assert [m.shape[::-1] for m in masks] == list(sizes.values())
@@ -124,11 +124,11 @@ def test_ablate_and_the_dashboards_train_now_on_mixed_sizes(voc, tmp_path, capsy
     live = default_trainer("single-crp4", epochs=1, data=str(voc), subset=4, crop_size=64, batch_size=4,
                            precision="fp32", progress=False)
     assert [m.shape[::-1] for m in live["predictions"]] == list(sizes.values())[:1]
-    new, group = cmp.add_live_run(results, live["record"], costs=live["costs"], predictions=live["predictions"])
-    assert cmp.load_predictions(new, group)[0] is live["predictions"]
+    new, group = add_live_run(results, live["record"], costs=live["costs"], predictions=live["predictions"])
+    assert load_predictions(new, group)[0] is live["predictions"]
     val = load_dataset(voc, "val")
     for i in range(len(val)):  # what the dashboard's predictions view draws, image by image
         image, mask = val[i]
-        fig = cmp.plot_predictions(image, mask, {"4-cascaded-crp4": masks[i], group: live["predictions"][0] if i == 0
+        fig = plot_predictions(image, mask, {"4-cascaded-crp4": masks[i], group: live["predictions"][0] if i == 0
                                                  else None}, val.palette, val.class_names)
-        assert cmp.figure_png(fig).startswith(b"\x89PNG")
+        assert figure_png(fig).startswith(b"\x89PNG")

@@ -55,7 +55,7 @@ def calibrated_resnet101(path, images):
 
 
 #: "multi-scale" runs 10 more ResNet-101 passes (5 scales x flip) of the val image: a minute on a busy 2-core
-#: CPU, so CI runs "single" here; tests/test_mixed_sizes.py runs the multi-scale branch of the same command
+#: CPU, so CI runs "single" here; tests/engine/test_mixed_sizes.py runs the multi-scale branch of the same command
 #: with the course preset. Set REFINENET_EDU_SMOKE_MULTISCALE=1 to run it with the official network.
 EVALUATE = "multi-scale" if os.environ.get("REFINENET_EDU_SMOKE_MULTISCALE") else "single"
 
@@ -63,7 +63,7 @@ EVALUATE = "multi-scale" if os.environ.get("REFINENET_EDU_SMOKE_MULTISCALE") els
 def test_train_the_official_network_and_evaluate_it(tmp_path, capsys):
     pytest.importorskip("scipy")
     # VOC train 2 + 1 SBD-only image of three sizes; 1 val image, small and odd-sized, so that a CPU
-    # runs the 10 multi-scale views of ResNet-101 quickly (tests/test_mixed_sizes.py has many val sizes)
+    # runs the 10 multi-scale views of ResNet-101 quickly (tests/engine/test_mixed_sizes.py has many val sizes)
     root = make_voc_shaped(tmp_path / "data", train=2, val=1, sbd=1, sizes=((45, 61), (61, 39), (37, 53)))
     weights, encoder = calibrated_resnet101(tmp_path / "resnet101.pt",
                                             load_dataset("voc2012-aug", "train", eval_transforms(), root=root))

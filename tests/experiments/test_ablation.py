@@ -13,15 +13,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from refinenet_edu.experiments import statistics as cmp
-from refinenet_edu.ablation import (
-    DEFAULT_GRID,
-    AblationResults,
-    Variant,
-    make_grid,
-    parse_variant,
-)
 from refinenet_edu.cli import main
+from refinenet_edu.experiments import statistics as cmp
+from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions
+from refinenet_edu.experiments.variants import DEFAULT_GRID, Variant, make_grid, parse_variant
+from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
 
 from _fake_results import CLASSES, fake_results, fake_run  # noqa: F401 (tests/_fake_results.py)
 
@@ -70,7 +66,7 @@ def test_grids():
 
 
 def test_light_weight_variant_builds_the_light_weight_decoder():
-    from refinenet_edu.config import make_config
+    from refinenet_edu.nn.config import make_config
 
     cfg = make_config("course", **Variant(light_weight=True).overrides())
     assert (cfg.kernel_size, cfg.adaptive_rcus, cfg.output_rcus) == (1, 0, 0)
@@ -105,7 +101,7 @@ def test_ablate_tiny_grid_resumes_and_refuses_another_budget(tmp_path, capsys):
     # predictions of the first seed only, as uint8 masks of the validation subset
     preds = sorted(p.name for p in (out / "predictions").iterdir())
     assert preds == ["4-cascaded-crp4__seed0.npz", "single-crp4__seed0.npz"]
-    masks, ids = cmp.load_predictions(results, "single-crp4")
+    masks, ids = load_predictions(results, "single-crp4")
     assert masks.dtype == np.uint8 and masks.shape == (4, 128, 128) and len(ids) == 4
     # CSV: one row per run, one column per class
     rows = list(csv.DictReader(io.StringIO((out / "results.csv").read_text())))
@@ -194,30 +190,30 @@ def test_live_runs_are_kept_apart():
     r = fake_results()
     rec = fake_run("single-crp4", 0, 0.30)
     rec["epochs"] = 2
-    new, group = cmp.add_live_run(r, rec, costs={"params": 5, "inference_ms": {"cpu": 1.0}},
+    new, group = add_live_run(r, rec, costs={"params": 5, "inference_ms": {"cpu": 1.0}},
                                   predictions=np.zeros((2, 8, 8), np.uint8))
     assert group == "single-crp4 (now, 2 ep)"
     assert len(r.runs) == 9 and len(new.runs) == 10  # the original is unchanged
     s = cmp.summarize(new, "miou")
     assert s["single-crp4"].mean == pytest.approx(0.61) and s[group].mean == pytest.approx(0.30)
     assert cmp.summarize(new, "params")[group].mean == 5
-    assert cmp.load_predictions(new, group)[0].shape == (2, 8, 8)
-    again, group2 = cmp.add_live_run(new, rec)
+    assert load_predictions(new, group)[0].shape == (2, 8, 8)
+    again, group2 = add_live_run(new, rec)
     assert group2 == "single-crp4 (now, 2 ep) #2"
 
 
 def test_figures_are_pngs(tmp_path):
     r = fake_results(tmp_path)
-    for fig in (cmp.plot_bars(r, None, "miou"), cmp.plot_tradeoff(r, None, "miou", "params"),
-                cmp.plot_tradeoff(r, None, "iou/boat", "inference_ms/cpu"), cmp.plot_per_class(r)):
-        png = cmp.figure_png(fig)
+    for fig in (plot_bars(r, None, "miou"), plot_tradeoff(r, None, "miou", "params"),
+                plot_tradeoff(r, None, "iou/boat", "inference_ms/cpu"), plot_per_class(r)):
+        png = figure_png(fig)
         assert png.startswith(b"\x89PNG")
-    masks, ids = cmp.load_predictions(r, "single-crp4")
+    masks, ids = load_predictions(r, "single-crp4")
     assert ids == ["a", "b", "c"] and int(masks[0, 0, 0]) == 1
     image = np.zeros((32, 32, 3), np.uint8)
-    fig = cmp.plot_predictions(image, masks[0], {"single-crp4": masks[0], "none": None},
+    fig = plot_predictions(image, masks[0], {"single-crp4": masks[0], "none": None},
                                r.data["dataset"]["palette"], CLASSES)
-    assert cmp.figure_png(fig).startswith(b"\x89PNG")
+    assert figure_png(fig).startswith(b"\x89PNG")
 
 
 def test_results_file_rejects_foreign_json(tmp_path):
@@ -274,7 +270,7 @@ def test_the_readme_tables_are_the_shipped_numbers():
 
 
 def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
-    import refinenet_edu.ablation as ablation
+    import refinenet_edu.experiments.runner as ablation
 
     real = ablation._run_spec
 
@@ -286,7 +282,7 @@ def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ablation, "_run_spec", flaky)
     out = tmp_path / "abl"
     assert main(["ablate", "--variants", "single-crp4", "4-cascaded-crp4", "--seeds", "0", "--out", str(out),
-                 "--no-timing", *TINY]) == 2  # one line, no traceback (refinenet_edu.cli_errors)
+                 "--no-timing", *TINY]) == 2  # one line, no traceback (refinenet_edu.cli.errors)
     assert re.search(r"error: 1 run\(s\) failed.*single-crp4 seed 0", capsys.readouterr().err)
     results = AblationResults.load(out)
     assert results.done() == {("4-cascaded-crp4", 0)}
@@ -294,7 +290,7 @@ def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
 
 
 def test_runs_trained_side_by_side_log_one_line_per_epoch(capsys):
-    from refinenet_edu.ablation import RunSpec, _run_spec, budget_for
+    from refinenet_edu.experiments.runner import RunSpec, _run_spec, budget_for
 
     cfg = budget_for("course", epochs=2, crop_size=64, batch_size=8, device="cpu", eval_every=1)
     spec = RunSpec(variant="single-crp4", seed=0, train_config=cfg.to_dict(), subset=16,

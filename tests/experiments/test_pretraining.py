@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 
-from refinenet_edu.ablation import AblationResults, load_splits
+from refinenet_edu.experiments.results import AblationResults
+from refinenet_edu.experiments.runner import load_splits
 from refinenet_edu.cli import main
-from refinenet_edu.config import make_config
+from refinenet_edu.nn.config import make_config
 from refinenet_edu.datasets.synthetic import generate_dataset
-from refinenet_edu.encoders import ResNetEncoder
-from refinenet_edu.model import RefineNet
+from refinenet_edu.nn.encoders import ResNetEncoder
+from refinenet_edu.nn.model import RefineNet
 from refinenet_edu.experiments.pretraining import PretrainConfig, class_map, pretrain_encoder, save_encoder
 from refinenet_edu.engine.recipes import TrainConfig
 

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu import grading as checks
-from refinenet_edu.components import (
+from refinenet_edu.nn.components import (
     AdaptiveConv,
     ChainedResidualPooling,
     MultiResolutionFusion,
@@ -270,7 +270,7 @@ def test_reuse_is_refused_by_the_other_checks_too():
 
 
 def test_the_cascade_may_use_refinenet_block_but_not_the_librarys_cascade():
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.model import RefineNet
 
     class Subclass(RefineNet):
         def __init__(self, enc_channels, widths, crp_blocks=4, output_rcus=3):
@@ -834,7 +834,7 @@ def test_eval_mode_other_mistakes():
 
 
 def test_eval_mode_on_a_real_refinenet():
-    from refinenet_edu.model import build_refinenet
+    from refinenet_edu.nn.model import build_refinenet
 
     torch.manual_seed(0)
     model = build_refinenet("course", num_classes=4, encoder_dropout=0.5, classifier_dropout=0.5)

@@ -18,7 +18,7 @@ from torch import nn
 
 from refinenet_edu import RefineNetBlock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: notebook, the name the student defines, how the template grades it
 EXERCISES = [

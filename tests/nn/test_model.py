@@ -7,8 +7,8 @@ import torch
 import torchvision
 
 from refinenet_edu import CASCADES, BACKBONES, MIN_INPUT_SIZE, RefineNetConfig, build_refinenet, make_config
-from refinenet_edu.encoders import ResNetEncoder
-from refinenet_edu.summary import summarize
+from refinenet_edu.nn.encoders import ResNetEncoder
+from refinenet_edu.nn.summary import summarize
 
 SMALL = dict(widths=(8, 8, 8, 16), num_classes=5)
 
@@ -327,7 +327,7 @@ def test_official_and_light_weight_upsample_with_align_corners_like_their_public
 
 # ---------------------------------------------------------------- the input-size guard
 def test_the_network_itself_computes_at_any_size_the_32_pixel_guard_is_a_choice(monkeypatch):
-    import refinenet_edu.model as model_module
+    import refinenet_edu.nn.model as model_module
 
     monkeypatch.setattr(model_module, "MIN_INPUT_SIZE", 1)
     model = build_refinenet("course", **SMALL).eval()

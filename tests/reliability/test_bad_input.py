@@ -99,7 +99,7 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 
 
 def test_a_bug_is_one_line_asking_for_debug(monkeypatch, tmp_path, capsys):
-    import refinenet_edu.commands.predict as predict
+    import refinenet_edu.cli.predict as predict
 
     def broken(*args):
         raise KeyError("boom")

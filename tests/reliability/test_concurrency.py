@@ -84,7 +84,7 @@ def test_every_writing_command_refuses_an_output_another_one_writes(command, tin
         "ablate-save": tiny_ablate(tiny_set, out),
     }[command]
     if command == "ablate-save":  # ablate waits for the lock around each write of results.json, then gives up
-        monkeypatch.setattr("refinenet_edu.ablation.RESULTS_LOCK_WAIT", 0.2)
+        monkeypatch.setattr("refinenet_edu.experiments.results.RESULTS_LOCK_WAIT", 0.2)
     with output_lock(out, command="refinenet-edu other"):
         assert main(argv) == 2
     err = capsys.readouterr().err
@@ -127,7 +127,7 @@ def test_two_ablates_into_one_folder_keep_both_runs(tiny_set, tmp_path):
 
 def test_ablate_merges_what_another_ablate_wrote_while_it_trained(tiny_set, tmp_path, monkeypatch):
     """Deterministic: while seed 0 trains, a second invocation finishes seed 1 into the same folder."""
-    from refinenet_edu import ablation
+    import refinenet_edu.experiments.runner as ablation
 
     out = tmp_path / "grid"
     real = ablation._run_spec

@@ -63,8 +63,8 @@ def test_resume_refuses_options_it_cannot_honour_and_records_what_it_used(tiny_s
 
 
 def test_divergence_names_the_checkpoint_it_kept_or_says_none_was_written(tmp_path):
-    from refinenet_edu.config import make_config
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.config import make_config
+    from refinenet_edu.nn.model import RefineNet
     from refinenet_edu.engine.loop import TrainingDiverged, train
     from refinenet_edu.engine.recipes import TrainConfig
 
@@ -92,8 +92,8 @@ def test_pretrain_that_diverges_writes_nothing(tiny_set, tmp_path, capsys):
 
 def test_non_finite_weights_are_never_written(tmp_path):
     from refinenet_edu.engine.checkpoints import NonFiniteWeights, save_checkpoint
-    from refinenet_edu.config import make_config
-    from refinenet_edu.model import RefineNet
+    from refinenet_edu.nn.config import make_config
+    from refinenet_edu.nn.model import RefineNet
 
     model = RefineNet(make_config("course", num_classes=3, encoder_width=8, widths=(8, 8, 8, 16)))
     with torch.no_grad():

@@ -356,4 +356,4 @@ def test_list_and_the_guides_points_table_match_the_notebooks(capsys):
 def test_cli_registers_the_assignments_command():
     from refinenet_edu.cli import COMMANDS
 
-    assert COMMANDS["assignments"][0] == "refinenet_edu.tools.assignments"
+    assert COMMANDS["assignments"][0] == "refinenet_edu.cli.assignments"

@@ -10,8 +10,8 @@ import jsonschema
 import tomllib
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = Path(__file__).resolve().parent / "data" / "citation-file-format-1.2.0.schema.json"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = Path(__file__).resolve().parents[1] / "data" / "citation-file-format-1.2.0.schema.json"
 
 
 def _pyproject() -> dict:

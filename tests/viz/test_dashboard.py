@@ -120,7 +120,7 @@ def test_several_results_sets(tmp_path):
 
 
 def test_runs_of_another_budget_are_not_compared_and_do_not_squash_the_axis(dash):
-    from refinenet_edu.experiments import statistics as cmp
+    from refinenet_edu.viz.plots import plot_bars
 
     dash.train_now("single-crp4", epochs=2)  # fake: mIoU 0.42 after 2 epochs, shipped runs had 1
     group = "single-crp4 (now, 2 ep)"
@@ -129,7 +129,7 @@ def test_runs_of_another_budget_are_not_compared_and_do_not_squash_the_axis(dash
     assert f"{group}: not compared with 4-cascaded-crp4, trained with another budget" in dash.summary.value
     assert "2 epochs vs 1 epoch)" in dash.summary.value
     assert "more than the seed spread" in dash.summary.value  # the shipped pair is still compared
-    fig = cmp.plot_bars(dash.results, list(dash.variants.value), "miou")
+    fig = plot_bars(dash.results, list(dash.variants.value), "miou")
     bottom, top = fig.axes[0].get_ylim()
     assert bottom > 42  # the axis fits the shipped runs (60-72%), not the live run's 42%
     assert any("below the axis" in t.get_text() for t in fig.axes[0].texts)

@@ -1,0 +1,70 @@
+"""What the subcommands share: the options that pick a model and a dataset, and subsets."""
+
+from __future__ import annotations
+
+import argparse
+
+from refinenet_edu.nn.config import CASCADES, PRESETS, RefineNetConfig, make_config
+from refinenet_edu.nn.encoders import BACKBONES
+
+
+def add_data_arguments(parser, *, default: str | None = "synthscenes") -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument(
+        "--data", default=default,
+        help="dataset: 'synthscenes' (embedded), 'voc2012', 'sbd', or a folder in PASCAL VOC layout "
+             f"(default: {default})",
+    )
+    g.add_argument("--data-root", default=None, help="where voc2012/sbd live (or are downloaded to)")
+    g.add_argument("--download", action="store_true", help="download voc2012/sbd if missing (off by default)")
+
+
+def load_split(args, split: str, transforms):
+    from refinenet_edu.datasets import load_dataset
+
+    kwargs = {}
+    if getattr(args, "data_root", None):
+        kwargs["root"] = args.data_root
+    if getattr(args, "download", False):
+        kwargs["download"] = True
+    return load_dataset(args.data, split, transforms=transforms, **kwargs)
+
+
+def subset(ds, n: int):
+    """The first ``n`` items of ``ds`` (its class names, palette and ids stay readable through
+    :meth:`~refinenet_edu.datasets.info.DatasetInfo.of` and :func:`~refinenet_edu.datasets.info.sample_ids`)."""
+    from torch.utils.data import Subset
+
+    return Subset(ds, range(min(n, len(ds))))
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options that pick a model; shared by ``summary``, ``train``, ``bench`` and ``ablate``."""
+    g = parser.add_argument_group("model")
+    g.add_argument("--preset", default="official", choices=list(PRESETS), help="named architecture (default: official)")
+    g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
+    g.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="base width of a resnet18/34 encoder (64 = torchvision's)")
+    g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
+    g.add_argument("--cascade", choices=list(CASCADES), help="cascade: 4-cascaded (paper Fig. 2(c)) or a variant of Fig. 7")
+    g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
+    g.add_argument("--crp-blocks", type=int, help="chained residual pooling blocks (0 turns CRP off)")
+    g.add_argument("--crp-conv-first", action="store_true", default=None, help="'improved' CRP: conv before pool")
+    g.add_argument("--output-rcus", type=int, help="RCUs after CRP in every block (paper 1, official 3)")
+    g.add_argument("--align-corners", choices=("true", "false"), default=None,
+                   help="bilinear upsampling with align_corners=True/False (default: the preset's; official and "
+                        "light-weight use true, as the public ports whose weights they load; course uses false)")
+
+
+def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
+    return make_config(
+        args.preset,
+        backbone=args.backbone,
+        encoder_width=args.encoder_width,
+        num_classes=args.num_classes,
+        cascade=args.cascade,
+        widths=tuple(args.widths) if args.widths else None,
+        crp_blocks=args.crp_blocks,
+        crp_conv_first=args.crp_conv_first,
+        output_rcus=args.output_rcus,
+        align_corners=None if getattr(args, "align_corners", None) is None else args.align_corners == "true",
+    )
