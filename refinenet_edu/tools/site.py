@@ -123,7 +123,7 @@ def _launch_links(repo: Repository, notebook: str) -> str:
 
 def _nav(entries: list[tuple[str, str, str]], current: str | None) -> str:
     items = []
-    for notebook, page, title in entries:
+    for _notebook, page, title in entries:
         here = ' aria-current="page" class="site-current"' if page == current else ""
         items.append(f'<li><a href="{html.escape(page)}"{here}>{html.escape(title)}</a></li>')
     return ('<nav class="site-nav" aria-label="Course">\n<a class="site-home" href="index.html">Contents</a>\n'

@@ -27,6 +27,7 @@ def render(seed, split, index, size=256):
     return S.Sample(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), mask=mask)
 
 S.render_sample = render
-out = sys.argv[1]; size = int(sys.argv[2])
+out = sys.argv[1]
+size = int(sys.argv[2])
 S.generate_dataset(out, size=size, overwrite=True)
 print("wrote", out)

@@ -103,7 +103,7 @@ def test_classes_are_built_as_documented():
         # Thin structures: gone from a 1/32 label map, so they need the fine paths.
         assert not np.isin(_majority_pool(s.mask, 32), [WIRE, DOT]).any()
         # Context pair: boats only touch water (or what lies on top), cars only pavement.
-        for label, region, other in ((BOAT, 1, 2), (CAR, 2, 1)):
+        for label, _region, other in ((BOAT, 1, 2), (CAR, 2, 1)):
             obj = s.mask == label
             grown = obj.copy()
             grown[1:] |= obj[:-1]

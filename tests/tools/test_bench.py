@@ -11,8 +11,8 @@ from refinenet_edu.tools import bench
 from refinenet_edu.cli import main
 from refinenet_edu.engine.inference import fast_inference, predict_labels, predict_scores
 from refinenet_edu.engine.runtime import resolve_precision
-from refinenet_edu.model import build_refinenet
-from refinenet_edu.summary import count_flops
+from refinenet_edu.nn.model import build_refinenet
+from refinenet_edu.nn.summary import count_flops
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -40,8 +40,8 @@ def check_schema(result: dict, devices: set[str]) -> None:
         assert row["ms_per_image"] == pytest.approx(1e3 / row["images_per_s"])
         if row["peak_tflops"] is not None:
             assert row["peak_fraction"] == pytest.approx(row["tflops"] / row["peak_tflops"])
-    for dev, peaks in result["peak"].items():
-        for dtype, p in peaks.items():
+    for peaks in result["peak"].values():
+        for p in peaks.values():
             assert p["peak_tflops"] >= max(p["matmul_tflops"], p["conv_tflops"]) > 0
 
 

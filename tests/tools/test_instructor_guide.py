@@ -295,7 +295,7 @@ class _Lab:
                 break
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"jupyter lab did not start: {log.read_text(errors='replace')[-2000:]}")
+                    raise RuntimeError(f"jupyter lab did not start: {log.read_text(errors='replace')[-2000:]}") from None
                 time.sleep(0.5)
 
     def request(self, method: str, path: str, body=None):
