@@ -1,0 +1,53 @@
+"""Build hook: a wheel carries the files the library reads from the repository's top-level folders.
+
+From a checkout (or an editable install) :func:`refinenet_edu.resources.resource` finds ``data/``,
+``results/``, ``notebooks/`` and ``assignments/`` beside the package. A wheel has no checkout, so
+``build_py`` copies what the library reads into ``refinenet_edu/_shipped/`` inside the wheel: the
+embedded dataset (``data/synthscenes``, 16 MB of JPEG and PNG files: copied, not regenerated, so a
+wheel's set is byte for byte the one the shipped checkpoint and results were made from), the shipped
+checkpoints, the shipped ablation results, the notebooks and the assignments' sources. Everything
+else is in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+
+#: (folder in the repository, what to leave out); kept in step with refinenet_edu.resources.KINDS
+SHIPPED = (
+    ("data/synthscenes", ()),
+    ("data/checkpoints", ()),
+    ("data/README.md", ()),
+    ("results/ablation", ()),
+    ("notebooks", (".ipynb_checkpoints",)),
+    ("assignments/source", (".ipynb_checkpoints",)),
+    ("assignments/nbgrader_config.py", ()),
+    ("assignments/README.md", ()),
+)
+
+
+class BuildWithResources(build_py):
+    def run(self):
+        super().run()
+        if self.editable_mode:  # an editable install reads the checkout itself
+            return
+        target = Path(self.build_lib) / "refinenet_edu" / "_shipped"
+        for name, ignore in SHIPPED:
+            source, dest = ROOT / name, target / name
+            if not source.exists():
+                raise SystemExit(f"setup.py: {source} is missing; a wheel is built from a full checkout")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, dest, ignore=shutil.ignore_patterns("__pycache__", *ignore),
+                                dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, dest)
+
+
+setup(cmdclass={"build_py": BuildWithResources})
