@@ -37,6 +37,7 @@ import io
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +51,9 @@ __all__ = [
     "CLASS_NAMES",
     "DATASET_NAME",
     "GENERATOR_VERSION",
+    "PAINTERS",
     "PALETTE",
+    "Painters",
     "Sample",
     "encode_jpeg",
     "generate_dataset",
@@ -352,11 +355,29 @@ def _paint_dots(rng, size, image, mask) -> None:
 # --------------------------------------------------------------------------
 
 
-def render_sample(seed: int, split: str, index: int, size: int = 128) -> Sample:
+@dataclass(frozen=True)
+class Painters:
+    """What :func:`render_sample` draws on the two regions, in this order (each draws from the sample's
+    random stream into ``image`` and ``mask`` in place). A variant of the generator (the pilots in
+    ``results/pilots-*``) passes its own, e.g. ``dataclasses.replace(PAINTERS, paint_wires=...)``.
+    """
+
+    place_objects: Callable = _place_objects  # (rng, size, image, mask, region, label): boats, cars
+    paint_occluders: Callable = _paint_occluders  # (rng, size, image, mask, background)
+    paint_wires: Callable = _paint_wires  # (rng, size, image, mask)
+    paint_dots: Callable = _paint_dots  # (rng, size, image, mask)
+
+
+#: the shipped generator's painters
+PAINTERS = Painters()
+
+
+def render_sample(seed: int, split: str, index: int, size: int = 128, *, painters: Painters = PAINTERS) -> Sample:
     """Draw sample ``index`` of ``split`` ('train' or 'val'); a pure function.
 
     The random stream is ``SeedSequence([seed, split_code, index])``, so a
-    sample does not depend on how many others are generated.
+    sample does not depend on how many others are generated. ``painters``:
+    what draws the objects, occluders, wires and dots (default: the shipped set's).
     """
     if split not in _SPLIT_CODES:
         raise ValueError(f"split must be one of {sorted(_SPLIT_CODES)}, got {split!r}")
@@ -374,11 +395,11 @@ def render_sample(seed: int, split: str, index: int, size: int = 128) -> Sample:
     if pavement.any():
         image[pavement] = _checker_texture(rng, size)[pavement]
         mask[pavement] = PAVEMENT
-    _place_objects(rng, size, image, mask, water, BOAT)
-    _place_objects(rng, size, image, mask, pavement, CAR)
-    _paint_occluders(rng, size, image, mask, background)
-    _paint_wires(rng, size, image, mask)
-    _paint_dots(rng, size, image, mask)
+    painters.place_objects(rng, size, image, mask, water, BOAT)
+    painters.place_objects(rng, size, image, mask, pavement, CAR)
+    painters.paint_occluders(rng, size, image, mask, background)
+    painters.paint_wires(rng, size, image, mask)
+    painters.paint_dots(rng, size, image, mask)
 
     # Illumination and sensor noise: the same colour reads differently across
     # the image, so a pixel's colour alone does not give its class.
@@ -436,6 +457,8 @@ def generate_dataset(
     val_count: int = 150,
     jpeg_quality: int = 92,
     overwrite: bool = False,
+    render: Callable[[int, str, int, int], Sample] | None = None,
+    generator_version: int | str = GENERATOR_VERSION,
 ) -> Path:
     """Write SynthScenes to ``out_dir`` in PASCAL VOC layout and return its path.
 
@@ -450,6 +473,8 @@ def generate_dataset(
     and only when this generator made it (:func:`refuse_to_replace`): a folder
     holding anything else is never deleted.
     The same arguments give byte-identical files (same numpy / Pillow build).
+    ``render(seed, split, index, size)`` draws each sample (default: :func:`render_sample`) and
+    ``generator_version`` is what ``meta.json`` records: a variant of the generator passes both.
     """
     out_dir = Path(out_dir)
     if train_count < 1 or val_count < 1:
@@ -468,14 +493,14 @@ def generate_dataset(
         for split, count in (("train", train_count), ("val", val_count)):
             ids = [f"{split}_{i:05d}" for i in range(count)]
             for i, sample_id in enumerate(ids):
-                sample = render_sample(seed, split, i, size)
+                sample = (render or render_sample)(seed, split, i, size)
                 (tmp / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(sample.image, jpeg_quality))
                 write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png", PALETTE)
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         meta = {
             "name": DATASET_NAME,
             "generator": "refinenet_edu.datasets.synthetic",
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": generator_version,
             "seed": seed,
             "image_size": [size, size],
             "counts": {"train": train_count, "val": val_count},

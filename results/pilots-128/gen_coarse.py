@@ -5,6 +5,8 @@ output cells. This draws the shipped generator's scenes with: boats and cars of 
 never shrunk below 10 px to fit; wires 4-6 px wide (v2: 1-3); dots 6-8 px squares, 3-12 per image (v2: 3 px,
 5-30). Regions, textures, occluders, lighting and noise are v2's. Usage: OUT [SEED] [COUNT] (size 128).
 """
+import dataclasses
+import functools
 import sys
 
 import numpy as np
@@ -71,10 +73,10 @@ def paint_dots(rng, size, image, mask):
         S._stamp(image, mask, pts[k:k + 1], square(int(rng.integers(6, 9))), rng.uniform(lo, hi, 3), S.DOT)
 
 
-S._place_objects, S._paint_wires, S._paint_dots = place_objects, paint_wires, paint_dots
-S.GENERATOR_VERSION = "2-coarse (pilot)"
+painters = dataclasses.replace(S.PAINTERS, place_objects=place_objects, paint_wires=paint_wires, paint_dots=paint_dots)
 out = sys.argv[1]
 seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 750
-S.generate_dataset(out, seed=seed, size=128, train_count=count * 4 // 5, val_count=count // 5, overwrite=True)
+S.generate_dataset(out, seed=seed, size=128, train_count=count * 4 // 5, val_count=count // 5, overwrite=True,
+                   render=functools.partial(S.render_sample, painters=painters), generator_version="2-coarse (pilot)")
 print("wrote", out)

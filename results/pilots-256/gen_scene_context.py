@@ -26,8 +26,7 @@ def render(seed, split, index, size=256):
     image = image * light[:, :, None] + noise
     return S.Sample(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), mask=mask)
 
-S.render_sample = render
 out = sys.argv[1]
 size = int(sys.argv[2])
-S.generate_dataset(out, size=size, overwrite=True)
+S.generate_dataset(out, size=size, overwrite=True, render=render)
 print("wrote", out)
