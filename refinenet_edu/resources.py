@@ -10,13 +10,20 @@ One function, :func:`resource`, answers for every way the library is installed:
 
 Nothing here writes anything: a resource that is in neither place is reported
 by the caller that needs it (e.g. :func:`refinenet_edu.datasets.load_dataset`).
+
+Datasets a user downloads (PASCAL VOC, SBD) are not shipped: by default they
+live in :func:`downloads_root`, the checkout's ``data/`` or, installed from a
+wheel, a folder of the user's (never inside site-packages, which may be
+read-only and is replaced by the next install).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
-__all__ = ["KINDS", "checkout_root", "resource"]
+__all__ = ["KINDS", "checkout_root", "downloads_root", "resource"]
 
 #: The top-level folders of the repository that the library reads.
 KINDS = ("data", "results", "notebooks", "assignments")
@@ -45,3 +52,22 @@ def resource(kind: str, *parts: str) -> Path:
     root = checkout_root()
     base = root / kind if root is not None else SHIPPED / kind
     return base.joinpath(*parts)
+
+
+def downloads_root() -> Path:
+    """The default folder of downloaded datasets (``load_dataset("voc2012")`` without ``root``).
+
+    ``$REFINENET_EDU_DATA`` if set; else the checkout's ``data/`` (beside the
+    embedded set, where ``.gitignore`` keeps them out of git); else, for a
+    wheel install, the user's data folder: ``%LOCALAPPDATA%\\refinenet-edu`` on
+    Windows, ``$XDG_DATA_HOME/refinenet-edu`` (default
+    ``~/.local/share/refinenet-edu``) elsewhere.
+    """
+    if os.environ.get("REFINENET_EDU_DATA"):
+        return Path(os.environ["REFINENET_EDU_DATA"]).expanduser()
+    root = checkout_root()
+    if root is not None:
+        return root / "data"
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "refinenet-edu"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "refinenet-edu"

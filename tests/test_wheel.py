@@ -75,13 +75,16 @@ def test_the_wheel_carries_the_resources(installed):
 
 def test_the_installed_package_is_the_wheel_and_finds_its_resources(installed):
     python, _, outside, _ = installed
-    code = ("import json, refinenet_edu; from refinenet_edu.resources import checkout_root, resource; "
+    code = ("import json, refinenet_edu; from refinenet_edu.resources import checkout_root, downloads_root, resource; "
             "print(json.dumps([refinenet_edu.__file__, str(checkout_root()), "
-            "str(resource('data', 'synthscenes')), str(resource('results', 'ablation'))]))")
-    package, root, data, results = json.loads(run([python, "-c", code], cwd=outside))
+            "str(resource('data', 'synthscenes')), str(resource('results', 'ablation')), str(downloads_root())]))")
+    env = {k: v for k, v in os.environ.items() if k != "REFINENET_EDU_DATA"}
+    package, root, data, results, downloads = json.loads(run([python, "-c", code], cwd=outside, env=env))
     assert ROOT not in Path(package).parents, f"imported from the checkout: {package}"
     assert root == "None"
     assert (Path(data) / "meta.json").is_file() and (Path(results) / "results.json").is_file()
+    # datasets a user downloads (VOC, SBD) go to the user's data folder, not into site-packages
+    assert Path(package).parent not in Path(downloads).parents and "refinenet-edu" in Path(downloads).name
 
 
 def test_train_one_epoch_on_the_embedded_set_from_outside_the_checkout(installed):

@@ -15,7 +15,9 @@ def add_data_arguments(parser, *, default: str | None = "synthscenes") -> None:
         help="dataset: 'synthscenes' (embedded), 'voc2012', 'sbd', or a folder in PASCAL VOC layout "
              f"(default: {default})",
     )
-    g.add_argument("--data-root", default=None, help="where voc2012/sbd live (or are downloaded to)")
+    g.add_argument("--data-root", default=None, help="where voc2012/sbd live (default: the checkout's data/, or from a "
+                   "wheel install the user data folder, refinenet_edu.resources.downloads_root; $REFINENET_EDU_DATA "
+                   "overrides it)")
     g.add_argument("--download", action="store_true", help="download voc2012/sbd if missing (off by default)")
 
 

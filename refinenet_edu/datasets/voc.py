@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from refinenet_edu.datasets.palette import voc_palette
-from refinenet_edu.resources import resource
+from refinenet_edu.resources import downloads_root, resource
 
 __all__ = [
     "DATASET_NAMES",
@@ -505,7 +505,8 @@ def load_dataset(
     ``"synthscenes"`` is the embedded set in the checkout's ``data/synthscenes``
     (or ``root``). ``"voc2012"``, ``"sbd"`` and ``"voc2012-aug"`` (VOC 2012
     train + SBD for training, VOC 2012 val for validation) look in ``root``
-    (default: the checkout's ``data/``), where
+    (default: :func:`refinenet_edu.resources.downloads_root`, the checkout's
+    ``data/`` or, installed from a wheel, the user's data folder), where
     ``refinenet-edu data --download voc2012 --root ROOT`` (and ``sbd``) put them.
     Anything else must be a folder in VOC layout.
     """
@@ -522,11 +523,11 @@ def load_dataset(
             )
         return VOCSegmentationFolder(folder, split, transforms)
     if name == "voc2012":
-        return voc2012(root if root is not None else resource("data"), split, download, transforms)
+        return voc2012(root if root is not None else downloads_root(), split, download, transforms)
     if name == "sbd":
-        return sbd(root if root is not None else resource("data"), split, download, transforms)
+        return sbd(root if root is not None else downloads_root(), split, download, transforms)
     if name == "voc2012-aug":
-        return voc2012_aug(root if root is not None else resource("data"), split, download, transforms)
+        return voc2012_aug(root if root is not None else downloads_root(), split, download, transforms)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return VOCSegmentationFolder(path, split, transforms)
