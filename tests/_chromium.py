@@ -29,3 +29,11 @@ def artifacts_dir(tmp_path: Path) -> Path:
     folder = Path(os.environ["REFINENET_EDU_ARTIFACTS"]) if os.environ.get("REFINENET_EDU_ARTIFACTS") else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def launch_lab_browser(playwright, profile: Path, executable: str):
+    """A headless Chromium context with its own profile and a window JupyterLab lays out fully (1400x1000)."""
+    return playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=executable, headless=True, args=CHROMIUM_ARGS,
+        viewport={"width": 1400, "height": 1000},
+    )

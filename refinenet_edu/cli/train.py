@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--encoder-lr-ratio", type=finite_float, help="encoder lr = lr x ratio (official: 0.1)")
     t.add_argument("--weight-decay", type=finite_float)
     t.add_argument("--crop-size", type=positive_int)
+    # the names of engine.criterion.LOSSES, spelled out: importing it would load torch at start-up
     t.add_argument("--loss", choices=("cross-entropy", "weighted-cross-entropy", "focal"),
                    help="cross-entropy (the paper's, the default); weighted-cross-entropy (median-frequency class "
                         "weights from the training set's pixel counts) or focal (gamma 2): remedies for classes "

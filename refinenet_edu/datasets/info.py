@@ -99,14 +99,20 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
     per class), ``frequency`` (counts / labelled pixels), ``ignored`` (pixels
     with the ignore label) and ``total`` (all pixels). When the dataset offers
     ``read_mask`` (as :class:`~refinenet_edu.datasets.VOCSegmentationFolder`
-    does) the stored masks are counted, without decoding images or applying
-    transforms; otherwise the masks that ``dataset[i]`` returns.
+    does), or is a ``torch.utils.data.Subset`` of one, the stored masks are
+    counted, without decoding images or applying transforms; otherwise the
+    masks that ``dataset[i]`` returns.
     """
     num_classes = num_classes if num_classes is not None else dataset.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
     counts = np.zeros(num_classes, np.int64)
     ignored = total = 0
     read = getattr(dataset, "read_mask", None)
+    if read is None and isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
+        base_read, indices = dataset.dataset.read_mask, list(dataset.indices)
+
+        def read(i):
+            return base_read(indices[i])
     for i in range(len(dataset)):
         mask = read(i) if read is not None else dataset[i][1]
         mask = torch.as_tensor(mask).reshape(-1).long()

@@ -277,28 +277,9 @@ def make_criterion(cfg: TrainConfig, train_set, num_classes: int) -> Segmentatio
     """The loss ``cfg.loss`` asks for; class-weighted cross-entropy weighs by the training set's own pixel counts."""
     weights = None
     if cfg.loss == "weighted-cross-entropy":
-        frequency = class_pixel_histogram(_with_masks(train_set), num_classes, cfg.ignore_index)["frequency"]
+        frequency = class_pixel_histogram(train_set, num_classes, cfg.ignore_index)["frequency"]
         weights = median_frequency_weights(frequency)
     return SegmentationLoss(cfg.ignore_index, loss=cfg.loss, class_weights=weights, focal_gamma=cfg.focal_gamma)
-
-
-def _with_masks(dataset):
-    """``dataset``, or for a ``Subset`` of a folder dataset, a view that reads its stored masks (no transforms)."""
-    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
-        base, indices = dataset.dataset, list(dataset.indices)
-
-        class _Masks:
-            class_names = getattr(base, "class_names", None)
-            ignore_index = getattr(base, "ignore_index", 255)
-
-            def __len__(self):
-                return len(indices)
-
-            def read_mask(self, i):
-                return base.read_mask(indices[i])
-
-        return _Masks()
-    return dataset
 
 
 def _is_out_of_memory(err: BaseException) -> bool:

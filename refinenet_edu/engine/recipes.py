@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from refinenet_edu.engine.checkpoints import unwrap
+from refinenet_edu.engine.criterion import LOSSES
 
 __all__ = ["TrainConfig", "RECIPES", "RESUME_FIXED", "make_optimizer", "poly_lambda", "step_lambda", "lr_lambda"]
 
@@ -79,8 +80,7 @@ class TrainConfig:
             ("crop_size", self.crop_size >= 32, "an integer >= 32"),
             ("num_workers", self.num_workers >= 0, "an integer >= 0"),
             ("eval_every", self.eval_every >= 1, "an integer >= 1"),
-            ("loss", self.loss in ("cross-entropy", "weighted-cross-entropy", "focal"),
-             "'cross-entropy', 'weighted-cross-entropy' or 'focal'"),
+            ("loss", self.loss in LOSSES, " or ".join(repr(name) for name in LOSSES)),
             ("focal_gamma", math.isfinite(self.focal_gamma) and self.focal_gamma >= 0, "a finite number >= 0"),
         ]
         for name, ok, allowed in checks:

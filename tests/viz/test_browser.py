@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _chromium import CHROMIUM_ARGS, artifacts_dir, find_chromium
+from _chromium import artifacts_dir, find_chromium, launch_lab_browser
 from _jupyterlab import running_jupyterlab, sessions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,10 +52,7 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
     shots = artifacts_dir(tmp_path)
     try:
         with sync_playwright() as pw:
-            browser = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=chromium_path, headless=True,
-                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000},
-            )
+            browser = launch_lab_browser(pw, tmp_path / "chromium-profile", chromium_path)
             page = None
             try:
                 page = browser.new_page()
