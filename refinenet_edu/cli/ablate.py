@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--lr", type=positive_float)
     t.add_argument("--encoder-lr-ratio", type=finite_float,
                    help="encoder lr = lr x this (official recipe 0.1; the course recipe 1.0)")
+    t.add_argument("--loss", choices=("cross-entropy", "weighted-cross-entropy", "focal"),
+                   help="the training loss of every run (default: the recipe's, cross-entropy as in the paper); "
+                        "weighted-cross-entropy and focal are remedies for rare classes (engine.criterion). "
+                        "The loss is part of the budget: compare losses in separate --out folders")
     t.add_argument("--encoder-weights", type=Path, metavar="FILE",
                    help="start every run's encoder from this state dict (refinenet-edu pretrain makes one)")
     t.add_argument("--eval-every", type=positive_int, default=5, help="validation mIoU every N epochs during training (default 5)")
@@ -88,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = budget_for(
         args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
         eval_every=args.eval_every, num_workers=args.num_workers, encoder_lr_ratio=args.encoder_lr_ratio,
+        loss=args.loss,
     )
     if args.list:
         done = set()
@@ -96,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         for v in variants:
             marks = " ".join(f"{s}{'*' if (v.name, s) in done else ''}" for s in args.seeds)
             print(f"{v.name:<32} {v.label:<40} seeds {marks}")
-        print(f"({cfg.epochs} epochs, batch {cfg.batch_size}, crop {cfg.crop_size}; * = done in {args.out})")
+        print(f"({cfg.epochs} epochs, batch {cfg.batch_size}, crop {cfg.crop_size}, loss {cfg.loss}; "
+              f"* = done in {args.out})")
         return 0
     from refinenet_edu.cli.errors import kept
 

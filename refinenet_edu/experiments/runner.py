@@ -414,6 +414,11 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     if train.get("schedule") == "poly":  # results files from before the step schedule have neither key
         train.pop("schedule")
         train.pop("step_at", None)
+    if train.get("loss") == "cross-entropy":  # results files from before the loss option have neither key
+        train.pop("loss")
+        train.pop("focal_gamma", None)
+    elif train.get("loss") != "focal":  # gamma shapes the focal loss only
+        train.pop("focal_gamma", None)
     extra = {"encoder_weights": encoder_fingerprint(encoder_weights)} if encoder_weights else {}
     return {
         **extra,
