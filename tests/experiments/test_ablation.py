@@ -125,6 +125,38 @@ def test_ablate_tiny_grid_resumes_and_refuses_another_budget(tmp_path, capsys):
     assert "another budget" in err and "epochs" in err
 
 
+def test_ablate_trains_with_the_loss_asked_for_and_keeps_losses_apart(tmp_path, capsys):
+    def ablate(out, *extra):
+        return main(["ablate", "--variants", "4-cascaded-crp4", "--seeds", "0", "--out", str(out), "--no-timing",
+                     *TINY, *extra])
+
+    out = tmp_path / "weighted"
+    assert ablate(out, "--loss", "weighted-cross-entropy") == 0
+    budget = AblationResults.load(out).data["budget"]["train"]
+    assert budget["loss"] == "weighted-cross-entropy" and "focal_gamma" not in budget  # gamma: focal only
+    capsys.readouterr()
+    # the loss is part of the budget: plain cross-entropy into the same folder is refused, naming the loss
+    assert ablate(out) == 2
+    err = capsys.readouterr().err
+    assert "another budget" in err and "train.loss: 'weighted-cross-entropy' there" in err
+    assert ablate(out, "--list", "--loss", "focal") == 0
+    assert "loss focal" in capsys.readouterr().out
+    focal = tmp_path / "focal"
+    assert ablate(focal, "--loss", "focal") == 0
+    assert AblationResults.load(focal).data["budget"]["train"]["focal_gamma"] == 2.0
+
+
+@pytest.mark.parametrize("folder, epochs", [("ablation", 30), ("ablation-60ep", 60)])
+def test_the_shipped_results_match_the_budget_ablate_computes_today(folder, epochs):
+    """Resuming or re-timing a shipped set must not be refused: results files from before the loss
+    option (and the step schedule) were trained with plain cross-entropy and have no key for it."""
+    from refinenet_edu.experiments.runner import _budget_dict, budget_for
+
+    shipped = AblationResults.load(REPO / "results" / folder)
+    today = _budget_dict("course", budget_for("course", epochs=epochs, eval_every=5), None, {}, shipped.data["dataset"])
+    assert today == shipped.data["budget"]
+
+
 def test_ablate_list_and_bad_input(tmp_path, capsys):
     assert main(["ablate", "--list", "--out", str(tmp_path)]) == 0
     listed = capsys.readouterr().out
