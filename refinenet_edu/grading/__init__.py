@@ -5,7 +5,8 @@ metrics and the evaluation, on one shared harness:
 
 * :mod:`.rcu` - :func:`check_rcu`, the Residual Conv Unit (Sec. 3.2, Fig. 3(b));
 * :mod:`.block` - :func:`check_adaptive_conv`, the adaptive convolutions of a
-  block's path (Fig. 3(a)), judged on the student's own RCUs;
+  block's path (Fig. 3(a)), judged on the student's own RCUs, and
+  :func:`check_block_forward`, a block's forward pass written from its parts;
 * :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 3(c));
 * :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 3(d));
 * :mod:`.cascade` - :func:`check_cascade`, the 4-cascade (Sec. 3.1);
@@ -30,7 +31,7 @@ All checks run in well under a second on a CPU and leave the global random
 state alone.
 """
 
-from refinenet_edu.grading.block import check_adaptive_conv
+from refinenet_edu.grading.block import check_adaptive_conv, check_block_forward
 from refinenet_edu.grading.cascade import check_cascade
 from refinenet_edu.grading.crp import check_crp
 from refinenet_edu.grading.evaluation import check_eval_mode
@@ -42,6 +43,7 @@ from refinenet_edu.grading.rcu import check_rcu
 __all__ = [
     "CheckFailed",
     "check_adaptive_conv",
+    "check_block_forward",
     "check_cascade",
     "check_confusion_matrix",
     "check_crp",

@@ -1,4 +1,9 @@
-"""Check of the adaptive convolutions of one path of a RefineNet block (paper Sec. 3.2, Fig. 3(a)).
+"""Checks of a RefineNet block (paper Sec. 3.2, Fig. 3(a)): one path's adaptive convolutions, and the block's forward pass.
+
+:func:`check_block_forward` judges a forward pass written from the block's
+parts (adaptive convolutions per path -> multi-resolution fusion -> chained
+residual pooling -> output RCUs) on blocks of one, two and three paths, and
+names a skipped, misplaced or per-path stage.
 
 :func:`check_adaptive_conv` judges the wiring only: a 3x3 convolution to the
 path's width, then the student's own RCUs one after the other. The
@@ -12,15 +17,23 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.nn.components import AdaptiveConv, ResidualConvUnit
+from refinenet_edu.nn.components import (
+    AdaptiveConv,
+    ChainedResidualPooling,
+    MultiResolutionFusion,
+    RefineNetBlock,
+    ResidualConvUnit,
+)
 from refinenet_edu.grading.harness import (
     CheckFailed,
     Reference,
     Submission,
     call_repr,
     check_gradients,
+    check_unchanged,
     close,
     convs_of,
     fail,
@@ -32,7 +45,7 @@ from refinenet_edu.grading.harness import (
     seeded,
 )
 
-__all__ = ["check_adaptive_conv"]
+__all__ = ["check_adaptive_conv", "check_block_forward"]
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _CHAIN_FIX = ("`nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1, bias=False), "
@@ -140,3 +153,103 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
                          "refinenet_edu's ResidualConvUnit or AdaptiveConv.")
     own = "" if student.is_reference else " (your own)"
     ok(f"{what}: 3x3 conv {in_channels} -> {width} (no bias), then {num_rcus} chained RCUs{own}, gradients flow.")
+
+
+#: The blocks :func:`check_block_forward` runs: (what the case is, in_channels, widths, sizes of the paths).
+_BLOCK_CASES = (
+    ("a block of 2 paths (the previous block's output, then an encoder path)", (8, 8), (None, 8), ((5, 7), (10, 14))),
+    ("a block of 1 path (RefineNet-4 on the 1/32 features)", (12,), (8,), ((4, 5),)),
+    ("a block of 3 paths", (8, 12, 6), (None, 8, 8), ((3, 4), (6, 8), (12, 16))),
+)
+_FORWARD_FIX = ("`adapted = [layer(p) for layer, p in zip(block.adaptive, paths)]`, then "
+                "`block.output(block.crp(block.fusion(*adapted)))`.")
+
+
+def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> list[tuple[str, Any]]:
+    """What common wrong forward passes compute on ``paths``: (the mistake, a function giving its output)."""
+    def adapted():
+        return [layer(p) for layer, p in zip(block.adaptive, paths)]
+
+    def summed():  # the paths upsampled and added, without fusion's convolutions
+        a = adapted()
+        size = max((t.shape[-2:] for t in a), key=lambda hw: hw[0] * hw[1])
+        return sum(F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in a)
+
+    mistakes = [
+        ("the paths skip the adaptive convolutions (block.adaptive).",
+         lambda: block.output(block.crp(block.fusion(*paths)))),
+        ("chained residual pooling (block.crp) is skipped.", lambda: block.output(block.fusion(*adapted()))),
+        ("the output RCUs (block.output) are skipped.", lambda: block.crp(block.fusion(*adapted()))),
+        ("both CRP and the output RCUs are skipped.", lambda: block.fusion(*adapted())),
+        ("the output RCUs run before CRP.", lambda: block.crp(block.output(block.fusion(*adapted())))),
+        ("CRP runs on every path before fusion, instead of once on the fused map.",
+         lambda: block.output(block.fusion(*[block.crp(a) for a in adapted()]))),
+        ("the paths are upsampled and summed without fusion's convolutions (block.fusion).",
+         lambda: block.output(block.crp(summed()))),
+    ]
+    for i in range(len(paths)):
+        mistakes.append((f"only path {i} reaches the output; the other paths are dropped instead of fused.",
+                         lambda i=i: block.output(block.crp(adapted()[i]))))
+    return mistakes
+
+
+def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
+    """Check a RefineNet block's forward pass written from its parts (paper Sec. 3.2, Fig. 3(a)).
+
+    ``forward_fn(block, *paths)`` gets a built :class:`~refinenet_edu.nn.components.RefineNetBlock`
+    and its input paths (lowest resolution first) and must return what the
+    block computes: every path through its adaptive convolutions
+    (``block.adaptive[i]``), the adapted paths fused into one map at the
+    largest resolution (``block.fusion``), then chained residual pooling
+    (``block.crp``) and the output RCUs (``block.output``). It runs on blocks
+    of 1, 2 and 3 paths with random weights; a skipped, reordered or per-path
+    stage is named. Calling the block itself (``block(*paths)``,
+    ``block.forward``) is refused: it matches by construction.
+    """
+    __tracebackhide__ = True
+    what = name_of(forward_fn, "forward")
+    if not callable(forward_fn):
+        raise fail(what, f"expected a function, got a {type(forward_fn).__name__}.",
+                   "pass your function itself: check_block_forward(my_forward).")
+    student = Submission(forward_fn, what, Reference(
+        (RefineNetBlock,), allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit)))
+    gen = torch.Generator().manual_seed(seed)
+    for case, in_channels, widths, sizes in _BLOCK_CASES:
+        with seeded(seed):
+            block = RefineNetBlock(list(in_channels), list(widths), crp_blocks=2, output_rcus=2)
+        randomize_(convs_of(block), gen)
+        paths = tuple(torch.randn(2, c, *hw, generator=gen) for c, hw in zip(in_channels, sizes))
+        before = [p.clone() for p in paths]
+        shapes = ", ".join(str(list(p.shape)) for p in paths)
+        expected_shape = (2, block.out_channels, *max(sizes, key=lambda hw: hw[0] * hw[1]))
+        with torch.no_grad():
+            y = require_tensor(student.call(forward_fn, block, *paths, context=f" ({case})", fix=_FORWARD_FIX),
+                               what, expected_shape)
+            expected = block.output(block.crp(block.fusion(*[a(p) for a, p in zip(block.adaptive, paths)])))
+        for p, b in zip(paths, before):
+            check_unchanged(p, b, what)
+        if tuple(y.shape) != expected_shape:
+            raise fail(what, f"returned shape {list(y.shape)}; the block gives {list(expected_shape)}.",
+                       _FORWARD_FIX, "a block's output has the fused width (block.out_channels) at the largest "
+                       "input resolution.", case=f"{case}, paths {shapes}")
+        if not close(y, expected):
+            for mistake, compute in _block_mistakes(block, paths):
+                try:
+                    with torch.no_grad():
+                        wrong = compute()
+                except Exception:  # noqa: BLE001 - that mistake cannot even run on these paths
+                    continue
+                if wrong.shape == y.shape and close(y, wrong):
+                    raise fail(what, mistake, _FORWARD_FIX,
+                               "Sec. 3.2: adaptive convolutions per path, then one fused map, refined by CRP, "
+                               "then the output RCUs.", case=f"{case}, paths {shapes}")
+            raise fail(what, f"the output differs from the block's (largest difference {max_diff(y, expected):.3g}).",
+                       _FORWARD_FIX, case=f"{case}, paths {shapes}")
+        grads = [p.clone().requires_grad_(True) for p in paths]
+        block.zero_grad(set_to_none=True)
+        check_gradients(block, grads, student.call(forward_fn, block, *grads, context=f" ({case})"), what,
+                        [f"path {i}" for i in range(len(grads))])
+    student.refuse_reuse(fix="call the parts yourself: block.adaptive, block.fusion, block.crp and block.output, "
+                         "not block(*paths) or block.forward(*paths).")
+    ok(f"{what}: adaptive convolutions -> fusion -> CRP -> output RCUs, on blocks of 1, 2 and 3 paths; "
+       "gradients reach every path and layer.")

@@ -286,8 +286,7 @@ class Submission:
 
         def profile(frame, event, arg):
             if event == "call" and frame.f_code.co_filename in files:
-                owner = frame.f_locals.get("self")
-                if allowed and isinstance(owner, allowed):
+                if allowed and isinstance(_owner(frame), allowed):
                     return
                 code = frame.f_code
                 called.setdefault(getattr(code, "co_qualname", code.co_name), f"line {code.co_firstlineno}")
@@ -373,6 +372,19 @@ class Submission:
         if found:
             raise fail(self.what, f"{found}, the reference this check compares your code with.", fix,
                        "reusing the reference matches it by construction, so nothing you wrote would be tested.")
+
+
+def _owner(frame) -> Any:
+    """The ``self`` a frame runs for; a generator expression, comprehension or lambda (``<genexpr>``) runs for
+    the ``self`` of the method that made it (``MultiResolutionFusion.forward``'s generator is fusion's code)."""
+    for _ in range(4):
+        if frame is None:
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is not None or not frame.f_code.co_name.startswith("<"):
+            return owner
+        frame = frame.f_back
+    return None
 
 
 def _describe(t: Any) -> str:

@@ -123,6 +123,11 @@ class StudentCascade(nn.Module):
         return self.refinenet1(r2, f1)
 
 
+def student_block_forward(block, *paths):
+    adapted = [layer(p) for layer, p in zip(block.adaptive, paths)]
+    return block.output(block.crp(block.fusion(*adapted)))
+
+
 def student_confusion_matrix(pred, target, num_classes, ignore_index=255):
     pred, target = torch.as_tensor(pred).flatten().long(), torch.as_tensor(target).flatten().long()
     keep = target != ignore_index
@@ -164,7 +169,8 @@ def test_a_students_correct_code_passes_every_check(capsys):
     checks.check_iou(student_iou)
     checks.check_miou(student_miou, student_iou)
     checks.check_eval_mode(student_predict)
-    assert capsys.readouterr().out.count("✓") == 9
+    checks.check_block_forward(student_block_forward)
+    assert capsys.readouterr().out.count("✓") == 10
 
 
 def test_the_library_itself_passes_unless_graded(capsys):
@@ -378,7 +384,8 @@ def test_not_implemented_functions_pass_through():
     def stub(*args):
         raise NotImplementedError()
 
-    for check in (checks.check_confusion_matrix, checks.check_iou, checks.check_miou, checks.check_eval_mode):
+    for check in (checks.check_confusion_matrix, checks.check_iou, checks.check_miou, checks.check_eval_mode,
+                  checks.check_block_forward):
         with pytest.raises(NotImplementedError):
             check(stub)
 
@@ -730,6 +737,50 @@ def test_cascade_wrongly_built_blocks_are_named():
             super().__init__(enc_channels, widths)
 
     _fails(checks.check_cascade, Defaults, "crp_blocks=crp_blocks")
+
+
+# ---------------------------------------------------------------- the block's forward pass (notebook 04)
+
+
+def test_block_forward_mistakes_are_named():
+    def adapted(block, paths):
+        return [layer(p) for layer, p in zip(block.adaptive, paths)]
+
+    bugs = {
+        "the paths skip the adaptive convolutions": lambda b, *p: b.output(b.crp(b.fusion(*p))),
+        "block.crp) is skipped": lambda b, *p: b.output(b.fusion(*adapted(b, p))),
+        "block.output) are skipped": lambda b, *p: b.crp(b.fusion(*adapted(b, p))),
+        "both CRP and the output RCUs are skipped": lambda b, *p: b.fusion(*adapted(b, p)),
+        "the output RCUs run before CRP": lambda b, *p: b.crp(b.output(b.fusion(*adapted(b, p)))),
+        "CRP runs on every path before fusion": lambda b, *p: b.output(b.fusion(*[b.crp(a) for a in adapted(b, p)])),
+        "only path 1 reaches the output": lambda b, *p: b.output(b.crp(b.adaptive[1](p[1]))),
+        "summed without fusion's convolutions": lambda b, *p: b.output(b.crp(sum(
+            F.interpolate(a, size=p[-1].shape[-2:], mode="bilinear", align_corners=False) for a in adapted(b, p)))),
+    }
+    for mistake, forward in bugs.items():
+        msg = _fails(checks.check_block_forward, forward, mistake, "a block of 2 paths")
+        assert "block.output(block.crp(block.fusion(*adapted)))" in " ".join(msg.split())
+
+
+def test_block_forward_that_calls_the_block_or_breaks_the_graph_is_refused():
+    _fails(checks.check_block_forward, lambda block, *paths: block(*paths), "RefineNetBlock.forward",
+           "not block(*paths)")
+    _fails(checks.check_block_forward, lambda block, *paths: block.forward(*paths), "RefineNetBlock.forward")
+    _fails(checks.check_block_forward, lambda block, *paths: student_block_forward(block, *paths).detach(),
+           "does not require a gradient")
+
+    def two_paths_only(block, low, high):
+        return student_block_forward(block, low, high)
+
+    msg = _fails(checks.check_block_forward, two_paths_only, "missing 1 required positional argument",
+                 "a block of 1 path")
+    assert "two_paths_only" in msg
+
+    def in_place(block, *paths):
+        paths[0].relu_()
+        return student_block_forward(block, *paths)
+
+    _fails(checks.check_block_forward, in_place, "changed its input tensor in place")
 
 
 # ---------------------------------------------------------------- metrics
