@@ -3,7 +3,9 @@
 :class:`AblationResults` reads and writes ``results.json`` (and
 ``results.csv`` / ``summary.csv`` beside it); :func:`load_results` opens the
 shipped or any other set; :func:`add_live_run` adds a run trained now (from
-the dashboard) under its own group; :func:`load_predictions` reads a run's
+the dashboard) under its own group; :func:`combine_results` puts several
+sets side by side, each under its own label (a comparison of budgets, such as
+the training loss, which one results file cannot hold); :func:`load_predictions` reads a run's
 stored validation masks (:func:`pack_masks` / :func:`unpack_masks`).
 """
 
@@ -245,15 +247,28 @@ class AblationResults:
         return buf.getvalue()
 
 
-def _budget_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+def _budget_differences(old: dict, new: dict, prefix: str = "", words: tuple[str, str] = ("there", "now")) -> list[str]:
     diffs = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
-            diffs += _budget_differences(a, b, f"{prefix}{k}.")
+            diffs += _budget_differences(a, b, f"{prefix}{k}.", words)
         elif a != b:
-            diffs.append(f"{prefix}{k}: {a!r} there, {b!r} now")
+            diffs.append(f"{prefix}{k}: {a!r} {words[0]}, {b!r} {words[1]}")
     return diffs
+
+
+def _with_recipe_defaults(budget: dict) -> dict:
+    """``budget`` with the training options it leaves out filled in: the runner leaves out an option at its
+    recipe default (``loss`` for cross-entropy, ``focal_gamma`` except for the focal loss), so that results
+    files from before the option still match."""
+    from refinenet_edu.engine.recipes import TrainConfig
+
+    defaults = TrainConfig()
+    train = dict(budget.get("train", {}))
+    for key in ("loss", "focal_gamma"):
+        train.setdefault(key, getattr(defaults, key))
+    return {**budget, "train": train}
 
 
 def load_results(path: str | Path | None = None):
@@ -289,6 +304,57 @@ def add_live_run(results, record: dict, *, costs: dict | None = None, prediction
     return new, group
 
 
+def combine_results(sets, *, variant: str | None = None) -> AblationResults:
+    """Several results sets as one :class:`AblationResults`, each set's runs grouped under its label.
+
+    ``sets`` maps a label to a results folder (or an :class:`AblationResults`),
+    e.g. ``{"cross-entropy": "results/losses/cross-entropy", "focal": ...}``:
+    one results file holds one budget, so ``ablate`` keeps runs that differ in
+    a training option (``--loss``) in separate folders, and this puts them
+    back side by side for :func:`~refinenet_edu.experiments.statistics.summarize`,
+    :func:`~refinenet_edu.experiments.statistics.compare` and the figures, with
+    the seeds kept (so a paired test can pair them). Each set must hold one
+    variant, or ``variant`` picks it; all sets must be of the same data (the
+    dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and
+    ``data["budget_differences"]`` how each differs from the first set's
+    (``["train.loss: 'cross-entropy' in cross-entropy, 'focal' in focal"]``), so that what
+    else differs between the sets is shown, not assumed.
+    """
+    if not sets:
+        raise ValueError("combine_results: no results sets given")
+    combined = AblationResults()
+    combined.data.update(budget={}, budgets={}, budget_differences={}, sets={})
+    first_label, first_budget = "", None
+    for label, source in sets.items():
+        part = source if isinstance(source, AblationResults) else AblationResults.load(source)
+        where = getattr(part, "path", label)
+        names = {r["variant"] for r in part.runs}
+        if variant is not None:
+            names &= {variant}
+        if len(names) != 1:
+            found = f"runs of {sorted(names)}" if names else f"no runs of {variant!r}" if variant else "no runs"
+            raise ValueError(f"{where}: {found}; combine_results needs one variant per set (pass variant=)")
+        (name,) = names
+        if not combined.data["dataset"]:
+            combined.data["dataset"] = copy.deepcopy(part.data.get("dataset", {}))
+        elif part.data.get("dataset", {}).get("sha256") != combined.data["dataset"].get("sha256"):
+            raise ValueError(f"{where}: trained on other data than the first set (dataset SHA-256 differs)")
+        budget = part.data.get("budget", {})
+        if first_budget is None:
+            first_label, first_budget = label, budget
+        combined.data["budgets"][label] = budget
+        combined.data["budget_differences"][label] = _budget_differences(
+            _with_recipe_defaults(first_budget), _with_recipe_defaults(budget), words=(f"in {first_label}", f"in {label}"))
+        combined.data["sets"][label] = str(where)
+        combined.data["variants"][label] = {**copy.deepcopy(part.variants.get(name, {})), "variant": name}
+        folder = {"predictions_folder": str(Path(part.path).parent)} if getattr(part, "path", None) else {}
+        for run in part.runs:
+            if run["variant"] == name:
+                combined.data["runs"].append({**copy.deepcopy(run), "group": label, **folder})
+        combined.data["provenance"]["invocations"] += copy.deepcopy(part.data["provenance"]["invocations"])
+    return combined
+
+
 def load_predictions(results, group: str, seed: int | None = None, folder: str | Path | None = None):
     """Predicted validation masks (uint8 ``[N, H, W]``, or a list of ``[H, W]`` masks when the
     images differ in size) of ``group`` and the image ids, or ``None``.
@@ -306,7 +372,7 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
     if seed is not None:
         runs = [r for r in runs if int(r["seed"]) == seed]
     for r in runs:
-        path = folder / r["predictions"]
+        path = Path(r.get("predictions_folder", folder)) / r["predictions"]  # combine_results: each set's own
         if path.is_file():
             with np.load(path) as data:
                 return unpack_masks(data), [str(i) for i in data["ids"]]

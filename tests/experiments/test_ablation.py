@@ -15,7 +15,7 @@ import pytest
 
 from refinenet_edu.cli import main
 from refinenet_edu.experiments import statistics as cmp
-from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions
+from refinenet_edu.experiments.results import AblationResults, add_live_run, combine_results, load_predictions
 from refinenet_edu.experiments.variants import DEFAULT_GRID, Variant, make_grid, parse_variant
 from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
 
@@ -408,6 +408,73 @@ def _two_variant_results(a_values, b_values, seeds=None):
     runs = [{"variant": "a", "seed": s, "miou": v} for s, v in zip(seeds, a_values)]
     runs += [{"variant": "b", "seed": s, "miou": v} for s, v in zip(seeds, b_values)]
     return SimpleNamespace(runs=runs, class_names=[], variants={}, data={})
+
+
+def _loss_set(folder: Path, loss: str, wire: list[float], *, sha: str = "abc") -> Path:
+    """A results folder of one variant trained with ``loss``, wire IoU per seed as given, predictions of seed 0."""
+    r = AblationResults()
+    r.data["dataset"] = {"class_names": CLASSES, "num_classes": 7, "sha256": sha}
+    r.data["budget"] = {"preset": "course", "train": {"epochs": 30, **({} if loss == "cross-entropy" else {"loss": loss}),
+                                                        **({"focal_gamma": 2.0} if loss == "focal" else {})}}
+    r.variants["4-cascaded-crp4"] = {**parse_variant("4-cascaded-crp4").as_dict(), "params": 1000}
+    for seed, w in enumerate(wire):
+        run = fake_run("4-cascaded-crp4", seed, 0.6)
+        run["iou"]["wire"] = w
+        r.add_run(run)
+    (folder / "predictions").mkdir(parents=True)
+    np.savez_compressed(folder / "predictions" / "4-cascaded-crp4__seed0.npz", masks=np.full((2, 8, 8), len(wire), np.uint8),
+                        ids=np.array(["a", "b"]))
+    r.runs[0]["predictions"] = "predictions/4-cascaded-crp4__seed0.npz"
+    r.save(folder)
+    return folder
+
+
+def test_combined_sets_compare_losses_seed_by_seed(tmp_path):
+    plain = _loss_set(tmp_path / "ce", "cross-entropy", [0.40, 0.42, 0.41])
+    weighted = _loss_set(tmp_path / "wce", "weighted-cross-entropy", [0.50, 0.53, 0.51, 0.52])
+    both = combine_results({"cross-entropy": plain, "weighted": weighted})
+    assert cmp.groups(both) == ["cross-entropy", "weighted"]
+    stats = cmp.summarize(both, "iou/wire")
+    assert stats["weighted"].n == 4 and stats["weighted"].seeds == (0, 1, 2, 3)
+    assert stats["cross-entropy"].mean == pytest.approx(0.41)
+    # what differs between the sets is stated, with the loss a results file from before the option leaves out
+    assert both.data["budget_differences"] == {
+        "cross-entropy": [], "weighted": ["train.loss: 'cross-entropy' in cross-entropy, 'weighted-cross-entropy' in weighted"]}
+    # the paired test pairs the seeds both sets ran
+    three = combine_results({"cross-entropy": plain, "weighted": _loss_set(tmp_path / "wce3", "weighted-cross-entropy",
+                                                                           [0.50, 0.53, 0.51])})
+    c = cmp.compare(three, "weighted", "cross-entropy", "iou/wire")
+    assert c.paired
+    t = c.test(paired=True)
+    assert t.df == 2 and t.difference == pytest.approx((0.10 + 0.11 + 0.10) / 3)
+    assert 0 < t.low < t.difference < t.high  # every seed gains about 0.1
+    # each set's predictions are read from its own folder
+    masks, ids = load_predictions(both, "weighted")
+    assert int(masks[0, 0, 0]) == 4 and ids == ["a", "b"]
+    masks, _ = load_predictions(both, "cross-entropy")
+    assert int(masks[0, 0, 0]) == 3
+
+
+def test_combining_sets_of_other_data_or_several_variants_is_refused(tmp_path):
+    plain = _loss_set(tmp_path / "ce", "cross-entropy", [0.40, 0.42])
+    other = _loss_set(tmp_path / "other", "focal", [0.40, 0.42], sha="def")
+    with pytest.raises(ValueError, match="other data"):
+        combine_results({"a": plain, "b": other})
+    with pytest.raises(ValueError, match=r"runs of \['4-cascaded-crp0', '4-cascaded-crp4', 'single-crp4'\]"):
+        combine_results({"a": fake_results()})
+    assert cmp.groups(combine_results({"a": fake_results()}, variant="single-crp4")) == ["a"]
+    with pytest.raises(ValueError, match="no runs of 'single-crp0'"):
+        combine_results({"a": fake_results()}, variant="single-crp0")
+
+
+def test_the_interval_of_a_mean_is_students_t():
+    from scipy import stats as st
+
+    s = cmp.Stat(0.5, 0.02, 3, (0.48, 0.5, 0.52))
+    low, high = s.interval()
+    assert high - 0.5 == pytest.approx(st.t.ppf(0.975, 2) * 0.02 / 3 ** 0.5) and low == pytest.approx(1.0 - high)
+    assert (high - low) / 2 == pytest.approx(4.303 * 0.02 / 3 ** 0.5, rel=1e-3)  # 4.30 standard errors with 3 seeds
+    assert all(math.isnan(v) for v in cmp.Stat(0.5, 0.0, 1, (0.5,)).interval())
 
 
 def test_welch_and_paired_tests_match_scipy():
