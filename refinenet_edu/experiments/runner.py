@@ -138,6 +138,11 @@ class _InMemory:
             return self.transforms(image, mask)
         return image, mask
 
+    def read_mask(self, index: int):
+        """The stored mask of sample ``index``, without the transforms (what
+        :func:`~refinenet_edu.datasets.info.class_pixel_histogram` counts, as it does for a folder dataset)."""
+        return self.items[index][1]
+
 
 def load_splits(data: str, train_config, subset: int | None = None):
     """Training and validation sets, decoded into memory (``subset``: first N / N//4 images)."""

@@ -146,6 +146,30 @@ def test_ablate_trains_with_the_loss_asked_for_and_keeps_losses_apart(tmp_path, 
     assert AblationResults.load(focal).data["budget"]["train"]["focal_gamma"] == 2.0
 
 
+def test_weighted_cross_entropy_in_an_ablation_weighs_by_the_stored_masks():
+    """ablate and train must give the same class weights: the stored masks' frequencies, not those of one
+    pass of random crops (which pad with the ignore label and draw random numbers)."""
+    import random
+
+    import torch
+
+    from refinenet_edu.datasets import load_dataset, train_transforms
+    from refinenet_edu.engine.loop import make_criterion
+    from refinenet_edu.experiments.runner import budget_for, load_splits
+
+    cfg = budget_for("course", loss="weighted-cross-entropy")
+    in_memory, _ = load_splits("synthscenes", cfg, subset=40)
+    folder = torch.utils.data.Subset(load_dataset("synthscenes", "train", train_transforms(cfg.crop_size)), range(40))
+    torch.manual_seed(5)
+    expected_draw = torch.rand(1)
+    random.seed(5)
+    torch.manual_seed(5)
+    ablated = make_criterion(cfg, in_memory, 7).class_weights
+    # the histogram drew no random numbers (the crops of the first epoch stay those of the other losses)
+    assert random.random() == random.Random(5).random() and torch.equal(torch.rand(1), expected_draw)
+    assert torch.allclose(ablated, make_criterion(cfg, folder, 7).class_weights)
+
+
 @pytest.mark.parametrize("folder, epochs", [("ablation", 30), ("ablation-60ep", 60)])
 def test_the_shipped_results_match_the_budget_ablate_computes_today(folder, epochs):
     """Resuming or re-timing a shipped set must not be refused: results files from before the loss
