@@ -276,32 +276,37 @@ def metric_names(results) -> list[str]:
     return names
 
 
-_LABELS = {
-    "miou": "mIoU",
-    "pixel_accuracy": "pixel accuracy",
-    "mean_class_accuracy": "mean class accuracy",
-    "params": "parameters",
-    "flops": "FLOPs (one forward pass)",
-    "train_seconds": "training time (s)",
-    "context_iou": "mean IoU of boat and car (context)",
-    "thin_iou": "mean IoU of wire and dot (thin)",
+#: Each metric's names: (the label of figures and sentences, the short header of tables; fractions in %).
+_NAMES = {
+    "miou": ("mIoU", "mIoU %"),
+    "pixel_accuracy": ("pixel accuracy", "pixel acc %"),
+    "mean_class_accuracy": ("mean class accuracy", "class acc %"),
+    "params": ("parameters", "params"),
+    "flops": ("FLOPs (one forward pass)", "FLOPs"),
+    "train_seconds": ("training time (s)", "train s"),
+    "context_iou": ("mean IoU of boat and car (context)", "boat/car IoU %"),
+    "thin_iou": ("mean IoU of wire and dot (thin)", "wire/dot IoU %"),
+}
+#: The same for the metrics of one class, band or device (``iou/boat``, ``boundary_miou/2``): ``{}`` is the argument.
+_NAMES_OF = {
+    "iou": ("IoU of {}", "{} IoU %"),
+    "boundary_miou": ("boundary mIoU (within {} px)", "bnd mIoU {}px %"),
+    "boundary_accuracy": ("boundary accuracy (within {} px)", "bnd acc {}px %"),
+    "inference_ms": ("inference ms/image ({})", "ms/img {}"),
 }
 
 
-def metric_label(metric: str) -> str:
-    """A readable name for a metric key."""
-    if metric in _LABELS:
-        return _LABELS[metric]
+def metric_label(metric: str, *, short: bool = False) -> str:
+    """A readable name for a metric key; ``short``: the column header of :func:`format_table`."""
+    if metric in _NAMES:
+        return _NAMES[metric][short]
     kind, _, arg = metric.partition("/")
-    if kind == "iou":
-        return f"IoU of {arg}"
-    if kind == "boundary_miou":
-        return f"boundary mIoU (within {arg} px)"
-    if kind == "boundary_accuracy":
-        return f"boundary accuracy (within {arg} px)"
-    if kind == "inference_ms":
-        return f"inference ms/image ({arg})"
-    return metric
+    if kind not in _NAMES_OF:
+        return metric
+    if kind == "inference_ms" and short:  # "NVIDIA H100 80GB HBM3" -> "H100", "CPU (x86_64, 2 threads)" -> "CPU"
+        words = arg.split()
+        arg = words[1] if len(words) > 1 and words[0] == "NVIDIA" else words[0] if words else ""
+    return _NAMES_OF[kind][short].format(arg)
 
 
 def is_fraction(metric: str) -> bool:
@@ -402,7 +407,7 @@ def format_table(
     """A text table: one row per variant, mean ± std across seeds (fractions in %)."""
     names = list(variants) if variants is not None else groups(results)
     stats = {m: summarize(results, m, names) for m in metrics}
-    header = ["variant", "seeds"] + [_short(m) for m in metrics]
+    header = ["variant", "seeds"] + [metric_label(m, short=True) for m in metrics]
     rows = []
     for name in names:
         n = max((stats[m][name].n for m in metrics if name in stats[m]), default=0)
@@ -410,25 +415,6 @@ def format_table(
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-def _short(metric: str) -> str:
-    kind, _, arg = metric.partition("/")
-    short = {"miou": "mIoU %", "pixel_accuracy": "pixel acc %", "mean_class_accuracy": "class acc %",
-             "context_iou": "boat/car IoU %", "thin_iou": "wire/dot IoU %", "params": "params",
-             "flops": "FLOPs", "train_seconds": "train s"}
-    if metric in short:
-        return short[metric]
-    if kind == "iou":
-        return f"{arg} IoU %"
-    if kind == "boundary_miou":
-        return f"bnd mIoU {arg}px %"
-    if kind == "boundary_accuracy":
-        return f"bnd acc {arg}px %"
-    if kind == "inference_ms":
-        words = arg.split()
-        return "ms/img " + (words[1] if len(words) > 1 and words[0] == "NVIDIA" else words[0] if words else "")
-    return metric
 
 
 # --------------------------------------------------------------------------
