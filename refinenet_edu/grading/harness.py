@@ -340,6 +340,17 @@ class Submission:
                        fix or "compare the shapes in your code with the task's formula"
                        + (" at the line below." if where else "."), where=where) from err
 
+    def call_keeping_shape(self, module: nn.Module, x: torch.Tensor, *, fix: str) -> torch.Tensor:
+        """Call the student's ``module`` on ``x``, which must stay as it was, and return its output, which must
+        have ``x``'s shape (an RCU, a CRP); ``fix`` says how to keep the shape."""
+        __tracebackhide__ = True
+        before = x.clone()
+        y = require_tensor(self.call(module, x), self.what, x.shape)
+        check_unchanged(x, before, self.what)
+        if y.shape != x.shape:
+            raise fail(self.what, f"the output has shape {list(y.shape)}, the input {list(x.shape)}.", fix)
+        return y
+
     # ---------------------------------------------------------------- the verdict on reuse
 
     def reuse(self, module: nn.Module | None = None) -> str | None:
