@@ -101,12 +101,19 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
+    existed = out.exists()
     with contextlib.ExitStack() as outputs:
         # one writer: a second train into this folder stops here (engine.locks)
         outputs.enter_context(writing_folder(out))
         if args.export:  # held from the start, so that a refusal comes before the training, not after it
             outputs.enter_context(writing_file(args.export, option="--export", companions=(".json",)))
-        return _train(args, out)
+        try:
+            return _train(args, out)
+        except BaseException:
+            # a run refused or stopped before its first checkpoint leaves no empty folder of its own behind
+            if not existed and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            raise
 
 
 def _train(args: argparse.Namespace, out: Path) -> int:

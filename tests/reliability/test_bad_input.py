@@ -117,6 +117,7 @@ def test_a_batch_too_small_for_batch_norm_is_one_line(tiny_set, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err, err
     assert "--batch-size 2 or more" in err and "--crop-size 64 or more" in err and "1x1" in err, err
+    assert not (tmp_path / "out").exists()  # refused before the first epoch: no empty folder left behind
 
 
 def test_a_crop_too_large_for_memory_is_one_line(tiny_set, tmp_path, capsys):
@@ -125,3 +126,4 @@ def test_a_crop_too_large_for_memory_is_one_line(tiny_set, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err and "alloc_cpu" not in err, err
     assert "out of memory" in err and "--crop-size" in err, err
+    assert not (tmp_path / "out").exists()
