@@ -12,6 +12,8 @@ and answer the questions the course asks (the dashboard in
   say about the difference? :func:`holm` corrects a family of such tests,
   :func:`seeds_needed` says how many seeds a difference of a given size needs;
 * :func:`findings` - the paper's two claims, checked on these results;
+* :func:`diverged`, :func:`without_diverged` - runs whose training loss blew up,
+  named and left out by one stated rule rather than by eye;
 * :func:`format_table` - a text table of mean +- std;
 * :func:`plot_bars`, :func:`plot_tradeoff`, :func:`plot_per_class`,
   :func:`plot_boundary`, :func:`plot_predictions` - the figures; :func:`figure_png` turns one into PNG bytes.
@@ -44,6 +46,8 @@ __all__ = [
     "seeds_needed",
     "findings",
     "format_table",
+    "diverged",
+    "without_diverged",
 ]
 
 #: Classes whose only cue is the wide context around them (data/README.md).
@@ -257,6 +261,39 @@ def groups(results) -> list[str]:
         if g not in names:
             names.append(g)
     return [n for n in names if any(run_group(r) == n for r in results.runs)]
+
+
+#: A run diverged when the mean training loss of an epoch exceeds this many times the lowest of the epochs before it.
+DIVERGED_FACTOR = 10.0
+
+
+def diverged(run: dict, factor: float = DIVERGED_FACTOR) -> int | None:
+    """The first epoch at which ``run``'s training loss jumped above ``factor`` times its lowest so far, else None.
+
+    A healthy run's epoch loss moves by a few percent from one epoch to the
+    next; a jump of 10x is a blow-up (after which a network often predicts one
+    class everywhere), a failure of the run, not a measurement of its variant.
+    A non-finite loss counts too.
+    """
+    lowest = math.inf
+    for record in run.get("history", []):
+        loss = record.get("loss")
+        if loss is None:
+            continue
+        if not math.isfinite(loss) or loss > factor * lowest:
+            return int(record.get("epoch", 0))
+        lowest = min(lowest, loss)
+    return None
+
+
+def without_diverged(results, factor: float = DIVERGED_FACTOR):
+    """A copy of ``results`` without the runs that :func:`diverged`, and a list of ``(group, seed, epoch)`` left out."""
+    import copy
+
+    left_out = [(run_group(r), r.get("seed"), e) for r in results.runs if (e := diverged(r, factor)) is not None]
+    kept = copy.copy(results)
+    kept.data = {**results.data, "runs": [r for r in results.runs if diverged(r, factor) is None]}
+    return kept, left_out
 
 
 def metric_names(results) -> list[str]:
