@@ -345,6 +345,25 @@ def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     assert "single-crp4 seed 0" in results.data["provenance"]["invocations"][-1]["failed"][0]
 
 
+def test_a_run_that_blew_up_is_flagged_in_the_log(tmp_path, monkeypatch, capsys):
+    import refinenet_edu.experiments.runner as ablation
+
+    real = ablation._run_spec
+
+    def blows_up(spec):
+        record = real(spec)
+        record["history"] = [{"epoch": 1, "loss": 1.4, "miou": None}, {"epoch": 2, "loss": 0.7, "miou": None},
+                             {"epoch": 3, "loss": 1582.3, "miou": 0.07}]
+        return record
+
+    monkeypatch.setattr(ablation, "_run_spec", blows_up)
+    assert main(["ablate", "--variants", "4-cascaded-crp4", "--seeds", "0", "--out", str(tmp_path / "abl"),
+                 "--no-timing", *TINY]) == 0
+    log = capsys.readouterr().out
+    assert "warning: its training loss blew up at epoch 3 (lowest before 0.7, then 1.58e+03)" in log
+    assert AblationResults.load(tmp_path / "abl").done() == {("4-cascaded-crp4", 0)}  # kept, and flagged
+
+
 def test_runs_trained_side_by_side_log_one_line_per_epoch(capsys):
     from refinenet_edu.experiments.runner import RunSpec, _run_spec, budget_for
 
@@ -489,6 +508,25 @@ def test_combining_sets_of_other_data_or_several_variants_is_refused(tmp_path):
     assert cmp.groups(combine_results({"a": fake_results()}, variant="single-crp4")) == ["a"]
     with pytest.raises(ValueError, match="no runs of 'single-crp0'"):
         combine_results({"a": fake_results()}, variant="single-crp0")
+
+
+def test_a_run_whose_loss_blew_up_is_named_and_left_out():
+    def history(*losses):
+        return [{"epoch": i + 1, "loss": v} for i, v in enumerate(losses)]
+
+    healthy = {**fake_run("4-cascaded-crp4", 0, 0.65), "history": history(1.4, 1.0, 0.9, 0.95, 0.7, 0.6)}
+    # seed 1 of results/losses/cross-entropy: 0.67 at epoch 9, then 1582 (and the net predicts background after)
+    blown = {**fake_run("4-cascaded-crp4", 1, 0.07), "history": history(1.38, 1.04, 0.67, 1582.3, 15211.0, 1.43)}
+    assert cmp.diverged(healthy) is None and cmp.diverged(blown) == 4
+    assert cmp.diverged({**healthy, "history": history(1.0, float("nan"))}) == 2
+    assert cmp.diverged({**healthy, "history": history(1.0, 0.5, 4.0)}) is None  # 8x: noisy, not a blow-up
+    r = AblationResults()
+    r.add_run(healthy)
+    r.add_run(blown)
+    kept, left_out = cmp.without_diverged(r)
+    assert left_out == [("4-cascaded-crp4", 1, 4)]
+    assert [run["seed"] for run in kept.runs] == [0] and len(r.runs) == 2  # the results themselves keep both
+    assert cmp.summarize(kept)["4-cascaded-crp4"].n == 1
 
 
 def test_the_interval_of_a_mean_is_students_t():
