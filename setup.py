@@ -5,7 +5,7 @@ From a checkout (or an editable install) :func:`refinenet_edu.resources.resource
 ``build_py`` copies what the library reads into ``refinenet_edu/_shipped/`` inside the wheel: the
 embedded dataset (``data/synthscenes``, 16 MB of JPEG and PNG files: copied, not regenerated, so a
 wheel's set is byte for byte the one the shipped checkpoint and results were made from), the shipped
-checkpoints, the shipped ablation results, the notebooks and the assignments' sources. Everything
+checkpoints, the result sets the notebooks read (the ablations, the losses), the notebooks and the assignments' sources. Everything
 else is in pyproject.toml.
 """
 
@@ -25,6 +25,9 @@ SHIPPED = (
     ("data/checkpoints", ()),
     ("data/README.md", ()),
     ("results/ablation", ()),
+    ("results/ablation-60ep", ()),
+    ("results/ablation-pretrained", ()),
+    ("results/losses", ()),
     ("notebooks", (".ipynb_checkpoints",)),
     ("assignments/source", (".ipynb_checkpoints",)),
     ("assignments/nbgrader_config.py", ()),

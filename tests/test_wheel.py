@@ -69,7 +69,9 @@ def test_the_wheel_carries_the_resources(installed):
     *_, wheel = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in ("data/synthscenes/meta.json", "data/checkpoints/course-synthscenes.pt",
-                 "results/ablation/results.json", "notebooks/00_welcome.ipynb"):
+                 "results/ablation/results.json", "results/ablation-60ep/results.json",
+                 "results/ablation-pretrained/results.json", "results/losses/focal/results.json",
+                 "notebooks/00_welcome.ipynb"):
         assert f"refinenet_edu/_shipped/{path}" in names, f"the wheel lacks {path}"
 
 

@@ -228,7 +228,7 @@ def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.set_title("per-class IoU, mean ± std over seeds", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=9, ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -252,7 +252,7 @@ def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "b
     ax.set_xlabel("band: pixels within k px of a label boundary")
     ax.set_ylabel(("boundary mIoU" if kind == "boundary_miou" else "boundary accuracy") + " (%)")
     ax.set_title("accuracy near boundaries, mean ± std over seeds", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -279,11 +279,11 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
             ax.text(0.5, 0.5, "no stored\npredictions", ha="center", va="center", fontsize=8)
         else:
             ax.imshow(arr, interpolation="nearest")
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=9)
         ax.axis("off")
     if class_names:
         handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=7, frameon=False)
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.12, wspace=0.05)
     return fig
 

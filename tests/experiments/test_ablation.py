@@ -325,6 +325,35 @@ def test_the_readme_tables_are_the_shipped_numbers():
         assert cmp.format_table(AblationResults.load(REPO / "results" / folder), metrics) in readme, folder
 
 
+LOSSES_SHIPPED = REPO / "results" / "losses"
+
+
+def test_the_shipped_loss_sets_differ_in_the_loss_alone():
+    """results/losses (notebook 08, section 3c): the course model, one folder per loss, 3 seeds each, the same
+    budget and data otherwise, and the README's table is these numbers."""
+    from refinenet_edu.engine.criterion import LOSSES
+
+    sets = {name: AblationResults.load(LOSSES_SHIPPED / name) for name in LOSSES}
+    # seed 1 of cross-entropy blew up (kept, flagged); seed 3 was trained so that every loss has 3 runs
+    seeds = {"cross-entropy": (0, 1, 2, 3), "weighted-cross-entropy": (0, 1, 2), "focal": (0, 1, 2)}
+    for name, r in sets.items():
+        assert {(run["variant"], run["seed"]) for run in r.runs} == {("4-cascaded-crp4", s) for s in seeds[name]}, name
+        assert r.data["budget"]["train"].get("loss", "cross-entropy") == name
+        assert r.data["budget"]["subset"] is None and {run["val_images"] for run in r.runs} == {150}
+        assert {run["epochs"] for run in r.runs} == {30}
+        assert (LOSSES_SHIPPED / name / "predictions" / "4-cascaded-crp4__seed0.npz").is_file()
+        assert r.data["dataset"]["sha256"] == AblationResults.load(SHIPPED).data["dataset"]["sha256"]
+    combined = combine_results({name: LOSSES_SHIPPED / name for name in LOSSES})
+    differences = {d.split(":")[0] for ds in combined.data["budget_differences"].values() for d in ds}
+    assert differences == {"train.loss"}
+    kept, left_out = cmp.without_diverged(combined)
+    assert left_out == [("cross-entropy", 1, 10)]
+    assert {run_group: cmp.summarize(kept)[run_group].n for run_group in LOSSES} == dict.fromkeys(LOSSES, 3)
+    readme = (LOSSES_SHIPPED / "README.md").read_text()
+    metrics = ("miou", "iou/wire", "iou/dot", "thin_iou", "iou/boat", "iou/background")
+    assert cmp.format_table(combined, metrics) in readme and cmp.format_table(kept, metrics) in readme
+
+
 def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
     import refinenet_edu.experiments.runner as ablation
 
