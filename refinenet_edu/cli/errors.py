@@ -143,38 +143,27 @@ def _number(kind: type, text: str) -> float | int:
     return value
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 1")
-    return value
+def _at_least(kind: type, low: float, *, strict: bool, expected: str):
+    """An argparse type: a ``kind`` number ``> low`` (``strict``) or ``>= low``, else "expected ``expected``"."""
+    def parse(text: str):
+        value = _number(kind, text)
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= 0")
-    return value
+#: argparse type: an integer >= 1.
+positive_int = _at_least(int, 1, strict=False, expected="an integer >= 1")
+#: argparse type: an integer >= 0.
+non_negative_int = _at_least(int, 0, strict=False, expected="an integer >= 0")
+#: argparse type: a finite number > 0.
+positive_float = _at_least(float, 0, strict=True, expected="a number > 0")
+#: argparse type: a finite number >= 0.
+non_negative_float = _at_least(float, 0, strict=False, expected="a number >= 0")
 
 
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no inf, no nan)."""
     return _number(float, text)
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = _number(float, text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number > 0")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    value = _number(float, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 0")
-    return value

@@ -571,7 +571,7 @@ def run_grid(
         epoch = diverged(record)
         if epoch is not None:
             losses = [h["loss"] for h in record["history"]]
-            log(f"      warning: its training loss blew up at epoch {epoch} (lowest before {min(losses[:epoch - 1]):.3g}, "
+            log(f"      warning: its training loss blew up at epoch {epoch} (lowest before {min(losses[:epoch - 1], default=math.nan):.3g}, "
                 f"then {losses[epoch - 1]:.3g}); statistics.without_diverged leaves such runs out of a comparison")
 
     failures: list[str] = []

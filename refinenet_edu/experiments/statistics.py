@@ -56,6 +56,13 @@ CONTEXT_CLASSES = ("boat", "car")
 THIN_CLASSES = ("wire", "dot")
 
 
+def _t_quantile(level: float, df: float) -> float:
+    """How many standard errors either side of an estimate a two-sided ``level`` t-interval reaches."""
+    from scipy import stats as st
+
+    return float(st.t.ppf(0.5 + level / 2, df))
+
+
 @dataclass(frozen=True)
 class Stat:
     """A metric across the seeds of one variant."""
@@ -82,9 +89,7 @@ class Stat:
         """
         if self.n < 2:
             return (math.nan, math.nan)
-        from scipy import stats as st
-
-        half = float(st.t.ppf(0.5 + level / 2, self.n - 1)) * self.std / math.sqrt(self.n)
+        half = _t_quantile(level, self.n - 1) * self.std / math.sqrt(self.n)
         return (self.mean - half, self.mean + half)
 
 
@@ -169,7 +174,7 @@ class Comparison:
         if se == 0:
             p = 1.0 if diff == 0 else 0.0
             return TestResult(diff, diff, diff, p, df, name, level)
-        half = float(st.t.ppf(0.5 + level / 2, df)) * se
+        half = _t_quantile(level, df) * se
         p = float(2 * st.t.sf(abs(diff) / se, df))
         return TestResult(diff, diff - half, diff + half, p, df, name, level)
 
@@ -290,9 +295,10 @@ def without_diverged(results, factor: float = DIVERGED_FACTOR):
     """A copy of ``results`` without the runs that :func:`diverged`, and a list of ``(group, seed, epoch)`` left out."""
     import copy
 
-    left_out = [(run_group(r), r.get("seed"), e) for r in results.runs if (e := diverged(r, factor)) is not None]
+    epochs = [diverged(r, factor) for r in results.runs]
+    left_out = [(run_group(r), r.get("seed"), e) for r, e in zip(results.runs, epochs) if e is not None]
     kept = copy.copy(results)
-    kept.data = {**results.data, "runs": [r for r in results.runs if diverged(r, factor) is None]}
+    kept.data = {**results.data, "runs": [r for r, e in zip(results.runs, epochs) if e is None]}
     return kept, left_out
 
 
