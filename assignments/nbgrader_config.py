@@ -1,11 +1,20 @@
 # nbgrader configuration of the refinenet-edu assignments (this folder is the course directory).
 # Read by every `nbgrader ...` command run from this folder, by the Formgrader of a JupyterLab started in this
 # folder, and by `refinenet-edu assignments release`. README.md beside this file is the instructor guide.
+import importlib.util
+import sys
 from pathlib import Path
 
 c = get_config()  # noqa: F821 (provided by traitlets when nbgrader loads this file)
 
 HERE = Path(__file__).resolve().parent
+
+# The judge (below) lives in the repository's tooling/, which is not part of the library: find the checkout
+# beside this folder, or the one refinenet_edu is installed from (`pip install -e`).
+for _root in (HERE.parent, Path(importlib.util.find_spec("refinenet_edu").origin).parents[1]):
+    if (_root / "tooling" / "autograde").is_dir():
+        sys.path.insert(0, str(_root))
+        break
 
 c.CourseDirectory.course_id = "refinenet-edu"
 
@@ -22,8 +31,9 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Autograding executes every notebook with NBGRADER_EXECUTION set, so the notebooks run in FAST mode;
-# the experiment assignment trains two small models, which takes well under a minute on a laptop CPU.
-c.Execute.timeout = 600
+# the experiment assignment trains two small models, which takes well under a minute on a laptop CPU. A cell
+# that runs longer (an endless loop) is stopped after this many seconds and the next cell runs.
+c.SandboxedExecute.timeout = 120
 
 # Assignment 6 records the student's measurement in crp_experiment.json beside the notebook; autograde must
 # never replace it with a file of the same name from source/ (it copies the source folder's other files).
@@ -37,12 +47,39 @@ c.OverwriteCells.add_missing_cells = True
 # instructor's cell, hidden tests included). RestoreLockedCells is nbgrader's OverwriteCells (it restores every
 # locked cell from the gradebook, as before) that warns only when the student's cell differs from the cell
 # as it was handed out: that warning now means a student edited a locked cell.
+# The hidden tests are then cleared again: the scores come from the judge (below), so they never run in the
+# student's kernel and never reach the feedback.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "refinenet_edu.grading.autograde.RestoreLockedCells",
+    "nbgrader.preprocessors.ClearHiddenTests",
     "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# Scores are computed outside the student's kernel (tooling/autograde, README.md "How scores are computed"):
+# SandboxedExecute runs the notebook for its feedback as an unprivileged user without network and with this
+# folder and the exchange hidden (when nbgrader runs as root); JudgedGrades scores each graded cell by running
+# the student's solution cells in another sandboxed process on inputs drawn at grading time and comparing the
+# outputs with the library's reference, in nbgrader's own process.
+c.Autograde.autograde_preprocessors = [
+    "tooling.autograde.nbgrader_hooks.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "tooling.autograde.nbgrader_hooks.JudgedGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.SandboxedExecute.hidden = [str(HERE), c.Exchange.root]
+c.JudgedGrades.course_dir = str(HERE)
+
+# Feedback never shows hidden tests (nbgrader's GenerateFeedback keeps them otherwise).
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.ClearHiddenTests",
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
 # `nbgrader zip_collect NAME` reads the archives (or files) in downloaded/NAME/archive/, e.g. from an LMS, and

@@ -28,9 +28,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import signal
 import sys
 import textwrap
+import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +65,8 @@ __all__ = [
 
 #: Widest line of a message (``nbgrader validate`` indents by 4 and cuts at 87 characters).
 WIDTH = 80
+#: Seconds one call of the student's code may take before the check gives up on it (an endless loop).
+TIME_LIMIT = 10
 _PREFIX = "CheckFailed: "
 
 
@@ -270,6 +275,7 @@ class Submission:
         self.reference = reference
         self.is_reference = allow_reference and any(obj is o for o in reference.objects)
         self.called: dict[str, str] = {}  # qualified name -> "file:line"
+        self.warned: set[str] = set()  # the warnings already noted
         self._files = reference.files
 
     # ---------------------------------------------------------------- watching
@@ -297,6 +303,31 @@ class Submission:
         finally:
             sys.setprofile(previous)
 
+    @contextlib.contextmanager
+    def limits(self, call: str) -> Iterator[None]:
+        """Give up on ``call`` after :data:`TIME_LIMIT` seconds (POSIX, main thread), and turn the warnings it
+        gives into one note on standard output: a warning is no mistake, and nbgrader counts anything on
+        standard error as a failed cell."""
+        def stop(signum, frame):
+            raise fail(self.what, f"{call} did not return within {TIME_LIMIT} s.",
+                       "look for a loop that never ends (a `while` whose condition never changes).")
+
+        timed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        if timed:
+            previous = signal.signal(signal.SIGALRM, stop)
+            signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield
+        finally:
+            if timed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            for text in sorted({f"{w.category.__name__}: {w.message}" for w in caught} - self.warned)[:3]:
+                self.warned.add(text)
+                print(f"Note: your code warned (no points lost): {text}")
+
     # ---------------------------------------------------------------- building and calling
 
     def build(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *, usage: str) -> nn.Module:
@@ -310,7 +341,7 @@ class Submission:
             raise fail(what, f"expected a class, got a {type(factory).__name__}.", f"call it as {usage}")
         call = call_repr(getattr(factory, "__name__", what), args, kwargs)
         try:
-            with self.watching():
+            with self.watching(), self.limits(call):
                 module = factory(*args, **kwargs)
         except NotImplementedError:
             raise
@@ -329,7 +360,7 @@ class Submission:
         """Call the student's ``fn`` (a module or a function); NotImplementedError passes through."""
         __tracebackhide__ = True
         try:
-            with self.watching():
+            with self.watching(), self.limits(f"{self.what}'s forward()" if isinstance(fn, nn.Module) else self.what):
                 return fn(*inputs)
         except (NotImplementedError, CheckFailed):
             raise

@@ -58,15 +58,26 @@ def solution_cells(nb) -> list[tuple[str, str]]:
 
 
 def hidden_paths(course_dir: Path | None) -> list[Path]:
-    """What the runner must not see: the course directory and the library's source (the reference)."""
-    package = Path(refinenet_edu.__file__).resolve().parent
-    checkout = package.parent
-    hide = [package]
-    if (checkout / "pyproject.toml").is_file():  # a checkout: its notebooks print the reference too
-        hide.append(checkout)
+    """What the runner must not see: the course directory and the library's source (the reference), wherever
+    Python could import it from (the installed package, an editable checkout, a folder on ``sys.path``)."""
+    packages = {Path(refinenet_edu.__file__).resolve().parent}
+    packages |= {(Path(p) / "refinenet_edu").resolve() for p in sys.path if p and (Path(p) / "refinenet_edu").is_dir()}
+    packages |= {Path(p).resolve() for p in _editable_targets()}
+    hide = set(packages)
+    for package in packages:
+        if (package.parent / "pyproject.toml").is_file():  # a checkout: its notebooks print the reference too
+            hide.add(package.parent)
     if course_dir is not None:
-        hide.append(Path(course_dir).resolve())
-    return hide
+        hide.add(Path(course_dir).resolve())
+    return sorted(hide)
+
+
+def _editable_targets() -> list[str]:
+    """Where an editable install (``pip install -e``) of the library points, for the runner's interpreter."""
+    done = subprocess.run([sys.executable, "-I", "-c", "import importlib.util as u; s = u.find_spec('refinenet_edu'); "
+                           "print(s.origin if s and s.origin else '')"], capture_output=True, text=True, timeout=60)
+    origin = done.stdout.strip()
+    return [str(Path(origin).parent)] if origin else []
 
 
 def judge_notebook(assignment: str, nb, *, course_dir: Path | None = None, seed: int | None = None,

@@ -28,7 +28,7 @@ import warnings
 
 import torch
 
-LIMIT_SECONDS = 20.0  # one case or one cell; the judge also limits the whole process
+LIMIT_SECONDS = 10.0  # one case or one cell; the judge also limits the whole process
 
 
 class Timeout(BaseException):
