@@ -34,6 +34,7 @@ never started implicitly: only ``--download`` / ``download=True`` do it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -178,10 +179,21 @@ def download_dataset(
         raise DownloadError(
             f"{dest}: exists but is incomplete (no {missing[0]}), perhaps half extracted by hand; "
             f"move it away or delete it and run again (it was left as it is)")
+    created = [p for p in (root, *root.parents) if not p.exists()]  # the folders this run makes, deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"{root}: cannot create the data folder ({err.strerror or err})") from None
+    try:
+        return _download_into(archive, root, dest, progress=progress, timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a refused or failed download leaves no empty --root (a kept .part stays)
+            for folder in created:
+                folder.rmdir()
+        raise
+
+
+def _download_into(archive: Archive, root: Path, dest: Path, *, progress: bool, timeout: float) -> Path:
     path = root / archive.filename
     if path.is_file():
         md5 = file_md5(path)
@@ -207,9 +219,9 @@ def _fetch(archive: Archive, path: Path, *, progress: bool, timeout: float) -> N
     """Get ``path`` from the first mirror that delivers the right bytes."""
     part = path.with_name(path.name + ".part")
     failures = []
-    try:
-        with open(part, "ab") as f:
-            _lock(f, part)
+    with open(part, "ab") as f:
+        _lock(f, part)  # refused: this .part is another run's, and is left alone
+        try:
             for url in archive.mirrors:
                 try:
                     _fetch_one(url, f, part, progress=progress, timeout=timeout)
@@ -225,9 +237,9 @@ def _fetch(archive: Archive, path: Path, *, progress: bool, timeout: float) -> N
                 failures.append(f"{url}: MD5 {md5}, expected {archive.md5}")
                 _say(progress, f"  {url}: wrong checksum (MD5 {md5}); discarding it and trying the next mirror")
                 f.truncate(0)
-    finally:  # an empty .part is no use to the next run
-        if part.is_file() and part.stat().st_size == 0 and not path.exists():
-            part.unlink()
+        finally:  # an empty .part is no use to the next run (removed while this run still holds its lock)
+            if part.is_file() and part.stat().st_size == 0 and not path.exists():
+                part.unlink()
     kept = f" (the {part.stat().st_size:,} bytes received are kept in {part}: the next run continues them)" \
         if part.exists() else ""
     raise DownloadError(

@@ -1,0 +1,98 @@
+"""Reliability, third round (issue 28): data loss (L), silent or wrong results (S), tracebacks (T), unclear
+messages (U). One test (or a few) per numbered case of the issue; each failed on the code before its fix."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import tarfile
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from refinenet_edu.cli import main
+
+
+def one_line_error(err: str, command: str) -> str:
+    err = err.strip()
+    assert err.startswith(f"refinenet-edu {command}: error:"), err
+    assert "\n" not in err and "Traceback" not in err and "internal error" not in err, err
+    return err
+
+
+# ---------------------------------------------------------------- L1: two downloads into one --root
+class SlowServer:
+    """Loopback server (127.0.0.1) of one archive that holds its answer until ``go`` is set."""
+
+    def __init__(self, data: bytes):
+        self.go = threading.Event()
+        self.asked = threading.Event()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.asked.set()
+                server.go.wait(30)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-tar")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/VOCtrainval_11-May-2012.tar"
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def close(self):
+        self.go.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_L1_a_refused_second_download_leaves_the_first_ones_part_alone(tmp_path):
+    from refinenet_edu.datasets import download as dl
+    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+
+    src = make_voc_shaped(tmp_path / "src", train=2, val=1)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(src / "VOCdevkit" / "VOC2012", arcname="VOCdevkit/VOC2012")
+    data = buf.getvalue()
+    server = SlowServer(data)
+    archive = dataclasses.replace(dl.ARCHIVES["voc2012"], mirrors=(server.url,), md5=hashlib.md5(data).hexdigest())
+    root = tmp_path / "root"
+    first: dict = {}
+
+    def download():
+        try:
+            first["folder"] = dl.download_dataset(archive, root, progress=False)
+        except Exception as err:  # noqa: BLE001 - reported by the assertion below
+            first["error"] = err
+
+    thread = threading.Thread(target=download)
+    thread.start()
+    try:
+        assert server.asked.wait(30)  # the first run holds its (still empty) .part and waits for the bytes
+        with pytest.raises(dl.DownloadError, match="another download of this file is running"):
+            dl.download_dataset(archive, root, progress=False)
+        assert (root / (archive.filename + ".part")).is_file()  # the first run's file is still there
+    finally:
+        server.go.set()
+        thread.join(30)
+        server.close()
+    assert "error" not in first, first.get("error")
+    assert first["folder"] == root / "VOCdevkit" / "VOC2012" and (first["folder"] / "JPEGImages").is_dir()
+
+
+def test_U22_a_failed_download_leaves_no_empty_root(tmp_path, monkeypatch):
+    from refinenet_edu.datasets import download as dl
+
+    monkeypatch.setitem(dl.ARCHIVES, "voc2012", dataclasses.replace(dl.ARCHIVES["voc2012"], mirrors=()))
+    root = tmp_path / "new" / "root"
+    assert main(["data", "--download", "voc2012", "--root", str(root), "--quiet"]) == 2
+    assert not (tmp_path / "new").exists()
