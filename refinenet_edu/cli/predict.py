@@ -8,8 +8,9 @@ coloured over it). ``<name>`` is the file's stem; files sharing a stem
 two outputs share a name. An output that would replace an input, or an
 ``--out`` that is an input folder, is refused, and so is one that would
 replace a file predict did not write: the files a run writes are listed in
-``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock), and
-only those are replaced by a later run. Images of any size work; one smaller than the network's
+``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock) with the image each
+is of, and only those are replaced by a later run, and only by the prediction of the same
+image (another folder's ``a0.jpg`` into the same ``--out`` is refused). Images of any size work; one smaller than the network's
 32-pixel minimum is scaled up for the network and its scores scaled back
 (``predict_probabilities``).
 """
@@ -91,49 +92,54 @@ def run(args: argparse.Namespace) -> int:
     files = _image_files(args.images)
     names = output_names(files)
     _check_outputs(args.out, files, names, [p for p in args.images if p.is_dir()])
+    loaded = _load(args)  # a refused checkpoint leaves nothing in --out
     with writing_folder(args.out, subfolders=("overlays",)):  # one writer (engine.locks)
         written = _written_before(args.out)
-        targets = [f"{name}.png" for name in names] + [f"overlays/{name}.png" for name in names]
-        for target in targets:
-            if (args.out / target).exists() and target not in written:
+        targets = {}
+        for f, name in zip(files, names):
+            targets[f"{name}.png"] = targets[f"overlays/{name}.png"] = str(f.resolve())
+        for target, source in targets.items():
+            if not (args.out / target).exists():
+                continue
+            if target not in written:
                 raise ValueError(f"--out {args.out}: {args.out / target} exists and was not written by "
                                  "refinenet-edu predict; it is left as it is: choose another --out (or move the file)")
-        _record(args.out, written | set(targets))  # before writing: a run cut short still owns its files
-        return _predict(args, files, names)
+            if written[target] not in (None, source):
+                raise ValueError(f"--out {args.out}: {args.out / target} holds the prediction of another image, "
+                                 f"{written[target]}; it is left as it is: predict {source} into another --out")
+        _record(args.out, {**written, **targets})  # before writing: a run cut short still owns its files
+        return _predict(args, files, names, *loaded)
 
 
-def _written_before(out: Path) -> set[str]:
-    """The files earlier predict runs wrote in ``out`` (empty for a new folder)."""
+def _written_before(out: Path) -> dict[str, str | None]:
+    """The files earlier predict runs wrote in ``out`` -> the image each one is of (None: not recorded)."""
     import json
 
     path = out / RECORD
     if not path.is_file():
-        return set()
+        return {}
     try:
-        return set(json.loads(path.read_text(encoding="utf-8"))["written"])
-    except (ValueError, KeyError, TypeError) as err:
+        written = json.loads(path.read_text(encoding="utf-8"))["written"]
+        if isinstance(written, list):  # the record of an older version: file names only
+            return {str(name): None for name in written}
+        return {str(name): (None if source is None else str(source)) for name, source in written.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a record of refinenet-edu predict ({err}); move it away to predict into "
                          f"{out}") from err
 
 
-def _record(out: Path, written: set[str]) -> None:
+def _record(out: Path, written: dict[str, str | None]) -> None:
     import json
 
     from refinenet_edu.files import atomic_write_text
 
-    atomic_write_text(out / RECORD, json.dumps({"written": sorted(written)}, indent=1) + "\n")
+    atomic_write_text(out / RECORD, json.dumps({"written": dict(sorted(written.items()))}, indent=1) + "\n")
 
 
-def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> int:
-    import torch
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.transforms.v2 import functional as TF
-
+def _load(args: argparse.Namespace):
+    """(model, device, palette) of ``args.checkpoint``."""
     from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
-    from refinenet_edu.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
     from refinenet_edu.engine.runtime import resolve_device
-    from refinenet_edu.engine.evaluation import save_predictions
-    from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities
 
     ckpt = load_checkpoint(args.checkpoint)
     device = resolve_device(args.device)
@@ -141,6 +147,18 @@ def _predict(args: argparse.Namespace, files: list[Path], names: list[str]) -> i
     palette = (ckpt.get("dataset") or {}).get("palette")
     if not palette:
         from refinenet_edu.datasets.voc import VOC_PALETTE as palette  # noqa: N811
+    return model, device, palette
+
+
+def _predict(args: argparse.Namespace, files: list[Path], names: list[str], model, device, palette) -> int:
+    import torch
+    from PIL import Image, UnidentifiedImageError
+    from torchvision.transforms.v2 import functional as TF
+
+    from refinenet_edu.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+    from refinenet_edu.engine.evaluation import save_predictions
+    from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities
+
     scales = OFFICIAL_SCALES if args.multi_scale else (1.0,)
     for path, name in zip(files, names):
         try:

@@ -96,3 +96,32 @@ def test_U22_a_failed_download_leaves_no_empty_root(tmp_path, monkeypatch):
     root = tmp_path / "new" / "root"
     assert main(["data", "--download", "voc2012", "--root", str(root), "--quiet"]) == 2
     assert not (tmp_path / "new").exists()
+
+
+# ---------------------------------------------------------------- L2: predict a second folder into one --out
+def test_L2_predict_never_replaces_the_prediction_of_another_image(tiny_set, tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    images = sorted((tiny_set / "JPEGImages").glob("*.jpg"))
+    (tmp_path / "in1").mkdir()
+    (tmp_path / "in2").mkdir()
+    shutil.copy(images[0], tmp_path / "in1" / "a0.jpg")
+    shutil.copy(images[1], tmp_path / "in2" / "a0.jpg")
+    out = tmp_path / "out"
+    assert main(["predict", str(tiny_checkpoint), str(tmp_path / "in1"), "--out", str(out)]) == 0
+    before = {p: p.read_bytes() for p in (out / "a0.png", out / "overlays" / "a0.png")}
+    assert main(["predict", str(tiny_checkpoint), str(tmp_path / "in1"), "--out", str(out)]) == 0  # the same image
+    capsys.readouterr()
+    assert main(["predict", str(tiny_checkpoint), str(tmp_path / "in2"), "--out", str(out)]) == 2
+    err = one_line_error(capsys.readouterr().err, "predict")
+    assert "a0.png" in err and "in1" in err and "another image" in err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_U22_predict_writes_nothing_for_a_refused_checkpoint(tiny_set, tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    image = next((tiny_set / "JPEGImages").glob("*.jpg"))
+    assert main(["predict", str(bad), str(image), "--out", str(tmp_path / "out")]) == 2
+    one_line_error(capsys.readouterr().err, "predict")
+    assert not (tmp_path / "out").exists()
