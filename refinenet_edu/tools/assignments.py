@@ -12,7 +12,11 @@ preprocessors as ``nbgrader generate_assignment`` (ClearSolutions,
 ClearHiddenTests, ClearOutput, LockCells, ComputeChecksums, SaveCells, ...),
 with the course's ``nbgrader_config.py`` -- into a temporary folder next to
 the output, checks that no solution or hidden-test region is left, and only
-then moves each assignment into place. By default the assignments are
+then moves each assignment into place. An assignment folder already there is
+replaced only if this command released it and nothing in it was added or
+edited since (``<out>/.refinenet-edu-release.json`` lists what it released,
+with checksums): a student's ``my_answers.txt`` or edited notebook is never
+deleted; the release is refused instead. By default the assignments are
 recorded in the course's gradebook (``assignments/gradebook.db``), which
 ``nbgrader autograde`` needs; ``--no-db`` skips that.
 
@@ -36,11 +40,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
 from refinenet_edu.resources import resource
 
 __all__ = [
     "AssignmentInfo",
     "MARKERS",
+    "RELEASE_RECORD",
     "RUN_RECORDS",
     "default_course_dir",
     "find_leftovers",
@@ -224,6 +230,42 @@ def _captured_log(converter):
         logger.removeHandler(records)
 
 
+#: the record, in a release folder, of what each released assignment folder held (files.file_manifest)
+RELEASE_RECORD = ".refinenet-edu-release.json"
+
+
+def _released_before(out_dir: Path) -> dict[str, dict[str, str]]:
+    path = out_dir / RELEASE_RECORD
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record, dict) or not all(isinstance(v, dict) for v in record.values()):
+            raise TypeError("expected an object of assignment folders")
+        return record
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: not a record of refinenet-edu assignments release ({err}); move it away to "
+                         f"release into {out_dir}") from None
+
+
+def _check_replaceable(dest: Path, recorded: dict[str, str] | None) -> None:
+    """Refuse to replace ``dest`` unless it is a folder this command released that nobody changed since."""
+    if not dest.exists() and not dest.is_symlink():
+        return
+    if not dest.is_dir() or dest.is_symlink():
+        raise ValueError(f"{dest}: exists and is not a folder released by refinenet-edu assignments release; "
+                         "it is left as it is: move it away or choose another --out")
+    if recorded is None:
+        if any(dest.iterdir()):
+            raise ValueError(f"{dest}: was not released by this command (no record in {dest.parent / RELEASE_RECORD}); "
+                             "it is left as it is: move it away or choose another --out")
+        return
+    changed = changed_since(dest, recorded)
+    if changed:
+        raise ValueError(f"{dest / changed[0]}: added or edited since the release ({len(changed)} such entries); "
+                         f"{dest} is left as it is: move your files out of it or choose another --out")
+
+
 def _replace_dir(src: Path, dest: Path, scratch: Path) -> None:
     """Move ``src`` to ``dest``; an existing ``dest`` is swapped out first, then deleted."""
     old = None
@@ -287,8 +329,14 @@ def release(
             if leftovers:
                 raise ValueError(f"{name}: the student version still contains " + "; ".join(leftovers))
         results = []
+        record = _released_before(out_dir)
+        for name in names:  # all checked before any is replaced
+            _check_replaceable(out_dir / name, record.get(name))
         for name in names:
+            manifest = file_manifest(generated / name)
             _replace_dir(generated / name, out_dir / name, scratch)
+            record[name] = manifest
+            atomic_write_text(out_dir / RELEASE_RECORD, json.dumps(record, indent=1, sort_keys=True) + "\n")
             results.append(out_dir / name)
         return results
     finally:

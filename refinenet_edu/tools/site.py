@@ -16,13 +16,15 @@ from its CDN as nbconvert does, so a reader needs to be online for them.
 
 The site is built in a new folder next to ``DIR`` and then put in its place,
 so a failed build leaves the old site as it was. ``DIR`` must be new, empty, or
-a site this command built before (it holds a ``.refinenet-edu-site`` marker):
-nothing else is ever overwritten.
+a site this command built before (it holds a ``.refinenet-edu-site`` marker
+with the list of the files it wrote and their checksums) in which nothing was
+added or edited since: nothing else is ever overwritten.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import tempfile
@@ -30,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinenet_edu.files import atomic_write_text
+from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
 from refinenet_edu.tools.hosted import Repository, binder_url, colab_url, read_repository
 
 __all__ = ["MARKER", "SiteReport", "build_site", "learning_goals", "rewrite_links"]
@@ -266,12 +268,32 @@ def _index_page(repo: Repository, entries, goals: dict[str, str], intro: str) ->
 # --------------------------------------------------------------------------
 
 
-def _check_out_dir(out: Path) -> None:
+def _check_out_dir(out: Path, new: dict[str, str] | None = None) -> None:
+    """Refuse an ``out`` that is not new, empty or a site this command built and nobody changed since.
+
+    ``new``: the manifest of the site about to replace it; for a site of an older version (a marker
+    without a manifest) the files it will write are the only ones allowed there.
+    """
+    if out.is_symlink() and not out.exists():
+        raise ValueError(f"--out {out}: is a dangling link; choose another --out")
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / MARKER).is_file():
         raise ValueError(f"--out {out}: holds files that `refinenet-edu course site` did not make; "
                          "choose a new or empty folder")
+    try:
+        recorded = json.loads((out / MARKER).read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError):  # the marker of an older version: no manifest
+        recorded = None
+    if recorded is None and new is None:
+        return
+    changed = changed_since(out, recorded if recorded is not None else new or {}, ignore=(MARKER,))
+    if changed:
+        raise ValueError(f"--out {out}: {out / changed[0]} was added or edited since `refinenet-edu course site` "
+                         f"built the site there ({len(changed)} such entries); it is left as it is: move your files "
+                         "out of the folder or choose another --out")
 
 
 def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root: str | Path | None = None,
@@ -327,8 +349,12 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
             "figures; open it in Colab (a GPU) or on Binder to run it, or on your machine with `./course lab` "
             f"([the repository]({repo.url})).")
         atomic_write_text(staging / "index.html", _index_page(repo, entries, goals, intro))
-        (staging / MARKER).write_text("built by `refinenet-edu course site`; the next build replaces this folder\n")
-        _replace_dir(staging, out)
+        manifest = file_manifest(staging)
+        atomic_write_text(staging / MARKER, json.dumps({
+            "about": "built by `refinenet-edu course site`; the next build replaces this folder if nothing in it "
+                     "was added or edited since",
+            "files": manifest}, indent=1) + "\n")
+        _replace_dir(staging, out, manifest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -338,12 +364,12 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
     return report
 
 
-def _replace_dir(staging: Path, out: Path) -> None:
+def _replace_dir(staging: Path, out: Path, manifest: dict[str, str]) -> None:
     """Put the finished ``staging`` folder where ``out`` is (an old site moves aside first, then goes)."""
     if not out.exists():
         staging.rename(out)
         return
-    _check_out_dir(out)  # again: it may have changed while we built
+    _check_out_dir(out, manifest)  # again: it may have changed while we built
     old = out.with_name(f".{out.name}.{time.time_ns()}.old")
     out.rename(old)
     staging.rename(out)

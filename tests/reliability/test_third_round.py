@@ -125,3 +125,64 @@ def test_U22_predict_writes_nothing_for_a_refused_checkpoint(tiny_set, tmp_path,
     assert main(["predict", str(bad), str(image), "--out", str(tmp_path / "out")]) == 2
     one_line_error(capsys.readouterr().err, "predict")
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- L3: course site over its own site
+def test_L3_course_site_keeps_what_a_person_added_or_edited_in_its_site(tmp_path, capsys):
+    from refinenet_edu.tools.course import find_notebooks
+    from refinenet_edu.tools.hosted import project_root
+
+    notebook = find_notebooks(project_root() / "notebooks")[1]
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    (nbs / notebook.name).write_bytes(notebook.read_bytes())
+    out = tmp_path / "site"
+    args = ["course", "site", "--dir", str(nbs), "--out", str(out)]
+    assert main(args) == 0
+    assert main(args) == 0  # its own site, unchanged: rebuilt
+    (out / "user.txt").write_text("mine")
+    (out / "mydir").mkdir()
+    (out / "mydir" / "notes.md").write_text("mine too")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = one_line_error(capsys.readouterr().err, "course")
+    assert "mydir" in err and "added or edited" in err
+    assert (out / "user.txt").read_text() == "mine" and (out / "mydir" / "notes.md").read_text() == "mine too"
+    (out / "user.txt").unlink()
+    (out / "mydir" / "notes.md").unlink()
+    (out / "mydir").rmdir()
+    page = out / f"{notebook.stem}.html"
+    page.write_text(page.read_text(encoding="utf-8") + "<!-- my note -->", encoding="utf-8")
+    assert main(args) == 2
+    assert page.name in one_line_error(capsys.readouterr().err, "course")
+    assert page.read_text(encoding="utf-8").endswith("<!-- my note -->")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs", "site"]  # no half-built site left beside it
+
+
+# ---------------------------------------------------------------- L4: assignments release over a folder
+def test_L4_release_never_deletes_or_replaces_what_a_student_changed(tmp_path, capsys):
+    name = "02_chained_residual_pooling"
+    out = tmp_path / "handout"
+    args = ["assignments", "release", name, "--out", str(out), "--no-db"]
+    assert main(args) == 0
+    assert main(args) == 0  # its own release, unchanged: replaced
+    (out / name / "my_answers.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(args) == 2
+    err = one_line_error(capsys.readouterr().err, "assignments")
+    assert "my_answers.txt" in err and "added or edited" in err
+    assert (out / name / "my_answers.txt").read_text() == "mine"
+    (out / name / "my_answers.txt").unlink()
+    notebook = out / name / f"{name}.ipynb"
+    notebook.write_text(notebook.read_text(encoding="utf-8").replace("NotImplementedError", "NotImplementedError  # mine"),
+                        encoding="utf-8")
+    edited = notebook.read_text(encoding="utf-8")
+    assert main(args) == 2
+    assert notebook.name in one_line_error(capsys.readouterr().err, "assignments")
+    assert notebook.read_text(encoding="utf-8") == edited
+    mine = tmp_path / "mine"  # a folder of the assignment's name that the command did not release
+    (mine / name).mkdir(parents=True)
+    (mine / name / "notes.txt").write_text("mine")
+    assert main(["assignments", "release", name, "--out", str(mine), "--no-db"]) == 2
+    assert "was not released by this command" in one_line_error(capsys.readouterr().err, "assignments")
+    assert (mine / name / "notes.txt").read_text() == "mine"

@@ -297,7 +297,7 @@ def test_release_cli_no_db_unknown_names_and_rerelease(tmp_path, capsys):
     # Releasing again replaces the folder (same content), leaving no temporary folder behind.
     assert cli_main(["assignments", "release", "02_chained_residual_pooling", "--out", str(out), "--no-db"]) == 0
     assert nb_path.read_text(encoding="utf-8") == first
-    assert sorted(p.name for p in out.iterdir()) == ["02_chained_residual_pooling"]
+    assert sorted(p.name for p in out.iterdir()) == [assignments.RELEASE_RECORD, "02_chained_residual_pooling"]
     capsys.readouterr()
     assert cli_main(["assignments", "release", "99_nope", "--out", str(out), "--no-db"]) == 2
     assert "unknown assignment(s) ['99_nope']" in capsys.readouterr().err
@@ -323,7 +323,7 @@ def test_release_leaves_the_output_untouched_when_nbgrader_rejects_a_notebook(tm
     assert "\n" not in message and str(path) in message and "nbgrader could not generate '05_miou'" in message
     assert "Solution region detected in a non-solution cell" in message
     assert (out / "05_miou" / "05_miou.ipynb").read_text(encoding="utf-8") == before
-    assert sorted(p.name for p in out.iterdir()) == ["05_miou"]
+    assert sorted(p.name for p in out.iterdir()) == [assignments.RELEASE_RECORD, "05_miou"]
 
 
 def test_release_refuses_to_hand_out_a_recorded_measurement(tmp_path, monkeypatch):

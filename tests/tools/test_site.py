@@ -103,15 +103,17 @@ def test_the_site_command_refuses_a_folder_it_did_not_make_and_rebuilds_its_own(
     assert main(["course", "site", "--out", str(mine)]) == 2
     assert (mine / "todo.txt").read_text() == "mine" and len(list(mine.iterdir())) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".notes.")], "a half-built site was left behind"
-    # a site this command built is replaced whole
+    # a site this command built is replaced whole: the page of a notebook that is gone goes too
+    # (files a person added or edited there are refused: tests/reliability/test_third_round.py, L3)
     nb_dir = tmp_path / "nbs"
     nb_dir.mkdir()
     (nb_dir / NOTEBOOKS[1].name).write_bytes(NOTEBOOKS[1].read_bytes())
     out = tmp_path / "site"
     build_site(out, notebook_dir=nb_dir)
-    (out / "stale.html").write_text("old")
+    (nb_dir / NOTEBOOKS[1].name).unlink()
+    (nb_dir / NOTEBOOKS[7].name).write_bytes(NOTEBOOKS[7].read_bytes())
     build_site(out, notebook_dir=nb_dir)
-    assert not (out / "stale.html").exists() and (out / f"{NOTEBOOKS[1].stem}.html").is_file()
+    assert not (out / f"{NOTEBOOKS[1].stem}.html").exists() and (out / f"{NOTEBOOKS[7].stem}.html").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs", "notes", "site"]
 
 
