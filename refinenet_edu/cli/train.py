@@ -53,7 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None, help="freeze batch-norm statistics")
     t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false")
     t.add_argument("--seed", type=int)
-    t.add_argument("--num-workers", type=non_negative_int)
+    t.add_argument("--num-workers", type=non_negative_int,
+                   help="data-loading processes (default 0). Like --seed it fixes the run: each worker draws its own "
+                        "augmentations, so another value gives other losses; --resume keeps the run's value")
     t.add_argument("--target-miou", type=positive_float, help="stop once validation mIoU reaches this")
     t.add_argument("--max-minutes", type=non_negative_float, help="stop after the epoch that passes this wall time")
     t.add_argument("--subset", type=positive_int, help="use only the first N training and N/4 validation images (quick runs)")
@@ -70,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 #: options that set the optimizer and the schedule: a resumed run keeps its checkpoint's values
 SCHEDULE_OPTIONS = ("epochs", "batch_size", "optimizer", "schedule", "lr", "encoder_lr_ratio", "weight_decay", "crop_size",
-                    "jitter", "seed", "loss")
+                    "jitter", "seed", "loss", "num_workers")
 
 
 def _resumed_config(args, out: Path, recipe):
@@ -91,7 +93,7 @@ def _resumed_config(args, out: Path, recipe):
     cfg = TrainConfig(**{**recipe.to_dict(), **{k: v for k, v in saved.items() if k in known}})
     return cfg.replace(
         device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-        num_workers=args.num_workers, target_miou=args.target_miou, max_minutes=args.max_minutes,
+        target_miou=args.target_miou, max_minutes=args.max_minutes,
     )
 
 

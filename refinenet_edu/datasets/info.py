@@ -19,7 +19,7 @@ import torch
 
 from refinenet_edu.datasets.palette import IGNORE_INDEX
 
-__all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram"]
+__all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram", "fingerprint"]
 
 
 def base_dataset(ds) -> tuple[Any, list[int] | None]:
@@ -43,6 +43,31 @@ def sample_ids(ds) -> list | None:
         return None
     ids = list(ids)
     return ids if indices is None else [ids[i] for i in indices]
+
+
+def fingerprint(ds) -> str | None:
+    """A short hash of which samples ``ds`` holds: their ids and, where the dataset has them as files
+    (``images``/``masks`` lists of paths), those files' sizes; None for a dataset with no ids. Cheap (no
+    file is read), so a checkpoint can record it and a resumed run can refuse other data."""
+    import hashlib
+    import json
+    import os
+
+    base, indices = base_dataset(ds)
+    ids = sample_ids(ds)
+    if ids is None:
+        return None
+    positions = indices if indices is not None else range(len(ids))
+    rows = []
+    for position, sample_id in zip(positions, ids):
+        row = [str(sample_id)]
+        for files in (getattr(base, "images", None), getattr(base, "masks", None)):
+            try:
+                row.append(os.path.getsize(files[position]))
+            except (TypeError, IndexError, OSError):
+                pass
+        rows.append(row)
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

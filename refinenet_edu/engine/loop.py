@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram
+from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram, fingerprint
 from refinenet_edu.datasets.loading import eval_loader
 from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from refinenet_edu.engine.criterion import SegmentationLoss, median_frequency_weights
@@ -410,6 +410,7 @@ def train(
     start_epoch = 0
     best = {"miou": float("-inf"), "epoch": -1}
     saved = {"epoch": None}  # the last epoch written to out_dir/last.pt
+    train_data = fingerprint(train_set)  # which training images: a resumed run must keep them
     if resume:
         if out_dir is None or not (out_dir / "last.pt").is_file():
             raise ValueError(f"resume: no checkpoint to resume from at {out_dir}/last.pt")
@@ -422,6 +423,11 @@ def train(
         if differ:
             raise ValueError(f"resume: {out_dir}/last.pt continues its own optimizer and schedule; cannot honour "
                              f"{', '.join(differ)}: resume with its config, or start a new run")
+        saved_data = state.get("train_data")
+        if saved_data and train_data and saved_data != train_data:
+            raise ValueError(f"resume: {out_dir}/last.pt was trained on another training set (fingerprint {saved_data}; "
+                             f"this one, {len(train_set)} images, has {train_data}): resume with the same data "
+                             "(--data, --subset), or start a new run")
         module.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -485,6 +491,7 @@ def train(
             common = dict(
                 epoch=epoch, history=history, best_miou=best["miou"], best_epoch=best["epoch"],
                 train_config=cfg.to_dict(), dataset=record_info, provenance=provenance or {},
+                train_data=train_data,
             )
             if improved:
                 save_checkpoint(out_dir / "best.pt", module, metrics={"miou": record["miou"]}, **common)

@@ -96,10 +96,11 @@ class TrainConfig:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-#: the options that shape the optimizer and the schedule: a resumed run must keep its checkpoint's
+#: the options that shape the optimizer and the schedule, or the random draws (``num_workers``: each loader
+#: worker draws its own augmentations): a resumed run must keep its checkpoint's
 RESUME_FIXED = ("epochs", "batch_size", "optimizer", "schedule", "step_at", "lr", "encoder_lr_ratio", "momentum",
                 "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed", "loss",
-                "focal_gamma")
+                "focal_gamma", "num_workers")
 
 
 def _plain(value):

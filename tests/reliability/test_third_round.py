@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from _reliability import cli, tiny_ablate, tiny_train  # noqa: F401
 from refinenet_edu.cli import main
 
 
@@ -186,3 +187,21 @@ def test_L4_release_never_deletes_or_replaces_what_a_student_changed(tmp_path, c
     assert main(["assignments", "release", name, "--out", str(mine), "--no-db"]) == 2
     assert "was not released by this command" in one_line_error(capsys.readouterr().err, "assignments")
     assert (mine / name / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------- S5: train --resume with other data
+def test_S5_resume_refuses_another_training_set_and_another_num_workers(tiny_set, tmp_path, capsys):
+    from refinenet_edu.datasets import generate_dataset
+
+    other = generate_dataset(tmp_path / "other", seed=6, size=48, train_count=12, val_count=2)
+    out = tmp_path / "run"
+    assert main(tiny_train(tiny_set, out)) == 0
+    last = (out / "last.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*tiny_train(other, out), "--resume"]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "another training set" in err and "last.pt" in err
+    assert main([*tiny_train(tiny_set, out), "--resume", "--num-workers", "1"]) == 2
+    assert "--num-workers 1 (the run has 0)" in one_line_error(capsys.readouterr().err, "train")
+    assert (out / "last.pt").read_bytes() == last
+    assert "another value gives other losses" in " ".join(cli("train", "--help").stdout.split())
