@@ -19,7 +19,8 @@ import torch
 
 from refinenet_edu.datasets.palette import IGNORE_INDEX
 
-__all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram", "fingerprint"]
+__all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram", "fingerprint",
+           "require_labelled_pixels"]
 
 
 def base_dataset(ds) -> tuple[Any, list[int] | None]:
@@ -132,14 +133,9 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
     counts = np.zeros(num_classes, np.int64)
     ignored = total = 0
-    read = getattr(dataset, "read_mask", None)
-    if read is None and isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
-        base_read, indices = dataset.dataset.read_mask, list(dataset.indices)
-
-        def read(i):
-            return base_read(indices[i])
+    read = _mask_reader(dataset)
     for i in range(len(dataset)):
-        mask = read(i) if read is not None else dataset[i][1]
+        mask = read(i)
         mask = torch.as_tensor(mask).reshape(-1).long()
         total += mask.numel()
         ignored += int((mask == ignore_index).sum())
@@ -153,3 +149,32 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
         "ignored": ignored,
         "total": total,
     }
+
+
+def _mask_reader(dataset):
+    """``read(i)``: the stored mask of sample ``i`` (``read_mask``, also through a ``Subset``), else ``dataset[i][1]``."""
+    read = getattr(dataset, "read_mask", None)
+    if read is not None:
+        return read
+    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
+        base_read, indices = dataset.dataset.read_mask, list(dataset.indices)
+        return lambda i: base_read(indices[i])
+    return lambda i: dataset[i][1]
+
+
+def require_labelled_pixels(dataset, what: str | None = None) -> None:
+    """Raise ``ValueError`` naming ``dataset`` (``what``, default: its folder) unless one of its masks has a pixel that is not the ignore label.
+
+    Masks that are all "ignore" give a loss of 0 (or nan) and nothing to learn; this stops at the first
+    labelled pixel, so it costs one mask for any usable dataset.
+    """
+    info = DatasetInfo.of(dataset)
+    read = _mask_reader(dataset)
+    for i in range(len(dataset)):
+        if bool((torch.as_tensor(read(i)) != info.ignore_index).any()):
+            return
+    if what is None:
+        where = getattr(base_dataset(dataset)[0], "root", None) or info.name  # the folder, where there is one
+        what = f"the training set {where}" if where else "the training set"
+    raise ValueError(f"{what} ({len(dataset)} images): no labelled pixel, every mask pixel is the ignore label "
+                     f"{info.ignore_index}: there is nothing to learn from; check its masks (refinenet-edu data --check)")

@@ -45,7 +45,8 @@ def check_voc_folder(
     id without an image); unreadable or truncated image or mask; mask size
     different from its image; colour masks; label values that are neither a
     class nor the ignore index; ids that leave the folder (``..``, absolute
-    paths, with their line) and symlinks that point out of it. Classes come from ``num_classes``, else
+    paths, with their line), symlinks that point out of it, and a split
+    whose masks have no labelled pixel (all the ignore label). Classes come from ``num_classes``, else
     ``meta.json``, else the 21 PASCAL VOC classes.
     """
     root = Path(root)
@@ -56,7 +57,7 @@ def check_voc_folder(
     except (DatasetError, ValueError) as err:
         return [DataProblem(getattr(err, "path", root / "meta.json"), getattr(err, "reason", str(err)))]
     problems: list[DataProblem] = []
-    checked: set[str] = set()
+    checked: dict[str, bool | None] = {}  # id -> its mask has a labelled pixel (None: not read)
     for split in splits:
         found: list[DatasetError] = []
         try:
@@ -68,7 +69,7 @@ def check_voc_folder(
         for line, sample_id in entries:
             if sample_id in checked:
                 continue
-            checked.add(sample_id)
+            checked[sample_id] = None
             image = find_image(root, sample_id)
             mask = root / "SegmentationClass" / f"{sample_id}.png"
             if image is None:
@@ -89,7 +90,14 @@ def check_voc_folder(
             if outside:  # never read outside the folder
                 continue
             try:
-                load_pair(image, mask, len(names), ignore_index)
+                _, labels = load_pair(image, mask, len(names), ignore_index)
             except DatasetError as err:
                 problems.append(DataProblem(err.path, err.reason))
+            else:
+                checked[sample_id] = bool((labels != ignore_index).any())
+        read = [checked[sample_id] for _, sample_id in entries if checked.get(sample_id) is not None]
+        if read and not any(read):
+            problems.append(DataProblem(root / "ImageSets" / "Segmentation" / f"{split}.txt",
+                                        f"split {split!r}: no labelled pixel in its {len(read)} readable masks (every "
+                                        f"pixel is the ignore label {ignore_index}): nothing to train or score on"))
     return problems

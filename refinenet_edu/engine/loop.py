@@ -53,7 +53,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram, fingerprint
+from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram, fingerprint, require_labelled_pixels
 from refinenet_edu.datasets.loading import eval_loader
 from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from refinenet_edu.engine.criterion import SegmentationLoss, median_frequency_weights
@@ -391,6 +391,7 @@ def train(
             multiprocessing_context=loader_start_method(cfg.num_workers),
         )
 
+    require_labelled_pixels(train_set)  # all "ignore": a loss of 0 that trains nothing
     criterion = make_criterion(cfg, train_set, num_classes).to(device)
     if is_main and progress and criterion.class_weights is not None:
         names = info.class_names or [str(c) for c in range(num_classes)]

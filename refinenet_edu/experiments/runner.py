@@ -165,12 +165,8 @@ def dataset_fingerprint(data: str) -> dict:
     from refinenet_edu.datasets import load_dataset
 
     info: dict[str, Any] = {"name": str(data)}
-    try:
-        train = load_dataset(data, "train")
-        val = load_dataset(data, "val")
-    except Exception as err:  # pragma: no cover - reported, not fatal
-        info["error"] = str(err)
-        return info
+    train = load_dataset(data, "train")  # data that cannot be read: refused before anything is written
+    val = load_dataset(data, "val")
     root = Path(train.root)
     meta = {}
     if (root / "meta.json").is_file():
@@ -191,6 +187,18 @@ def dataset_fingerprint(data: str) -> dict:
         sha256=digest.hexdigest(),
     )
     return info
+
+
+def _require_labelled(data: str, subset: int | None) -> None:
+    """Refuse, before any run, a training split (its first ``subset`` images) whose masks have no labelled pixel."""
+    from torch.utils.data import Subset
+
+    from refinenet_edu.datasets import load_dataset
+    from refinenet_edu.datasets.info import require_labelled_pixels
+
+    train = load_dataset(data, "train")
+    require_labelled_pixels(Subset(train, range(min(subset, len(train)))) if subset else train,
+                            f"--data {data}: the training split")
 
 
 def budget_for(preset: str = "course", **overrides: Any):
@@ -493,6 +501,7 @@ def run_grid(
     out = Path(out)
 
     fingerprint = dataset_fingerprint(data)
+    _require_labelled(data, subset)
     budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)  # missing file: error
     if encoder_weights:  # a file that does not fit the encoder: one clear error now, not one per run
         from refinenet_edu.nn.config import make_config

@@ -205,3 +205,38 @@ def test_S5_resume_refuses_another_training_set_and_another_num_workers(tiny_set
     assert "--num-workers 1 (the run has 0)" in one_line_error(capsys.readouterr().err, "train")
     assert (out / "last.pt").read_bytes() == last
     assert "another value gives other losses" in " ".join(cli("train", "--help").stdout.split())
+
+
+# ---------------------------------------------------------------- S6: masks that are all "ignore"
+@pytest.fixture
+def unlabelled_set(tmp_path):
+    """A dataset whose training masks are all the ignore label 255."""
+    import numpy as np
+    from PIL import Image
+
+    from refinenet_edu.datasets import generate_dataset
+
+    root = generate_dataset(tmp_path / "unlabelled", seed=7, size=48, train_count=4, val_count=2)
+    for sample_id in (root / "ImageSets" / "Segmentation" / "train.txt").read_text().split():
+        path = root / "SegmentationClass" / f"{sample_id}.png"
+        with Image.open(path) as im:
+            blank = Image.fromarray(np.full((im.height, im.width), 255, np.uint8), mode="P")
+            blank.putpalette(im.getpalette())
+        blank.save(path)
+    return root
+
+
+def test_S6_a_training_split_without_a_labelled_pixel_is_refused_before_training(unlabelled_set, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*tiny_train(unlabelled_set, out), "--loss", "focal"]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "no labelled pixel" in err and "unlabelled" in err
+    assert not out.exists()
+    ab = tmp_path / "ab"
+    assert main(tiny_ablate(unlabelled_set, ab)) == 2
+    err = one_line_error(capsys.readouterr().err, "ablate")
+    assert "no labelled pixel" in err and "training split" in err
+    assert not ab.exists()  # U22: no results file of 0 runs
+    assert main(["data", "--check", str(unlabelled_set)]) == 1
+    report = capsys.readouterr().out
+    assert "train.txt: split 'train': no labelled pixel" in report and "split 'val'" not in report
