@@ -288,6 +288,11 @@ def check_notebook(path: str | Path) -> list[str]:
     except Exception as err:  # unreadable or invalid JSON / schema
         return problems + [f"not a valid notebook: {err}"]
 
+    from refinenet_edu.tools.hosted import link_marker_problem
+
+    markers = link_marker_problem("\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+    if markers:
+        problems.append(markers)
     code = _code_cells(nb)
     first = parameters_cell(nb)
     if first is None:

@@ -41,6 +41,7 @@ __all__ = [
     "SETUP_TAG",
     "Repository",
     "apply_to_notebook",
+    "link_marker_problem",
     "binder_url",
     "colab_url",
     "launch_links_markdown",
@@ -167,8 +168,25 @@ else:
 # --------------------------------------------------------------------------
 
 
-def _with_links(markdown: str, block: str) -> str:
+def link_marker_problem(text: str) -> str | None:
+    """What is wrong with ``text``'s launch-links markers (a start or end marker removed by hand), or None."""
+    starts, ends = text.count("<!-- launch-links"), text.count(LINKS_END)
+    if starts != ends or starts > 1:
+        return (f"its launch-links block is broken ({starts} start marker(s) '<!-- launch-links ...', {ends} end "
+                f"marker(s) '{LINKS_END}'): restore the missing marker or delete what is left of the block by hand, "
+                "then run `refinenet-edu course links` again")
+    return None
+
+
+def _check_link_markers(text: str, where: str) -> None:
+    problem = link_marker_problem(text)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
+
+
+def _with_links(markdown: str, block: str, where: str) -> str:
     """``markdown`` with its launch-link block replaced, or inserted after the first heading line."""
+    _check_link_markers(markdown, where)
     if _LINKS_BLOCK.search(markdown):
         return _LINKS_BLOCK.sub(lambda _: block, markdown, count=1)
     lines = markdown.split("\n")
@@ -198,7 +216,7 @@ def _stored_as_one_run(code_cells) -> bool:
     return counts == list(range(1, len(counts) + 1))
 
 
-def apply_to_notebook(nb, repo: Repository, notebook: str) -> list[str]:
+def apply_to_notebook(nb, repo: Repository, notebook: str, where: str | None = None) -> list[str]:
     """Bring ``nb`` (an nbformat notebook, changed in place) in line with ``repo``; return what changed.
 
     The set-up cell is stored as a local run leaves it: it prints
@@ -215,7 +233,7 @@ def apply_to_notebook(nb, repo: Repository, notebook: str) -> list[str]:
     first_md = next((c for c in nb.cells if c.cell_type == "markdown"), None)
     if first_md is None:
         raise ValueError(f"{notebook}: has no markdown cell for the launch links")
-    linked = _with_links(first_md.source, launch_links_markdown(repo, notebook))
+    linked = _with_links(first_md.source, launch_links_markdown(repo, notebook), where or notebook)
     if linked != first_md.source:
         first_md.source = linked
         changes.append("launch links")
@@ -278,9 +296,10 @@ def _updated(path: Path, kind: str, repo: Repository) -> tuple[str, str, list[st
         import nbformat
 
         nb = nbformat.reads(old, as_version=4)
-        changes = apply_to_notebook(nb, repo, path.name)
+        changes = apply_to_notebook(nb, repo, path.name, where=str(path))
         return old, (nbformat.writes(nb) + "\n") if changes else old, changes
     if kind == "readme":
+        _check_link_markers(old, str(path))
         if not _LINKS_BLOCK.search(old):
             raise ValueError(f"{path}: has no {LINKS_START[:17]}... {LINKS_END} block for the launch links")
         new = _readme_with_links(old, repo)

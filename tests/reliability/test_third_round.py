@@ -240,3 +240,28 @@ def test_S6_a_training_split_without_a_labelled_pixel_is_refused_before_training
     assert main(["data", "--check", str(unlabelled_set)]) == 1
     report = capsys.readouterr().out
     assert "train.txt: split 'train': no labelled pixel" in report and "split 'val'" not in report
+
+
+# ---------------------------------------------------------------- S7: a launch-links block without its end
+def test_S7_a_broken_launch_links_block_is_refused_naming_the_file(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from refinenet_edu.tools import hosted
+
+    root = tmp_path / "fork"
+    (root / "notebooks").mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "CITATION.cff"):
+        shutil.copy(hosted.project_root() / name, root / name)
+    notebook = next((hosted.project_root() / "notebooks").glob("02_*.ipynb"))
+    path = root / "notebooks" / notebook.name
+    text = notebook.read_text(encoding="utf-8")
+    assert hosted.LINKS_END in text
+    path.write_text(text.replace(hosted.LINKS_END, ""), encoding="utf-8")
+    monkeypatch.setattr(hosted, "project_root", lambda: root)
+    assert main(["course", "links"]) == 2
+    assert str(path) in one_line_error(capsys.readouterr().err, "course")
+    assert path.read_text(encoding="utf-8").count("<!-- launch-links") == 1  # no second block
+    assert main(["course", "links", "--check"]) == 2
+    assert "launch-links block is broken" in one_line_error(capsys.readouterr().err, "course")
+    assert main(["course", "check", "--dir", str(root / "notebooks"), path.name]) == 1
+    assert "launch-links block is broken" in capsys.readouterr().out
