@@ -72,6 +72,12 @@ def _generate(args) -> int:
     train, val = split_count(args.count)
     if args.size < 32:
         raise ValueError(f"--size must be at least 32, got {args.size}")
+    if args.out.is_symlink():  # --force would replace the link by a folder and leave the old data in its target
+        import os
+
+        state = "a dangling link" if not args.out.exists() else "a symbolic link"
+        raise ValueError(f"--out {args.out}: is {state} (to {os.readlink(args.out)}); a link is refused, with or "
+                         "without --force: pass the folder itself or a new one")
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out}: is a file; a folder was expected (nothing is replaced, even with --force)")
     if args.out.exists() and not args.force:

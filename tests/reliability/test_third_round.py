@@ -265,3 +265,18 @@ def test_S7_a_broken_launch_links_block_is_refused_naming_the_file(tmp_path, mon
     assert "launch-links block is broken" in one_line_error(capsys.readouterr().err, "course")
     assert main(["course", "check", "--dir", str(root / "notebooks"), path.name]) == 1
     assert "launch-links block is broken" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- S8: data --out a symlink --force
+def test_S8_data_refuses_a_symlink_out_and_keeps_link_and_target(tmp_path, capsys):
+    from refinenet_edu.datasets import generate_dataset
+
+    target = generate_dataset(tmp_path / "real", seed=1, size=32, train_count=2, val_count=1)
+    before = sorted(p.relative_to(target) for p in target.rglob("*"))
+    link = tmp_path / "link"
+    link.symlink_to(target)
+    assert main(["data", "--out", str(link), "--force", "--count", "4", "--size", "32"]) == 2
+    err = one_line_error(capsys.readouterr().err, "data")
+    assert "is a symbolic link" in err and str(target) in err
+    assert link.is_symlink() and sorted(p.relative_to(target) for p in target.rglob("*")) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
