@@ -82,25 +82,37 @@ def _expected_runtime_errors() -> tuple[type, ...]:
     return TrainingDiverged, RunsFailed
 
 
-def describe(err: BaseException) -> str | None:
-    """The one-line message of an expected failure, or None for a bug."""
+#: what to lower when a command runs out of memory (default: the training sizes)
+_MEMORY_ADVICE = {
+    "data": "lower --size or --count",
+    "evaluate": "lower --scales, or use --window or --subset",
+    "predict": "use --window, or leave out --multi-scale",
+    "bench": "lower --input-size or --batch",
+}
+
+
+def describe(err: BaseException, command: str | None = None) -> str | None:
+    """The one-line message of an expected failure of ``command``, or None for a bug."""
     from refinenet_edu.engine.locks import LockHeld
 
     if isinstance(err, (CommandError, LockHeld, ValueError)):
         return str(err)
     if isinstance(err, OSError):
         return _os_message(err)
+    advice = _MEMORY_ADVICE.get(command or "", "lower --batch-size or --crop-size")
     if isinstance(err, MemoryError):
-        return "out of memory: lower --batch-size or --crop-size, or choose a smaller model"
+        return f"out of memory: {advice}, or choose a smaller model"
     if isinstance(err, RuntimeError):
         import torch
 
         if isinstance(err, _expected_runtime_errors()):
             return str(err)
-        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower():
+        text = str(err).lower()
+        # the CPU allocator says "can't allocate memory", CUDA "out of memory"
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
             first = str(err).splitlines()[0] if str(err) else ""
             return first if "lower" in first else (
-                f"out of memory on the device ({first}): lower --batch-size or --crop-size, or use --precision bf16")
+                f"out of memory on the device ({first}): {advice}, or use --precision bf16")
     return None
 
 
@@ -123,7 +135,7 @@ def run_command(name: str, run: Callable[[], int], *, debug: bool = False) -> in
     except Exception as err:  # noqa: BLE001 - the one place that maps every failure to a message
         if debug:
             traceback.print_exc()
-        message = describe(err)
+        message = describe(err, name)
         if message is None:
             print(f"refinenet-edu {name}: internal error: {type(err).__name__}: {_one_line(str(err))} "
                   "(a bug: run again with --debug for the traceback and report it)", file=sys.stderr)

@@ -78,7 +78,7 @@ from refinenet_edu.nn.config import MIN_INPUT_SIZE, PRESETS
 from refinenet_edu.nn.encoders import BACKBONES
 from refinenet_edu.engine.criterion import SegmentationLoss, class_scores
 from refinenet_edu.engine.loop import train_step
-from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, grad_scaler
+from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, grad_scaler, resolve_device
 
 __all__ = [
     "SCHEMA",
@@ -738,9 +738,7 @@ def _run_bench(models, *, modes, dtypes, memory_formats, compile, grid, devices,
         devices = ["cuda"] if torch.cuda.is_available() else ["cpu"]
     devs = []
     for d in devices:
-        dev = torch.device(d)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {d!r}: CUDA is not available here")
+        dev = resolve_device(d)  # a name torch does not know: "device='tpu': expected ...", as every command says
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"device {d!r}: expected cpu or cuda")
         devs.append(dev)

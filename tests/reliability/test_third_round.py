@@ -280,3 +280,32 @@ def test_S8_data_refuses_a_symlink_out_and_keeps_link_and_target(tmp_path, capsy
     assert "is a symbolic link" in err and str(target) in err
     assert link.is_symlink() and sorted(p.relative_to(target) for p in target.rglob("*")) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+# ---------------------------------------------------------------- T9, U16: out of memory, unknown devices
+CPU_ALLOCATOR = ("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: you tried to "
+                 "allocate 1600000000000 bytes. Error code 12 (Cannot allocate memory)")
+
+
+@pytest.mark.parametrize("command, failure, advice", [
+    ("evaluate", RuntimeError(CPU_ALLOCATOR), "--scales"),
+    ("bench", RuntimeError(CPU_ALLOCATOR), "--input-size"),
+    ("data", MemoryError("Unable to allocate 37.3 GiB for an array"), "--size"),  # U16
+    ("train", RuntimeError(CPU_ALLOCATOR), "--batch-size"),
+])
+def test_T9_U16_running_out_of_memory_is_one_line_with_the_commands_own_options(command, failure, advice, capsys):
+    from refinenet_edu.cli.errors import run_command
+
+    def run():
+        raise failure
+
+    assert run_command(command, run) == 2
+    err = one_line_error(capsys.readouterr().err, command)
+    assert "out of memory" in err and advice in err
+    if command == "data":
+        assert "--batch-size" not in err and "--crop-size" not in err
+
+
+def test_T9_bench_names_an_unknown_device_like_every_command(capsys):
+    assert main(["bench", "--devices", "tpu", "--smoke", "--quiet"]) == 2
+    assert "device='tpu': expected" in one_line_error(capsys.readouterr().err, "bench")
