@@ -94,7 +94,18 @@ class AblationResults:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: not valid JSON ({err})") from err
-        results = cls(data)
+        shapes = {"": dict, "runs": list, "variants": dict, "budget": dict, "dataset": dict, "provenance": dict}
+        for key, kind in shapes.items():
+            value = data if not key else data.get(key, kind()) if isinstance(data, dict) else None
+            if not isinstance(value, kind):
+                where = f"its {key!r}" if key else "it"
+                raise ValueError(f"{path}: not an ablation results file ({where} is a JSON {type(value).__name__}, "
+                                 f"expected {'an object' if kind is dict else 'a list'} of format {FORMAT!r}); "
+                                 "move it away or choose another --out")
+        try:
+            results = cls(data)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}; move it away or choose another --out") from None
         results.path = path
         return results
 

@@ -309,3 +309,15 @@ def test_T9_U16_running_out_of_memory_is_one_line_with_the_commands_own_options(
 def test_T9_bench_names_an_unknown_device_like_every_command(capsys):
     assert main(["bench", "--devices", "tpu", "--smoke", "--quiet"]) == 2
     assert "device='tpu': expected" in one_line_error(capsys.readouterr().err, "bench")
+
+
+# ---------------------------------------------------------------- T10: a results.json of another shape
+@pytest.mark.parametrize("content", ["[1, 2]", '{"format": "refinenet-edu-ablation", "runs": {"a": 1}}'])
+def test_T10_ablate_names_a_results_file_of_another_shape(content, tiny_set, tmp_path, capsys):
+    out = tmp_path / "ab"
+    out.mkdir()
+    (out / "results.json").write_text(content)
+    assert main(tiny_ablate(tiny_set, out)) == 2
+    err = one_line_error(capsys.readouterr().err, "ablate")
+    assert str(out / "results.json") in err and "not an ablation results file" in err
+    assert (out / "results.json").read_text() == content
