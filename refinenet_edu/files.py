@@ -38,13 +38,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             os.fsync(f.fileno())
         os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
-    except OSError as err:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        if err.filename in (None, tmp):  # name the file the caller writes, not the temporary
-            raise OSError(err.errno, err.strerror or str(err), str(path)) from err
-        raise
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        # an OSError, or one a writer wrapped (torch.save: "unexpected pos ..." for a full disk)
+        cause = err if isinstance(err, OSError) else err.__context__ if isinstance(err, Exception) else None
+        if isinstance(cause, OSError) and cause.errno is not None and cause.filename in (None, tmp):
+            raise OSError(cause.errno, cause.strerror or str(cause), str(path)) from err  # name the caller's file
         raise
     return path
 

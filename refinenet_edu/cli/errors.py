@@ -52,7 +52,7 @@ def kept(what: str | None) -> None:
 
 
 _OS_ADVICE = {
-    errno.ENOSPC: "the disk is full: free some space or choose another output",
+    errno.ENOSPC: "no space left on device (the disk is full): free some space or choose another output",
     errno.EDQUOT: "the disk quota is used up: free some space or choose another output",
     errno.EROFS: "the file system is read-only: choose another output",
     errno.EACCES: "permission denied: choose another output or change the folder's permissions",

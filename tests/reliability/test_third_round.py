@@ -321,3 +321,42 @@ def test_T10_ablate_names_a_results_file_of_another_shape(content, tiny_set, tmp
     err = one_line_error(capsys.readouterr().err, "ablate")
     assert str(out / "results.json") in err and "not an ablation results file" in err
     assert (out / "results.json").read_text() == content
+
+
+# ---------------------------------------------------------------- T11: a full disk under torch.save
+def test_T11_a_full_disk_while_torch_save_writes_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    import errno
+    import os
+
+    import torch
+
+    from refinenet_edu.cli.errors import run_command
+    from refinenet_edu.engine.checkpoints import atomic_torch_save
+
+    real_fdopen = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 2000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Full(real_fdopen(fd, mode, *a, **k)))
+    target = tmp_path / "last.pt"
+    assert run_command("train", lambda: atomic_torch_save({"w": torch.zeros(10_000)}, target)) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "no space left on device" in err and str(target) in err and "unexpected pos" not in err
+    assert list(tmp_path.iterdir()) == []
