@@ -5,7 +5,7 @@ bad input, a missing or unreadable file, a full or read-only disk, an output
 held by another command, a diverged or out-of-memory run -- ends as one line
 on stderr, ``refinenet-edu <command>: error: <what> ... <what to do>``, and
 exit status 2 (argparse's own status for a bad option). Ctrl-C ends with
-status 130 and says what was kept (:func:`kept`). Anything else is a bug: one
+status 130 and says what was kept (:func:`kept`); so does SIGTERM, with status 143. Anything else is a bug: one
 line asking to re-run with ``--debug`` (status 1). ``--debug`` (or
 ``REFINENET_EDU_DEBUG=1``) shows the traceback of every failure instead.
 """
@@ -13,10 +13,13 @@ line asking to re-run with ``--debug`` (status 1). ``--debug`` (or
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import math
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable
 
@@ -35,6 +38,7 @@ __all__ = [
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
 EXIT_BUG = 1
 
 
@@ -120,27 +124,51 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit): stopped like Ctrl-C, exit status 143."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt():
+    """While the block runs (in the main thread), SIGTERM raises :class:`Terminated`, so that it ends a
+    command as Ctrl-C does: one line saying what was kept. The previous handler is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_command(name: str, run: Callable[[], int], *, debug: bool = False) -> int:
     """Run a sub-command; map its failures to one line and an exit status."""
     debug = debug or os.environ.get("REFINENET_EDU_DEBUG", "") not in ("", "0")
     _kept.clear()
+    label = f"refinenet-edu {name}" if name else "refinenet-edu"
     try:
         return int(run() or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if debug:
             traceback.print_exc()
         what = _kept[0] if _kept else "nothing half-written was left behind (files are written whole or not at all)"
-        print(f"refinenet-edu {name}: interrupted; {what}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{label}: {how}; {what}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except Exception as err:  # noqa: BLE001 - the one place that maps every failure to a message
         if debug:
             traceback.print_exc()
         message = describe(err, name)
         if message is None:
-            print(f"refinenet-edu {name}: internal error: {type(err).__name__}: {_one_line(str(err))} "
+            print(f"{label}: internal error: {type(err).__name__}: {_one_line(str(err))} "
                   "(a bug: run again with --debug for the traceback and report it)", file=sys.stderr)
             return EXIT_BUG
-        print(f"refinenet-edu {name}: error: {_one_line(message)}", file=sys.stderr)
+        print(f"{label}: error: {_one_line(message)}", file=sys.stderr)
         return EXIT_ERROR
 
 

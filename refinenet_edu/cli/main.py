@@ -15,7 +15,7 @@ import argparse
 import importlib
 import sys
 
-from refinenet_edu.cli.errors import run_command
+from refinenet_edu.cli.errors import run_command, terminate_as_interrupt
 
 #: sub-command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -61,6 +61,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    # Ctrl-C and SIGTERM are handled from the start: building the parser imports torch (seconds)
+    with terminate_as_interrupt():
+        return run_command(command or "", lambda: _main(argv, command), debug="--debug" in argv)
+
+
+def _main(argv: list[str], command: str | None) -> int:
     parser = build_parser(command)
     try:
         args = parser.parse_args(argv)

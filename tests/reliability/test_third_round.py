@@ -8,7 +8,9 @@ import hashlib
 import io
 import tarfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -360,3 +362,28 @@ def test_T11_a_full_disk_while_torch_save_writes_is_one_line_naming_the_file(tmp
     err = one_line_error(capsys.readouterr().err, "train")
     assert "no space left on device" in err and str(target) in err and "unexpected pos" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- T12: Ctrl-C and SIGTERM from the start
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see torch being loaded")
+@pytest.mark.parametrize("sig, status, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+def test_T12_a_signal_while_torch_loads_is_one_line(sig, status, word, tiny_set, tmp_path):
+    import signal
+
+    from _reliability import popen
+
+    proc = popen(*tiny_train(tiny_set, tmp_path / "run"))
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # until torch's library is being loaded
+        try:
+            if "libtorch" in maps.read_text():
+                break
+        except OSError:
+            pass
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("refinenet-edu train: ") and word in err
