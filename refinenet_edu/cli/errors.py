@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import importlib
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -111,12 +113,36 @@ def describe(err: BaseException, command: str | None = None) -> str | None:
 
         if isinstance(err, _expected_runtime_errors()):
             return str(err)
+        inner = _worker_error(str(err))
+        if inner is not None:
+            return inner
         text = str(err).lower()
         # the CPU allocator says "can't allocate memory", CUDA "out of memory"
         if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
             first = str(err).splitlines()[0] if str(err) else ""
             return first if "lower" in first else (
                 f"out of memory on the device ({first}): {advice}, or use --precision bf16")
+    return None
+
+
+_WORKER = re.compile(r"^Caught \w+ in DataLoader worker process \d+")
+
+
+def _worker_error(text: str) -> str | None:
+    """The message of an expected failure inside a DataLoader worker, which torch re-raises as a RuntimeError
+    ("Caught DatasetError in DataLoader worker process 0. Original Traceback ...") when the original type cannot
+    be rebuilt from the text; None when ``text`` is not that, or the original is a bug."""
+    if not _WORKER.match(text):
+        return None
+    last = text.strip().splitlines()[-1]  # "refinenet_edu.datasets.voc.DatasetError: FILE: what is wrong"
+    qualname, _, message = last.partition(": ")
+    module, _, name = qualname.rpartition(".")
+    try:
+        kind = getattr(importlib.import_module(module or "builtins"), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    if isinstance(kind, type) and issubclass(kind, (ValueError, OSError, MemoryError)) and message:
+        return message
     return None
 
 

@@ -387,3 +387,16 @@ def test_T12_a_signal_while_torch_loads_is_one_line(sig, status, word, tiny_set,
     assert proc.returncode == status, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert err.startswith("refinenet-edu train: ") and word in err
+
+
+# ---------------------------------------------------------------- T13: a bad image read by a loader worker
+def test_T13_a_corrupt_image_read_in_a_loader_worker_is_its_own_one_line_message(tiny_set, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_set, data)
+    image = sorted((data / "JPEGImages").glob("train_*.jpg"))[0]
+    image.write_bytes(image.read_bytes()[:100])  # truncated
+    assert main([*tiny_train(data, tmp_path / "run"), "--num-workers", "2"]) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert image.name in err and "DataLoader worker" not in err
