@@ -56,6 +56,20 @@ __all__ = [
 
 #: a course notebook's file name: two digits, an underscore, a name
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d{2})_[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$")
+#: the end of the launch-links block that ``refinenet-edu course links`` (tools/hosted.py) writes
+LINKS_END = "<!-- /launch-links -->"
+
+
+def link_marker_problem(text: str) -> str | None:
+    """What is wrong with ``text``'s launch-links markers (a start or end marker removed by hand), or None."""
+    starts, ends = text.count("<!-- launch-links"), text.count(LINKS_END)
+    if starts != ends or starts > 1:
+        return (f"its launch-links block is broken ({starts} start marker(s) '<!-- launch-links ...', {ends} end "
+                f"marker(s) '{LINKS_END}'): restore the missing marker or delete what is left of the block by hand, "
+                "then run `refinenet-edu course links` again")
+    return None
+
+
 #: the tag (and cell id) of the set-up cell that ``refinenet-edu course links`` (tools/hosted.py) writes first
 SETUP_TAG = "hosted-setup"
 #: either of these in the environment turns a notebook's FAST switch on
@@ -287,8 +301,6 @@ def check_notebook(path: str | Path) -> list[str]:
         nbformat.validate(nb)
     except Exception as err:  # unreadable or invalid JSON / schema
         return problems + [f"not a valid notebook: {err}"]
-
-    from refinenet_edu.tools.hosted import link_marker_problem
 
     markers = link_marker_problem("\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
     if markers:
