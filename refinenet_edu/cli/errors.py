@@ -121,7 +121,7 @@ def describe(err: BaseException, command: str | None = None) -> str | None:
         if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
             first = str(err).splitlines()[0] if str(err) else ""
             return first if "lower" in first else (
-                f"out of memory on the device ({first}): {advice}, or use --precision bf16")
+                f"out of memory on the device ({first}): {advice}, or use --precision auto (bf16 or fp16 on a GPU)")
     return None
 
 

@@ -9,14 +9,16 @@ prediction (``docs/benchmarks.md`` has the measured effect of each):
   fastest convolutions on NHWC tensors; with the default NCHW layout they
   convert the activations around every convolution.
 * Lower precision through ``torch.autocast`` - convolutions run in bfloat16
-  (CPUs with native bf16 instructions - AVX512-BF16 or AMX - and GPUs that
-  support it) or float16 (older GPUs), while reductions and the outputs that
-  need it stay in float32. The class scores change by about 1e-2, which
-  moves the arg-max of a small fraction of pixels (the tests check > 99%
-  agreement with float32).
+  (CPUs with native bf16 instructions - AVX512-BF16 or AMX - and CUDA GPUs
+  of compute capability 8.0 and later) or float16 (older CUDA GPUs, such as
+  a T4), while reductions and the outputs that need it stay in float32. The
+  class scores change by about 1e-2, which moves the arg-max of a small
+  fraction of pixels (the tests check > 99% agreement with float32).
 
-``precision="auto"`` picks bfloat16 only where the hardware runs it natively;
-elsewhere it stays in float32, because emulated bf16 is *slower* than fp32.
+``precision="auto"`` (:func:`~refinenet_edu.engine.runtime.resolve_precision`)
+picks bfloat16 only where the hardware runs it natively, float16 on older
+CUDA GPUs, and float32 elsewhere (MPS, CPUs without native bf16), because
+emulated bf16 is *slower*.
 
 The official test protocol is slower and more accurate:
 :func:`predict_probabilities` averages the softmax over several scales

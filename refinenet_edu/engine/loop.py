@@ -20,8 +20,10 @@ and notebook 07 call these functions rather than writing a step of their own.
 
 :func:`train` does, in order:
 
-1. pick the device (cuda, then mps, then cpu) and the precision (bf16 where the
-   hardware is fast at it; fp16 with a gradient scaler on older GPUs);
+1. pick the device (cuda, then mps, then cpu) and the precision
+   (:func:`~refinenet_edu.engine.runtime.resolve_precision`: bf16 where the
+   hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before
+   compute capability 8.0, such as a T4);
 2. join the process group when launched by ``torchrun`` (DistributedDataParallel);
 3. build the data loaders, the optimizer with its two parameter groups and the
    learning-rate schedule (poly or step);
@@ -305,7 +307,8 @@ def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
     return (
         f"out of memory on {device} with batch_size={cfg.batch_size}, crop_size={cfg.crop_size}, "
         f"precision={cfg.precision}: lower --batch-size (e.g. {max(1, cfg.batch_size // 2)}) or --crop-size, "
-        "use --precision bf16 (or fp16 on older GPUs), or choose narrower decoder --widths / a smaller --backbone"
+        "use --precision auto (bf16, or fp16 on GPUs before compute capability 8.0), or choose narrower decoder "
+        "--widths / a smaller --backbone"
     )
 
 

@@ -2,11 +2,13 @@
 
 ``resolve_device("auto")`` picks CUDA, then Apple's MPS, then the CPU.
 ``resolve_precision("auto", device)`` picks bfloat16 where the hardware runs it
-natively (CUDA GPUs from Ampere on; CPUs with AVX-512 BF16 or AMX), float16 on
-older CUDA GPUs, else float32: emulated bf16 is *slower* than float32.
-float16 is for CUDA GPUs only, where training needs a gradient scaler
-(:func:`grad_scaler`; bfloat16 does not: it has float32's exponent range); on a
-CPU it is refused with a ``ValueError`` that names the precisions that work.
+natively (:func:`bf16_native`: CUDA GPUs of compute capability 8.0 and later,
+i.e. Ampere on; CPUs with AVX-512 BF16 or AMX), float16 on older CUDA GPUs (a
+Tesla T4 is 7.5), else float32 (MPS included): emulated bf16 is *slower*.
+Forcing ``"bf16"`` on an older GPU works, with a warning. float16 is for CUDA
+GPUs only, where training needs a gradient scaler (:func:`grad_scaler`;
+bfloat16 does not: it has float32's exponent range); on a CPU it is refused
+with a ``ValueError`` that names the precisions that work.
 
 :func:`cpu_threads` runs a block with another number of CPU threads and
 restores the caller's afterwards: the library never changes the process it
@@ -18,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sys
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -27,6 +30,7 @@ __all__ = [
     "DTYPES",
     "resolve_device",
     "cpu_supports_bf16",
+    "bf16_native",
     "resolve_precision",
     "dtype_name",
     "autocast",
@@ -96,13 +100,28 @@ def _ask(probe) -> bool:
         return False
 
 
+def bf16_native(device: torch.device | str) -> bool:
+    """True where ``device`` runs bfloat16 in hardware.
+
+    A CUDA GPU of compute capability 8.0 or later (Ampere, Ada, Hopper, ...;
+    ROCm GPUs too); a CPU with AVX-512 BF16 or AMX (:func:`cpu_supports_bf16`).
+    False on older GPUs (a Tesla T4 is 7.5), where PyTorch emulates bfloat16
+    and ``torch.cuda.is_bf16_supported()`` still says True, and on MPS.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+    return device.type == "cpu" and cpu_supports_bf16()
+
+
 def resolve_precision(precision: str | torch.dtype, device: torch.device | str) -> torch.dtype:
     """The compute dtype for ``precision`` on ``device`` (``ValueError`` if impossible).
 
-    ``"auto"``: bfloat16 on a CUDA GPU that supports it (float16 on older
-    ones) and on a CPU with native bf16, float32 elsewhere (MPS included).
+    ``"auto"``: bfloat16 where :func:`bf16_native`, else float16 on a CUDA
+    GPU (train it with :func:`grad_scaler`), else float32 (MPS included).
     ``"fp32"`` / ``"bf16"`` / ``"fp16"`` or a ``torch.dtype`` are taken as
-    given, except float16 on a CPU.
+    given, except float16 on a CPU (refused); bfloat16 on a CUDA GPU without
+    native bf16 warns that it is emulated and slower.
     """
     device = torch.device(device)
     if isinstance(precision, torch.dtype):
@@ -110,17 +129,20 @@ def resolve_precision(precision: str | torch.dtype, device: torch.device | str) 
             raise ValueError(f"precision={precision}: expected one of {list(DTYPES.values())}")
         dtype = precision
     elif precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if device.type == "cpu" and cpu_supports_bf16():
+        if bf16_native(device):
             return torch.bfloat16
-        return torch.float32
+        return torch.float16 if device.type == "cuda" else torch.float32
     elif precision in DTYPES:
         dtype = DTYPES[precision]
     else:
         raise ValueError(f"precision={precision!r}: expected one of {list(PRECISIONS)}")
     if dtype == torch.float16 and device.type == "cpu":
         raise ValueError("precision='fp16': float16 is for CUDA GPUs; on a CPU use 'bf16' or 'fp32'")
+    if dtype == torch.bfloat16 and device.type == "cuda" and not bf16_native(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        warnings.warn(f"precision='bf16' on {torch.cuda.get_device_name(device)} (compute capability "
+                      f"{major}.{minor}): bfloat16 is emulated on GPUs before compute capability 8.0 and slower "
+                      "than float16; use precision 'fp16' or 'auto'", stacklevel=2)
     return dtype
 
 

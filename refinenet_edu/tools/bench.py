@@ -78,7 +78,7 @@ from refinenet_edu.nn.config import MIN_INPUT_SIZE, PRESETS
 from refinenet_edu.nn.encoders import BACKBONES
 from refinenet_edu.engine.criterion import SegmentationLoss, class_scores
 from refinenet_edu.engine.loop import train_step
-from refinenet_edu.engine.runtime import DTYPES, autocast, cpu_supports_bf16, grad_scaler, resolve_device
+from refinenet_edu.engine.runtime import DTYPES, autocast, bf16_native, cpu_supports_bf16, grad_scaler, resolve_device
 
 __all__ = [
     "SCHEMA",
@@ -320,11 +320,9 @@ def _sync(device: torch.device) -> None:
 
 
 def _dtype_runs_natively(dtype: str, device: torch.device) -> bool:
-    if dtype == "fp32":
-        return True
-    if device.type == "cuda":
-        return dtype == "fp16" or torch.cuda.is_bf16_supported()
-    return dtype == "bf16" and cpu_supports_bf16()
+    if dtype == "bf16":
+        return bf16_native(device)
+    return dtype == "fp32" or device.type == "cuda"
 
 
 def default_dtypes(device: torch.device) -> list[str]:
