@@ -68,15 +68,53 @@ def commit() -> str:
         return "unknown"
 
 
+def make_data(work: Path, device, *, train_images: int, val_images: int, sizes=VOC_SIZES):
+    """A VOC 2012 + SBD-shaped set in ``work`` and a calibrated random ResNet-101: (root, encoder weights)."""
+    from refinenet_edu.datasets import eval_transforms, load_dataset
+    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+
+    extra = train_images // 3
+    root = make_voc_shaped(work / "data", train=train_images - extra, val=val_images, sbd=extra, sizes=sizes)
+    weights = calibrated_encoder(work / "resnet101.pt", load_dataset("voc2012-aug", "train", eval_transforms(),
+                                                                    root=root), device)
+    return root, weights
+
+
+def train_official(root: Path, weights: Path, device, *, batch: int, crop: int, epochs: int, precision: str,
+                   num_workers: int) -> dict:
+    """Train the official network with the library's loop; figures of the last epoch and the peak GPU memory."""
+    from refinenet_edu.datasets import load_dataset, train_transforms
+    from refinenet_edu.engine.loop import train
+    from refinenet_edu.engine.recipes import RECIPES
+    from refinenet_edu.nn.model import build_refinenet
+
+    recipe = RECIPES["official"]
+    train_set = load_dataset("voc2012-aug", "train", root=root,
+                             transforms=train_transforms(crop, scale_range=recipe.scale_range,
+                                                         hflip=recipe.hflip, jitter=recipe.jitter))
+    cfg = recipe.replace(epochs=epochs, batch_size=batch, crop_size=crop, device=str(device), precision=precision,
+                         num_workers=num_workers, eval_every=epochs + 1)
+    torch.manual_seed(0)
+    model = build_refinenet("official", weights=str(weights))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    result = train(model, train_set, None, cfg, progress=False)
+    last = result.history[-1]
+    memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return {"batch": batch, "crop": crop, "precision": result.precision, "images_per_second": last["images_per_second"],
+            "epoch_seconds": last["seconds"], "steps_per_epoch": len(train_set) // batch,
+            "peak_memory_gib": memory, "final_loss": last["loss"]}
+
+
 def main() -> int:
     from refinenet_edu.tools.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
-    from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
-    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+    from refinenet_edu.datasets import eval_transforms, load_dataset
     from refinenet_edu.engine.runtime import describe_device
     from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate
     from refinenet_edu.nn.model import build_refinenet
-    from refinenet_edu.engine.loop import train
-    from refinenet_edu.engine.recipes import RECIPES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train-images", type=int, default=96, help="VOC-shaped training images (default 96)")
@@ -110,17 +148,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="gpu-voc-official-"))
     started = time.perf_counter()
-    extra = args.train_images // 3
-    root = make_voc_shaped(work / "data", train=args.train_images - extra, val=args.val_images, sbd=extra,
-                           sizes=sizes)
-    recipe = RECIPES["official"]
-    train_set = load_dataset("voc2012-aug", "train", root=root,
-                             transforms=train_transforms(crop, scale_range=recipe.scale_range,
-                                                         hflip=recipe.hflip, jitter=recipe.jitter))
+    root, weights = make_data(work, device, train_images=args.train_images, val_images=args.val_images, sizes=sizes)
     val_set = load_dataset("voc2012-aug", "val", eval_transforms(), root=root)
-    weights = calibrated_encoder(work / "resnet101.pt", load_dataset("voc2012-aug", "train", eval_transforms(),
-                                                                    root=root), device)
-    print(f"data: {len(train_set)} train / {len(val_set)} val images at VOC sizes, "
+    print(f"data: {args.train_images} train / {len(val_set)} val images at VOC sizes, "
           f"{time.perf_counter() - started:.0f} s", flush=True)
 
     probe = PeakProbe(device, "bf16")  # bf16 on a CPU without native support is slow: dry runs only
@@ -129,22 +159,9 @@ def main() -> int:
                                        Settings(input_size=(crop, crop), batch=1))
     runs = []
     for batch in args.batches:
-        cfg = recipe.replace(epochs=args.epochs, batch_size=batch, crop_size=crop, device=device.type, precision="bf16",
-                             num_workers=args.num_workers, eval_every=args.epochs + 1)
-        torch.manual_seed(0)
-        model = build_refinenet("official", weights=str(weights))
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        result = train(model, train_set, None, cfg, progress=False)
+        runs.append(train_official(root, weights, device, batch=batch, crop=crop, epochs=args.epochs,
+                                   precision="bf16", num_workers=args.num_workers))
         probe.run(3)  # the peak under the same conditions, after each run too
-        last = result.history[-1]
-        memory = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-        runs.append({"batch": batch, "images_per_second": last["images_per_second"],
-                     "epoch_seconds": last["seconds"], "steps_per_epoch": len(train_set) // batch,
-                     "peak_memory_gib": memory, "final_loss": last["loss"]})
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
     peak = probe.result()
     for r in runs:
         r["achieved_tflops"] = flops_per_image * r["images_per_second"] / 1e12
@@ -158,7 +175,7 @@ def main() -> int:
                       amp_dtype=torch.bfloat16, progress=False, keep_per_image=False)
         evals[name] = {"images_per_second": ev.images_per_second, "images": ev.num_images}
     report.update(flops_per_image=flops_per_image, peak=peak, train=runs, evaluate=evals,
-                  seconds=time.perf_counter() - started, train_images=len(train_set), val_images=len(val_set))
+                  seconds=time.perf_counter() - started, train_images=args.train_images, val_images=len(val_set))
 
     print(f"\nbf16 peak (PeakProbe, this run): {peak['peak_tflops']:.1f} TFLOP/s "
           f"(matmul {peak['matmul_tflops']:.0f}, conv {peak['conv_tflops']:.0f})")

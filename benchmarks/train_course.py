@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 from refinenet_edu.files import atomic_write_json
 from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
+from refinenet_edu.datasets.info import DatasetInfo
 from refinenet_edu.engine.criterion import SegmentationLoss
 from refinenet_edu.engine.loop import train, train_step
 from refinenet_edu.engine.recipes import RECIPES
@@ -64,6 +65,25 @@ def throughput(model, loader, device, dtype, steps: int, warmup: int = 2) -> flo
     return seen / (time.perf_counter() - start)
 
 
+def train_to_target(cfg, train_set, val_set) -> dict:
+    """Train the course preset with ``cfg`` until ``cfg.target_miou`` (or its epochs or minutes run out)."""
+    torch.manual_seed(cfg.seed)
+    model = build_refinenet("course", num_classes=DatasetInfo.of(train_set).num_classes)
+    result = train(model, train_set, val_set, cfg, progress=False)
+    reached = next((h for h in result.history if h["miou"] is not None and h["miou"] >= cfg.target_miou), None)
+    return {
+        "target_miou": cfg.target_miou,
+        "reached_target": reached is not None,
+        "seconds_to_target": reached["elapsed"] if reached else None,
+        "epochs_to_target": reached["epoch"] if reached else None,
+        "best_miou": result.best_miou,
+        "epochs_run": len(result.history),
+        "wall_seconds": result.seconds,
+        "precision": result.precision,
+        "history": result.history,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="synthscenes")
@@ -97,31 +117,15 @@ def main() -> None:
         a, b = rates.values()
         print(f"  speed-up of {list(rates)[1]} over float32: {b / a:.2f}x")
 
-    torch.manual_seed(cfg.seed)
-    model = build_refinenet("course", num_classes=train_set.num_classes)
-    result = train(model, train_set, val_set, cfg, progress=False)
-    reached = next((h for h in result.history if h["miou"] is not None and h["miou"] >= args.target_miou), None)
-    record = {
-        "benchmark": "train_course",
-        "device": describe_device(device),
-        "throughput_images_per_second": rates,
-        "target_miou": args.target_miou,
-        "reached_target": reached is not None,
-        "seconds_to_target": reached["elapsed"] if reached else None,
-        "epochs_to_target": reached["epoch"] if reached else None,
-        "best_miou": result.best_miou,
-        "epochs_run": len(result.history),
-        "wall_seconds": result.seconds,
-        "precision": result.precision,
-        "history": result.history,
-        "provenance": provenance(),
-    }
+    record = {"benchmark": "train_course", "device": describe_device(device), "throughput_images_per_second": rates,
+              **train_to_target(cfg, train_set, val_set), "provenance": provenance()}
+    reached = record["reached_target"]
     if reached:
-        print(f"  reached val mIoU {reached['miou']:.3f} >= {args.target_miou} after {reached['elapsed']:.0f} s "
-              f"({reached['epoch']} epochs, {result.precision})")
+        print(f"  reached val mIoU >= {args.target_miou} after {record['seconds_to_target']:.0f} s "
+              f"({record['epochs_to_target']} epochs, {record['precision']})")
     else:
-        print(f"  did NOT reach {args.target_miou} within {args.max_minutes} min: best {result.best_miou:.3f} "
-              f"after {result.seconds:.0f} s ({len(result.history)} epochs)")
+        print(f"  did NOT reach {args.target_miou} within {args.max_minutes} min: best {record['best_miou']:.3f} "
+              f"after {record['wall_seconds']:.0f} s ({record['epochs_run']} epochs)")
     out = args.out or Path(__file__).parent / "results" / f"train_course-{device.type}.json"
     atomic_write_json(out, record)
     print(f"wrote {out}")
