@@ -40,3 +40,7 @@ class Squares(Dataset):
         if self.poison_after is not None and self.reads > self.poison_after:
             image = image * float("nan")
         return image, self.masks[i]
+
+    def read_mask(self, i):
+        """The stored mask, without counting a read (the library reads masks to weigh classes and check labels)."""
+        return self.masks[i]

@@ -152,14 +152,19 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
 
 
 def _mask_reader(dataset):
-    """``read(i)``: the stored mask of sample ``i`` (``read_mask``, also through a ``Subset``), else ``dataset[i][1]``."""
+    """``read(i)``: the stored mask of sample ``i`` (``read_mask``, also through a ``Subset``), else ``dataset[i][1]``
+    with torch's random state put back afterwards (a random augmentation must not shift a seeded run)."""
     read = getattr(dataset, "read_mask", None)
     if read is not None:
         return read
     if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
         base_read, indices = dataset.dataset.read_mask, list(dataset.indices)
         return lambda i: base_read(indices[i])
-    return lambda i: dataset[i][1]
+    def read_sample_mask(i):
+        with torch.random.fork_rng(devices=[]):
+            return dataset[i][1]
+
+    return read_sample_mask
 
 
 def require_labelled_pixels(dataset, what: str | None = None) -> None:
