@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(preset="course")
     parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
     add_data_arguments(parser)
-    t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.loop.RECIPES)")
+    t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.recipes.RECIPES)")
     t.add_argument("--epochs", type=positive_int)
     t.add_argument("--batch-size", type=positive_int)
     t.add_argument("--optimizer", choices=("sgd", "adam"))

@@ -20,7 +20,8 @@ picks bfloat16 only where the hardware runs it natively, float16 on older
 CUDA GPUs, and float32 elsewhere (MPS, CPUs without native bf16), because
 emulated bf16 is *slower*.
 
-The official test protocol is slower and more accurate:
+The official code's multi-scale test is slower, and not always more
+accurate (on SynthScenes it lowers mIoU: notebook 08):
 :func:`predict_probabilities` averages the softmax over several scales
 (:data:`OFFICIAL_SCALES`) and horizontal flips, and cuts images larger than
 a window into overlapping tiles (sliding-window inference).
@@ -63,7 +64,9 @@ __all__ = [
 ]
 
 #: Test scales of the official RefineNet code's multi-scale evaluation
-#: (probabilities averaged over them, optionally with horizontal flips).
+#: (probabilities averaged over them, optionally with horizontal flips). They
+#: were added to its test scripts in 2018; the paper does not list them
+#: (docs/paper.md, source ``official-mscale``).
 OFFICIAL_SCALES: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0, 1.2)
 
 

@@ -59,7 +59,7 @@ class TrainConfig:
     target_miou: float | None = None  # stop once validation mIoU reaches it
     max_minutes: float | None = None  # stop after the epoch that passes this wall time
     ignore_index: int = 255
-    loss: str = "cross-entropy"  # engine.criterion.LOSSES; the paper trains with plain cross-entropy
+    loss: str = "cross-entropy"  # engine.criterion.LOSSES; the official code's loss is plain cross-entropy (docs/paper.md: paper-loss)
     focal_gamma: float = 2.0  # loss="focal" only (Lin et al., ICCV 2017, use 2)
 
     def __post_init__(self) -> None:
@@ -108,7 +108,9 @@ def _plain(value):
 
 
 #: Training recipes by model preset. ``official`` and ``light-weight`` take the
-#: published rates, momentum, weight decay, crops and scales (they assume
+#: rates, momentum, weight decay, crops and scales of the official code and of
+#: Light-Weight RefineNet's released training script (docs/paper.md, sources
+#: ``official-recipe`` and ``lw-recipe``; they assume
 #: ImageNet weights), with batch 16 and the poly schedule in place of the
 #: official code's batch 1 and manual steps; ``course`` trains the small
 #: course model from scratch on the embedded dataset, so its encoder learns at

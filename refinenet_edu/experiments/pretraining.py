@@ -1,9 +1,10 @@
 """Pretraining an encoder before the decoders are compared: the paper's protocol.
 
 Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every
-variant starts from one ResNet pretrained on ImageNet (and, for their best
-VOC model, on COCO), and fine-tunes it with the encoder's learning rate ten
-times lower than the decoder's. The decoder -- the cascade and the chained
+variant starts from one ResNet pretrained on ImageNet and fine-tunes it end
+to end, and the official code trains the encoder at a learning rate ten
+times lower than the decoder's (docs/paper.md, source ``paper-encoder-lr``).
+The decoder -- the cascade and the chained
 residual pooling the ablation compares -- then has to do the refining and
 gather the context, since the slowly trained encoder changes less (the
 expectation behind the protocol; ``results/ablation-pretrained`` tests what it

@@ -14,12 +14,14 @@ and answer the questions the course asks (the dashboard in
 * :func:`findings` - the paper's two claims, checked on these results;
 * :func:`diverged`, :func:`without_diverged` - runs whose training loss blew up,
   named and left out by one stated rule rather than by eye;
-* :func:`format_table` - a text table of mean +- std;
-* :func:`plot_bars`, :func:`plot_tradeoff`, :func:`plot_per_class`,
-  :func:`plot_boundary`, :func:`plot_predictions` - the figures; :func:`figure_png` turns one into PNG bytes.
+* :func:`format_table` - a text table of mean +- std.
+
+The figures of these comparisons (``plot_bars``, ``plot_tradeoff``,
+``plot_per_class``, ``plot_boundary``, ``plot_predictions``, and ``figure_png``,
+which turns one into PNG bytes) are in :mod:`refinenet_edu.viz.plots`.
 
 Runs trained "now" (from the dashboard, with a smaller budget) are added with
-:func:`add_live_run` under their own group name, so they are never averaged
+:func:`refinenet_edu.experiments.results.add_live_run` under their own group name, so they are never averaged
 with the shipped runs.
 """
 

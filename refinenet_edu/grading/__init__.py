@@ -19,8 +19,8 @@ metrics and the evaluation, on one shared harness:
 * :mod:`.autograde` - the nbgrader preprocessor ``nbgrader_config.py`` uses.
 
 Each check compares the student's code numerically with the library's
-reference and, when they differ, names the mistake that ports of RefineNet
-have actually shipped, then the fix. A class or function that derives from,
+reference and, when they differ, names the mistake (most of them shipped
+by public ports: the ``bug-*`` sources in docs/paper.md), then the fix. A class or function that derives from,
 holds or calls the reference is refused: it would pass without anything
 written. The library's reference itself passes (the course notebooks show it
 passing), except with ``allow_reference=False``, which every graded cell of

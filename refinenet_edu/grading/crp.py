@@ -2,8 +2,8 @@
 
 :func:`check_crp` probes the student's module with identity convolutions and
 a single bright pixel: N chained 5x5 max-pools spread it to 1 + 4N pixels,
-while pools wired in parallel (a bug that ports of RefineNet have shipped)
-stay at 5. It then compares the module with the library's
+while pools wired in parallel (a bug a public port has shipped:
+docs/paper.md, source ``bug-crp-parallel``) stay at 5. It then compares the module with the library's
 :class:`~refinenet_edu.nn.components.ChainedResidualPooling` holding the same
 weights.
 """

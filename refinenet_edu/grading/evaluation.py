@@ -1,7 +1,9 @@
 """Check of a prediction function in evaluation mode (dropout and batch norm at test time).
 
-Predicting with dropout still active is a bug that ports of RefineNet have
-shipped: the predictions are noisy and change from call to call.
+Evaluating without ``model.eval()`` is a bug a public port has shipped
+(markshih91/refinenet_pytorch, whose batch norm stays in training mode:
+docs/paper.md, source ``bug-no-eval``); with dropout still active the
+predictions are noisy and change from call to call.
 :func:`check_eval_mode` hands the student's ``predict`` a model in training
 mode, as it is right after training, and watches its dropout and batch norm
 layers. The library's own prediction functions are the reference the
@@ -52,8 +54,8 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
 
     The model is handed over in training mode, as it is right after training.
     The prediction must run with dropout and batch norm in evaluation mode
-    (``model.eval()``; a port bug is predicting with dropout still active, so
-    two predictions of the same images differ), without building an autograd
+    (``model.eval()``; with dropout still active two predictions of the
+    same images differ), without building an autograd
     graph, and return the arg-max class per pixel. By default a small net with
     batch norm and dropout p=0.5 is used; pass your own ``model`` (and
     ``images``) to check a real one. Calling the library's prediction

@@ -4,9 +4,9 @@
 sizes that are not a factor 2 apart, three paths and a single one, and
 compares it with the library's
 :class:`~refinenet_edu.nn.components.MultiResolutionFusion` holding the same
-weights. The bug that ports have shipped, upsampling the wrong branch
-(output at the low resolution, or the high-resolution path resampled), is
-named.
+weights. The easy mistake of upsampling the wrong branch (output at the
+low resolution, or the high-resolution path resampled) is named; no public
+port was found to ship it (docs/paper.md, source ``bug-fusion-branch``).
 """
 
 from __future__ import annotations

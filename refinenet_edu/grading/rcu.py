@@ -3,7 +3,7 @@
 :func:`check_rcu` compares the student's unit with the library's
 :class:`~refinenet_edu.nn.components.ResidualConvUnit` holding the same weights
 and, when they differ, names the misplaced ReLU that explains the output
-(ports of RefineNet have shipped several of these).
+(a public port has shipped one: docs/paper.md, source ``bug-rcu-relu``).
 """
 
 from __future__ import annotations

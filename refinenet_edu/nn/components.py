@@ -14,9 +14,11 @@ Each class is one box of the paper's Fig. 3:
   output convolutions (RCUs).
 
 There is no batch norm anywhere in the decoder, as in the paper and the
-official code. Bias terms follow the official code exactly (the first conv of
-an RCU has a bias, every other decoder conv has none), so that the parameter
-counts match it to the last digit.
+official code. Bias terms follow the public PyTorch port of the official
+ResNet-101 VOC model (the first conv of an RCU has a bias, every other decoder
+conv has none): the ``official`` ResNet-101 preset has exactly the port's
+parameter names, shapes and count, 118,052,437, checked against a record read
+from the port's code (docs/paper.md, source ``port-layout``).
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ class ResidualConvUnit(nn.Module):
     ``out = x + conv2(relu(conv1(relu(x))))``
 
     The ReLU comes *first*, on the input of each convolution (pre-activation),
-    and the identity shortcut carries the un-activated input. A classic port
-    bug applies the second ReLU to the shortcut instead; a test in
-    ``tests/nn/test_components.py`` guards against it.
+    and the identity shortcut carries the un-activated input. A public port
+    shipped the first ReLU in place, so that the shortcut carries ``relu(x)``
+    (thomasjpfan/pytorch_refinenet; docs/paper.md, source ``bug-rcu-relu``); a
+    test in ``tests/nn/test_components.py`` guards against it.
     """
 
     def __init__(self, channels: int, kernel_size: int = 3):
         super().__init__()
-        self.conv1 = conv(channels, channels, kernel_size, bias=True)  # official code: bias on the first conv
+        self.conv1 = conv(channels, channels, kernel_size, bias=True)  # the port's layout: bias on the first conv
         self.conv2 = conv(channels, channels, kernel_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -131,11 +134,14 @@ class ChainedResidualPooling(nn.Module):
         for block in blocks: top = block(top); out = out + top
 
     Each pool widens the receptive field by 4 pixels, so chaining reuses the
-    previous pool's context instead of recomputing it. The paper's figure
-    shows 2 blocks, the later official code uses 4; ``num_blocks=0`` turns
-    CRP off (the block then only applies the ReLU). ``conv_first=True`` is the
-    "improved" CRP of the official NYUDv2 / PASCAL-Context models, with the
-    convolution before the pool.
+    previous pool's context instead of recomputing it. The paper's Fig. 3(d)
+    draws 3 blocks; the first official release used 2, the later official
+    code 4 (docs/paper.md, source ``official-crp-blocks``); ``num_blocks=0``
+    turns CRP off (the block then only applies the ReLU). ``conv_first=True``
+    is the "improved" CRP of the official code's released NYUDv2,
+    Person-Parts, PASCAL-Context, SUN-RGBD and ADE20K models, with the
+    convolution before the pool; its VOC and Cityscapes models pool first
+    (source ``official-crp-improved``).
     """
 
     def __init__(self, channels: int, num_blocks: int = 4, kernel_size: int = 3, *, conv_first: bool = False):

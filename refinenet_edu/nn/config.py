@@ -15,11 +15,15 @@ Presets
 ``paper``         the paper's description (Sec. 3.2, Fig. 3(a)-(d)): 3 CRP
                   blocks as Fig. 3(d) draws them (the first official release
                   used 2, the later official code 4), 1 output RCU per block
-                  and 2 more before the classifier.
+                  (source ``paper-block`` in docs/paper.md) and 2 more before
+                  the classifier, as thomasjpfan's port has them: that the
+                  paper's text asks for these 2 is not verified (source
+                  ``paper-classifier-rcus``).
 ``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1
                   decoder convolutions, no RCUs. 21 classes: about 27M / 46M
-                  / 62M parameters on ResNet-50 / 101 / 152. Upsamples with
-                  ``align_corners=True``, as its public code.
+                  / 62M parameters on ResNet-50 / 101 / 152, as its README
+                  lists them (source ``lw-sizes``). Upsamples with
+                  ``align_corners=True``, as its public code (``lw-align``).
 ``course``        a small 4-cascaded RefineNet on a half-width ResNet-18
                   (same layout, 32 base channels instead of 64) and narrow
                   decoder widths, trained from scratch on the embedded

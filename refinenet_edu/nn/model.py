@@ -94,7 +94,8 @@ class RefineNet(nn.Module):
             prev_channels = block.out_channels
         self.blocks = nn.ModuleDict(zip(self.block_names, blocks))
 
-        # Paper: two extra RCUs before the classifier ("paper" preset); dropout; 3x3 conv to class scores.
+        # "paper" preset: two extra RCUs before the classifier (as thomasjpfan's port; not verified in the paper's
+        # text, docs/paper.md source paper-classifier-rcus; the official code has none); dropout; 3x3 conv to scores.
         head: list[nn.Module] = [ResidualConvUnit(prev_channels, config.kernel_size) for _ in range(config.classifier_rcus)]
         head += [nn.Dropout(config.classifier_dropout), nn.Conv2d(prev_channels, config.num_classes, 3, padding=1)]
         self.classifier = nn.Sequential(*head)
