@@ -47,9 +47,11 @@ c.OverwriteCells.add_missing_cells = True
 # instructor's cell, hidden tests included). RestoreLockedCells is nbgrader's OverwriteCells (it restores every
 # locked cell from the gradebook, as before) that warns only when the student's cell differs from the cell
 # as it was handed out: that warning now means a student edited a locked cell.
-# The hidden tests are then cleared again: the scores come from the judge (below), so they never run in the
+# RebuildFromRelease (first) repairs a notebook whose nbgrader metadata a student changed. The hidden tests are
+# then cleared again: the scores come from the judge (below), so they never run in the
 # student's kernel and never reach the feedback.
 c.Autograde.sanitize_preprocessors = [
+    "tooling.autograde.nbgrader_hooks.RebuildFromRelease",
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
@@ -74,6 +76,9 @@ c.Autograde.autograde_preprocessors = [
 ]
 c.SandboxedExecute.hidden = [str(HERE), c.Exchange.root]
 c.JudgedGrades.course_dir = str(HERE)
+# A notebook whose nbgrader metadata was edited (which nbgrader would drop with no feedback) is graded as the
+# handed-out notebook holding the student's solution cells, and its feedback says so.
+c.RebuildFromRelease.course_dir = str(HERE)
 
 # Feedback never shows hidden tests (nbgrader's GenerateFeedback keeps them otherwise).
 c.GenerateFeedback.preprocessors = [

@@ -1,4 +1,4 @@
-"""The GPU check of issue 25: the course on one CUDA GPU, and whether it fits a 15 GiB one (a Tesla T4).
+"""The course's GPU check: the course on one CUDA GPU, and whether it fits a 15 GiB one (a Tesla T4).
 
 One script, from a fresh checkout, that writes one JSON and one Markdown table naming the device, the driver,
 the torch version and the commit. Steps (``--only`` picks some; the files are rewritten after every step, so a
@@ -21,7 +21,7 @@ run cut short keeps what it measured):
 
 Usage, from the repository root::
 
-    pip install -e ".[course]"                        # once, on the GPU machine
+    pip install -e ".[dev]"                           # once, on the GPU machine
     PYTHONPATH=. python benchmarks/gpu_check.py --out benchmarks/gpu-check      # .json and .md
     PYTHONPATH=. python benchmarks/gpu_check.py --dry-run --out /tmp/check      # the script itself, on a CPU
     PYTHONPATH=. python benchmarks/gpu_check.py --estimate-memory               # the CPU estimates below
@@ -50,7 +50,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 STEPS = ("notebooks", "course", "official", "t4", "ablate")
-#: the memory a T4 is taken to offer in issue 25
+#: the GPU memory this check assumes a Tesla T4 has for a training run
 T4_GIB = 15.0
 #: (batch, crop) of the official network's runs: the documented command's, and the GPU benchmark's
 OFFICIAL_RUNS = ((1, 400), (8, 512))

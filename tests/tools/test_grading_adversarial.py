@@ -106,6 +106,7 @@ CLASS_01 = {
     "warns": ({"rcu_solution": WARNS, "adaptive_solution": ADAPTIVE}, 6, False),
     "loops": ({"rcu_solution": LOOPS, "adaptive_solution": ADAPTIVE}, 2, False),
     "exits": ({"rcu_solution": EXITS, "adaptive_solution": ADAPTIVE}, 0, False),
+    "edited_metadata": ({"rcu_solution": RCU, "adaptive_solution": ADAPTIVE, "metadata": None}, 6, False),
     "transformer": ({"rcu_solution": TRANSFORMER + "\n\n" + "class ResidualConvUnit(nn.Module):\n    pass"}, 0, False),
     "patched_checks": ({"rcu_solution": PATCHED_CHECKS}, 0, False),
     "parameters_cell": ({"parameters": PARAMETERS_PATCH}, 0, False),
@@ -137,11 +138,17 @@ def _solutions(name: str) -> dict[str, str]:
 def _hand_in(released: Path, target: Path, cells: dict | None, course: Path, name: str) -> None:
     nb = nbformat.read(released, as_version=4)
     solutions = _solutions(name)
-    cells = solutions if cells is None else {k: solutions[k] if v is None else v for k, v in cells.items()}
+    cells = solutions if cells is None else {k: solutions.get(k) if v is None else v for k, v in cells.items()}
     for cell in nb.cells:
         key = "parameters" if "parameters" in cell.get("metadata", {}).get("tags", []) else _meta(cell).get("grade_id")
         if key in cells and (key == "parameters" or _meta(cell).get("solution")):
             cell.source = cells[key].replace("{course}", str(course))
+    if "metadata" in cells:  # edited in the notebook's JSON: nbgrader would stop at this notebook
+        for cell in nb.cells:
+            if _meta(cell).get("grade_id") == "rcu_tests":
+                del cell.metadata["nbgrader"]["grade_id"]
+            elif _meta(cell).get("grade_id") == "adaptive_solution":
+                cell.metadata["nbgrader"]["solution"] = False
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, target)
 
@@ -205,5 +212,6 @@ def test_a_cheating_class_scores_what_its_code_deserves(tmp_path):
     assert "your code warned" in feedback["warns"] and "Grader: 4 / 4 points" in feedback["warns"]
     assert "did not return within" in feedback["loops"]
     assert "one mistake costs one penalty" in feedback["classic_bug"]
+    assert "Note from the grader" in feedback["edited_metadata"]
     if ISOLATED:
         assert "could not write" in feedback["writes_gradebook"]

@@ -1,5 +1,9 @@
 """The two nbgrader preprocessors that ``assignments/nbgrader_config.py`` puts into ``nbgrader autograde``.
 
+* :class:`RebuildFromRelease` comes first: a notebook whose nbgrader metadata
+  was changed (a cell's ``grade_id`` removed, a flag or the points edited),
+  which nbgrader would drop with no feedback, is graded as the handed-out
+  notebook holding the student's solution cells, and the feedback says so.
 * :class:`SandboxedExecute` stands in for nbgrader's ``Execute``: the
   submitted notebook runs in the sandbox (``sandbox.py``: another user, no
   network, the course folder hidden), so student code can neither read the
@@ -23,16 +27,76 @@ from pathlib import Path
 
 import nbformat
 from nbgrader import utils
-from nbgrader.preprocessors import Execute, SaveAutoGrades
+from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import List, Unicode
 
 from tooling.autograde.cases import ASSIGNMENTS
 from tooling.autograde.judge import describe_isolation, judge_notebook
 from tooling.autograde.sandbox import run_sandboxed
 
-__all__ = ["JudgedGrades", "SandboxedExecute"]
+__all__ = ["JudgedGrades", "RebuildFromRelease", "SandboxedExecute"]
 
 EXECUTOR = Path(__file__).with_name("execute.py")
+
+
+_FLAGS = ("solution", "grade", "locked", "points")
+
+
+def _nbgrader_cells(nb) -> dict:
+    """grade_id -> (cell type, solution, grade, locked, points) of the cells nbgrader tracks; ``None`` where a
+    tracked cell has no grade_id or one appears twice."""
+    found = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if not meta or not any(meta.get(f) for f in ("solution", "grade", "locked")):
+            continue
+        gid = meta.get("grade_id")
+        if gid is None or gid in found:
+            return None
+        found[gid] = (cell.cell_type, *(meta.get(f) if f != "points" else float(meta.get(f) or 0) for f in _FLAGS))
+    return found
+
+
+class RebuildFromRelease(NbGraderPreprocessor):
+    """A notebook whose nbgrader metadata disagrees with the handed-out version is rebuilt from that version.
+
+    The student's solution cells are taken by ``grade_id`` where it is intact, else by their place among the
+    solution cells; the parameters cell is kept; everything else is the handed-out notebook. A markdown cell at
+    the top tells the student (and the feedback) what happened.
+    """
+
+    course_dir = Unicode("", help="The course directory (release/ is read from it).").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        release = Path(self.course_dir) / "release" / info["assignment"] / f"{info['notebook']}.ipynb"
+        if not self.course_dir or not release.is_file():
+            return nb, resources
+        handed_out = nbformat.read(release, as_version=4)
+        expected, found = _nbgrader_cells(handed_out), _nbgrader_cells(nb)
+        if found is not None and all(expected.get(g) == v for g, v in found.items()):
+            return nb, resources  # intact (deleted cells are nbgrader's add_missing_cells' business)
+        self.log.warning("The nbgrader metadata of %s's %s was changed; grading it as the handed-out notebook with "
+                         "the student's solution cells", info["student"], info["notebook"])
+        solutions = [c for c in handed_out.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        solution_ids = {c.metadata["nbgrader"]["grade_id"] for c in solutions}
+        by_id = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+                 if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") in solution_ids}
+        answers = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution")]
+        params = [c.source for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        for i, cell in enumerate(solutions):
+            gid = cell.metadata["nbgrader"]["grade_id"]
+            if gid in by_id:
+                cell.source = by_id[gid]
+            elif i < len(answers) and answers[i].metadata["nbgrader"].get("grade_id") not in expected:  # id removed
+                cell.source = answers[i].source
+        for cell in handed_out.cells:
+            if params and "parameters" in cell.get("metadata", {}).get("tags", []):
+                cell.source = params[0]
+        handed_out.cells.insert(0, nbformat.v4.new_markdown_cell(
+            "**Note from the grader:** the grading information of this notebook's cells (nbgrader's metadata) "
+            "had been changed, so it was graded as the handed-out notebook holding your answer cells."))
+        return handed_out, resources
 
 
 class SandboxedExecute(Execute):
