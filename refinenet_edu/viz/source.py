@@ -9,6 +9,7 @@ text (a slice breaks the lesson at the next refactor).
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 
 __all__ = ["show_source", "source_of"]
@@ -25,6 +26,20 @@ def source_of(obj) -> str:
     return f"# {where.as_posix() if isinstance(where, Path) else where}\n" + "".join(lines)
 
 
+#: names whose source an instructor withholds while an assignment asks students to write them
+WITHHOLD_VARIABLE = "REFINENET_EDU_WITHHOLD"
+
+
 def show_source(obj) -> None:
-    """Print :func:`source_of` ``obj`` (in a notebook: the cell's output)."""
+    """Print :func:`source_of` ``obj`` (in a notebook: the cell's output).
+
+    An instructor who grades students on writing a part themselves can withhold its source: with
+    ``REFINENET_EDU_WITHHOLD=ResidualConvUnit,ChainedResidualPooling`` in the students' environment,
+    those names print a note instead (``assignments/README.md``).
+    """
+    name = getattr(inspect.unwrap(obj), "__qualname__", "")
+    withheld = {n.strip() for n in os.environ.get(WITHHOLD_VARIABLE, "").split(",") if n.strip()}
+    if name in withheld or name.split(".")[0] in withheld:
+        print(f"# The source of {name} is withheld by your instructor for now: an assignment asks you to write it.")
+        return
     print(source_of(obj), end="")
