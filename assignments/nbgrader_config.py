@@ -55,7 +55,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
-    "refinenet_edu.grading.autograde.RestoreLockedCells",
+    "tooling.autograde.restore.RestoreLockedCells",
     "nbgrader.preprocessors.ClearHiddenTests",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]

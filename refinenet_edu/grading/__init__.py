@@ -16,7 +16,6 @@ metrics and the evaluation, on one shared harness:
   batch norm in evaluation mode;
 * :mod:`.harness` - building and calling the student's code, refusing reuse
   of the library's reference, the :class:`CheckFailed` message;
-* :mod:`.autograde` - the nbgrader preprocessor ``nbgrader_config.py`` uses.
 
 Each check compares the student's code numerically with the library's
 reference and, when they differ, names the mistake (most of them shipped

@@ -6,5 +6,6 @@
 * ``sandbox.py`` (and ``_enter.py``) - runs student code as an unprivileged user, without network, with the
   course folder hidden;
 * ``execute.py`` - executes a submission for its feedback, inside the sandbox;
+* ``restore.py`` - restores locked cells, warning only about those a student changed;
 * ``nbgrader_hooks.py`` - the preprocessors ``assignments/nbgrader_config.py`` puts into ``nbgrader autograde``.
 """

@@ -1,4 +1,4 @@
-"""The nbgrader preprocessor that ``assignments/nbgrader_config.py`` puts into ``nbgrader autograde``.
+"""The nbgrader preprocessor that restores locked cells quietly (``assignments/nbgrader_config.py``).
 
 nbgrader 0.9 warns ``Attribute 'checksum' for cell ... has changed!`` for
 every test cell that has hidden tests, although the student changed nothing
