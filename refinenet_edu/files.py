@@ -1,10 +1,14 @@
-"""Writing files atomically: nothing half-written is ever left behind.
+"""Writing files atomically: nothing half-written is ever left behind; reading torch files safely.
 
 Every file the library writes (checkpoints, histories, results, predictions,
 notebooks) goes through :func:`atomic_write`: the data goes to a temporary
 file in the same folder, is flushed to disk, and is then renamed over the
 target with ``os.replace``, which is atomic. A crash or an error mid-write
 leaves the old file (or none) and no temporary file.
+
+Every ``torch.load`` of the library goes through :func:`read_torch_file`: tensors and plain data only
+(``weights_only=True``), and a file it refuses is named with what it is (a JSON file, a zip archive
+without ``data.pkl``, a pickle that names code), never with torch's advice to load it unsafely.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
+__all__ = ["UnreadableFile", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
            "remove_stale_temporaries"]
 
 
@@ -114,3 +118,106 @@ def changed_since(folder: str | os.PathLike, manifest: dict[str, str], *, ignore
     except the names ``ignore``; what was removed since is not counted (nothing of it can be lost)."""
     now = file_manifest(folder)
     return [name for name, digest in now.items() if name not in ignore and manifest.get(name) != digest]
+
+
+# ---------------------------------------------------------------- reading torch files
+class UnreadableFile(ValueError):
+    """A file :func:`read_torch_file` refuses; its message names the file and says what it is."""
+
+
+def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data, no pickled code ever runs.
+
+    A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError`` (both with a message
+    only). A file torch refuses raises :class:`UnreadableFile`, ``"<what> <path>: refused, ..."``,
+    saying what the file is instead (torch's own message ends by advising ``weights_only=False``, which
+    for a crafted pickle would run its code). torch's warning about a pickle's protocol is not shown.
+    """
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {path}: is a folder, a file was expected")
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} {path}: no such file" + (" (a dangling link)" if path.is_symlink() else ""))
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
+        raise UnreadableFile(f"{what} {path}: refused, {_what_file_is(path)}") from None
+
+
+def _what_file_is(path: Path) -> str:
+    """What a file torch could not read holds, read without running any of it."""
+    import zipfile
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "an empty file, not a PyTorch checkpoint"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError, ValueError):
+            return "a truncated or damaged zip archive (a PyTorch checkpoint copied or written only in part?)"
+        pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if not pickles:
+            return "not a PyTorch checkpoint: it is a zip archive without data.pkl"
+        with zipfile.ZipFile(path) as archive:
+            try:
+                data = archive.read(pickles[0])
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+                return "a damaged PyTorch checkpoint (its data.pkl cannot be read)"
+        return _what_pickle_is(data, "a PyTorch checkpoint whose pickle")
+    if head[:1] == b"\x80":  # a pickle (protocol 2 or later)
+        with open(path, "rb") as f:
+            return "not a PyTorch checkpoint: it is " + _what_pickle_is(f.read(64 * 2**20), "a pickle that")
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read(64 * 2**20)
+    except (UnicodeDecodeError, OSError):
+        return "not a PyTorch checkpoint (not a zip archive nor a pickle)"
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            json.loads(text)
+            return "not a PyTorch checkpoint: it is a JSON file"
+        except ValueError:
+            pass
+    return "not a PyTorch checkpoint: it is a text file"
+
+
+def _what_pickle_is(data: bytes, subject: str) -> str:
+    """``subject`` + what the pickle ``data`` names, found by reading its opcodes (nothing is run)."""
+    import pickletools
+
+    names, strings = [], []
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name in ("GLOBAL", "INST"):
+                names.append(str(arg).replace(" ", "."))
+            elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                names.append(f"{strings[-2]}.{strings[-1]}")
+            elif isinstance(arg, str):
+                strings.append(arg)
+    except Exception:  # noqa: BLE001 - a damaged pickle; its names so far are enough
+        if not names:
+            return f"{subject} is damaged or cut short"
+    names = {n.replace("__builtin__.", "builtins.").replace("copy_reg.", "copyreg.") for n in names}
+    try:  # what torch's safe loader accepts (a private list: if it moves, fall back to torch's data types)
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        allowed = set(_get_allowed_globals())
+        code = sorted(n for n in names if n not in allowed)
+    except (ImportError, AttributeError, TypeError):
+        code = sorted(n for n in names if not n.startswith(("torch.", "collections.OrderedDict"))
+                      or n.startswith(("torch.nn.", "torch.optim.")))
+    if code:
+        shown = ", ".join(code[:3]) + (", ..." if len(code) > 3 else "")
+        return f"{subject} holds objects other than tensors and plain data ({shown}); loading it could run code"
+    return f"{subject} holds what torch's safe loader cannot read (tensors and plain data only)"

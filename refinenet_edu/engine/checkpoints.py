@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from refinenet_edu.nn.config import RefineNetConfig
-from refinenet_edu.files import atomic_write
+from refinenet_edu.files import atomic_write, read_torch_file
 
 __all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "atomic_torch_save", "check_finite", "save_checkpoint",
            "load_checkpoint", "load_model"]
@@ -92,16 +92,10 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read and validate a checkpoint; clear ``ValueError`` for corrupt or foreign files."""
+    """Read and validate a checkpoint; clear ``ValueError`` for corrupt or foreign files (never loaded unsafely:
+    :func:`refinenet_edu.files.read_torch_file`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:
-        raise ValueError(
-            f"checkpoint {path}: cannot be read as a PyTorch checkpoint (corrupt or truncated?): {err}"
-        ) from err
+    data = read_torch_file(path, what="checkpoint", map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
             f"checkpoint {path}: not a refinenet-edu checkpoint (no format={FORMAT!r} key); "

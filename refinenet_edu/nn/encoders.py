@@ -104,10 +104,9 @@ def resolve_weights(backbone: str, weights: Any):
 
 
 def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # corrupt or foreign file
-        raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from err
+    from refinenet_edu.files import read_torch_file
+
+    state = read_torch_file(path, what="encoder weights")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict (a dict of tensors), got {type(state).__name__}")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}

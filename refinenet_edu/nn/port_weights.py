@@ -147,10 +147,9 @@ def load_port_weights(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
         path = Path(source).expanduser()
         if not path.is_file():
             raise ValueError(f"{path}: no such file (the port's weights, e.g. rf101_voc.pth.tar)")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line answer
-            raise ValueError(f"{path}: not a readable PyTorch state dict ({err})") from None
+        from refinenet_edu.files import read_torch_file
+
+        state = read_torch_file(path, what="the port's weights")
     if isinstance(state, Mapping) and "model_config" in state:
         raise ValueError(f"{name}: a refinenet-edu checkpoint, not the port's weights; "
                          "pass it as the checkpoint (without --from-port)")

@@ -105,7 +105,7 @@ def test_class_count_mismatch_is_refused(tmp_path):
 def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes(b"\x80\x02garbage")
-    with pytest.raises(ValueError, match="corrupt.pt: cannot be read"):
+    with pytest.raises(ValueError, match="corrupt.pt: refused, not a PyTorch checkpoint: it is a pickle"):
         load_checkpoint(corrupt)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
@@ -115,7 +115,7 @@ def test_corrupt_and_foreign_checkpoints_are_refused(tmp_path):
     good = save_checkpoint(tmp_path / "good.pt", model)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ValueError, match="truncated.pt: cannot be read"):
+    with pytest.raises(ValueError, match="truncated.pt: refused, a truncated or damaged zip archive"):
         load_checkpoint(truncated)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")

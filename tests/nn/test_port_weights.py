@@ -119,7 +119,7 @@ def test_files_that_are_not_the_ports_weights_say_so(official, port_state, tmp_p
     with pytest.raises(ValueError, match="no clf_conv.weight"):
         load_port_weights({k: v for k, v in port_state.items() if not k.startswith("clf_conv")})
     (tmp_path / "junk.pth").write_bytes(b"not a pickle")
-    with pytest.raises(ValueError, match="junk.pth: not a readable PyTorch state dict"):
+    with pytest.raises(ValueError, match="junk.pth: refused, not a PyTorch checkpoint: it is a text file"):
         load_port_weights(tmp_path / "junk.pth")
     with pytest.raises(ValueError, match="extra_head.weight"):
         load_port_weights({**port_state, "extra_head.weight": torch.zeros(1)})

@@ -400,3 +400,67 @@ def test_T13_a_corrupt_image_read_in_a_loader_worker_is_its_own_one_line_message
     assert main([*tiny_train(data, tmp_path / "run"), "--num-workers", "2"]) == 2
     err = one_line_error(capsys.readouterr().err, "train")
     assert image.name in err and "DataLoader worker" not in err
+
+
+# ---------------------------------------------------------------- U21: unreadable checkpoints, never loaded unsafely
+class _WritesAFile:
+    """What a crafted pickle holds: unpickling it would call ``Path.touch`` (run code)."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def _torch_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (file, what the message must call it) for files torch's safe loader refuses."""
+    import json
+    import pickle
+    import zipfile
+
+    import torch
+
+    files = {}
+    for protocol in (2, 4):  # protocol 4 pickles also made torch warn about the protocol
+        path = folder / f"crafted{protocol}.pt"
+        path.write_bytes(pickle.dumps({"model": _WritesAFile(folder / "written")}, protocol=protocol))
+        files[path.name] = (path, "a pickle that holds objects other than tensors and plain data")
+    path = folder / "history.json"
+    path.write_text(json.dumps({"epoch": 1}))
+    files[path.name] = (path, "it is a JSON file")
+    good = folder / "good.pt"
+    torch.save({"w": torch.zeros(1000)}, good)
+    path = folder / "truncated.pt"
+    path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    files[path.name] = (path, "a truncated or damaged zip archive")
+    path = folder / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("other/notes.txt", "not a checkpoint")
+    files[path.name] = (path, "a zip archive without data.pkl")
+    return files
+
+
+@pytest.mark.parametrize("name", ["crafted2.pt", "crafted4.pt", "history.json", "truncated.pt", "other.zip"])
+def test_U21_an_unreadable_checkpoint_says_what_it_is_and_never_advises_unsafe_loading(name, tiny_set, tmp_path,
+                                                                                        capsys, recwarn):
+    path, what = _torch_files(tmp_path)[name]
+    assert main(["evaluate", str(path), "--data", str(tiny_set), "--quiet"]) == 2
+    err = one_line_error(capsys.readouterr().err, "evaluate")
+    assert str(path) in err and what in err and "refused" in err
+    assert "weights_only" not in err and "trusted source" not in err
+    assert not (tmp_path / "written").exists()  # no pickled code ran
+    assert not [w for w in recwarn if "pickle protocol" in str(w.message)]  # torch's warning is not shown
+
+
+@pytest.mark.parametrize("name", ["crafted4.pt", "history.json"])
+def test_U21_encoder_and_port_weights_are_read_the_same_safe_way(name, tmp_path):
+    from refinenet_edu.nn.encoders import ResNetEncoder
+    from refinenet_edu.nn.port_weights import load_port_weights
+
+    path, what = _torch_files(tmp_path)[name]
+    for load in (lambda: ResNetEncoder("resnet18", weights=str(path), width=8), lambda: load_port_weights(path)):
+        with pytest.raises(ValueError) as info:
+            load()
+        assert str(path) in str(info.value) and what in str(info.value) and "weights_only" not in str(info.value)
+    assert not (tmp_path / "written").exists()
