@@ -34,7 +34,11 @@ and notebook 07 call these functions rather than writing a step of their own.
    atomically.
 
 A NaN loss stops the run with a clear message naming the last checkpoint
-written (if one was); running out of memory says what to lower. A resumed run
+written (if one was); running out of memory says what to lower. An epoch whose
+loss blew up (over 10x the lowest before it, :mod:`refinenet_edu.engine.divergence`,
+the rule the ablation statistics use) is warned about once and never written as
+``best.pt``; the run goes on (a loss spike can settle, and an ablation records
+the run so that its statistics can leave it out), and stops at the first NaN. A resumed run
 keeps its checkpoint's schedule: a config whose optimizer or schedule options
 differ from it is refused.
 """
@@ -44,6 +48,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -59,6 +64,7 @@ from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram, fing
 from refinenet_edu.datasets.loading import eval_loader
 from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, unwrap
 from refinenet_edu.engine.criterion import SegmentationLoss, median_frequency_weights
+from refinenet_edu.engine.divergence import first_loss_jump, loss_jumps
 from refinenet_edu.engine.evaluation import evaluate
 from refinenet_edu.engine.recipes import RESUME_FIXED, TrainConfig, _plain, lr_lambda, make_optimizer
 from refinenet_edu.engine.runtime import (
@@ -140,6 +146,7 @@ class EpochStats:
     loss_sum: torch.Tensor  # float64 on the training device, so summing costs no synchronisation
     images: int
     seconds: float
+    first_loss: torch.Tensor | None = None  # the loss of its first batch, before that batch's step
 
     @property
     def mean_loss(self) -> float:
@@ -174,6 +181,7 @@ def train_one_epoch(
     model.train()
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    first_loss = None
     seen = 0
     bar = batches
     if progress is not None:
@@ -188,10 +196,12 @@ def train_one_epoch(
         loss = train_step(model, images, targets, optimizer, criterion=criterion, dtype=dtype, scaler=scaler,
                           scheduler=scheduler, check_finite=check_finite)
         loss_sum += loss.double() * images.shape[0]
+        if first_loss is None:
+            first_loss = loss.double()
         seen += images.shape[0]
         if progress:
             bar.set_postfix(loss=f"{loss.item():.3f}")
-    return EpochStats(loss_sum, seen, time.perf_counter() - started)
+    return EpochStats(loss_sum, seen, time.perf_counter() - started, first_loss)
 
 
 # ----------------------------------------------------------------- many epochs
@@ -465,10 +475,13 @@ def train(
 
     def after_epoch(epoch: int, stats: EpochStats) -> bool:
         loss_sum, seen = stats.loss_sum, stats.images
+        first_loss = stats.first_loss if stats.first_loss is not None else torch.zeros((), device=device,
+                                                                                       dtype=torch.float64)
         if world > 1:
-            totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64)])
+            totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64),
+                                  first_loss / world])
             dist.all_reduce(totals)
-            loss_sum, seen = totals[0], int(totals[1].item())
+            loss_sum, seen, first_loss = totals[0], int(totals[1].item()), totals[2]
         record: dict[str, Any] = {
             "epoch": epoch + 1,
             "loss": float(loss_sum.item() / max(1, seen)),
@@ -484,11 +497,19 @@ def train(
             )
             record["miou"] = ev.metrics.miou
             record["pixel_accuracy"] = ev.metrics.pixel_accuracy
+        if epoch == 0 and stats.first_loss is not None:  # the untrained network's loss: divergence's first reference
+            record["initial_loss"] = float(first_loss.item())
         record["seconds"] = time.perf_counter() - epoch_started[epoch]
         record["elapsed"] = elapsed_before + (time.perf_counter() - started)
         history.append(record)
 
-        improved = record["miou"] is not None and record["miou"] > best["miou"]
+        jumps = list(loss_jumps(history))
+        blew_up = bool(jumps) and jumps[-1].epoch == epoch + 1  # this epoch diverged: never best.pt
+        if blew_up and jumps[0] is jumps[-1] and is_main:  # the first such epoch: say so once
+            print(f"warning: the training loss blew up ({jumps[0].describe()}); this run diverged: an epoch like "
+                  f"this is never written as best.pt; training goes on, but lower the learning rate (now lr={cfg.lr})",
+                  file=sys.stderr, flush=True)
+        improved = not blew_up and record["miou"] is not None and record["miou"] > best["miou"]
         if improved:
             best.update(miou=record["miou"], epoch=epoch + 1)
         if is_main and out_dir is not None:
@@ -532,11 +553,19 @@ def train(
         )
     except TrainingDiverged as err:
         epoch = len(history) + 1
+        jump = first_loss_jump(history)
+        if saved["epoch"] is None:
+            kept = "No checkpoint was written. "
+        elif jump is None:
+            kept = f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved['epoch']}). "
+        else:  # the loss had blown up before it became NaN: last.pt holds a diverged model
+            kept = (f"{out_dir / 'last.pt'} (epoch {saved['epoch']}) is kept, but the run had already diverged "
+                    f"({jump.describe()}); "
+                    + (f"{out_dir / 'best.pt'} (epoch {best['epoch']}) holds the best epoch that did not. " if best["epoch"] > 0
+                       else "no good checkpoint was written. "))
         raise TrainingDiverged(
-            f"{err} in epoch {epoch} (step {scheduler.last_epoch}); stopped. "
-            + (f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved['epoch']}). "
-               if saved["epoch"] is not None else "No checkpoint was written. ")
-            + f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
+            f"{err} in epoch {epoch} (step {scheduler.last_epoch}); stopped. {kept}"
+            f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
         ) from None
     except RuntimeError as err:
         if _is_out_of_memory(err):

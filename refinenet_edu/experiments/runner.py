@@ -53,7 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from refinenet_edu.experiments.results import AblationResults, _budget_differences, pack_masks
-from refinenet_edu.experiments.statistics import diverged
+from refinenet_edu.engine.divergence import first_loss_jump
 from refinenet_edu.experiments.variants import Variant, parse_variant
 from refinenet_edu.files import atomic_write_bytes
 
@@ -577,11 +577,10 @@ def run_grid(
         log(f"  [{done}/{len(todo)}] {record['variant']} seed {record['seed']}: mIoU {record['miou']:.4f}, "
             f"boundary(2px) mIoU {record['boundary_miou'].get('2', float('nan')):.4f}, "
             f"{record['train_seconds']:.0f} s  ({invocation['wall_seconds']:.0f} s so far)")
-        epoch = diverged(record)
-        if epoch is not None:
-            losses = [h["loss"] for h in record["history"]]
-            log(f"      warning: its training loss blew up at epoch {epoch} (lowest before {min(losses[:epoch - 1], default=math.nan):.3g}, "
-                f"then {losses[epoch - 1]:.3g}); statistics.without_diverged leaves such runs out of a comparison")
+        jump = first_loss_jump(record["history"])  # the rule of statistics.diverged
+        if jump is not None:
+            log(f"      warning: its training loss blew up ({jump.describe()}); "
+                "statistics.without_diverged leaves such runs out of a comparison")
 
     failures: list[str] = []
 

@@ -32,6 +32,7 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from refinenet_edu.engine.divergence import DIVERGED_FACTOR, first_loss_jump
 
 __all__ = [
     "Stat",
@@ -270,27 +271,18 @@ def groups(results) -> list[str]:
     return [n for n in names if any(run_group(r) == n for r in results.runs)]
 
 
-#: A run diverged when the mean training loss of an epoch exceeds this many times the lowest of the epochs before it.
-DIVERGED_FACTOR = 10.0
-
-
 def diverged(run: dict, factor: float = DIVERGED_FACTOR) -> int | None:
     """The first epoch at which ``run``'s training loss jumped above ``factor`` times its lowest so far, else None.
 
     A healthy run's epoch loss moves by a few percent from one epoch to the
     next; a jump of 10x is a blow-up (after which a network often predicts one
     class everywhere), a failure of the run, not a measurement of its variant.
-    A non-finite loss counts too.
+    A non-finite loss counts too. The rule is training's own
+    (:mod:`refinenet_edu.engine.divergence`), which warns about such an epoch
+    and never keeps it as ``best.pt``.
     """
-    lowest = math.inf
-    for record in run.get("history", []):
-        loss = record.get("loss")
-        if loss is None:
-            continue
-        if not math.isfinite(loss) or loss > factor * lowest:
-            return int(record.get("epoch", 0))
-        lowest = min(lowest, loss)
-    return None
+    jump = first_loss_jump(run.get("history", []), factor)
+    return None if jump is None else jump.epoch
 
 
 def without_diverged(results, factor: float = DIVERGED_FACTOR):

@@ -389,7 +389,7 @@ def test_a_run_that_blew_up_is_flagged_in_the_log(tmp_path, monkeypatch, capsys)
     assert main(["ablate", "--variants", "4-cascaded-crp4", "--seeds", "0", "--out", str(tmp_path / "abl"),
                  "--no-timing", *TINY]) == 0
     log = capsys.readouterr().out
-    assert "warning: its training loss blew up at epoch 3 (lowest before 0.7, then 1.58e+03)" in log
+    assert "warning: its training loss blew up (epoch 3: training loss 1582, over 10x the 0.7 of the lowest epoch before it)" in log
     assert AblationResults.load(tmp_path / "abl").done() == {("4-cascaded-crp4", 0)}  # kept, and flagged
 
 

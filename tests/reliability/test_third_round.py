@@ -464,3 +464,40 @@ def test_U21_encoder_and_port_weights_are_read_the_same_safe_way(name, tmp_path)
             load()
         assert str(path) in str(info.value) and what in str(info.value) and "weights_only" not in str(info.value)
     assert not (tmp_path / "written").exists()
+
+
+# ---------------------------------------------------------------- U19: a blown-up epoch is not a good checkpoint
+@pytest.mark.parametrize("subset, blown", [(8, 1), (4, 2)])  # 2 steps an epoch: epoch 1 blows up; 1 step: epoch 2
+def test_U19_train_flags_a_blown_up_epoch_by_the_statistics_rule_and_never_keeps_it_as_best(subset, blown, tiny_set,
+                                                                                           tmp_path, capsys):
+    import json
+
+    from refinenet_edu.engine.checkpoints import load_checkpoint
+    from refinenet_edu.experiments.statistics import diverged
+
+    out = tmp_path / "run"
+    assert main(tiny_train(tiny_set, out, "--epochs", 3, "--optimizer", "sgd", "--lr", 1, "--subset", subset)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    history = json.loads((out / "history.json").read_text())
+    assert diverged({"history": history}) == blown  # the rule of the ablation statistics ...
+    loss = history[blown - 1]["loss"]
+    warning = [line for line in err if line.startswith("warning:")]
+    assert len(warning) == 1 and f"epoch {blown}: training loss {loss:.4g}" in warning[0]  # ... is training's
+    assert "never written as best.pt" in warning[0]
+    error = one_line_error(err[-1], "train")
+    assert "The last good checkpoint" not in error and "had already diverged" in error
+    if blown == 1:
+        assert not (out / "best.pt").exists() and "no good checkpoint was written" in error
+    else:
+        assert load_checkpoint(out / "best.pt")["epoch"] == blown - 2  # 0-based: the epoch before the blow-up
+        assert f"best.pt (epoch {blown - 1}) holds the best epoch that did not" in error
+
+
+def test_U19_one_rule_counts_the_first_batch_as_the_lowest_before_epoch_1():
+    from refinenet_edu.engine.divergence import first_loss_jump
+    from refinenet_edu.experiments.statistics import diverged
+
+    assert diverged({"history": [{"epoch": 1, "initial_loss": 3.0, "loss": 4.4e29}]}) == 1
+    assert diverged({"history": [{"epoch": 1, "initial_loss": 3.0, "loss": 2.9}, {"epoch": 2, "loss": 2.5}]}) is None
+    assert diverged({"history": [{"epoch": 1, "loss": 4.4e29}]}) is None  # results files of before: no first batch
+    assert first_loss_jump([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 11.0}]).lowest == 1.0
