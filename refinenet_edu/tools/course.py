@@ -28,9 +28,14 @@ notebook (``NN_name.ipynb``) of the folder is taken, in order.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import html
 import os
 import re
+import signal
+import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +48,7 @@ __all__ = [
     "MAX_NOTEBOOK_BYTES",
     "NOTEBOOK_NAME",
     "ExecutionReport",
+    "NotebookFailed",
     "check_notebook",
     "check_numbering",
     "execute_notebook",
@@ -191,19 +197,93 @@ class ExecutionReport:
     warnings: list[str] = field(default_factory=list)
 
 
+class NotebookFailed(RuntimeError):
+    """A notebook's run stopped: a cell raised, ran over the time limit, or the kernel died.
+
+    ``str()`` names the notebook; ``reason`` is the rest (the cell, by its number, and what happened)."""
+
+    def __init__(self, path: Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def _client(nb, **options):
+    """An ``nbclient.NotebookClient`` whose Ctrl-C and SIGTERM are not lost.
+
+    nbclient's own handlers of SIGINT and SIGTERM shut the kernel down and let the run end as "Kernel died" and an
+    AssertionError of its clean-up, so a stopped command looked like a failed notebook. This client shuts the kernel
+    down the same way, notes the signal in ``stopped_by`` (for :func:`execute_notebook` to stop as the command's
+    own handler would) and, when the run ends, gives the signals back to the handlers they had before."""
+    import asyncio
+
+    from nbclient import NotebookClient
+
+    class Client(NotebookClient):
+        stopped_by: int | None = None
+
+        def _stop(self, sig: int) -> None:
+            self.stopped_by = sig
+            self._async_cleanup_kernel_future = asyncio.ensure_future(self._async_cleanup_kernel())
+            atexit.unregister(self._cleanup_kernel)  # as nbclient's handler does: the kernel is being shut down
+
+        @contextlib.asynccontextmanager
+        async def async_setup_kernel(self, **kwargs):
+            main = threading.current_thread() is threading.main_thread()
+            before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+            async with super().async_setup_kernel(**kwargs):
+                loop = asyncio.get_running_loop()
+                for sig in before:
+                    loop.add_signal_handler(sig, self._stop, sig)  # in place of nbclient's
+                try:
+                    yield
+                finally:
+                    for sig, handler in before.items():
+                        loop.remove_signal_handler(sig)
+                        signal.signal(sig, handler)
+
+    return Client(nb, **options)
+
+
+def _failure(nb, index: int | None, err: BaseException, timeout: int | None, kernel_log) -> str:
+    """What stopped a notebook's run, in one line naming the cell."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    if index is None:
+        where = "before its first cell"
+    else:
+        code = sum(1 for c in nb.cells[: index + 1] if c.cell_type == "code")
+        where = f"cell {index + 1} (code cell {code})"
+    if isinstance(err, CellTimeoutError) or (isinstance(err, TimeoutError) and timeout is not None):
+        return f"{where} ran over the time limit of {timeout} s a cell (--timeout); stopped"
+    if isinstance(err, DeadKernelError):
+        kernel_log.seek(0)
+        lines = [line.strip() for line in kernel_log.read().decode("utf-8", "replace").splitlines() if line.strip()]
+        return f"the kernel died in {where}" + (f" (its last words: {lines[-1]})" if lines else "")
+    ename = getattr(err, "ename", None)
+    if ename is not None:  # CellExecutionError: the cell's own exception
+        return f"{where} raised {ename}: {' '.join(str(getattr(err, 'evalue', '')).split())}"
+    text = " ".join(str(err).split())
+    return f"{where}: {type(err).__name__}" + (f": {text}" if text else "")
+
+
 def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None = None, kernel_name: str = "python3",
                      save: bool = True):
     """Run a notebook top to bottom; on success store it (atomically) and return it.
 
-    Returns ``(notebook, seconds)``. Raises ``nbclient.exceptions.CellExecutionError``
-    (or a timeout error) when a cell fails; the file is then left untouched.
+    Returns ``(notebook, seconds)``. Raises :class:`NotebookFailed` naming the cell by its number when a cell
+    fails, runs over ``timeout`` seconds or the kernel dies; the file is then left untouched. The kernel's own
+    stderr (log lines, the tracebacks of its shutdown after a timeout) is not shown. Ctrl-C or SIGTERM while it
+    runs raise what their handlers raise (``KeyboardInterrupt``).
     """
     import nbformat
-    from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(
+    running: dict[str, int | None] = {"cell": None}
+
+    def started(cell=None, cell_index=None, **_):
+        running["cell"] = cell_index
+    client = _client(
         nb,
         timeout=timeout,
         kernel_name=kernel_name,
@@ -214,9 +294,19 @@ def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None
         # KeyError on the widget's comm id (nbclient 0.11, output_widget.py).
         store_widget_state=True,
         allow_errors=False,
+        on_cell_execute=started,
     )
     start = time.perf_counter()
-    client.execute(env=kernel_env(fast))
+    with tempfile.TemporaryFile() as kernel_log:
+        try:
+            client.execute(env=kernel_env(fast), stderr=kernel_log)
+        except Exception as err:  # noqa: BLE001 - a failing cell, a timeout, a dead kernel, a signal
+            if client.stopped_by is not None:  # Ctrl-C or SIGTERM: stop as their handler says (kernel shut down)
+                handler = signal.getsignal(client.stopped_by)
+                if callable(handler):
+                    handler(client.stopped_by, None)
+                raise KeyboardInterrupt from None
+            raise NotebookFailed(path, _failure(nb, running["cell"], err, timeout, kernel_log)) from err
     seconds = time.perf_counter() - start
     strip_widget_state(nb)
     if save:
@@ -249,6 +339,8 @@ def write_index(out_dir: Path, entries: list[tuple[str, str]]) -> Path:
 
 
 def error_summary(err: BaseException) -> str:
+    if isinstance(err, NotebookFailed):
+        return err.reason
     ename = getattr(err, "ename", type(err).__name__)
     evalue = getattr(err, "evalue", str(err).strip().splitlines()[-1] if str(err).strip() else "")
     return f"{ename}: {evalue}"

@@ -501,3 +501,48 @@ def test_U19_one_rule_counts_the_first_batch_as_the_lowest_before_epoch_1():
     assert diverged({"history": [{"epoch": 1, "initial_loss": 3.0, "loss": 2.9}, {"epoch": 2, "loss": 2.5}]}) is None
     assert diverged({"history": [{"epoch": 1, "loss": 4.4e29}]}) is None  # results files of before: no first batch
     assert first_loss_jump([{"epoch": 1, "loss": 1.0}, {"epoch": 2, "loss": 11.0}]).lowest == 1.0
+
+
+# ---------------------------------------------------------------- T14: a hanging notebook
+def _hanging_notebook(folder: Path) -> Path:
+    """01_hang.ipynb: a heading, one quick cell, then a cell that marks that it started and sleeps."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# Hang"), nbformat.v4.new_code_cell("x = 1"),
+                nbformat.v4.new_code_cell(f"import pathlib, time\npathlib.Path({str(folder / 'started')!r}).touch()\n"
+                                          "time.sleep(120)")]
+    folder.mkdir(exist_ok=True)
+    path = folder / "01_hang.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_T14_a_cell_over_the_time_limit_is_one_line_naming_notebook_cell_and_limit(tmp_path, capfd):
+    path = _hanging_notebook(tmp_path / "nbs")
+    before = path.read_bytes()
+    assert main(["course", "execute", "--dir", str(path.parent), "--timeout", "2"]) == 1
+    err = capfd.readouterr().err.strip()  # the file descriptor: the kernel's own stderr included
+    assert "\n" not in err and "Traceback" not in err and "Error" not in err and "---" not in err, err
+    assert err.startswith("01_hang.ipynb: FAILED") and "cell 3 (code cell 2)" in err and "time limit of 2 s" in err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("sig, status, word", [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_T14_a_signal_while_a_notebook_runs_stops_the_command_in_one_line(sig, status, word, tmp_path):
+    import signal
+
+    from _reliability import popen
+
+    path = _hanging_notebook(tmp_path / "nbs")
+    before = path.read_bytes()
+    proc = popen("course", "execute", "--dir", path.parent, "--timeout", "100")
+    deadline = time.monotonic() + 90
+    while not (path.parent / "started").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert (path.parent / "started").exists()
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"refinenet-edu course: {word}"), err
+    assert path.read_bytes() == before
