@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["UnreadableFile", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
+__all__ = ["UnreadableFile", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
            "remove_stale_temporaries"]
 
 
@@ -120,6 +120,36 @@ def changed_since(folder: str | os.PathLike, manifest: dict[str, str], *, ignore
     return [name for name, digest in now.items() if name not in ignore and manifest.get(name) != digest]
 
 
+# ---------------------------------------------------------------- why a path is not what was expected
+def not_a_file(path: str | os.PathLike, missing: str = "no such file") -> str:
+    """Why ``path`` is not a file to read, said after its name: it is a folder, a dangling link, a part of its
+    path is a file, or (``missing``) there is nothing there."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder (a directory), a file was expected"
+    return _no_entry(path) or missing
+
+
+def not_a_folder(path: str | os.PathLike) -> str | None:
+    """Why no folder can be made at ``path`` (a dangling link, a part of its path is a file, a file is there),
+    else None."""
+    path = Path(path)
+    if path.is_file():
+        return "is a file, a folder was expected"
+    return _no_entry(path)
+
+
+def _no_entry(path: Path) -> str | None:
+    if path.is_symlink() and not path.exists():
+        return f"is a dangling link (to {os.readlink(path)}, which does not exist)"
+    for parent in reversed(path.parents):
+        if parent.is_symlink() and not parent.exists():
+            return f"a part of the path is a dangling link ({parent} -> {os.readlink(parent)})"
+        if parent.exists() and not parent.is_dir():
+            return f"a part of the path is a file ({parent}), a folder was expected there"
+    return None
+
+
 # ---------------------------------------------------------------- reading torch files
 class UnreadableFile(ValueError):
     """A file :func:`read_torch_file` refuses; its message names the file and says what it is."""
@@ -139,9 +169,9 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_lo
 
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{what} {path}: is a folder, a file was expected")
+        raise IsADirectoryError(f"{what} {path}: {not_a_file(path)}")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path}: no such file" + (" (a dangling link)" if path.is_symlink() else ""))
+        raise FileNotFoundError(f"{what} {path}: {not_a_file(path)}")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)

@@ -77,6 +77,14 @@ def _os_message(err: OSError) -> str:
     if err.filename2 is not None:
         where = f"{where} -> {err.filename2}"
     advice = _OS_ADVICE.get(err.errno) or err.strerror or str(err)
+    if err.errno in (errno.EEXIST, errno.ENOENT, errno.ENOTDIR) and err.filename is not None and err.filename2 is None:
+        # mkdir of an output (parents=True) meets a file or a dangling link: "already exists" said nothing
+        from refinenet_edu.files import not_a_folder
+
+        problem = not_a_folder(err.filename)
+        if problem and os.path.isfile(err.filename):
+            problem = "is a file where the path needs a folder (a part of the path is a file)"
+        advice = problem or advice
     return f"{where}: {advice}" if where else advice
 
 

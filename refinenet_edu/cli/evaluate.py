@@ -43,13 +43,14 @@ def run(args: argparse.Namespace) -> int:
     import contextlib
 
     from refinenet_edu.engine.locks import writing_file, writing_folder
+    from refinenet_edu.files import not_a_file
 
     if (args.checkpoint is None) == (args.from_port is None):
         raise ValueError("give a checkpoint or --from-port FILE (one of them)")
     for option, path in (("checkpoint", args.checkpoint), ("--from-port", args.from_port)):
         if path is not None and not path.is_file():
-            raise ValueError(f"{option} {path}: no such file" + (" (refinenet-edu train writes best.pt and last.pt "
-                             "in its --out folder)" if option == "checkpoint" else ""))
+            raise ValueError(f"{option} {path}: {not_a_file(path)}" + (
+                " (refinenet-edu train writes best.pt and last.pt in its --out folder)" if option == "checkpoint" else ""))
     out = args.out or (args.checkpoint.parent / f"evaluation-{args.split}.json" if args.checkpoint is not None
                        else args.from_port.parent / f"{args.from_port.name}.evaluation-{args.split}.json")
     with contextlib.ExitStack() as stack:  # one writer per output (engine.locks)

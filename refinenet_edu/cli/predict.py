@@ -85,10 +85,11 @@ def _check_outputs(out: Path, files: list[Path], names: list[str], folders: list
 
 def run(args: argparse.Namespace) -> int:
     from refinenet_edu.engine.locks import writing_folder
+    from refinenet_edu.files import not_a_file
 
     if not args.checkpoint.is_file():
-        raise ValueError(f"checkpoint {args.checkpoint}: no such file (refinenet-edu train writes best.pt and last.pt "
-                         "in its --out folder)")
+        raise ValueError(f"checkpoint {args.checkpoint}: {not_a_file(args.checkpoint)} (refinenet-edu train writes "
+                         "best.pt and last.pt in its --out folder)")
     files = _image_files(args.images)
     names = output_names(files)
     _check_outputs(args.out, files, names, [p for p in args.images if p.is_dir()])

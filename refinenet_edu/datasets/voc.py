@@ -30,6 +30,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from refinenet_edu.datasets.palette import voc_palette
+from refinenet_edu.files import not_a_file
 from refinenet_edu.resources import downloads_root, resource
 
 __all__ = [
@@ -99,8 +100,9 @@ def split_entries(root: Path, split: str, problems: list | None = None) -> list[
     split_file = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not split_file.is_file():
         folder = split_file.parent
-        found = sorted(p.stem for p in folder.glob("*.txt")) if folder.is_dir() else []
-        raise MissingDataError(split_file, f"split file for {split!r} not found (splits present: {found or 'none'})")
+        found = sorted(p.stem for p in folder.glob("*.txt") if p.is_file()) if folder.is_dir() else []
+        raise MissingDataError(split_file, f"split file for {split!r}: " + not_a_file(
+            split_file, missing=f"not found (splits present: {found or 'none'})"))
     try:
         lines = split_file.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as err:

@@ -546,3 +546,47 @@ def test_T14_a_signal_while_a_notebook_runs_stops_the_command_in_one_line(sig, s
     assert proc.returncode == status, err
     assert len(err.strip().splitlines()) == 1 and err.startswith(f"refinenet-edu course: {word}"), err
     assert path.read_bytes() == before
+
+
+# ---------------------------------------------------------------- U15: a folder, a file or a dangling link in the way
+def test_U15_a_folder_where_a_file_should_be_is_named_as_a_folder(tiny_set, tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_set, data)
+    split = data / "ImageSets" / "Segmentation" / "val.txt"
+    split.unlink()
+    split.mkdir()
+    assert main(tiny_train(data, tmp_path / "run")) == 2
+    err = one_line_error(capsys.readouterr().err, "train")
+    assert "split file for 'val': is a folder (a directory)" in err and "not found" not in err
+    for command in (["evaluate", str(tmp_path), "--data", str(tiny_set)],
+                    ["predict", str(tmp_path), str(tiny_set / "JPEGImages"), "--out", str(tmp_path / "p")]):
+        assert main(command) == 2
+        err = one_line_error(capsys.readouterr().err, command[0])
+        assert f"checkpoint {tmp_path}: is a folder (a directory)" in err and "no such file" not in err
+    from refinenet_edu.engine.checkpoints import load_checkpoint
+
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        load_checkpoint(tmp_path)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "data"])
+def test_U15_an_output_under_a_file_or_at_a_dangling_link_says_so(command, tiny_set, tiny_checkpoint, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+
+    def args(out):
+        return {"train": tiny_train(tiny_set, out),
+                "evaluate": ["evaluate", str(tiny_checkpoint), "--data", str(tiny_set), "--quiet", "--out", str(out)],
+                "data": ["data", "--out", str(out), "--count", "4", "--size", "32"]}[command]
+
+    assert main(args(tmp_path / "afile" / "out")) == 2
+    err = one_line_error(capsys.readouterr().err, command)
+    assert "a part of the path is a file" in err and "already exists" not in err and str(tmp_path / "afile") in err
+    out = tmp_path / "dangling" / "x.json" if command == "evaluate" else tmp_path / "dangling"
+    assert main(args(out)) == 2
+    err = one_line_error(capsys.readouterr().err, command)
+    assert "dangling link" in err and "already exists" not in err
+    assert (tmp_path / "afile").read_text() == "mine" and (tmp_path / "dangling").is_symlink()
+    assert not (tmp_path / "nowhere").exists()
