@@ -89,7 +89,7 @@ class AblationResults:
         if path.is_dir():
             path = path / "results.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no ablation results there (run `refinenet-edu ablate --out {path.parent}`)")
+            raise FileNotFoundError(f"{path}: no ablation results there ({_where_results_are(path)})")
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as err:
@@ -388,3 +388,14 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
             with np.load(path) as data:
                 return unpack_masks(data), [str(i) for i in data["ids"]]
     return None
+
+
+def _where_results_are(missing: Path) -> str:
+    """What to do about a ``results.json`` that is not at ``missing``: the folders nearby that hold one (the
+    folder above, those just below), else how one is made. A folder is suggested only if it holds results."""
+    folder = missing.parent if missing.name == "results.json" else missing
+    near = [folder.parent] + (sorted(p.parent for p in folder.glob("*/results.json")) if folder.is_dir() else [])
+    found = [f for f in near if f != folder and (f / "results.json").is_file()]
+    if found:
+        return "results are in " + ", ".join(f"--out {f}" for f in found[:3]) + (", ..." if len(found) > 3 else "")
+    return "refinenet-edu ablate writes results.json in its --out folder; run it first, or give the folder that holds one"
