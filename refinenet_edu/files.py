@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["UnreadableFile", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
+__all__ = ["UnreadableFile", "first_non_finite", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
            "remove_stale_temporaries"]
 
 
@@ -180,6 +180,16 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_lo
         raise
     except Exception:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise UnreadableFile(f"{what} {path}: refused, {_what_file_is(path)}") from None
+
+
+def first_non_finite(state: Any) -> str | None:
+    """The name of the first floating-point tensor of the mapping ``state`` that holds inf or NaN, else None."""
+    import torch
+
+    for key, value in state.items():
+        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return str(key)
+    return None
 
 
 def _what_file_is(path: Path) -> str:

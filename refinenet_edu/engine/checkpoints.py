@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from refinenet_edu.nn.config import RefineNetConfig
-from refinenet_edu.files import atomic_write, read_torch_file
+from refinenet_edu.files import atomic_write, first_non_finite, read_torch_file
 
 __all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "atomic_torch_save", "check_finite", "save_checkpoint",
            "load_checkpoint", "load_model"]
@@ -37,12 +37,12 @@ class NonFiniteWeights(ValueError):
 
 def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> None:
     """Raise :class:`NonFiniteWeights` naming ``path`` and the first tensor of ``state`` with inf or NaN values."""
-    for key, value in state.items():
-        if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise NonFiniteWeights(
-                f"{path}: not written: {key!r} holds inf or NaN values (training diverged, or the weights are "
-                "too large for float16); lower the learning rate and train again"
-            )
+    key = first_non_finite(state)
+    if key is not None:
+        raise NonFiniteWeights(
+            f"{path}: not written: {key!r} holds inf or NaN values (training diverged, or the weights are "
+            "too large for float16); lower the learning rate and train again"
+        )
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

@@ -104,11 +104,15 @@ def resolve_weights(backbone: str, weights: Any):
 
 
 def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:
-    from refinenet_edu.files import read_torch_file
+    from refinenet_edu.files import first_non_finite, read_torch_file
 
     state = read_torch_file(path, what="encoder weights")
     if not isinstance(state, dict):
         raise ValueError(f"{path}: expected a state dict (a dict of tensors), got {type(state).__name__}")
+    bad = first_non_finite(state)
+    if bad is not None:  # else the first step's loss is NaN, blamed on the learning rate
+        raise ValueError(f"encoder weights {path}: {bad!r} holds inf or NaN values; refused (a network started from "
+                         "them computes NaN): use another file, e.g. pretrain again with a lower --lr")
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     own = resnet.state_dict()
     resized = [k for k, v in state.items() if k in own and hasattr(v, "shape") and v.shape != own[k].shape]

@@ -602,3 +602,25 @@ def test_U17_a_missing_results_file_suggests_only_a_folder_that_holds_results(tm
     for out in (tmp_path / "ab" / "nonexist", tmp_path):  # the folder above, a folder below
         assert main(["ablate", "--retime", "--out", str(out), "--device", "cpu"]) == 2
         assert f"results are in --out {tmp_path / 'ab'}" in one_line_error(capsys.readouterr().err, "ablate")
+
+
+# ---------------------------------------------------------------- U18: encoder weights holding inf
+def test_U18_encoder_weights_holding_inf_are_refused_when_loaded_naming_the_file(tiny_set, tmp_path, capsys):
+    import torch
+
+    from refinenet_edu.experiments.pretraining import save_encoder
+    from refinenet_edu.nn.encoders import ResNetEncoder
+
+    enc = tmp_path / "enc.pt"
+    save_encoder(ResNetEncoder("resnet18", width=8), enc, {})  # (it refuses to write inf itself)
+    state = torch.load(enc, weights_only=True)
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("inf")
+    torch.save(state, enc)
+    ab = tmp_path / "ab"
+    for command, args in (("ablate", [*tiny_ablate(tiny_set, ab), "--encoder-weights", str(enc)]),
+                          ("train", [*tiny_train(tiny_set, tmp_path / "run"), "--weights", str(enc)])):
+        assert main(args) == 2
+        err = one_line_error(capsys.readouterr().err, command)
+        assert f"encoder weights {enc}" in err and "layer2.0.conv1.weight" in err and "inf or NaN" in err, err
+        assert "learning rate" not in err
+    assert not ab.exists() and not (tmp_path / "run").exists()
