@@ -62,6 +62,9 @@ __all__ = [
 
 #: a course notebook's file name: two digits, an underscore, a name
 NOTEBOOK_NAME = re.compile(r"^(?P<number>\d{2})_[A-Za-z0-9][A-Za-z0-9_.-]*\.ipynb$")
+#: :data:`NOTEBOOK_NAME` in words
+NOTEBOOK_RULE = ("NN_name.ipynb: two digits, an underscore, then ASCII letters, digits, '_', '.' or '-' "
+                 "(starting with a letter or digit)")
 #: the end of the launch-links block that ``refinenet-edu course links`` (tools/hosted.py) writes
 LINKS_END = "<!-- /launch-links -->"
 
@@ -109,8 +112,12 @@ def select_notebooks(names: list[str] | None, directory: str | Path | None = Non
     if not names:
         found = find_notebooks(directory)
         if not found:
-            where = directory if directory is not None else resource("notebooks")
-            raise ValueError(f"{where}: no numbered notebooks (NN_name.ipynb) found")
+            where = Path(directory) if directory is not None else resource("notebooks")
+            others = sorted(p.name for p in where.glob("*.ipynb"))
+            shown = ", ".join(repr(n) for n in others[:5]) + (", ..." if len(others) > 5 else "")
+            raise ValueError(f"{where}: no numbered notebooks found: a course notebook is named {NOTEBOOK_RULE}; "
+                             + (f"found {len(others)} other .ipynb file(s): {shown} (rename them, or name one "
+                                "as a NOTEBOOK argument)" if others else "found no .ipynb file there"))
         return found
     directory = Path(directory) if directory is not None else resource("notebooks")
     chosen: list[Path] = []

@@ -624,3 +624,16 @@ def test_U18_encoder_weights_holding_inf_are_refused_when_loaded_naming_the_file
         assert f"encoder weights {enc}" in err and "layer2.0.conv1.weight" in err and "inf or NaN" in err, err
         assert "learning rate" not in err
     assert not ab.exists() and not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- U20: notebooks whose names break the rule
+def test_U20_no_numbered_notebook_states_the_naming_rule_and_the_names_found(tmp_path, capsys):
+    import nbformat
+
+    for name in ("01_Einführung.ipynb", "02_größe.ipynb"):
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / name)
+    for action in ("execute", "check"):
+        assert main(["course", action, "--dir", str(tmp_path)]) == 2
+        err = one_line_error(capsys.readouterr().err, "course")
+        assert "two digits, an underscore, then ASCII letters" in err
+        assert "'01_Einführung.ipynb', '02_größe.ipynb'" in err
