@@ -61,18 +61,26 @@ def _up(x: torch.Tensor, size, *, mode: str = "bilinear", align_corners: bool | 
 
 
 def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> list[nn.Conv2d]:
+    """The fusion's convolutions, one per path; the fixes name the constructor's argument (``in_channels``),
+    never the test's own widths, so that a hint cannot be pasted back as hard-coded sizes."""
     __tracebackhide__ = True
     convs = convs_of(fusion)
     width = min(in_channels)
-    fix = (f"`self.convs = nn.ModuleList(nn.Conv2d(c, {width}, 3, padding=1, bias=False) for c in in_channels)` "
-           "(one per path, in the order of the paths, to the smallest width).")
+    fix = ("`width = min(in_channels)`, then `self.convs = nn.ModuleList(nn.Conv2d(c, width, 3, padding=1, "
+           "bias=False) for c in in_channels)` (one per path, in the order of the paths).")
     if len(convs) != len(in_channels):
         raise fail(what, f"built for {len(in_channels)} paths it has {len(convs)} convolution(s); every path gets "
                    "its own 3x3 convolution.", fix)
     for c, ci in zip(convs, in_channels):
+        if (c.in_channels, c.out_channels) != (ci, width) and c.kernel_size == (3, 3):
+            raise fail(what, f"built with in_channels={list(in_channels)}, the convolution of a path with {ci} "
+                       f"channels maps {c.in_channels} to {c.out_channels} channels; it should map the path's own "
+                       "channels to the smallest width among the paths.", fix,
+                       "the same class must fuse paths of any widths: read them from `in_channels`, do not write "
+                       "numbers into the code.")
         if tuple(c.weight.shape) != (width, ci, 3, 3) or c.padding != (1, 1) or c.stride != (1, 1) or c.bias is not None:
             raise fail(what, f"for a path with {ci} channels the convolution is {c}.", fix,
-                       f"it is 3x3 from {ci} channels to the smallest width among the paths ({width}), stride 1, "
+                       "it is 3x3 from the path's channels to the smallest width among the paths, stride 1, "
                        "padding 1, without bias.")
     return convs
 
@@ -130,6 +138,12 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
             raise fail(what, f"the output is at the LOW resolution (4x5 for paths [{order}] of 4x5 and 8x10): the "
                        "high-resolution path was downsampled, or the wrong branch upsampled.",
                        _WRONG_BRANCH_FIX, _WRONG_BRANCH_WHY)
+        if y.dim() == 4 and tuple(y.shape[-2:]) == tuple(high.shape[-2:]) and y.shape[1] == 2 * high.shape[1]:
+            raise fail(what, f"the output has {y.shape[1]} channels for two paths of {high.shape[1]}: the paths are "
+                       "concatenated (torch.cat) instead of summed.",
+                       "add the convolved, upsampled paths: `out = out + y` for each path (or `sum(...)`).",
+                       "multi-resolution fusion sums its paths (Sec. 3.2), so its output has the smallest width "
+                       "among the paths whatever their number.")
         if y.shape != high.shape:
             raise fail(what, f"with paths [{order}] of shapes {list(low.shape)} (low) and {list(high.shape)} "
                        f"(high) the output has shape {list(y.shape)}; expected {list(high.shape)}.",
@@ -202,7 +216,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                    "apart.")
 
     # 4. Three paths (a single-RefineNet / 2-cascade block), largest resolution in the middle.
-    in3 = [8, 4, 6]
+    in3 = [8, 5, 6]
     with seeded(seed):
         f3 = student.build((in3,), usage=usage)
         ref3 = MultiResolutionFusion(in3)
@@ -212,7 +226,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     with torch.no_grad():
         for rc, sc in zip(ref3.convs, convs3):
             rc.weight.copy_(sc.weight)
-    paths3 = [torch.randn(1, 8, 3, 3, generator=gen), torch.randn(1, 4, 9, 11, generator=gen),
+    paths3 = [torch.randn(1, 8, 3, 3, generator=gen), torch.randn(1, 5, 9, 11, generator=gen),
               torch.randn(1, 6, 5, 6, generator=gen)]
     with torch.no_grad():
         y3, e3 = student.call(f3, *paths3, context=" (three paths)"), ref3(*paths3)

@@ -367,6 +367,11 @@ class Submission:
         except Exception as err:
             shapes = ", ".join(_describe(t) for t in inputs)
             where = student_line(err)
+            if _integer_arithmetic(err):
+                raise fail(self.what, f"raised {_error_text(err)}{context}: integer arithmetic. Counts are integer "
+                           "tensors (int64); `//` rounds down (and fails on 0), and mean() refuses integers.",
+                           "convert the counts to floating point before dividing or averaging, e.g. "
+                           "`counts = counts.double()`, and divide with `/`.", where=where) from err
             raise fail(self.what, f"raised {_error_text(err)} on input(s) {shapes}{context}.",
                        fix or "compare the shapes in your code with the task's formula"
                        + (" at the line below." if where else "."), where=where) from err
@@ -427,6 +432,14 @@ def _owner(frame) -> Any:
             return owner
         frame = frame.f_back
     return None
+
+
+def _integer_arithmetic(err: BaseException) -> bool:
+    """Whether ``err`` is torch refusing integer tensors (mean, nanmean) or dividing an integer by zero."""
+    text = str(err)
+    return isinstance(err, (RuntimeError, ZeroDivisionError)) and (
+        "ZeroDivisionError" in text or isinstance(err, ZeroDivisionError)
+        or ("dtype" in text and any(f"Got: {t}" in text or f"got {t}" in text for t in ("Long", "Int", "Short", "Byte"))))
 
 
 def _describe(t: Any) -> str:

@@ -81,20 +81,32 @@ _OWN_FIX = ("write the unit yourself: `class ResidualConvUnit(nn.Module)` with i
             "(nn.Conv2d) and a forward of your own, without refinenet_edu.")
 
 
+_CONV_FIX = ("create `self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=True)` and "
+             "`self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)` in __init__, with the "
+             "`channels` your __init__ receives.")
+
+
 def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.Conv2d]:
-    """``conv1`` and ``conv2`` of an RCU-like module, checked for shape and bias layout."""
+    """``conv1`` and ``conv2`` of an RCU-like module, checked for shape and bias layout.
+
+    The fixes name the constructor's argument (``channels``), never the test's own width, so that a hint
+    cannot be pasted back as a hard-coded size.
+    """
     __tracebackhide__ = True
     named = [getattr(rcu, n, None) for n in ("conv1", "conv2")]
     convs = named if all(isinstance(c, nn.Conv2d) for c in named) else convs_of(rcu)
     if len(convs) != 2:
-        raise fail(what, f"expected exactly two convolutions (conv1 and conv2), found {len(convs)}.",
-                   f"create `self.conv1 = nn.Conv2d({channels}, {channels}, 3, padding=1, bias=True)` and "
-                   f"`self.conv2 = nn.Conv2d({channels}, {channels}, 3, padding=1, bias=False)` in __init__.")
+        raise fail(what, f"expected exactly two convolutions (conv1 and conv2), found {len(convs)}.", _CONV_FIX)
     for i, c in enumerate(convs, 1):
+        if (c.in_channels, c.out_channels) != (channels, channels) and c.kernel_size == (3, 3):
+            raise fail(what, f"built with channels={channels}, conv{i} maps {c.in_channels} to {c.out_channels} "
+                       "channels: a width is written into the code instead of read from the argument.",
+                       "`nn.Conv2d(channels, channels, 3, padding=1, ...)`, where `channels` is the argument of "
+                       "__init__.", "the same class must build an RCU of any width (RefineNet uses 256 and 512).")
         if tuple(c.weight.shape) != (channels, channels, 3, 3) or c.stride != (1, 1) or c.padding != (1, 1) \
                 or c.dilation != (1, 1) or c.groups != 1:
-            raise fail(what, f"for channels={channels}, conv{i} is {c}.",
-                       f"`nn.Conv2d({channels}, {channels}, kernel_size=3, padding=1, ...)`.",
+            raise fail(what, f"built with channels={channels}, conv{i} is {c}.",
+                       "`nn.Conv2d(channels, channels, kernel_size=3, padding=1, ...)`.",
                        "both convolutions are 3x3 from `channels` to `channels`, stride 1, padding 1, so that "
                        "the unit keeps the shape of its input.")
     if convs[0].bias is None or convs[1].bias is not None:
@@ -104,6 +116,11 @@ def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.C
                    "the official code (and refinenet_edu) gives conv1 a bias and conv2 none, which makes the "
                    "parameter counts match the published network.")
     return convs[0], convs[1]
+
+
+def other_width(channels: int) -> int:
+    """A second width to build the student's class at, so that a width written into the code fails."""
+    return channels + 3 if channels < 8 else channels - 3
 
 
 def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 11), seed: int = 0,
@@ -116,7 +133,8 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     the output shape (odd sizes), that the input is not modified in place,
     numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit`
     holding the same weights, and that gradients reach the input and every
-    parameter. A misplaced ReLU is named. A class that derives from, holds or
+    parameter. It also builds the class at a second width, so that a width
+    written into the code fails. A misplaced ReLU is named. A class that derives from, holds or
     calls the library's RCU is refused; with ``allow_reference=False`` (the
     graded assignments) so is the library's class itself.
     """
@@ -128,6 +146,8 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
         rcu = student.build((channels,), usage="check_rcu(ResidualConvUnit)")
         conv1, conv2 = rcu_convs(rcu, what, channels)
         ref = ResidualConvUnit(channels)
+        second = student.build((other_width(channels),), usage="check_rcu(ResidualConvUnit)")
+    rcu_convs(second, what, other_width(channels))
     n_ref, n_student = param_count(ref), param_count(rcu)
     if n_student != n_ref:
         raise fail(what, f"{n_student} parameters; an RCU of {channels} channels has {n_ref} (two 3x3 convs, a "
@@ -159,5 +179,6 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     rcu.zero_grad(set_to_none=True)
     check_gradients(rcu, [xg], student.call(rcu, xg), what, ["the input x"])
     student.refuse_reuse(rcu, fix=_OWN_FIX)
+    student.refuse_reuse(second, fix=_OWN_FIX)
     ok(f"{what}: 3x3 convs, {n_ref} parameters, shape kept, x + conv2(relu(conv1(relu(x)))) matches "
        "refinenet_edu's ResidualConvUnit, gradients flow.")

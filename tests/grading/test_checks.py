@@ -898,3 +898,65 @@ def test_eval_mode_on_a_real_refinenet():
     model.train()
     with pytest.raises(CheckFailed, match="dropout was ACTIVE"):
         checks.check_eval_mode(forgets_eval, model=model, images=torch.randn(1, 3, 64, 64))
+
+
+# ---------------------------------------------------------------- hints that teach, not dictate (issue 30, item 4)
+
+
+class HardCodedRCU(StudentRCU):
+    """The hint's sizes pasted back: a unit of 6 channels whatever it is asked for."""
+
+    def __init__(self, channels):
+        super().__init__(6)
+
+
+class HardCodedFusion(nn.Module):
+    """Fusion whose convolutions map every path to 4 channels, the smallest width of the check's first cases."""
+
+    def __init__(self, in_channels):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, 4, 3, padding=1, bias=False) for c in in_channels) \
+            if len(in_channels) > 1 else nn.ModuleList()
+
+    def forward(self, *paths):
+        if len(paths) == 1:
+            return paths[0]
+        size = max((p.shape[-2:] for p in paths), key=lambda s: s[0] * s[1])
+        return sum(F.interpolate(c(p), size=size, mode="bilinear", align_corners=False)
+                   for c, p in zip(self.convs, paths))
+
+
+class ConcatFusion(StudentFusion):
+    def forward(self, *paths):
+        if len(paths) == 1:
+            return paths[0]
+        size = max((p.shape[-2:] for p in paths), key=lambda s: s[0] * s[1])
+        return torch.cat([F.interpolate(c(p), size=size, mode="bilinear", align_corners=False)
+                          for c, p in zip(self.convs, paths)], dim=1)
+
+
+def test_hard_coded_sizes_fail_and_the_fixes_name_the_arguments():
+    message = _fails(checks.check_rcu, HardCodedRCU, "written into the code", "nn.Conv2d(channels, channels")
+    assert "Conv2d(6, 6" not in message.split("Fix:")[1]
+    message = _fails(checks.check_fusion, HardCodedFusion, "maps 8 to 4 channels", "min(in_channels)",
+                     "nn.Conv2d(c, width")
+    assert "Conv2d(c, 4" not in message
+
+
+def test_fusion_concatenation_is_named():
+    _fails(checks.check_fusion, ConcatFusion, "concatenated", "instead of summed", "out = out + y")
+
+
+def test_integer_division_in_the_miou_is_named():
+    def floor_miou(cm):
+        tp = cm.diag()
+        iou = tp // (cm.sum(0) + cm.sum(1) - tp)   # int64: rounds down, and 0 // 0 fails
+        return float(iou.mean())
+
+    def int_mean_miou(cm):
+        tp = cm.diag()
+        union = cm.sum(0) + cm.sum(1) - tp
+        return float(tp[union > 0].mean())         # mean() of int64 counts
+
+    for impl in (floor_miou, int_mean_miou):
+        _fails(checks.check_miou, impl, "integer arithmetic", ".double()")
