@@ -14,6 +14,14 @@ metrics and the evaluation, on one shared harness:
   :func:`check_miou` (the mean judged on the student's own IoUs);
 * :mod:`.evaluation` - :func:`check_eval_mode`, prediction with dropout and
   batch norm in evaluation mode;
+* :mod:`.augmentation` - :func:`check_joint_augment`, the joint image/mask
+  augmentation (scale, crop padded with the ignore label, flip; notebook 06);
+* :mod:`.training` - :func:`check_train_step`, one training step (loss
+  ignoring 255, zero_grad, backward, step, schedule step; notebook 07);
+* :mod:`.boundary` - :func:`check_boundary_band`, the trimap band of pixels
+  near a label boundary (notebook 08);
+* :mod:`.lightweight` - :func:`check_lw_block`, a Light-Weight RefineNet block
+  built from the library's parts (notebook 10);
 * :mod:`.harness` - building and calling the student's code, refusing reuse
   of the library's reference, the :class:`CheckFailed` message;
 
@@ -30,25 +38,33 @@ All checks run in well under a second on a CPU and leave the global random
 state alone.
 """
 
+from refinenet_edu.grading.augmentation import check_joint_augment
 from refinenet_edu.grading.block import check_adaptive_conv, check_block_forward
+from refinenet_edu.grading.boundary import check_boundary_band
 from refinenet_edu.grading.cascade import check_cascade
 from refinenet_edu.grading.crp import check_crp
 from refinenet_edu.grading.evaluation import check_eval_mode
 from refinenet_edu.grading.fusion import check_fusion
 from refinenet_edu.grading.harness import CheckFailed
+from refinenet_edu.grading.lightweight import check_lw_block
 from refinenet_edu.grading.metrics import check_confusion_matrix, check_iou, check_miou
 from refinenet_edu.grading.rcu import check_rcu
+from refinenet_edu.grading.training import check_train_step
 
 __all__ = [
     "CheckFailed",
     "check_adaptive_conv",
     "check_block_forward",
+    "check_boundary_band",
     "check_cascade",
     "check_confusion_matrix",
     "check_crp",
     "check_eval_mode",
     "check_fusion",
     "check_iou",
+    "check_joint_augment",
+    "check_lw_block",
     "check_miou",
     "check_rcu",
+    "check_train_step",
 ]
