@@ -1,4 +1,4 @@
-"""The write-your-own exercises of notebooks 01-05 and 08: each template is graded by a check, and the folded
+"""The write-your-own exercises of notebooks 01-08 and 10: each template is graded by a check, and the folded
 solution next to it passes that check (so a student who writes the solution sees it pass).
 
 The template cell of each exercise defines a class or function and calls a ``check_*`` on it; the markdown cell
@@ -27,7 +27,11 @@ EXERCISES = [
     ("03_chained_residual_pooling", "MyCRP", "check_crp"),
     ("04_refinenet_block", "my_forward", "check_block_forward"),
     ("05_full_network", "MyCascade", "check_cascade"),
+    ("06_data_pipeline", "my_augment", "check_joint_augment"),
+    ("07_training", "my_train_step", "check_train_step"),
     ("08_evaluation", "my_miou", "check_miou"),
+    ("08_evaluation", "my_band", "check_boundary_band"),
+    ("10_beyond", "make_lw_block", "check_lw_block"),
 ]
 
 
