@@ -96,7 +96,8 @@ def _probe(student: Submission, crp: nn.Module, convs: Sequence[nn.Conv2d], num_
                    "keep a running tensor: `top = x; for conv in self.convs: top = conv(self.pool(top)); "
                    "out = out + top`.",
                    f"{probe}. Every block pools the CRP's input x instead of the previous block's output, so "
-                   "the receptive field never grows (a bug that ports of RefineNet have shipped).")
+                   "the receptive field never grows (a bug a public port has shipped: docs/paper.md, source "
+                   "bug-crp-parallel).")
     if width == 1 + 2 * num_blocks:
         raise fail(what, "the pooling window is 3x3: the response grows 2 px per block "
                    f"({width} px after {num_blocks} blocks) instead of 4.",
