@@ -35,7 +35,8 @@ def main() -> None:
 
 
 def isolate(plan: dict) -> None:
-    plan["hide"] = outermost(plan["hide"])
+    hide = outermost(plan["hide"])
+    inside = lambda path, folders: any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders)  # noqa: E731
     stage = "/run/refinenet-edu-keep" if os.path.isdir("/run") else "/tmp/refinenet-edu-keep"
     os.makedirs(stage, exist_ok=True)
     mount("-t", "tmpfs", "-o", "size=1m,mode=700", "none", stage)
@@ -45,13 +46,17 @@ def isolate(plan: dict) -> None:
         os.makedirs(held)
         mount("--rbind", path, held)
         kept.append((held, path))
-    for path in plan["hide"]:
+    for path in hide:
         mount("-t", "tmpfs", "-o", "size=1m,mode=755", "none", path)
     for held, path in kept:
-        if any(path == h or path.startswith(h.rstrip("/") + "/") for h in plan["hide"]):
+        if inside(path, hide):
             os.makedirs(path, exist_ok=True)
             mount("--rbind", held, path)
-    for path in plan["hide"]:  # empty and read-only: nothing to read, nowhere to write
+    # a hidden folder inside a kept one (the course folder inside a kept checkout) is hidden again
+    again = [h for h in plan["hide"] if h not in hide and inside(h, [p for _, p in kept]) and os.path.isdir(h)]
+    for path in outermost(again):
+        mount("-t", "tmpfs", "-o", "size=1m,mode=755", "none", path)
+    for path in hide + outermost(again):  # empty and read-only: nothing to read, nowhere to write
         mount("-o", "remount,ro", path)
     resource.setrlimit(resource.RLIMIT_FSIZE, (plan["max_file_bytes"], plan["max_file_bytes"]))
     os.setgroups([])

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import nbformat
+import refinenet_edu
 from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import List, Unicode
@@ -121,7 +122,7 @@ class SandboxedExecute(Execute):
             try:
                 done = run_sandboxed([sys.executable, "-I", "execute.py", "submission.ipynb", "executed.ipynb",
                                       str(self.timeout)], workdir=workdir, hide=[Path(p) for p in self.hidden],
-                                     timeout=self.timeout * cells + 120, env=env)
+                                     keep=_library_folders(), timeout=self.timeout * cells + 120, env=env)
                 problem = None if (workdir / "executed.ipynb").is_file() else \
                     f"exit status {done.returncode}: " + done.stderr.decode(errors="replace").strip()[-300:]
             except subprocess.TimeoutExpired:
@@ -142,6 +143,13 @@ class SandboxedExecute(Execute):
             return nb, resources
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _library_folders() -> list[Path]:
+    """What the feedback run's kernel imports the library (and the embedded data) from: the checkout, or the
+    installed package; kept visible wherever it is (a checkout under /tmp is otherwise hidden with /tmp)."""
+    package = Path(refinenet_edu.__file__).resolve().parent
+    return [package.parent if (package.parent / "pyproject.toml").is_file() else package]
 
 
 def _first_code(nb):

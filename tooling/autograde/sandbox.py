@@ -8,7 +8,9 @@ Autograding runs code a student wrote. With :func:`isolation` ``"namespace"``
 * with each folder of ``hide`` covered by an empty, unreadable file system
   (the course directory: sources, hidden tests, other submissions, the
   gradebook; for the judge's runner also the library's reference code),
-  folders of ``keep`` inside them (the Python environment) put back;
+  folders of ``keep`` inside them (the Python environment, the library for
+  the feedback run) put back, and a hidden folder inside a kept one hidden
+  again;
 * as the unprivileged user ``nobody``, who can write only ``workdir``;
 * with a limit on the size of the files it writes; ``/tmp`` and the other shared
   scratch folders are hidden too (``TMPDIR`` is ``workdir``).
