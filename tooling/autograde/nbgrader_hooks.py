@@ -121,7 +121,8 @@ class SandboxedExecute(Execute):
                    "JUPYTER_RUNTIME_DIR": str(workdir / ".runtime"), "OMP_NUM_THREADS": "2"}
             try:
                 done = run_sandboxed([sys.executable, "-I", "execute.py", "submission.ipynb", "executed.ipynb",
-                                      str(self.timeout)], workdir=workdir, hide=[Path(p) for p in self.hidden],
+                                      str(self.timeout)], workdir=workdir,
+                                     hide=[Path(p) for p in self.hidden] + [f / ".git" for f in _library_folders()],
                                      keep=_library_folders(), timeout=self.timeout * cells + 120, env=env)
                 problem = None if (workdir / "executed.ipynb").is_file() else \
                     f"exit status {done.returncode}: " + done.stderr.decode(errors="replace").strip()[-300:]
