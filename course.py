@@ -4,6 +4,9 @@
     python course.py test [pytest options]    create/refresh the environment, run unit tests and every notebook
     python course.py hosted                   Colab, Kaggle: install this checkout into the running Python,
                                               keeping what the platform ships (torch, Jupyter)
+    python course.py COMMAND [options]        the course's maintenance commands, in the environment:
+                                              execute, check, site, links, assignments, bench
+                                              (tooling/cli/__init__.py; `python course.py execute --help`)
 
 `./course lab` and `./course test` (bash) call this file; on Windows run
 `py course.py lab` (or `python course.py lab`). The environment (`.venv`, or
@@ -124,6 +127,22 @@ def lab_command(py: Path, root: Path, args: list[str], *, as_root: bool | None =
 def test_command(py: Path, args: list[str]) -> list[str]:
     """pytest on the unit tests and every notebook (nbval), in the environment's interpreter."""
     return [str(py), "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env", *args]
+
+
+#: the maintenance commands of tooling/ (tooling/cli/__init__.py), run in the environment by `python -m tooling`
+TOOLING_COMMANDS = ("execute", "check", "site", "links", "assignments", "bench")
+
+
+def tooling_command(py: Path, command: str, args: list[str]) -> list[str]:
+    """``python -m tooling COMMAND ...`` in the environment's interpreter (tooling/ is not installed)."""
+    return [str(py), "-m", "tooling", command, *args]
+
+
+def tooling_env(root: Path = ROOT, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The caller's environment with the checkout first on PYTHONPATH, so that ``tooling`` imports from any folder."""
+    env = dict(os.environ if environ is None else environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 def test_env(environ: dict[str, str] | None = None) -> dict[str, str]:
@@ -336,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "hosted" and not argv:
             hosted()
             return 0
+        if cmd in TOOLING_COMMANDS:
+            py = ensure_env(default_venv())
+            return _exec(tooling_command(py, cmd, argv), env=tooling_env())
     except SetupError as err:
         print(f"course: error: {err}", file=sys.stderr)
         return 1

@@ -1,12 +1,13 @@
 """Build hook: a wheel carries the files the library reads from the repository's top-level folders.
 
 From a checkout (or an editable install) :func:`refinenet_edu.resources.resource` finds ``data/``,
-``results/``, ``notebooks/`` and ``assignments/`` beside the package. A wheel has no checkout, so
+``results/`` and ``notebooks/`` beside the package. A wheel has no checkout, so
 ``build_py`` copies what the library reads into ``refinenet_edu/_shipped/`` inside the wheel: the
 embedded dataset (``data/synthscenes``, 16 MB of JPEG and PNG files: copied, not regenerated, so a
 wheel's set is byte for byte the one the shipped checkpoint and results were made from), the shipped
-checkpoints, the result sets the notebooks read (the ablations, the losses), the notebooks and the assignments' sources. Everything
-else is in pyproject.toml.
+checkpoints, the result sets the notebooks read (the ablations, the losses) and the notebooks. The graded
+assignments' sources (their solutions and hidden tests) are not shipped: releasing and grading them is the
+course tooling's work (tooling/, run from a checkout). Everything else is in pyproject.toml.
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ SHIPPED = (
     ("results/ablation-pretrained", ()),
     ("results/losses", ()),
     ("notebooks", (".ipynb_checkpoints",)),
-    ("assignments/source", (".ipynb_checkpoints",)),
-    ("assignments/nbgrader_config.py", ()),
-    ("assignments/README.md", ()),
 )
 
 

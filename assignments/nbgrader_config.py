@@ -1,6 +1,6 @@
-# nbgrader configuration of the refinenet-edu assignments (this folder is the course directory).
+# nbgrader configuration of the ./course assignments (this folder is the course directory).
 # Read by every `nbgrader ...` command run from this folder, by the Formgrader of a JupyterLab started in this
-# folder, and by `refinenet-edu assignments release`. README.md beside this file is the instructor guide.
+# folder, and by `./course assignments release`. README.md beside this file is the instructor guide.
 import importlib.util
 import sys
 from pathlib import Path

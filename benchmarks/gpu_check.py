@@ -4,14 +4,14 @@ One script, from a fresh checkout, that writes one JSON and one Markdown table n
 the torch version and the commit. Steps (``--only`` picks some; the files are rewritten after every step, so a
 run cut short keeps what it measured):
 
-* ``notebooks``: every course notebook executed in full mode (``refinenet_edu.tools.course.execute_notebook``,
-  what ``refinenet-edu course execute --full --no-save`` runs), the seconds of each;
+* ``notebooks``: every course notebook executed in full mode (``tooling.notebooks.execute_notebook``,
+  what ``./course execute --full --no-save`` runs), the seconds of each;
 * ``course``: the course model trained to its target mIoU (``benchmarks/train_course.py``): seconds and epochs;
 * ``official``: the official ResNet-101 network trained by the library's loop on a generated VOC-shaped set
   (``benchmarks/gpu_voc_official.py``) at batch 1 / crop 400 (the documented command) and batch 8 / crop 512,
   in the fastest setting the loop offers (``precision="auto"``: bf16 from compute capability 8.0 on,
   channels_last, TF32, eager): images/s, the share of the bf16 matmul peak measured in the same run
-  (``refinenet_edu.tools.bench.PeakProbe``; the training step's FLOPs counted as ``refinenet-edu bench`` counts
+  (``tooling.bench.PeakProbe``; the training step's FLOPs counted as ``./course bench`` counts
   them), peak memory (``torch.cuda.max_memory_allocated``);
 * ``t4``: the same two runs and the recipe's default batch 16 / crop 400, with float16 forced, as
   ``precision="auto"`` runs on a T4, and this process's GPU memory capped at 15 GiB
@@ -162,7 +162,7 @@ def estimate_table(workloads=None) -> tuple[list[dict], str]:
 
 # ---------------------------------------------------------------- the steps
 def run_notebooks(names, *, fast: bool) -> list[dict]:
-    from refinenet_edu.tools.course import execute_notebook, select_notebooks
+    from tooling.notebooks import execute_notebook, select_notebooks
 
     out = []
     for path in select_notebooks(names or None, ROOT / "notebooks"):
@@ -200,7 +200,7 @@ def run_official(device: torch.device, data: tuple[Path, Path], runs, *, precisi
                  memory_gib: float | None = None) -> dict:
     """The official network's runs in ``precision`` on ``data`` (root, encoder weights: ``make_data``);
     with ``memory_gib`` this process may use only that much GPU memory."""
-    from refinenet_edu.tools.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
+    from tooling.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
 
     voc = _sibling("gpu_voc_official")
     runs = ((2, 64),) if dry else runs

@@ -12,7 +12,7 @@ image sizes (about 500x375; the real set cannot be downloaded on a machine witho
 * the training step's FLOPs per 400x400 image (counted on the meta device, as ``refinenet-edu
   bench`` counts them; backward included, the optimizer's element-wise update not), the
   achieved TFLOP/s (FLOPs x images/s) and its share of the bf16 peak measured in the same run
-  (``refinenet_edu.tools.bench.PeakProbe``: the best of a square matmul and a 3x3 convolution); the
+  (``tooling.bench.PeakProbe``: the best of a square matmul and a 3x3 convolution); the
   performance issue's old target is at least 35%;
 * validation images/s, single scale and multi-scale with flips (the official scales 0.4-1.2).
 
@@ -110,7 +110,7 @@ def train_official(root: Path, weights: Path, device, *, batch: int, crop: int, 
 
 
 def main() -> int:
-    from refinenet_edu.tools.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
+    from tooling.bench import PeakProbe, Settings, count_step_flops, parse_model_spec
     from refinenet_edu.datasets import eval_transforms, load_dataset
     from refinenet_edu.engine.runtime import describe_device
     from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate

@@ -3,8 +3,8 @@
 One function, :func:`resource`, answers for every way the library is installed:
 
 * a checkout, or an editable install of one (``./course`` makes one): the
-  repository's own folders (``data/``, ``results/``, ``notebooks/``,
-  ``assignments/``) beside the package;
+  repository's own folders (``data/``, ``results/``, ``notebooks/``)
+  beside the package;
 * a wheel (``pip install refinenet-edu``): the copies the wheel carries in
   ``refinenet_edu/_shipped/`` (``setup.py`` puts them there when it builds one).
 
@@ -26,7 +26,7 @@ from pathlib import Path
 __all__ = ["KINDS", "checkout_root", "downloads_root", "my_course_model", "resource", "runs_root"]
 
 #: The top-level folders of the repository that the library reads.
-KINDS = ("data", "results", "notebooks", "assignments")
+KINDS = ("data", "results", "notebooks")
 
 _PACKAGE = Path(__file__).resolve().parent
 #: Where a wheel carries its copies of the folders in :data:`KINDS`.

@@ -1,9 +1,11 @@
 """The package's layers: data flows one way, and each layer imports only the layers before it.
 
 ``refinenet_edu`` is layered (docs/contributing.md, "The package"): the network (``nn``) first,
-then ``datasets``, ``engine``, ``experiments``, ``viz``, ``grading``, ``tools`` and last the
+then ``datasets``, ``engine``, ``experiments``, ``viz``, ``grading`` and last the
 command line (``cli``); the top-level modules (``resources``, ``files``, ``paper``) are
-below them all. These tests read every module's source (``import`` statements anywhere in
+below them all. The course's maintenance tooling (``tooling/`` at the repository root: the
+notebook executor, the site, the launch links, nbgrader release and autograding, the
+benchmark harness) is above the package: it imports the library, never the other way round. These tests read every module's source (``import`` statements anywhere in
 the file, lazy ones inside functions included) and fail on an import of a later layer and on
 an import cycle, so that a change that ties the layers together is caught where it is made.
 """
@@ -20,7 +22,7 @@ import refinenet_edu
 PACKAGE = Path(refinenet_edu.__file__).resolve().parent
 
 #: the layers, first to last: a module may import its own layer and the ones before it
-LAYERS = ("base", "nn", "datasets", "engine", "experiments", "viz", "grading", "tools", "cli")
+LAYERS = ("base", "nn", "datasets", "engine", "experiments", "viz", "grading", "cli")
 
 #: modules outside the layers: the package's root (``__version__`` and lazy re-exports of ``nn``; every
 #: import of a submodule runs it first, so importing it adds nothing) and ``python -m refinenet_edu``
@@ -59,7 +61,7 @@ def imports_of(path: Path) -> list[tuple[str, int]]:
                       or (PACKAGE.parent / f"{names[0]}.{alias.name}".replace(".", "/")).is_dir()]
         else:
             continue
-        found += [(name, node.lineno) for name in names if name.split(".")[0] == "refinenet_edu"]
+        found += [(name, node.lineno) for name in names if name.split(".")[0] in ("refinenet_edu", "tooling")]
     return found
 
 
@@ -91,9 +93,24 @@ def test_no_module_imports_a_later_layer():
         for target, line in targets:
             if target == "refinenet_edu.__main__":
                 upward.append(f"{name}:{line} imports {target} (the command's entry point)")
+            elif target.split(".")[0] == "tooling":
+                continue  # test_the_package_never_imports_the_tooling_nor_notebook_machinery says it
             elif target != "refinenet_edu" and LAYERS.index(layer_of(target)) > LAYERS.index(layer_of(name)):
                 upward.append(f"{name}:{line} ({layer_of(name)}) imports {target} ({layer_of(target)}, a later layer)")
     assert not upward, "imports against the flow of the layers:\n" + "\n".join(upward)
+
+
+def test_the_package_never_imports_the_tooling_nor_notebook_machinery():
+    # tooling/ is not in the wheel, and nbconvert/nbclient/nbgrader are the tooling's dependencies
+    found = [f"{name}:{line} imports {target}" for name, targets in import_graph().items()
+             for target, line in targets if target.split(".")[0] == "tooling"]
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            found += [f"{module_name(path)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] in ("nbconvert", "nbclient", "nbgrader")]
+    assert not found, "the library imports course tooling:\n" + "\n".join(found)
 
 
 def test_no_import_cycle():

@@ -73,6 +73,9 @@ def test_the_wheel_carries_the_resources(installed):
                  "results/ablation-pretrained/results.json", "results/losses/focal/results.json",
                  "notebooks/00_welcome.ipynb"):
         assert f"refinenet_edu/_shipped/{path}" in names, f"the wheel lacks {path}"
+    # the course's tooling and the graded assignments' sources (solutions, hidden tests) stay out of it
+    leaked = [n for n in names if n.startswith(("tooling/", "refinenet_edu/tools/")) or "assignments/" in n]
+    assert not leaked, leaked[:5]
 
 
 def test_the_installed_package_is_the_wheel_and_finds_its_resources(installed):

@@ -180,11 +180,11 @@ def terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_command(name: str, run: Callable[[], int], *, debug: bool = False) -> int:
-    """Run a sub-command; map its failures to one line and an exit status."""
+def run_command(name: str, run: Callable[[], int], *, debug: bool = False, prog: str = "refinenet-edu") -> int:
+    """Run a sub-command of ``prog``; map its failures to one line and an exit status."""
     debug = debug or os.environ.get("REFINENET_EDU_DEBUG", "") not in ("", "0")
     _kept.clear()
-    label = f"refinenet-edu {name}" if name else "refinenet-edu"
+    label = f"{prog} {name}" if name else prog
     try:
         return int(run() or 0)
     except KeyboardInterrupt as stop:

@@ -4,7 +4,7 @@ Each sub-command lives in its own module of this package, named in
 ``COMMANDS``; that module defines ``add_arguments(parser)`` and
 ``run(args) -> int`` and nothing else the library needs: the work is done by
 the library's layers below (``nn``, ``datasets``, ``engine``,
-``experiments``, ``tools``). The modules are imported only when their
+``experiments``). The modules are imported only when their
 command is used, so ``refinenet-edu --help`` is fast. Every command runs
 through the one error path of :mod:`refinenet_edu.cli.errors`.
 """
@@ -24,15 +24,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("refinenet_edu.cli.train", "train a RefineNet (default: the course preset on the embedded dataset)"),
     "evaluate": ("refinenet_edu.cli.evaluate", "score a checkpoint: mIoU, accuracies, boundary accuracy"),
     "predict": ("refinenet_edu.cli.predict", "segment image files with a checkpoint"),
-    "assignments": ("refinenet_edu.cli.assignments", "list the graded assignments, release student versions (nbgrader)"),
-    "course": ("refinenet_edu.cli.course", "execute the course notebooks in place (FAST or full), export HTML, check conventions"),
     "pretrain": ("refinenet_edu.cli.pretrain", "pretrain an encoder (FCN-32s head) for the ablation, as ImageNet weights stand in"),
     "ablate": ("refinenet_edu.cli.ablate", "train a grid of variants (cascades, CRP, RCUs) over seeds and compare them"),
-    "bench": ("refinenet_edu.cli.bench", "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
 }
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, with a bad option reported in one line (no usage block) and exit 2."""
 
     def error(self, message: str):
@@ -41,7 +38,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; only ``command``'s module is imported to add its options."""
-    parser = _Parser(
+    parser = Parser(
         prog="refinenet-edu",
         description="RefineNet (Lin et al., CVPR 2017), built step by step.",
     )

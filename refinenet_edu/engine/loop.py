@@ -15,7 +15,7 @@ scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
   schedule, resume, validation mIoU, checkpoints.
 
 The encoder pretraining (:mod:`refinenet_edu.experiments.pretraining`), the
-benchmark harness (``refinenet-edu bench``), ``benchmarks/train_course.py``
+benchmark harness (``./course bench``), ``benchmarks/train_course.py``
 and notebook 07 call these functions rather than writing a step of their own.
 
 :func:`train` does, in order:

@@ -20,7 +20,7 @@ chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and the
 
 Displayed in a notebook, an explorable is an ipywidgets view whose output also
 carries a PNG of its figure at the moment it was displayed (the default
-values): a stored notebook keeps the PNG (``refinenet-edu course execute``
+values): a stored notebook keeps the PNG (``./course execute``
 strips the widget view), so a reader who does not run the cell sees it.
 """
 

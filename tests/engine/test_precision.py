@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from refinenet_edu.engine.runtime import grad_scaler, resolve_device, resolve_precision
-from refinenet_edu.tools.bench import default_dtypes
+from tooling.bench import default_dtypes
 
 GPUS = {"Tesla T4": (7, 5), "NVIDIA A100-SXM4-40GB": (8, 0), "NVIDIA H100 80GB HBM3": (9, 0)}
 

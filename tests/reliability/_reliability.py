@@ -29,7 +29,10 @@ def cli(*args, **kwargs) -> subprocess.CompletedProcess:
                           env=env, timeout=kwargs.pop("timeout", 120), **kwargs)
 
 
-def popen(*args) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "refinenet_edu", *map(str, args)], stdout=subprocess.PIPE,
+def popen(*args, module: str = "refinenet_edu") -> subprocess.Popen:
+    """``python -m MODULE ARGS`` running on (``tooling``: the course's ``./course`` commands, from the checkout)."""
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env)

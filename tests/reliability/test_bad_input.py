@@ -10,11 +10,14 @@ import pytest
 
 from _reliability import tiny_ablate, tiny_train
 from refinenet_edu.cli import main
+from tooling.cli import main as tooling_main
 
 
 def run(argv) -> int:
+    """The library's refinenet-edu, or for ``bench`` the course's ./course (tooling/)."""
+    command = tooling_main if argv[0] == "bench" else main
     try:
-        return main([str(a) for a in argv])
+        return command([str(a) for a in argv])
     except SystemExit as stop:  # argparse's own errors
         return stop.code
 

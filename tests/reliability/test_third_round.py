@@ -16,11 +16,12 @@ import pytest
 
 from _reliability import cli, tiny_ablate, tiny_train  # noqa: F401
 from refinenet_edu.cli import main
+from tooling.cli import main as tooling_main
 
 
-def one_line_error(err: str, command: str) -> str:
+def one_line_error(err: str, command: str, prog: str = "refinenet-edu") -> str:
     err = err.strip()
-    assert err.startswith(f"refinenet-edu {command}: error:"), err
+    assert err.startswith(f"{prog} {command}: error:"), err
     assert "\n" not in err and "Traceback" not in err and "internal error" not in err, err
     return err
 
@@ -132,23 +133,23 @@ def test_U22_predict_writes_nothing_for_a_refused_checkpoint(tiny_set, tmp_path,
 
 # ---------------------------------------------------------------- L3: course site over its own site
 def test_L3_course_site_keeps_what_a_person_added_or_edited_in_its_site(tmp_path, capsys):
-    from refinenet_edu.tools.course import find_notebooks
-    from refinenet_edu.tools.hosted import project_root
+    from tooling.notebooks import find_notebooks
+    from tooling.links import project_root
 
     notebook = find_notebooks(project_root() / "notebooks")[1]
     nbs = tmp_path / "nbs"
     nbs.mkdir()
     (nbs / notebook.name).write_bytes(notebook.read_bytes())
     out = tmp_path / "site"
-    args = ["course", "site", "--dir", str(nbs), "--out", str(out)]
-    assert main(args) == 0
-    assert main(args) == 0  # its own site, unchanged: rebuilt
+    args = ["site", "--dir", str(nbs), "--out", str(out)]
+    assert tooling_main(args) == 0
+    assert tooling_main(args) == 0  # its own site, unchanged: rebuilt
     (out / "user.txt").write_text("mine")
     (out / "mydir").mkdir()
     (out / "mydir" / "notes.md").write_text("mine too")
     capsys.readouterr()
-    assert main(args) == 2
-    err = one_line_error(capsys.readouterr().err, "course")
+    assert tooling_main(args) == 2
+    err = one_line_error(capsys.readouterr().err, "site", "./course")
     assert "mydir" in err and "added or edited" in err
     assert (out / "user.txt").read_text() == "mine" and (out / "mydir" / "notes.md").read_text() == "mine too"
     (out / "user.txt").unlink()
@@ -156,8 +157,8 @@ def test_L3_course_site_keeps_what_a_person_added_or_edited_in_its_site(tmp_path
     (out / "mydir").rmdir()
     page = out / f"{notebook.stem}.html"
     page.write_text(page.read_text(encoding="utf-8") + "<!-- my note -->", encoding="utf-8")
-    assert main(args) == 2
-    assert page.name in one_line_error(capsys.readouterr().err, "course")
+    assert tooling_main(args) == 2
+    assert page.name in one_line_error(capsys.readouterr().err, "site", "./course")
     assert page.read_text(encoding="utf-8").endswith("<!-- my note -->")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs", "site"]  # no half-built site left beside it
 
@@ -167,12 +168,12 @@ def test_L4_release_never_deletes_or_replaces_what_a_student_changed(tmp_path, c
     name = "02_chained_residual_pooling"
     out = tmp_path / "handout"
     args = ["assignments", "release", name, "--out", str(out), "--no-db"]
-    assert main(args) == 0
-    assert main(args) == 0  # its own release, unchanged: replaced
+    assert tooling_main(args) == 0
+    assert tooling_main(args) == 0  # its own release, unchanged: replaced
     (out / name / "my_answers.txt").write_text("mine")
     capsys.readouterr()
-    assert main(args) == 2
-    err = one_line_error(capsys.readouterr().err, "assignments")
+    assert tooling_main(args) == 2
+    err = one_line_error(capsys.readouterr().err, "assignments", "./course")
     assert "my_answers.txt" in err and "added or edited" in err
     assert (out / name / "my_answers.txt").read_text() == "mine"
     (out / name / "my_answers.txt").unlink()
@@ -180,14 +181,14 @@ def test_L4_release_never_deletes_or_replaces_what_a_student_changed(tmp_path, c
     notebook.write_text(notebook.read_text(encoding="utf-8").replace("NotImplementedError", "NotImplementedError  # mine"),
                         encoding="utf-8")
     edited = notebook.read_text(encoding="utf-8")
-    assert main(args) == 2
-    assert notebook.name in one_line_error(capsys.readouterr().err, "assignments")
+    assert tooling_main(args) == 2
+    assert notebook.name in one_line_error(capsys.readouterr().err, "assignments", "./course")
     assert notebook.read_text(encoding="utf-8") == edited
     mine = tmp_path / "mine"  # a folder of the assignment's name that the command did not release
     (mine / name).mkdir(parents=True)
     (mine / name / "notes.txt").write_text("mine")
-    assert main(["assignments", "release", name, "--out", str(mine), "--no-db"]) == 2
-    assert "was not released by this command" in one_line_error(capsys.readouterr().err, "assignments")
+    assert tooling_main(["assignments", "release", name, "--out", str(mine), "--no-db"]) == 2
+    assert "was not released by this command" in one_line_error(capsys.readouterr().err, "assignments", "./course")
     assert (mine / name / "notes.txt").read_text() == "mine"
 
 
@@ -248,7 +249,7 @@ def test_S6_a_training_split_without_a_labelled_pixel_is_refused_before_training
 def test_S7_a_broken_launch_links_block_is_refused_naming_the_file(tmp_path, monkeypatch, capsys):
     import shutil
 
-    from refinenet_edu.tools import hosted
+    from tooling import links as hosted
 
     root = tmp_path / "fork"
     (root / "notebooks").mkdir(parents=True)
@@ -260,12 +261,12 @@ def test_S7_a_broken_launch_links_block_is_refused_naming_the_file(tmp_path, mon
     assert hosted.LINKS_END in text
     path.write_text(text.replace(hosted.LINKS_END, ""), encoding="utf-8")
     monkeypatch.setattr(hosted, "project_root", lambda: root)
-    assert main(["course", "links"]) == 2
-    assert str(path) in one_line_error(capsys.readouterr().err, "course")
+    assert tooling_main(["links"]) == 2
+    assert str(path) in one_line_error(capsys.readouterr().err, "links", "./course")
     assert path.read_text(encoding="utf-8").count("<!-- launch-links") == 1  # no second block
-    assert main(["course", "links", "--check"]) == 2
-    assert "launch-links block is broken" in one_line_error(capsys.readouterr().err, "course")
-    assert main(["course", "check", "--dir", str(root / "notebooks"), path.name]) == 1
+    assert tooling_main(["links", "--check"]) == 2
+    assert "launch-links block is broken" in one_line_error(capsys.readouterr().err, "links", "./course")
+    assert tooling_main(["check", "--dir", str(root / "notebooks"), path.name]) == 1
     assert "launch-links block is broken" in capsys.readouterr().out
 
 
@@ -309,8 +310,8 @@ def test_T9_U16_running_out_of_memory_is_one_line_with_the_commands_own_options(
 
 
 def test_T9_bench_names_an_unknown_device_like_every_command(capsys):
-    assert main(["bench", "--devices", "tpu", "--smoke", "--quiet"]) == 2
-    assert "device='tpu': expected" in one_line_error(capsys.readouterr().err, "bench")
+    assert tooling_main(["bench", "--devices", "tpu", "--smoke", "--quiet"]) == 2
+    assert "device='tpu': expected" in one_line_error(capsys.readouterr().err, "bench", "./course")
 
 
 # ---------------------------------------------------------------- T10: a results.json of another shape
@@ -521,7 +522,7 @@ def _hanging_notebook(folder: Path) -> Path:
 def test_T14_a_cell_over_the_time_limit_is_one_line_naming_notebook_cell_and_limit(tmp_path, capfd):
     path = _hanging_notebook(tmp_path / "nbs")
     before = path.read_bytes()
-    assert main(["course", "execute", "--dir", str(path.parent), "--timeout", "2"]) == 1
+    assert tooling_main(["execute", "--dir", str(path.parent), "--timeout", "2"]) == 1
     err = capfd.readouterr().err.strip()  # the file descriptor: the kernel's own stderr included
     assert "\n" not in err and "Traceback" not in err and "Error" not in err and "---" not in err, err
     assert err.startswith("01_hang.ipynb: FAILED") and "cell 3 (code cell 2)" in err and "time limit of 2 s" in err
@@ -536,7 +537,7 @@ def test_T14_a_signal_while_a_notebook_runs_stops_the_command_in_one_line(sig, s
 
     path = _hanging_notebook(tmp_path / "nbs")
     before = path.read_bytes()
-    proc = popen("course", "execute", "--dir", path.parent, "--timeout", "100")
+    proc = popen("execute", "--dir", path.parent, "--timeout", "100", module="tooling")
     deadline = time.monotonic() + 90
     while not (path.parent / "started").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
@@ -544,7 +545,7 @@ def test_T14_a_signal_while_a_notebook_runs_stops_the_command_in_one_line(sig, s
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
-    assert len(err.strip().splitlines()) == 1 and err.startswith(f"refinenet-edu course: {word}"), err
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"./course execute: {word}"), err
     assert path.read_bytes() == before
 
 
@@ -633,7 +634,7 @@ def test_U20_no_numbered_notebook_states_the_naming_rule_and_the_names_found(tmp
     for name in ("01_Einführung.ipynb", "02_größe.ipynb"):
         nbformat.write(nbformat.v4.new_notebook(), tmp_path / name)
     for action in ("execute", "check"):
-        assert main(["course", action, "--dir", str(tmp_path)]) == 2
-        err = one_line_error(capsys.readouterr().err, "course")
+        assert tooling_main([action, "--dir", str(tmp_path)]) == 2
+        err = one_line_error(capsys.readouterr().err, action, "./course")
         assert "two digits, an underscore, then ASCII letters" in err
         assert "'01_Einführung.ipynb', '02_größe.ipynb'" in err

@@ -2,7 +2,7 @@
 
 * every instructor notebook (assignments/source) runs top to bottom in FAST
   mode (CI=1) and every check in it passes;
-* ``refinenet-edu assignments release`` (nbgrader's GenerateAssignment)
+* ``./course assignments release`` (nbgrader's GenerateAssignment)
   writes student versions that contain no solution text, no hidden test and
   no output, and records the graded cells in the gradebook;
 * each student version, run top to bottom, fails at the test of its first
@@ -30,8 +30,8 @@ pytest.importorskip("nbgrader")
 from nbclient import NotebookClient  # noqa: E402
 from nbclient.exceptions import CellExecutionError  # noqa: E402
 
-from refinenet_edu.tools import assignments  # noqa: E402
-from refinenet_edu.cli import main as cli_main  # noqa: E402
+from tooling import assignments  # noqa: E402
+from tooling.cli import main as tooling_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 COURSE = ROOT / "assignments"
@@ -290,18 +290,18 @@ def test_student_version_fails_first_at_the_first_unimplemented_part(name, execu
 
 def test_release_cli_no_db_unknown_names_and_rerelease(tmp_path, capsys):
     out = tmp_path / "handout"
-    assert cli_main(["assignments", "release", "02_chained_residual_pooling", "--out", str(out), "--no-db"]) == 0
+    assert tooling_main(["assignments", "release", "02_chained_residual_pooling", "--out", str(out), "--no-db"]) == 0
     nb_path = out / "02_chained_residual_pooling" / "02_chained_residual_pooling.ipynb"
     first = nb_path.read_text(encoding="utf-8")
     assert not list(tmp_path.rglob("gradebook.db")), "--no-db wrote a gradebook"
     # Releasing again replaces the folder (same content), leaving no temporary folder behind.
-    assert cli_main(["assignments", "release", "02_chained_residual_pooling", "--out", str(out), "--no-db"]) == 0
+    assert tooling_main(["assignments", "release", "02_chained_residual_pooling", "--out", str(out), "--no-db"]) == 0
     assert nb_path.read_text(encoding="utf-8") == first
     assert sorted(p.name for p in out.iterdir()) == [assignments.RELEASE_RECORD, "02_chained_residual_pooling"]
     capsys.readouterr()
-    assert cli_main(["assignments", "release", "99_nope", "--out", str(out), "--no-db"]) == 2
+    assert tooling_main(["assignments", "release", "99_nope", "--out", str(out), "--no-db"]) == 2
     assert "unknown assignment(s) ['99_nope']" in capsys.readouterr().err
-    assert cli_main(["assignments", "list", "--course-dir", str(tmp_path)]) == 2
+    assert tooling_main(["assignments", "list", "--course-dir", str(tmp_path)]) == 2
     assert "not an nbgrader course directory" in capsys.readouterr().err
 
 
@@ -339,7 +339,7 @@ def test_release_refuses_to_hand_out_a_recorded_measurement(tmp_path, monkeypatc
 
 def test_list_and_the_guides_points_table_match_the_notebooks(capsys):
     infos = assignments.list_assignments(COURSE)
-    assert cli_main(["assignments", "list"]) == 0
+    assert tooling_main(["assignments", "list"]) == 0
     listing = capsys.readouterr().out
     guide = (COURSE / "README.md").read_text(encoding="utf-8")
     for a in infos:
@@ -356,4 +356,4 @@ def test_list_and_the_guides_points_table_match_the_notebooks(capsys):
 def test_cli_registers_the_assignments_command():
     from refinenet_edu.cli import COMMANDS
 
-    assert COMMANDS["assignments"][0] == "refinenet_edu.cli.assignments"
+    assert COMMANDS["assignments"][0] == "tooling.cli.assignments"

@@ -1,4 +1,4 @@
-"""``refinenet-edu bench`` (smoke run + JSON schema) and the fast-inference helpers."""
+"""``./course bench`` (smoke run + JSON schema) and the fast-inference helpers."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from refinenet_edu.tools import bench
-from refinenet_edu.cli import main
+from tooling import bench
+from tooling.cli import main as tooling_main
 from refinenet_edu.engine.inference import fast_inference, predict_labels, predict_scores
 from refinenet_edu.engine.runtime import resolve_precision
 from refinenet_edu.nn.model import build_refinenet
@@ -48,7 +48,7 @@ def check_schema(result: dict, devices: set[str]) -> None:
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "smoke.json"
-    assert main(["bench", "--smoke", "--quiet", "--json", str(path)]) == 0
+    assert tooling_main(["bench", "--smoke", "--quiet", "--json", str(path)]) == 0
     return json.loads(path.read_text())
 
 
@@ -113,9 +113,9 @@ def test_parse_model_spec_rejects(text):
 
 
 def test_cli_bad_input_is_a_clean_error(capsys):
-    assert main(["bench", "--models", "nonsense", "--quiet"]) == 2
+    assert tooling_main(["bench", "--models", "nonsense", "--quiet"]) == 2
     assert "nonsense" in capsys.readouterr().err
-    assert main(["bench", "--models", "course", "--input-size", "16", "16", "--quiet"]) == 2
+    assert tooling_main(["bench", "--models", "course", "--input-size", "16", "16", "--quiet"]) == 2
 
 
 def test_peer_takes_the_refinenet_depth():

@@ -15,6 +15,7 @@ namespaces); without it they are left out, and the test says so.
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import sqlite3
@@ -168,8 +169,8 @@ def test_a_cheating_class_scores_what_its_code_deserves(tmp_path):
     shutil.copy(COURSE / "nbgrader_config.py", course)
     seconds = {}
     for name, students in classes.items():
-        done = subprocess.run([sys.executable, "-m", "refinenet_edu", "assignments", "release", name], cwd=course,
-                              capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-m", "tooling", "assignments", "release", name], cwd=course,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0, done.stderr
         for student, (cells, _, needs_sandbox) in students.items():
             if needs_sandbox and not ISOLATED:

@@ -25,7 +25,7 @@ import nbformat
 import pytest
 import tomllib
 
-from refinenet_edu.tools import hosted
+from tooling import links as hosted
 
 ROOT = Path(__file__).resolve().parents[2]
 FORK = "https://github.com/a-fork/refinenet-course"
@@ -124,7 +124,7 @@ def test_a_changed_set_up_cell_drops_its_stale_output(tmp_path):
     nbformat.write(nb, path)
     assert hosted.links_problems(root) == [
         f"notebooks/{path.name}: set-up cell disagree(s) with {hosted.read_repository(root).url} "
-        "(run `refinenet-edu course links`)"]
+        "(run `./course links`)"]
     hosted.write_links(root)
     setup = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     assert setup.outputs == [] and setup.execution_count is None and "edited by hand" not in setup.source
@@ -162,16 +162,16 @@ def test_a_new_set_up_cell_is_stored_as_a_local_run_leaves_it(number):
 
 
 def test_links_check_command_reports_and_fails(tmp_path, monkeypatch, capsys):
-    from refinenet_edu.cli import main
+    from tooling.cli import main as tooling_main
 
     root = _copy_project(tmp_path, ["02"])
     old = hosted.read_repository(root).url
     (root / "pyproject.toml").write_text((root / "pyproject.toml").read_text().replace(old, FORK))
     monkeypatch.setattr(hosted, "project_root", lambda: root)
-    assert main(["course", "links", "--check"]) == 1
+    assert tooling_main(["links", "--check"]) == 1
     assert "02_multi_resolution_fusion.ipynb" in capsys.readouterr().out
-    assert main(["course", "links"]) == 0
-    assert main(["course", "links", "--check"]) == 0
+    assert tooling_main(["links"]) == 0
+    assert tooling_main(["links", "--check"]) == 0
 
 
 def test_set_up_cell_does_nothing_where_the_package_is_importable(monkeypatch):

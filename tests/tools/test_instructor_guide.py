@@ -39,7 +39,8 @@ from jupyter_core.application import NoStart  # noqa: E402
 from nbclient import NotebookClient  # noqa: E402
 from nbgrader.apps import NbGraderApp  # noqa: E402
 
-from refinenet_edu.cli import main as cli_main  # noqa: E402
+
+from tooling.cli import main as tooling_main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 COURSE = ROOT / "assignments"
@@ -335,9 +336,9 @@ def test_the_guides_command_sequence_grades_three_students(tmp_path):
     logs: dict[str, str] = {}
 
     with _activated_environment(tmp_path / "home"):
-        _documented("refinenet-edu assignments release")
+        _documented("../course assignments release")
         with _chdir(course):
-            assert cli_main(["assignments", "release"]) == 0
+            assert tooling_main(["assignments", "release"]) == 0
         for name in NAMES:
             nbgrader("nbgrader release_assignment $NAME", course, NAME=name)
             for student in ("alice", "bob"):

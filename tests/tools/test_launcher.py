@@ -159,6 +159,28 @@ def test_bash_script_hands_lab_to_course_py(tmp_path):
     assert f"ARGS -m jupyterlab --ServerApp.root_dir={ROOT / 'notebooks'}{root_flag} --no-browser" in out.stdout
 
 
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_script_hands_a_maintenance_command_to_tooling_in_the_callers_folder(tmp_path):
+    venv = _fake_env(tmp_path)
+    env = dict(os.environ, REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
+    out = subprocess.run([str(ROOT / "course"), "site", "--out", "site"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "ARGS -m tooling site --out site" in out.stdout and f"CWD {tmp_path}" in out.stdout
+    assert launcher.tooling_env(Path("/repo"), {"PYTHONPATH": "/mine"})["PYTHONPATH"] == os.pathsep.join(["/repo", "/mine"])
+
+
+def test_tooling_runs_the_maintenance_commands(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-m", "tooling", "--help"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert all(c in out.stdout for c in launcher.TOOLING_COMMANDS)
+    bad = subprocess.run([sys.executable, "-m", "tooling", "execute", "--timeout", "0"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("./course execute: error: --timeout 0"), bad.stderr
+
+
 def test_bash_script_without_a_command_prints_usage_and_fails():
     out = subprocess.run([str(ROOT / "course")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "./course lab" in out.stdout and "./course test" in out.stdout

@@ -2,7 +2,7 @@
 
 The first half reads every stored notebook in ``notebooks/`` (whoever wrote it)
 without running it: nbval runs them (``./course test`` passes ``notebooks``
-with ``--nbval-lax``). The second half runs ``refinenet-edu course`` on small
+with ``--nbval-lax``). The second half runs ``./course`` on small
 notebooks made in a temporary folder.
 """
 
@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from refinenet_edu.tools import course
-from refinenet_edu.cli import main
+from tooling import notebooks as course
+from tooling.cli import main as tooling_main
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = course.find_notebooks(NOTEBOOK_DIR) if NOTEBOOK_DIR.is_dir() else []
@@ -111,7 +111,7 @@ def test_is_stored_executed_by_one_clean_run(path):
     cells = [c for c in _code_cells(_read(path)) if c.source.strip()]
     counts = [c.execution_count for c in cells]
     assert counts == list(range(1, len(cells) + 1)), \
-        f"execution counts {counts}: store the notebook as one top-to-bottom run (refinenet-edu course execute)"
+        f"execution counts {counts}: store the notebook as one top-to-bottom run (./course execute)"
     errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, f"stored error output: {errors[0].get('ename')}: {errors[0].get('evalue')}"
     assert any(c.get("outputs") for c in cells), "no outputs stored"
@@ -246,7 +246,7 @@ def test_kernel_env():
 
 
 # --------------------------------------------------------------------------
-# refinenet-edu course execute / check, with a real kernel
+# ./course execute / check, with a real kernel
 # --------------------------------------------------------------------------
 
 
@@ -264,7 +264,7 @@ def _lesson(tmp_path: Path, name: str = "00_lesson.ipynb", *cells) -> Path:
 def test_execute_stores_notebooks_and_exports_html(tmp_path, capsys):
     path = _lesson(tmp_path)
     html_dir = tmp_path / "site"
-    assert main(["course", "execute", "--dir", str(tmp_path), "--html", str(html_dir)]) == 0
+    assert tooling_main(["execute", "--dir", str(tmp_path), "--html", str(html_dir)]) == 0
     nb = _read(path)
     texts = ["".join(o.get("text", "")) for c in _code_cells(nb) for o in c.outputs]
     assert "FAST is True\n" in texts, texts  # --fast is the default: CI=1 for the kernel
@@ -277,7 +277,7 @@ def test_execute_stores_notebooks_and_exports_html(tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
     assert "1 of 1 notebook(s) executed" in capsys.readouterr().out
 
-    assert main(["course", "execute", "--full", "--dir", str(tmp_path), "00"]) == 0
+    assert tooling_main(["execute", "--full", "--dir", str(tmp_path), "00"]) == 0
     texts = ["".join(o.get("text", "")) for c in _code_cells(_read(path)) for o in c.outputs]
     assert "FAST is False\n" in texts, texts
 
@@ -286,26 +286,26 @@ def test_execute_stores_notebooks_and_exports_html(tmp_path, capsys):
 def test_a_failing_notebook_is_left_unchanged(tmp_path, capsys):
     path = _lesson(tmp_path, "00_lesson.ipynb", new_code_cell("raise RuntimeError('broken lesson')"))
     before = path.read_bytes()
-    assert main(["course", "execute", "--dir", str(tmp_path)]) == 1
+    assert tooling_main(["execute", "--dir", str(tmp_path)]) == 1
     assert path.read_bytes() == before
     assert "RuntimeError: broken lesson" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["00_lesson.ipynb"]
 
 
 def test_course_command_reports_bad_input(tmp_path, capsys):
-    assert main(["course", "execute", "--dir", str(tmp_path / "nowhere")]) == 2
+    assert tooling_main(["execute", "--dir", str(tmp_path / "nowhere")]) == 2
     assert "notebook folder not found" in capsys.readouterr().err
     _lesson(tmp_path)
-    assert main(["course", "execute", "--dir", str(tmp_path), "05"]) == 2
+    assert tooling_main(["execute", "--dir", str(tmp_path), "05"]) == 2
     assert "no notebook" in capsys.readouterr().err
     (tmp_path / "file").write_text("")
-    assert main(["course", "execute", "--dir", str(tmp_path), "--html", str(tmp_path / "file")]) == 2
+    assert tooling_main(["execute", "--dir", str(tmp_path), "--html", str(tmp_path / "file")]) == 2
 
 
 def test_course_check_command(tmp_path, capsys):
     _write(_good_notebook(), tmp_path / "00_good.ipynb")
-    assert main(["course", "check", "--dir", str(tmp_path)]) == 0
+    assert tooling_main(["check", "--dir", str(tmp_path)]) == 0
     assert "00_good.ipynb: OK" in capsys.readouterr().out
     _write(_good_notebook(), tmp_path / "02_gap.ipynb")
-    assert main(["course", "check", "--dir", str(tmp_path)]) == 1
+    assert tooling_main(["check", "--dir", str(tmp_path)]) == 1
     assert "01 missing" in capsys.readouterr().out

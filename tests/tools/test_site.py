@@ -1,4 +1,4 @@
-"""The published site: `refinenet-edu course site --out DIR`, built and then read in a real browser.
+"""The published site: `./course site --out DIR`, built and then read in a real browser.
 
 The site is built from the stored notebooks into a temporary folder, served on
 a loopback port, and every page is opened in headless Chromium (Debian's, via
@@ -24,9 +24,9 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from refinenet_edu.tools.course import find_notebooks
-from refinenet_edu.tools import hosted
-from refinenet_edu.tools.site import MARKER, build_site, learning_goals
+from tooling.notebooks import find_notebooks
+from tooling import links as hosted
+from tooling.site import MARKER, build_site, learning_goals
 
 from _chromium import CHROMIUM_ARGS, artifacts_dir, find_chromium
 
@@ -95,12 +95,12 @@ def test_index_shows_every_notebooks_learning_goals(site):
 
 
 def test_the_site_command_refuses_a_folder_it_did_not_make_and_rebuilds_its_own(tmp_path, site):
-    from refinenet_edu.cli import main
+    from tooling.cli import main as tooling_main
 
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "todo.txt").write_text("mine")
-    assert main(["course", "site", "--out", str(mine)]) == 2
+    assert tooling_main(["site", "--out", str(mine)]) == 2
     assert (mine / "todo.txt").read_text() == "mine" and len(list(mine.iterdir())) == 1
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".notes.")], "a half-built site was left behind"
     # a site this command built is replaced whole: the page of a notebook that is gone goes too

@@ -1,9 +1,9 @@
-"""``refinenet-edu course``: execute, export and check the notebook course.
+"""``./course``: execute, export and check the notebook course.
 
-    refinenet-edu course execute [--fast | --full] [--html OUT_DIR] [--dir DIR] [NOTEBOOK ...]
-    refinenet-edu course check [--dir DIR] [NOTEBOOK ...]
-    refinenet-edu course site --out DIR        (refinenet_edu/tools/site.py)
-    refinenet-edu course links [--check]       (refinenet_edu/tools/hosted.py)
+    ./course execute [--fast | --full] [--html OUT_DIR] [--dir DIR] [NOTEBOOK ...]
+    ./course check [--dir DIR] [NOTEBOOK ...]
+    ./course site --out DIR        (tooling/site.py)
+    ./course links [--check]       (tooling/links.py)
 
 ``execute`` re-runs notebooks top to bottom with ``nbclient`` in the current
 Python environment (the kernel is this interpreter, as with nbval's
@@ -65,7 +65,7 @@ NOTEBOOK_NAME = re.compile(r"^(?P<number>\d{2})_[A-Za-z0-9][A-Za-z0-9_.-]*\.ipyn
 #: :data:`NOTEBOOK_NAME` in words
 NOTEBOOK_RULE = ("NN_name.ipynb: two digits, an underscore, then ASCII letters, digits, '_', '.' or '-' "
                  "(starting with a letter or digit)")
-#: the end of the launch-links block that ``refinenet-edu course links`` (tools/hosted.py) writes
+#: the end of the launch-links block that ``./course links`` (tooling/links.py) writes
 LINKS_END = "<!-- /launch-links -->"
 
 
@@ -75,11 +75,11 @@ def link_marker_problem(text: str) -> str | None:
     if starts != ends or starts > 1:
         return (f"its launch-links block is broken ({starts} start marker(s) '<!-- launch-links ...', {ends} end "
                 f"marker(s) '{LINKS_END}'): restore the missing marker or delete what is left of the block by hand, "
-                "then run `refinenet-edu course links` again")
+                "then run `./course links` again")
     return None
 
 
-#: the tag (and cell id) of the set-up cell that ``refinenet-edu course links`` (tools/hosted.py) writes first
+#: the tag (and cell id) of the set-up cell that ``./course links`` (tooling/links.py) writes first
 SETUP_TAG = "hosted-setup"
 #: either of these in the environment turns a notebook's FAST switch on
 FAST_ENV_VARS = ("CI", "NBGRADER_EXECUTION")
@@ -365,8 +365,8 @@ def _code_cells(nb):
 def parameters_cell(nb):
     """The cell tagged ``parameters``'s place: the first code cell after the hosted set-up cell (if any).
 
-    The set-up cell (tagged ``hosted-setup``, written by ``refinenet-edu course
-    links``, refinenet_edu/tools/hosted.py) comes first so that on Colab the
+    The set-up cell (tagged ``hosted-setup``, written by ``./course
+    links``, tooling/links.py) comes first so that on Colab the
     package is installed before anything imports it.
     """
     code = [c for c in _code_cells(nb) if SETUP_TAG not in c.metadata.get("tags", [])]
@@ -426,7 +426,7 @@ def check_notebook(path: str | Path) -> list[str]:
 
     if WIDGET_STATE_KEY in nb.metadata:
         problems.append("holds widget state (notebook metadata 'widgets'); store it with "
-                        "`refinenet-edu course execute`, which strips it")
+                        "`./course execute`, which strips it")
     if any(WIDGET_STATE_KEY in c.metadata for c in nb.cells):
         problems.append("holds widget state in a cell's metadata")
 

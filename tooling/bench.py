@@ -1,4 +1,4 @@
-"""``refinenet-edu bench``: how fast a RefineNet predicts and trains, next to its peers.
+"""``./course bench``: how fast a RefineNet predicts and trains, next to its peers.
 
 For every *case* - a model, a mode (``forward`` = prediction, ``train`` =
 one SGD step: forward, cross-entropy, backward, update), a precision
@@ -46,8 +46,8 @@ e.g. ``official@resnet50``, ``fcn@resnet101``, ``official:cascade=single``.
 
 Examples::
 
-    refinenet-edu bench --smoke                     # < 1 minute, what CI runs
-    refinenet-edu bench --models official fcn deeplabv3 --modes forward \\
+    ./course bench --smoke                     # < 1 minute, what CI runs
+    ./course bench --models official fcn deeplabv3 --modes forward \\
         --input-size 512 512 --iterations 3 --json benchmarks/cpu.json
 """
 
@@ -590,7 +590,7 @@ def _case_text(case: Case) -> str:
 def _run_compiled_case(case: Case, settings: Settings, log: Callable[[str], None]) -> dict[str, Any]:
     """Measure one compiled case in a child process, killed after ``settings.compile_timeout`` seconds."""
     request = json.dumps({"case": asdict(case), "settings": asdict(settings)})
-    cmd = [sys.executable, "-m", "refinenet_edu.tools.bench", "--worker"]
+    cmd = [sys.executable, "-m", "tooling.bench", "--worker"]
     # the child uses as many threads as this process does now (--threads)
     env = dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads()), PYTHONPATH=os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")])))
     proc = subprocess.Popen(
@@ -892,7 +892,7 @@ def format_table(result: dict[str, Any]) -> str:
     commit = (result["commit"] or "unknown")[:10] + (" (uncommitted changes)" if result.get("dirty") else "")
     s = result["settings"]
     lines = [
-        f"refinenet-edu bench  {result['date']}  commit {commit}",
+        f"./course bench  {result['date']}  commit {commit}",
         f"device: {', '.join(result['cuda']) or result['cpu']} ({result['cpu_count']} CPUs, "
         f"{result['torch_threads']} torch threads, CPU native bf16: {result['cpu_bf16_native']})",
         f"torch {v['torch']}, torchvision {v['torchvision']}, python {v['python']}, CUDA {v['cuda']}",
@@ -953,8 +953,8 @@ def format_table(result: dict[str, Any]) -> str:
 SMOKE = dict(models=["course", "fcn"], input_size=(64, 64), iterations=1, warmup=1)
 
 
-if __name__ == "__main__":  # the worker process of run_bench (the command is ``refinenet-edu bench``)
+if __name__ == "__main__":  # the worker process of run_bench (the command is ``./course bench``)
     if sys.argv[1:] != ["--worker"]:
-        sys.exit("usage: python -m refinenet_edu.tools.bench --worker (run_bench starts it); "
-                 "the command is `refinenet-edu bench`")
+        sys.exit("usage: python -m tooling.bench --worker (run_bench starts it); "
+                 "the command is `./course bench`")
     sys.exit(_worker())

@@ -1,4 +1,5 @@
-"""``refinenet-edu course``: execute the notebooks, export HTML, check the conventions (:mod:`refinenet_edu.tools.course`)."""
+"""``./course execute | check | site | links``: the stored notebooks (:mod:`tooling.notebooks`, :mod:`tooling.site`,
+:mod:`tooling.links`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from refinenet_edu.tools.course import (
+from tooling.notebooks import (
     MAX_NOTEBOOK_BYTES,
     ExecutionReport,
     error_summary,
@@ -21,9 +22,8 @@ from refinenet_edu.tools.course import (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION")
-    sub.required = True
+def add_commands(sub) -> None:
+    """The four commands, on the ``./course`` parser's sub-commands ``sub``."""
     ex = sub.add_parser("execute", help="re-execute notebooks in place (optionally export HTML)",
                         description="Re-execute notebooks top to bottom and store them as the run leaves them.")
     mode = ex.add_mutually_exclusive_group()
@@ -41,21 +41,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
         p.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="paths, names or number prefixes such as 03")
     si = sub.add_parser("site", help="render the stored notebooks as a static web site",
-                        description="Render the stored notebooks as a static site (refinenet_edu/tools/site.py).")
+                        description="Render the stored notebooks as a static site (tooling/site.py).")
     si.add_argument("--out", type=Path, required=True, metavar="DIR",
                     help="the site's folder: new, empty, or a site this command built before")
     si.add_argument("--dir", type=Path, default=None, help="notebook folder (default: the checkout's notebooks/)")
     li = sub.add_parser("links", help="write the Colab/Binder links and set-up cells from pyproject.toml",
                         description="Write the repository address of pyproject.toml [project.urls] everywhere it is "
-                                    "derived: notebooks, README.md, CITATION.cff (refinenet_edu/tools/hosted.py).")
+                                    "derived: notebooks, README.md, CITATION.cff (tooling/links.py).")
     li.add_argument("--check", action="store_true", help="only report what disagrees; exit 1 if anything does")
+    for action, p in (("execute", ex), ("check", ch), ("site", si), ("links", li)):
+        p.set_defaults(action=action, _run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action in ("site", "links"):
-        from refinenet_edu.tools import hosted, site
+        from tooling import links, site
 
-        return (site if args.action == "site" else hosted).run(args)
+        return (site if args.action == "site" else links).run(args)
     paths = select_notebooks(args.notebooks, args.dir)
     if args.action == "check":
         return _check(paths, whole_course=not args.notebooks)

@@ -1,4 +1,4 @@
-"""``refinenet-edu course site --out DIR``: the stored notebooks as a static web site.
+"""``./course site --out DIR``: the stored notebooks as a static web site.
 
 Each numbered notebook becomes ``DIR/<name>.html`` as it is stored (executed,
 with its figures; nothing is run), rendered by nbconvert's JupyterLab template
@@ -11,7 +11,7 @@ written once, to ``DIR/static/``, instead of into every page.
 Links between notebooks (``03_chained_residual_pooling.ipynb``) point to their
 pages; links to other files of the repository (``../data/README.md``) point to
 the file on GitHub, at the address set in pyproject.toml (``[project.urls]``,
-:mod:`refinenet_edu.tools.hosted`). Equations are typeset by MathJax, loaded
+:mod:`tooling.links`). Equations are typeset by MathJax, loaded
 from its CDN as nbconvert does, so a reader needs to be online for them.
 
 The site is built in a new folder next to ``DIR`` and then put in its place,
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
-from refinenet_edu.tools.hosted import Repository, binder_url, colab_url, read_repository
+from tooling.links import Repository, binder_url, colab_url, read_repository
 
 __all__ = ["MARKER", "SiteReport", "build_site", "learning_goals", "rewrite_links"]
 
@@ -180,7 +180,7 @@ _PAGE_TEMPLATE = r"""{%- extends 'index.html.j2' -%}
 {% endblock body_footer %}
 """
 
-_SITE_CSS = """/* refinenet-edu course site: the frame around nbconvert's JupyterLab pages */
+_SITE_CSS = """/* ./course site: the frame around nbconvert's JupyterLab pages */
 html { scroll-padding-top: 3.5rem; }  /* anchors land below the sticky bar */
 body.site-page { margin: 0; padding: 0; }
 .site-header { position: sticky; top: 0; z-index: 10; display: flex; flex-wrap: wrap; align-items: center;
@@ -281,7 +281,7 @@ def _check_out_dir(out: Path, new: dict[str, str] | None = None) -> None:
     if not out.is_dir() or not any(out.iterdir()):
         return
     if not (out / MARKER).is_file():
-        raise ValueError(f"--out {out}: holds files that `refinenet-edu course site` did not make; "
+        raise ValueError(f"--out {out}: holds files that `./course site` did not make; "
                          "choose a new or empty folder")
     try:
         recorded = json.loads((out / MARKER).read_text(encoding="utf-8"))["files"]
@@ -291,7 +291,7 @@ def _check_out_dir(out: Path, new: dict[str, str] | None = None) -> None:
         return
     changed = changed_since(out, recorded if recorded is not None else new or {}, ignore=(MARKER,))
     if changed:
-        raise ValueError(f"--out {out}: {out / changed[0]} was added or edited since `refinenet-edu course site` "
+        raise ValueError(f"--out {out}: {out / changed[0]} was added or edited since `./course site` "
                          f"built the site there ({len(changed)} such entries); it is left as it is: move your files "
                          "out of the folder or choose another --out")
 
@@ -301,8 +301,8 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
     """Render every numbered notebook of ``notebook_dir`` (default: the checkout's) into the site ``out``."""
     import nbformat
 
-    from refinenet_edu.tools.course import find_notebooks, notebook_title
-    from refinenet_edu.tools.hosted import project_root
+    from tooling.notebooks import find_notebooks, notebook_title
+    from tooling.links import project_root
 
     start = time.perf_counter()
     log = log or (lambda message: None)
@@ -351,7 +351,7 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
         atomic_write_text(staging / "index.html", _index_page(repo, entries, goals, intro))
         manifest = file_manifest(staging)
         atomic_write_text(staging / MARKER, json.dumps({
-            "about": "built by `refinenet-edu course site`; the next build replaces this folder if nothing in it "
+            "about": "built by `./course site`; the next build replaces this folder if nothing in it "
                      "was added or edited since",
             "files": manifest}, indent=1) + "\n")
         _replace_dir(staging, out, manifest)
@@ -377,7 +377,7 @@ def _replace_dir(staging: Path, out: Path, manifest: dict[str, str]) -> None:
 
 
 def run(args) -> int:
-    """``refinenet-edu course site``."""
+    """``./course site``."""
     report = build_site(args.out, notebook_dir=args.dir, log=print)
     for warning in report.warnings:
         print(f"warning: {warning}")

@@ -1,10 +1,10 @@
-"""``refinenet-edu assignments``: list the graded assignments, release student versions (:mod:`refinenet_edu.tools.assignments`)."""
+"""``./course assignments``: list the graded assignments, release student versions (:mod:`tooling.assignments`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from refinenet_edu.tools.assignments import list_assignments, release
+from tooling.assignments import list_assignments, release
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""``refinenet-edu bench``: speed, FLOP/s and memory of presets and torchvision peers (:mod:`refinenet_edu.tools.bench`)."""
+"""``./course bench``: speed, FLOP/s and memory of presets and torchvision peers (:mod:`tooling.bench`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from refinenet_edu.engine.runtime import DTYPES
 from refinenet_edu.engine.runtime import cpu_threads
 from refinenet_edu.files import atomic_write_text
-from refinenet_edu.tools.bench import GRIDS, MEMORY_FORMATS, MODES, SMOKE, STATISTICS, Settings, format_table, run_bench
+from tooling.bench import GRIDS, MEMORY_FORMATS, MODES, SMOKE, STATISTICS, Settings, format_table, run_bench
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

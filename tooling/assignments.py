@@ -1,4 +1,4 @@
-"""``refinenet-edu assignments``: list the graded assignments and release student versions.
+"""``./course assignments``: list the graded assignments and release student versions.
 
 The instructor versions live in an nbgrader course directory (the current
 folder when it holds ``source/``, else the repository's ``assignments/``)::
@@ -22,9 +22,9 @@ recorded in the course's gradebook (``assignments/gradebook.db``), which
 
 Usage::
 
-    refinenet-edu assignments list
-    refinenet-edu assignments release                     # all, into assignments/release/
-    refinenet-edu assignments release 02_chained_residual_pooling --out /tmp/handout --no-db
+    ./course assignments list
+    ./course assignments release                     # all, into assignments/release/
+    ./course assignments release 02_chained_residual_pooling --out /tmp/handout --no-db
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
-from refinenet_edu.resources import resource
 
 __all__ = [
     "AssignmentInfo",
@@ -74,12 +73,12 @@ class AssignmentInfo:
 
 
 def default_course_dir() -> Path:
-    """The current directory if it is a course directory (holds ``source/``), else the shipped ``assignments/``.
+    """The current directory if it is a course directory (holds ``source/``), else the checkout's ``assignments/``.
 
-    So that ``refinenet-edu assignments release`` run inside a course folder (as the instructor guide does,
+    So that ``./course assignments release`` run inside a course folder (as the instructor guide does,
     from ``assignments/`` or from a copy of it) works on that folder.
     """
-    candidates = [Path.cwd(), resource("assignments")]
+    candidates = [Path.cwd(), Path(__file__).resolve().parents[1] / "assignments"]
     for c in candidates:
         if (c / "source").is_dir():
             return c
@@ -244,7 +243,7 @@ def _released_before(out_dir: Path) -> dict[str, dict[str, str]]:
             raise TypeError("expected an object of assignment folders")
         return record
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: not a record of refinenet-edu assignments release ({err}); move it away to "
+        raise ValueError(f"{path}: not a record of ./course assignments release ({err}); move it away to "
                          f"release into {out_dir}") from None
 
 
@@ -253,7 +252,7 @@ def _check_replaceable(dest: Path, recorded: dict[str, str] | None) -> None:
     if not dest.exists() and not dest.is_symlink():
         return
     if not dest.is_dir() or dest.is_symlink():
-        raise ValueError(f"{dest}: exists and is not a folder released by refinenet-edu assignments release; "
+        raise ValueError(f"{dest}: exists and is not a folder released by ./course assignments release; "
                          "it is left as it is: move it away or choose another --out")
     if recorded is None:
         if any(dest.iterdir()):
