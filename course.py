@@ -1,6 +1,7 @@
 """refinenet-edu set-up: the two commands of README.md, on Linux, macOS and Windows.
 
     python course.py lab  [jupyter options]   create/refresh the environment, open JupyterLab on notebooks/
+    python course.py lab --instructor [...]   the same environment, JupyterLab with nbgrader on assignments/
     python course.py test [pytest options]    create/refresh the environment, run unit tests and every notebook
     python course.py hosted                   Colab, Kaggle: install this checkout into the running Python,
                                               keeping what the platform ships (torch, Jupyter)
@@ -14,6 +15,13 @@ REFINENET_EDU_VENV) is created from nothing the first time and reused while it
 is current: a stamp records a hash of pyproject.toml and the Python version,
 and pip runs again only when either changes. The environment's Python is the
 one that runs this file: `py -3.12 course.py lab`, or PYTHON=python3.12 ./course lab.
+
+Students' JupyterLab does not show nbgrader's instructor tools (the Nbgrader
+menu, the Formgrader, Create Assignment, Validate): `lab` puts
+tooling/jupyter-student/ first on JUPYTER_CONFIG_PATH, which turns nbgrader's
+server and JupyterLab extensions off for that launch. `lab --instructor` starts
+JupyterLab in assignments/, nbgrader's course directory, with all of nbgrader.
+Both use the one environment (the tests need nbgrader too).
 
 `hosted` is what the first code cell of every notebook runs on Colab or Kaggle,
 where refinenet_edu is not installed: an editable install of this checkout
@@ -42,6 +50,10 @@ MIN_PYTHON = (3, 10)
 STAMP_NAME = ".refinenet-edu-stamp"
 #: the extras `lab` and `test` install (pyproject.toml [project.optional-dependencies])
 EXTRAS = "dev,instructor"
+#: the students' Jupyter configuration folder: nbgrader's extensions off (its README.md says how)
+STUDENT_CONFIG = Path("tooling") / "jupyter-student"
+#: the option of `lab` that keeps nbgrader's UI on and starts in the course directory
+INSTRUCTOR = "--instructor"
 #: dependencies a hosted platform's own Jupyter front-end stands in for: `hosted` never installs them
 FRONT_END = frozenset({"jupyterlab", "notebook", "jupyter-server", "jupyterlab-server", "nbclassic"})
 #: the distribution `hosted` installs
@@ -117,11 +129,30 @@ def is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def lab_command(py: Path, root: Path, args: list[str], *, as_root: bool | None = None) -> list[str]:
-    """JupyterLab on ``root/notebooks``; as root (containers, CI machines) Jupyter needs --allow-root."""
+def lab_command(py: Path, root: Path, args: list[str], *, instructor: bool = False,
+                as_root: bool | None = None) -> list[str]:
+    """JupyterLab on ``root/notebooks``, or for the instructor on ``root/assignments`` (nbgrader's course
+    directory, where its Formgrader finds ``nbgrader_config.py``); as root (containers, CI machines)
+    Jupyter needs --allow-root."""
     as_root = is_root() if as_root is None else as_root
-    return [str(py), "-m", "jupyterlab", f"--ServerApp.root_dir={root / 'notebooks'}",
+    folder = root / ("assignments" if instructor else "notebooks")
+    return [str(py), "-m", "jupyterlab", f"--ServerApp.root_dir={folder}",
             *(["--allow-root"] if as_root else []), *args]
+
+
+def lab_env(root: Path, *, instructor: bool = False, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of `lab`: for students, ``root/tooling/jupyter-student`` first on JUPYTER_CONFIG_PATH
+    (Jupyter reads it before every other configuration folder), which turns nbgrader's server extensions and
+    its JupyterLab extension off; for the instructor, that folder taken off the path again."""
+    env = dict(os.environ if environ is None else environ)
+    config = str(root / STUDENT_CONFIG)
+    rest = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p and p.rstrip("/\\") != config]
+    paths = rest if instructor else [config, *rest]
+    if paths:
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(paths)
+    else:
+        env.pop("JUPYTER_CONFIG_PATH", None)
+    return env
 
 
 def test_command(py: Path, args: list[str]) -> list[str]:
@@ -347,8 +378,15 @@ def main(argv: list[str] | None = None) -> int:
     cmd = argv.pop(0) if argv else ""
     try:
         if cmd == "lab":
+            instructor = INSTRUCTOR in argv
+            args = [a for a in argv if a != INSTRUCTOR]
             py = ensure_env(default_venv())
-            return _exec(lab_command(py, ROOT, argv))
+            print("course: JupyterLab for the instructor in assignments/, with nbgrader (Formgrader: menu Nbgrader)"
+                  if instructor else
+                  f"course: JupyterLab on notebooks/ (nbgrader's instructor tools are hidden: `lab {INSTRUCTOR}`)",
+                  file=sys.stderr, flush=True)
+            return _exec(lab_command(py, ROOT, args, instructor=instructor), env=lab_env(ROOT, instructor=instructor),
+                         cwd=ROOT / "assignments" if instructor else None)
         if cmd == "test":
             py = ensure_env(default_venv())
             return _exec(test_command(py, argv), env=test_env(), cwd=ROOT)

@@ -10,6 +10,7 @@ prints what it was given. The real steps (venv, pip) run in every CI run: CI's
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -112,16 +113,70 @@ def test_lab_and_test_commands():
     assert launcher.lab_command(py, Path("/repo"), ["--no-browser"], as_root=False) == [
         "/env/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=" + str(Path("/repo") / "notebooks"), "--no-browser"]
     assert "--allow-root" in launcher.lab_command(py, Path("/repo"), [], as_root=True)
+    assert launcher.lab_command(py, Path("/repo"), ["--port", "8890"], instructor=True, as_root=False) == [
+        "/env/bin/python", "-m", "jupyterlab", "--ServerApp.root_dir=" + str(Path("/repo") / "assignments"),
+        "--port", "8890"]
     assert launcher.test_command(py, ["-x"]) == ["/env/bin/python", "-m", "pytest", "tests", "notebooks",
                                                  "--nbval-lax", "--nbval-current-env", "-x"]
     assert launcher.test_env({})["CI"] == "true"
     assert launcher.test_env({"CI": "1"})["CI"] == "1"
 
 
+def test_students_lab_reads_the_student_config_first_and_the_instructors_does_not():
+    root, sep = Path("/repo"), os.pathsep
+    student = str(root / "tooling" / "jupyter-student")
+    assert launcher.lab_env(root, environ={})["JUPYTER_CONFIG_PATH"] == student
+    assert launcher.lab_env(root, environ={"JUPYTER_CONFIG_PATH": "/etc/j"})["JUPYTER_CONFIG_PATH"] == f"{student}{sep}/etc/j"
+    assert "JUPYTER_CONFIG_PATH" not in launcher.lab_env(root, instructor=True, environ={})
+    # an instructor's lab started from a student's (whose terminals inherit the path) is an instructor's
+    env = launcher.lab_env(root, instructor=True, environ={"JUPYTER_CONFIG_PATH": f"{student}{sep}/etc/j", "X": "1"})
+    assert env == {"JUPYTER_CONFIG_PATH": "/etc/j", "X": "1"}
+    assert "JUPYTER_CONFIG_PATH" not in launcher.lab_env(root, instructor=True, environ={"JUPYTER_CONFIG_PATH": student})
+
+
+def _installed_nbgrader() -> tuple[dict, str]:
+    """nbgrader's server extensions and the name of its JupyterLab extension, as installed in this environment."""
+    server = Path(sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "nbgrader.json"
+    lab = Path(sys.prefix) / "share" / "jupyter" / "labextensions" / "@jupyter" / "nbgrader" / "package.json"
+    if not (server.is_file() and lab.is_file()):
+        pytest.skip("nbgrader is not installed here (the [instructor] extra)")
+    return json.loads(server.read_text())["ServerApp"]["jpserver_extensions"], json.loads(lab.read_text())["name"]
+
+
+def test_the_student_config_turns_off_every_nbgrader_extension_installed():
+    server, lab = _installed_nbgrader()
+    config = ROOT / launcher.STUDENT_CONFIG
+    off = json.loads((config / "jupyter_server_config.json").read_text())["ServerApp"]["jpserver_extensions"]
+    assert off == {name: False for name in server} and len(off) == 4
+    assert json.loads((config / "labconfig" / "page_config.json").read_text()) == {"disabledExtensions": {lab: True}}
+
+
+@pytest.mark.parametrize("instructor", [False, True], ids=["student", "instructor"])
+def test_jupyter_reads_the_launch_config_as_intended(instructor):
+    # what Jupyter itself makes of lab_env: the server extensions it will load, and the page config that JupyterLab
+    # hands to its front end (jupyterlab_server's reader; "@jupyter/nbgrader" there disables all of its plugins)
+    _installed_nbgrader()
+    probe = ("import json\n"
+             "from jupyter_server.serverapp import ServerApp\n"
+             "from jupyterlab_server.config import get_static_page_config\n"
+             "app = ServerApp()\n"
+             "app.load_config_file()\n"
+             "app.find_server_extensions()\n"
+             "print(json.dumps([{k: v for k, v in app.jpserver_extensions.items() if 'nbgrader' in k},\n"
+             "                  get_static_page_config(level='all').get('disabledExtensions', {})]))\n")
+    out = subprocess.run([sys.executable, "-c", probe], env=launcher.lab_env(ROOT, instructor=instructor),
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    server, disabled = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(server) == 4 and set(server.values()) == {instructor}
+    assert disabled.get("@jupyter/nbgrader", False) is not instructor
+
+
 def test_unknown_command_prints_usage(capsys):
     assert launcher.main(["serve"]) == 2
     err = capsys.readouterr().err
     assert "course.py lab" in err and "course.py test" in err and "course.py hosted" in err
+    assert "course.py lab --instructor" in err
 
 
 def _fake_env(tmp_path: Path) -> Path:
@@ -129,7 +184,8 @@ def _fake_env(tmp_path: Path) -> Path:
     venv = tmp_path / "env"
     py = launcher.venv_python(venv, windows=False)
     py.parent.mkdir(parents=True)
-    py.write_text('#!/bin/sh\necho "ARGS $*"\necho "CI=${CI:-unset}"\necho "CWD $(pwd)"\n')
+    py.write_text('#!/bin/sh\necho "ARGS $*"\necho "CI=${CI:-unset}"\necho "CWD $(pwd)"\n'
+                  'echo "JUPYTER_CONFIG_PATH=${JUPYTER_CONFIG_PATH:-unset}"\n')
     py.chmod(0o755)
     (venv / launcher.STAMP_NAME).write_text(launcher.wanted_stamp(ROOT) + "\n")
     return venv
@@ -151,12 +207,28 @@ def test_bash_script_hands_test_to_course_py(tmp_path):
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_bash_script_hands_lab_to_course_py(tmp_path):
     venv = _fake_env(tmp_path)
-    env = dict(os.environ, REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
+    env.update(REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
     out = subprocess.run([str(ROOT / "course"), "lab", "--no-browser"], env=env, capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 0, out.stderr
     root_flag = " --allow-root" if launcher.is_root() else ""
     assert f"ARGS -m jupyterlab --ServerApp.root_dir={ROOT / 'notebooks'}{root_flag} --no-browser" in out.stdout
+    assert f"JUPYTER_CONFIG_PATH={ROOT / 'tooling' / 'jupyter-student'}\n" in out.stdout
+    assert "instructor tools are hidden" in out.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_bash_script_hands_the_instructors_lab_to_course_py(tmp_path):
+    venv = _fake_env(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"}
+    env.update(REFINENET_EDU_VENV=str(venv), PYTHON=sys.executable)
+    out = subprocess.run([str(ROOT / "course"), "lab", "--instructor", "--no-browser"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    root_flag = " --allow-root" if launcher.is_root() else ""
+    assert f"ARGS -m jupyterlab --ServerApp.root_dir={ROOT / 'assignments'}{root_flag} --no-browser" in out.stdout
+    assert f"CWD {ROOT / 'assignments'}" in out.stdout and "JUPYTER_CONFIG_PATH=unset" in out.stdout
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -184,6 +256,7 @@ def test_tooling_runs_the_maintenance_commands(tmp_path):
 def test_bash_script_without_a_command_prints_usage_and_fails():
     out = subprocess.run([str(ROOT / "course")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "./course lab" in out.stdout and "./course test" in out.stdout
+    assert "./course lab --instructor" in out.stdout
 
 
 def test_readme_documents_the_windows_commands():
