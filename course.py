@@ -16,6 +16,13 @@ is current: a stamp records a hash of pyproject.toml and the Python version,
 and pip runs again only when either changes. The environment's Python is the
 one that runs this file: `py -3.12 course.py lab`, or PYTHON=python3.12 ./course lab.
 
+A new environment on Linux or Windows without an NVIDIA GPU (no `nvidia-smi`
+on PATH) gets PyTorch's CPU-only wheels (torch, torchvision) from
+https://download.pytorch.org/whl/cpu: the default Linux wheels bring the CUDA
+libraries, gigabytes that only an NVIDIA GPU uses. Where that server cannot be
+reached (or pip fails there), the default wheels are installed instead. REFINENET_EDU_TORCH=default
+always takes the default wheels, REFINENET_EDU_TORCH=cpu always the CPU-only ones.
+
 Students' JupyterLab does not show nbgrader's instructor tools (the Nbgrader
 menu, the Formgrader, Create Assignment, Validate): `lab` puts
 tooling/jupyter-student/ first on JUPYTER_CONFIG_PATH, which turns nbgrader's
@@ -40,6 +47,7 @@ import hashlib
 import importlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +58,10 @@ MIN_PYTHON = (3, 10)
 STAMP_NAME = ".refinenet-edu-stamp"
 #: the extras `lab` and `test` install (pyproject.toml [project.optional-dependencies])
 EXTRAS = "dev,instructor"
+#: PyTorch's index of CPU-only wheels (https://pytorch.org/get-started/locally/)
+CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
+#: the distributions taken from there when a new environment gets the CPU-only wheels
+TORCH_PACKAGES = ("torch", "torchvision")
 #: the students' Jupyter configuration folder: nbgrader's extensions off (its README.md says how)
 STUDENT_CONFIG = Path("tooling") / "jupyter-student"
 #: the option of `lab` that keeps nbgrader's UI on and starts in the course directory
@@ -100,12 +112,66 @@ def _run(cmd: list[str], **kwargs) -> None:
         raise SetupError(f"`{' '.join(str(c) for c in cmd)}` failed (exit status {result.returncode}); see above")
 
 
+def torch_wheels(environ: dict[str, str] | None = None, *, which=shutil.which, platform: str = sys.platform) -> str:
+    """Which PyTorch wheels a new environment gets: ``"cpu"`` (CPU_WHEELS) or ``"default"`` (the package index's).
+
+    REFINENET_EDU_TORCH=cpu or =default decides; unset (or ``auto``): the CPU-only wheels on Linux and
+    Windows when ``nvidia-smi``, which comes with NVIDIA's driver, is not on PATH; the default wheels where it
+    is, and on macOS (whose wheels have no CUDA).
+    """
+    environ = os.environ if environ is None else environ
+    choice = environ.get("REFINENET_EDU_TORCH", "").strip().lower() or "auto"
+    if choice in ("cpu", "default"):
+        return choice
+    if choice != "auto":
+        raise SetupError(f"REFINENET_EDU_TORCH={environ['REFINENET_EDU_TORCH']!r}: use cpu, default or auto")
+    if platform == "darwin":
+        return "default"
+    return "default" if which("nvidia-smi") else "cpu"
+
+
+def torch_requirements(root: Path = ROOT) -> list[str]:
+    """torch's and torchvision's requirements as pyproject.toml's dependencies state them (e.g. ``torch>=2.4``)."""
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, flags=re.S | re.M)
+    found = {}
+    for item in re.findall(r'"([^"]+)"', block.group(1) if block else ""):
+        name, spec, marker = parse_requirement(item)
+        if normalize(name) in TORCH_PACKAGES and not marker:
+            found[normalize(name)] = f"{name}{spec}"
+    return [found.get(name, name) for name in TORCH_PACKAGES]
+
+
+def has_torch(venv: Path, windows: bool | None = None) -> bool:
+    """Whether the environment already has a torch package (then a refresh keeps it, whichever build it is)."""
+    windows = (os.name == "nt") if windows is None else windows
+    if windows:
+        return (venv / "Lib" / "site-packages" / "torch").is_dir()
+    return any(p.is_dir() for p in venv.glob("lib/python*/site-packages/torch"))
+
+
+def reachable(url: str, timeout: float = 15) -> bool:
+    """Whether ``url`` answers a GET (proxies from the environment, as urllib takes them); the body is not read."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status < 400
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_env(venv: Path, root: Path = ROOT, *, run=_run, python: str = sys.executable,
-               python_version: str | None = None, windows: bool | None = None, log=None) -> Path:
+               python_version: str | None = None, windows: bool | None = None, torch: str | None = None,
+               probe=reachable, log=None) -> Path:
     """Create or refresh the environment in ``venv``; return its interpreter.
 
     ``run`` executes each step (a list of arguments); tests pass their own to
-    check the steps without creating anything.
+    check the steps without creating anything. ``torch`` is ``"cpu"`` or
+    ``"default"`` (torch_wheels() decides when it is None): with ``"cpu"``, an
+    environment without torch first gets the CPU-only wheels, when ``probe``
+    finds their index; when it does not, or that step fails, the default
+    wheels come with the rest.
     """
     log = log or (lambda message: print(f"course: {message}", file=sys.stderr, flush=True))
     want = wanted_stamp(root, python_version)
@@ -120,6 +186,19 @@ def ensure_env(venv: Path, root: Path = ROOT, *, run=_run, python: str = sys.exe
     if stamp.exists():
         stamp.unlink()
     run([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+    if (torch or torch_wheels()) == "cpu" and not has_torch(venv, windows):
+        if not probe(f"{CPU_WHEELS}/torch/"):
+            log(f"no NVIDIA GPU here (no nvidia-smi), but {CPU_WHEELS} cannot be reached: "
+                "the default PyTorch wheels come with the rest")
+        else:
+            log(f"no NVIDIA GPU here (no nvidia-smi): installing PyTorch's CPU-only wheels from {CPU_WHEELS} "
+                "(REFINENET_EDU_TORCH=default for the default ones)")
+            try:
+                run([str(py), "-m", "pip", "install", "--quiet", "--index-url", CPU_WHEELS,
+                     *torch_requirements(root)])
+            except SetupError as err:
+                log(f"the CPU-only wheels could not be installed ({err}): "
+                    "the default PyTorch wheels come with the rest")
     run([str(py), "-m", "pip", "install", "--quiet", "-e", f"{root}[{EXTRAS}]"])
     stamp.write_text(want + "\n", encoding="utf-8")
     return py

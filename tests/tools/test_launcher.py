@@ -65,7 +65,7 @@ def test_environment_is_made_once_and_remade_when_pyproject_changes(tmp_path, wi
     py = launcher.venv_python(venv, windows)
     run = Recorder(windows)
     got = launcher.ensure_env(venv, root, run=run, python="/usr/bin/python3", python_version="3.11.7",
-                              windows=windows, log=lambda m: None)
+                              windows=windows, torch="default", log=lambda m: None)
     assert got == py
     assert run.calls == [
         ["/usr/bin/python3", "-m", "venv", str(venv)],
@@ -76,16 +76,125 @@ def test_environment_is_made_once_and_remade_when_pyproject_changes(tmp_path, wi
     assert stamp.strip() == launcher.wanted_stamp(root, "3.11.7") and stamp.endswith(" 3.11.7\n")
 
     run.calls.clear()  # current: nothing runs
-    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, log=lambda m: None)
+    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, torch="default", log=lambda m: None)
     assert run.calls == []
 
     (root / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "2"\n')  # pip again, same venv
-    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, log=lambda m: None)
+    launcher.ensure_env(venv, root, run=run, python_version="3.11.7", windows=windows, torch="default", log=lambda m: None)
     assert [c[3:5] for c in run.calls] == [["install", "--quiet"], ["install", "--quiet"]]
 
     run.calls.clear()  # another Python version: pip again too
-    launcher.ensure_env(venv, root, run=run, python_version="3.12.1", windows=windows, log=lambda m: None)
+    launcher.ensure_env(venv, root, run=run, python_version="3.12.1", windows=windows, torch="default", log=lambda m: None)
     assert len(run.calls) == 2
+
+
+PYPROJECT = ('[project]\nname = "x"\ndependencies = [\n    "numpy>=1.24",\n    "torch>=2.4",  # a comment\n'
+             '    "torchvision >= 0.19, <1",\n]\n[project.optional-dependencies]\ndev = ["torch-tb-profiler>=0.4"]\n')
+
+
+@pytest.mark.parametrize("windows", [False, True], ids=["posix", "windows"])
+def test_without_an_nvidia_gpu_a_new_environment_gets_the_cpu_only_wheels_first(tmp_path, windows):
+    root, venv = _project(tmp_path, PYPROJECT), tmp_path / "env"
+    py, run, said = str(launcher.venv_python(venv, windows)), Recorder(windows), []
+    launcher.ensure_env(venv, root, run=run, python="/usr/bin/python3", windows=windows, torch="cpu",
+                        probe=lambda url: url == "https://download.pytorch.org/whl/cpu/torch/", log=said.append)
+    assert run.calls[1:] == [
+        [py, "-m", "pip", "install", "--quiet", "--upgrade", "pip"],
+        [py, "-m", "pip", "install", "--quiet", "--index-url", "https://download.pytorch.org/whl/cpu",
+         "torch>=2.4", "torchvision>=0.19,<1"],
+        [py, "-m", "pip", "install", "--quiet", "-e", f"{root}[dev,instructor]"],
+    ]
+    assert any("CPU-only wheels from https://download.pytorch.org/whl/cpu" in m for m in said)
+
+    # a refresh keeps the torch the environment has, whichever build: the CPU index is not asked again
+    site = venv / "Lib" / "site-packages" if windows else venv / "lib" / "python3.11" / "site-packages"
+    (site / "torch").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(PYPROJECT + "# changed\n")
+    run.calls.clear()
+    launcher.ensure_env(venv, root, run=run, windows=windows, torch="cpu", probe=lambda url: True, log=lambda m: None)
+    assert not any("--index-url" in c for c in run.calls) and len(run.calls) == 2
+
+
+def test_when_the_cpu_only_wheels_cannot_be_had_the_default_ones_come_with_the_rest(tmp_path):
+    # download.pytorch.org is not reachable from every machine (nor from this project's CI machine):
+    # the failed step is reported, and the environment is made with the default wheels
+    root, venv = _project(tmp_path, PYPROJECT), tmp_path / "env"
+    calls, said = [], []
+
+    def offline(cmd):
+        calls.append([str(c) for c in cmd])
+        if "--index-url" in cmd:
+            raise launcher.SetupError(f"`{' '.join(cmd)}` failed (exit status 1); see above")
+        Recorder(False)(cmd)
+
+    py = launcher.ensure_env(venv, root, run=offline, windows=False, torch="cpu", probe=lambda url: True,
+                             log=said.append)
+    assert [c[4:6] for c in calls[1:]] == [["--quiet", "--upgrade"], ["--quiet", "--index-url"], ["--quiet", "-e"]]
+    assert calls[-1] == [str(py), "-m", "pip", "install", "--quiet", "-e", f"{root}[dev,instructor]"]
+    assert any("could not be installed" in m and "default PyTorch wheels come with the rest" in m for m in said)
+    assert launcher.is_current(venv, launcher.wanted_stamp(root), windows=False)
+
+    # where the index does not answer at all (as on this project's machine: no DNS for download.pytorch.org),
+    # pip is not even tried there (pip would retry every page it looks up there)
+    venv2, said = tmp_path / "env2", []
+    calls.clear()
+    launcher.ensure_env(venv2, root, run=offline, windows=False, torch="cpu", probe=lambda url: False,
+                        log=said.append)
+    assert not any("--index-url" in c for c in calls) and calls[-1][4:6] == ["--quiet", "-e"]
+    assert any("https://download.pytorch.org/whl/cpu cannot be reached" in m for m in said)
+    assert launcher.is_current(venv2, launcher.wanted_stamp(root), windows=False)
+
+
+def test_reachable_asks_with_a_get_and_says_no_quickly_when_nothing_answers(tmp_path):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/whl/cpu/torch/" else 404)
+            self.end_headers()
+            self.wfile.write(b"<html></html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert launcher.reachable(f"{base}/whl/cpu/torch/", timeout=10)
+        assert not launcher.reachable(f"{base}/whl/cpu/nothing/", timeout=10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not launcher.reachable(f"{base}/whl/cpu/torch/", timeout=5)  # closed: refused at once
+    assert not launcher.reachable("not a url")
+
+
+@pytest.mark.parametrize("environ, nvidia_smi, platform, wheels", [
+    ({}, None, "linux", "cpu"),
+    ({}, "/usr/bin/nvidia-smi", "linux", "default"),
+    ({}, None, "win32", "cpu"),
+    ({}, "C:\\Windows\\System32\\nvidia-smi.exe", "win32", "default"),
+    ({}, None, "darwin", "default"),
+    ({"REFINENET_EDU_TORCH": "auto"}, None, "linux", "cpu"),
+    ({"REFINENET_EDU_TORCH": "default"}, None, "linux", "default"),
+    ({"REFINENET_EDU_TORCH": "CPU"}, "/usr/bin/nvidia-smi", "linux", "cpu"),
+    ({"REFINENET_EDU_TORCH": "cpu"}, None, "darwin", "cpu"),
+])
+def test_which_torch_wheels(environ, nvidia_smi, platform, wheels):
+    which = {"nvidia-smi": nvidia_smi}.get
+    assert launcher.torch_wheels(environ, which=which, platform=platform) == wheels
+
+
+def test_an_unknown_torch_choice_is_an_error():
+    with pytest.raises(launcher.SetupError, match="REFINENET_EDU_TORCH='cuda': use cpu, default or auto"):
+        launcher.torch_wheels({"REFINENET_EDU_TORCH": "cuda"}, which=lambda name: None, platform="linux")
+
+
+def test_the_cpu_only_wheels_keep_the_projects_pins():
+    assert [r.split(">")[0] for r in launcher.torch_requirements(ROOT)] == ["torch", "torchvision"]
+    assert all(">=" in r for r in launcher.torch_requirements(ROOT))
 
 
 def test_a_failed_step_leaves_no_stamp_and_says_which_command(tmp_path):
@@ -97,7 +206,7 @@ def test_a_failed_step_leaves_no_stamp_and_says_which_command(tmp_path):
         Recorder(False)(cmd)
 
     with pytest.raises(launcher.SetupError, match="pip install --quiet -e"):
-        launcher.ensure_env(venv, root, run=failing, windows=False, log=lambda m: None)
+        launcher.ensure_env(venv, root, run=failing, windows=False, torch="default", log=lambda m: None)
     assert not (venv / launcher.STAMP_NAME).exists()
 
 
