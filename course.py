@@ -20,8 +20,9 @@ A new environment on Linux or Windows without an NVIDIA GPU (no `nvidia-smi`
 on PATH) gets PyTorch's CPU-only wheels (torch, torchvision) from
 https://download.pytorch.org/whl/cpu: the default Linux wheels bring the CUDA
 libraries, gigabytes that only an NVIDIA GPU uses. Where that server cannot be
-reached (or pip fails there), the default wheels are installed instead. REFINENET_EDU_TORCH=default
-always takes the default wheels, REFINENET_EDU_TORCH=cpu always the CPU-only ones.
+reached (or pip fails there), the default wheels are installed instead.
+REFINENET_EDU_TORCH=default always takes the default wheels,
+REFINENET_EDU_TORCH=cpu always the CPU-only ones.
 
 Students' JupyterLab does not show nbgrader's instructor tools (the Nbgrader
 menu, the Formgrader, Create Assignment, Validate): `lab` puts
@@ -187,11 +188,12 @@ def ensure_env(venv: Path, root: Path = ROOT, *, run=_run, python: str = sys.exe
         stamp.unlink()
     run([str(py), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
     if (torch or torch_wheels()) == "cpu" and not has_torch(venv, windows):
+        why = ("REFINENET_EDU_TORCH=cpu" if os.environ.get("REFINENET_EDU_TORCH", "").strip().lower() == "cpu"
+               else "no NVIDIA GPU here (no nvidia-smi)")
         if not probe(f"{CPU_WHEELS}/torch/"):
-            log(f"no NVIDIA GPU here (no nvidia-smi), but {CPU_WHEELS} cannot be reached: "
-                "the default PyTorch wheels come with the rest")
+            log(f"{why}, but {CPU_WHEELS} cannot be reached: the default PyTorch wheels come with the rest")
         else:
-            log(f"no NVIDIA GPU here (no nvidia-smi): installing PyTorch's CPU-only wheels from {CPU_WHEELS} "
+            log(f"{why}: installing PyTorch's CPU-only wheels from {CPU_WHEELS} "
                 "(REFINENET_EDU_TORCH=default for the default ones)")
             try:
                 run([str(py), "-m", "pip", "install", "--quiet", "--index-url", CPU_WHEELS,
