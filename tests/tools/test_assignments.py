@@ -353,7 +353,10 @@ def test_list_and_the_guides_points_table_match_the_notebooks(capsys):
     assert re.search(rf"\*\*total\*\*.*\*\*{total:g}\*\*", guide), "README.md's total row is off"
 
 
-def test_cli_registers_the_assignments_command():
+def test_the_assignments_command_is_the_course_tooling_not_the_librarys():
     from refinenet_edu.cli import COMMANDS
+    from tooling.cli import build_parser
 
-    assert COMMANDS["assignments"][0] == "tooling.cli.assignments"
+    assert "assignments" not in COMMANDS
+    args = build_parser().parse_args(["assignments", "list"])
+    assert args._run.__module__ == "tooling.cli.assignments" and args.action == "list"
