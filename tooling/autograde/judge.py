@@ -12,6 +12,7 @@ outputs scores.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from pathlib import Path
 import torch
 
 import refinenet_edu
+from refinenet_edu.files import read_torch_file
 from tooling.autograde.cases import ASSIGNMENTS, Test
 from tooling.autograde.sandbox import isolation, run_sandboxed
 
@@ -72,6 +74,7 @@ def hidden_paths(course_dir: Path | None) -> list[Path]:
     return sorted(hide)
 
 
+@functools.lru_cache(maxsize=1)
 def _editable_targets() -> list[str]:
     """Where an editable install (``pip install -e``) of the library points, for the runner's interpreter."""
     done = subprocess.run([sys.executable, "-I", "-c", "import importlib.util as u; s = u.find_spec('refinenet_edu'); "
@@ -156,7 +159,7 @@ def _run(request: dict, limit: float, course_dir: Path | None) -> tuple[dict, st
         if result_file.stat().st_size > MAX_RESULT_BYTES:
             return {}, "your code's answers were too large to read"
         try:
-            result = torch.load(result_file, weights_only=True)
+            result = read_torch_file(result_file, what="the runner's answers")
         except Exception:  # noqa: BLE001 - whatever the student's process left there, it is no answer
             return {}, "the answers of your code could not be read (was the answer file changed?)"
         if not isinstance(result, dict):
