@@ -7,11 +7,23 @@ The names below are imported lazily (on first use), so that
 ``import refinenet_edu.engine.metrics`` does not pay for torchvision.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-import importlib
+from refinenet_edu._exports import lazy_exports
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
+    from refinenet_edu.nn.components import (
+        AdaptiveConv,
+        ChainedResidualPooling,
+        MultiResolutionFusion,
+        RefineNetBlock,
+        ResidualConvUnit,
+    )
+    from refinenet_edu.nn.config import BACKBONES, CASCADES, MIN_INPUT_SIZE, PRESETS, RefineNetConfig, make_config
+    from refinenet_edu.nn.encoders import ResNetEncoder
+    from refinenet_edu.nn.model import RefineNet, build_refinenet
 
 _EXPORTS = {
     "AdaptiveConv": "refinenet_edu.nn.components",
@@ -19,27 +31,15 @@ _EXPORTS = {
     "MultiResolutionFusion": "refinenet_edu.nn.components",
     "RefineNetBlock": "refinenet_edu.nn.components",
     "ResidualConvUnit": "refinenet_edu.nn.components",
+    "BACKBONES": "refinenet_edu.nn.config",
     "CASCADES": "refinenet_edu.nn.config",
     "MIN_INPUT_SIZE": "refinenet_edu.nn.config",
     "PRESETS": "refinenet_edu.nn.config",
     "RefineNetConfig": "refinenet_edu.nn.config",
     "make_config": "refinenet_edu.nn.config",
-    "BACKBONES": "refinenet_edu.nn.encoders",
     "ResNetEncoder": "refinenet_edu.nn.encoders",
     "RefineNet": "refinenet_edu.nn.model",
     "build_refinenet": "refinenet_edu.nn.model",
 }
-
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'refinenet_edu' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -145,4 +145,4 @@ def test_the_network_and_its_config_import_little():
     code = ("import sys, refinenet_edu.nn.config; "
             "print(sorted(m for m in sys.modules if m.startswith(('torchvision', 'refinenet_edu.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "['refinenet_edu.nn', 'refinenet_edu.nn.config']", out
+    assert out.strip() == "['refinenet_edu._exports', 'refinenet_edu.nn', 'refinenet_edu.nn.config']", out

@@ -1,4 +1,4 @@
-"""``refinenet-edu summary``: parameter count, per-block table and FLOPs of a model (:mod:`refinenet_edu.nn.summary`)."""
+"""``refinenet-edu summary``: parameter count, per-block table and FLOPs of a model (:mod:`refinenet_edu.nn.cost`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import json
 
 from refinenet_edu.cli.options import add_model_arguments, config_from_args
-from refinenet_edu.nn.summary import summarize
+from refinenet_edu.nn.cost import summarize
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from one epoch to the next; a jump of 10x is a blow-up, after which a network of
 everywhere.
 
 :func:`~refinenet_edu.engine.loop.train` warns at the first such epoch and never writes one as ``best.pt``;
-:func:`refinenet_edu.experiments.statistics.diverged` flags such runs so that comparisons leave them out.
+:func:`refinenet_edu.experiments.comparison.diverged` flags such runs so that comparisons leave them out.
 This module imports nothing heavy (no torch).
 """
 

@@ -19,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-from refinenet_edu.experiments.statistics import groups, run_group
+from refinenet_edu.experiments.comparison import groups, run_group
 from refinenet_edu.experiments.variants import parse_variant
 from refinenet_edu.files import atomic_write_bytes
 from refinenet_edu.resources import resource
@@ -237,7 +237,7 @@ class AblationResults:
 
     def summary_csv(self) -> str:
         """One row per variant: runs, mean and sample standard deviation of the main metrics."""
-        from refinenet_edu.experiments.statistics import metric_names, summarize
+        from refinenet_edu.experiments.comparison import metric_names, summarize
 
         metrics = [m for m in metric_names(self) if not m.startswith("inference_ms") and m not in ("params", "flops")]
         buf = io.StringIO()
@@ -322,8 +322,8 @@ def combine_results(sets, *, variant: str | None = None) -> AblationResults:
     e.g. ``{"cross-entropy": "results/losses/cross-entropy", "focal": ...}``:
     one results file holds one budget, so ``ablate`` keeps runs that differ in
     a training option (``--loss``) in separate folders, and this puts them
-    back side by side for :func:`~refinenet_edu.experiments.statistics.summarize`,
-    :func:`~refinenet_edu.experiments.statistics.compare` and the figures, with
+    back side by side for :func:`~refinenet_edu.experiments.comparison.summarize`,
+    :func:`~refinenet_edu.experiments.comparison.compare` and the figures, with
     the seeds kept (so a paired test can pair them). Each set must hold one
     variant, or ``variant`` picks it; all sets must be of the same data (the
     dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and

@@ -264,7 +264,7 @@ def variant_costs(variant: Variant | str, *, preset: str = "course", num_classes
     import torch
 
     from refinenet_edu.nn.model import RefineNet
-    from refinenet_edu.nn.summary import count_flops, count_parameters
+    from refinenet_edu.nn.cost import count_flops, count_parameters
 
     variant = parse_variant(variant)
     config = _model_config(variant, preset, num_classes, model_overrides or {})
@@ -308,7 +308,7 @@ def train_variant(
     from refinenet_edu.datasets.loading import eval_loader
     from refinenet_edu.engine.evaluation import evaluate
     from refinenet_edu.nn.model import RefineNet
-    from refinenet_edu.nn.summary import count_parameters
+    from refinenet_edu.nn.cost import count_parameters
     from refinenet_edu.engine.loop import train
 
     variant = parse_variant(variant)

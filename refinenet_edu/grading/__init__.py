@@ -10,9 +10,9 @@ metrics and the evaluation, on one shared harness:
 * :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 3(c));
 * :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 3(d));
 * :mod:`.cascade` - :func:`check_cascade`, the 4-cascade (Sec. 3.1);
-* :mod:`.metrics` - :func:`check_confusion_matrix`, :func:`check_iou`,
+* :mod:`.iou` - :func:`check_confusion_matrix`, :func:`check_iou`,
   :func:`check_miou` (the mean judged on the student's own IoUs);
-* :mod:`.evaluation` - :func:`check_eval_mode`, prediction with dropout and
+* :mod:`.eval_mode` - :func:`check_eval_mode`, prediction with dropout and
   batch norm in evaluation mode;
 * :mod:`.augmentation` - :func:`check_joint_augment`, the joint image/mask
   augmentation (scale, crop padded with the ignore label, flip; notebook 06);
@@ -38,33 +38,40 @@ All checks run in well under a second on a CPU and leave the global random
 state alone.
 """
 
-from refinenet_edu.grading.augmentation import check_joint_augment
-from refinenet_edu.grading.block import check_adaptive_conv, check_block_forward
-from refinenet_edu.grading.boundary import check_boundary_band
-from refinenet_edu.grading.cascade import check_cascade
-from refinenet_edu.grading.crp import check_crp
-from refinenet_edu.grading.evaluation import check_eval_mode
-from refinenet_edu.grading.fusion import check_fusion
-from refinenet_edu.grading.harness import CheckFailed
-from refinenet_edu.grading.lightweight import check_lw_block
-from refinenet_edu.grading.metrics import check_confusion_matrix, check_iou, check_miou
-from refinenet_edu.grading.rcu import check_rcu
-from refinenet_edu.grading.training import check_train_step
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "CheckFailed",
-    "check_adaptive_conv",
-    "check_block_forward",
-    "check_boundary_band",
-    "check_cascade",
-    "check_confusion_matrix",
-    "check_crp",
-    "check_eval_mode",
-    "check_fusion",
-    "check_iou",
-    "check_joint_augment",
-    "check_lw_block",
-    "check_miou",
-    "check_rcu",
-    "check_train_step",
-]
+from refinenet_edu._exports import lazy_exports
+
+if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
+    from refinenet_edu.grading.augmentation import check_joint_augment
+    from refinenet_edu.grading.block import check_adaptive_conv, check_block_forward
+    from refinenet_edu.grading.boundary import check_boundary_band
+    from refinenet_edu.grading.cascade import check_cascade
+    from refinenet_edu.grading.crp import check_crp
+    from refinenet_edu.grading.eval_mode import check_eval_mode
+    from refinenet_edu.grading.fusion import check_fusion
+    from refinenet_edu.grading.harness import CheckFailed
+    from refinenet_edu.grading.lightweight import check_lw_block
+    from refinenet_edu.grading.iou import check_confusion_matrix, check_iou, check_miou
+    from refinenet_edu.grading.rcu import check_rcu
+    from refinenet_edu.grading.training import check_train_step
+
+_EXPORTS = {
+    "check_joint_augment": "refinenet_edu.grading.augmentation",
+    "check_adaptive_conv": "refinenet_edu.grading.block",
+    "check_block_forward": "refinenet_edu.grading.block",
+    "check_boundary_band": "refinenet_edu.grading.boundary",
+    "check_cascade": "refinenet_edu.grading.cascade",
+    "check_crp": "refinenet_edu.grading.crp",
+    "check_eval_mode": "refinenet_edu.grading.eval_mode",
+    "check_fusion": "refinenet_edu.grading.fusion",
+    "CheckFailed": "refinenet_edu.grading.harness",
+    "check_lw_block": "refinenet_edu.grading.lightweight",
+    "check_confusion_matrix": "refinenet_edu.grading.iou",
+    "check_iou": "refinenet_edu.grading.iou",
+    "check_miou": "refinenet_edu.grading.iou",
+    "check_rcu": "refinenet_edu.grading.rcu",
+    "check_train_step": "refinenet_edu.grading.training",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,6 +5,58 @@
 - :mod:`.encoders`: the ResNet encoders and their four taps (1/4 .. 1/32);
 - :mod:`.config`: :class:`~.config.RefineNetConfig` and the named presets, as data (no torchvision);
 - :mod:`.model`: :class:`~.model.RefineNet`, the cascades of Fig. 2(c) and Fig. 7, :func:`~.model.build_refinenet`;
-- :mod:`.summary`: parameters, per-block table and FLOPs of a network;
+- :mod:`.cost`: parameters, per-block table and FLOPs of a network;
 - :mod:`.port_weights` loads the public PyTorch port's converted RefineNet-101 VOC weights.
 """
+
+from typing import TYPE_CHECKING
+
+from refinenet_edu._exports import lazy_exports
+
+if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
+    from refinenet_edu.nn.components import (
+        AdaptiveConv,
+        ChainedResidualPooling,
+        MultiResolutionFusion,
+        RefineNetBlock,
+        ResidualConvUnit,
+    )
+    from refinenet_edu.nn.config import (
+        BACKBONES,
+        CASCADES,
+        MIN_INPUT_SIZE,
+        PRESETS,
+        STAGE_CHANNELS,
+        STRIDES,
+        RefineNetConfig,
+        make_config,
+    )
+    from refinenet_edu.nn.cost import count_flops, count_parameters, summarize
+    from refinenet_edu.nn.encoders import ResNetEncoder
+    from refinenet_edu.nn.model import RefineNet, build_refinenet
+    from refinenet_edu.nn.port_weights import load_port_weights
+
+_EXPORTS = {
+    "AdaptiveConv": "refinenet_edu.nn.components",
+    "ChainedResidualPooling": "refinenet_edu.nn.components",
+    "MultiResolutionFusion": "refinenet_edu.nn.components",
+    "RefineNetBlock": "refinenet_edu.nn.components",
+    "ResidualConvUnit": "refinenet_edu.nn.components",
+    "BACKBONES": "refinenet_edu.nn.config",
+    "CASCADES": "refinenet_edu.nn.config",
+    "MIN_INPUT_SIZE": "refinenet_edu.nn.config",
+    "PRESETS": "refinenet_edu.nn.config",
+    "STAGE_CHANNELS": "refinenet_edu.nn.config",
+    "STRIDES": "refinenet_edu.nn.config",
+    "RefineNetConfig": "refinenet_edu.nn.config",
+    "make_config": "refinenet_edu.nn.config",
+    "count_flops": "refinenet_edu.nn.cost",
+    "count_parameters": "refinenet_edu.nn.cost",
+    "summarize": "refinenet_edu.nn.cost",
+    "ResNetEncoder": "refinenet_edu.nn.encoders",
+    "RefineNet": "refinenet_edu.nn.model",
+    "build_refinenet": "refinenet_edu.nn.model",
+    "load_port_weights": "refinenet_edu.nn.port_weights",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

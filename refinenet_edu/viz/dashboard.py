@@ -1,4 +1,4 @@
-"""The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.experiments.statistics`.
+"""The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.experiments.comparison`.
 
 Usage in a notebook::
 
@@ -14,7 +14,7 @@ it to the comparison under its own name (it is never averaged with the shipped
 runs, which had another budget).
 
 Every chart is a PNG in an ``ipywidgets.Image`` drawn by a function of
-:mod:`refinenet_edu.experiments.statistics`; the callbacks only read the controls, call
+:mod:`refinenet_edu.experiments.comparison`; the callbacks only read the controls, call
 those functions and set the images. An error inside a callback is shown in the
 dashboard's "messages" area, never swallowed.
 """
@@ -27,7 +27,7 @@ import html
 import traceback
 from typing import Any, Callable, Mapping
 
-from refinenet_edu.experiments import statistics as cmp
+from refinenet_edu.experiments import comparison
 from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions, load_results
 from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
 
@@ -170,18 +170,18 @@ class AblationDashboard:
     def _set_options(self, selection) -> None:
         from refinenet_edu.experiments.variants import DEFAULT_GRID
 
-        names = cmp.groups(self.results)
+        names = comparison.groups(self.results)
         # runs trained now come first, where the list shows them without scrolling
         names = sorted(names, key=lambda n: not self.results.variants.get(n, {}).get("live"))
         keep = [v for v in (self.variants.value or selection) if v in names]
         self.variants.options = names
         self.variants.value = tuple(keep or names[:4])
-        metrics = cmp.metric_names(self.results)
-        self.metric.options = [(cmp.metric_label(m), m) for m in metrics if m not in ("params", "flops")]
+        metrics = comparison.metric_names(self.results)
+        self.metric.options = [(comparison.metric_label(m), m) for m in metrics if m not in ("params", "flops")]
         if self.metric.value not in metrics:
             self.metric.value = "miou"
         costs = ["params", "flops"] + [m for m in metrics if m.startswith("inference_ms/")]
-        self.cost.options = [(cmp.metric_label(m), m) for m in costs]
+        self.cost.options = [(comparison.metric_label(m), m) for m in costs]
         if self.cost.value not in costs:
             self.cost.value = "params"
         trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
@@ -266,11 +266,11 @@ class AblationDashboard:
     def draw_tradeoff(self) -> None:
         self.tradeoff.value = figure_png(
             plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
-        have = cmp.summarize(self.results, self.cost.value, self.selected)
+        have = comparison.summarize(self.results, self.cost.value, self.selected)
         missing = [n for n in self.selected if n not in have]
-        label = cmp.metric_label(self.cost.value)
+        label = comparison.metric_label(self.cost.value)
         if self.selected and not have:
-            measured = [n for n in cmp.groups(self.results) if n in cmp.summarize(self.results, self.cost.value)]
+            measured = [n for n in comparison.groups(self.results) if n in comparison.summarize(self.results, self.cost.value)]
             self.tradeoff_note.value = (f"<i>none of the selected variants has {label}; it was measured for "
                                         f"{', '.join(measured) or 'no variant'}: choose another cost</i>")
         elif missing:
@@ -311,16 +311,16 @@ class AblationDashboard:
                              f"({self._budget_text(other)} vs {self._budget_text(first)})")
                 continue
             try:
-                c = cmp.compare(self.results, first, other, metric)
+                c = comparison.compare(self.results, first, other, metric)
             except KeyError:
                 continue
-            scale, unit = (100.0, " points") if cmp.is_fraction(metric) else (1.0, "")
+            scale, unit = (100.0, " points") if comparison.is_fraction(metric) else (1.0, "")
             lines.append(c.sentence(scale, unit))
         return "<br>".join(f"<code>{line}</code>" for line in lines)
 
     def _budget(self, name: str) -> tuple:
         """What a group's runs were trained with: epochs and training images."""
-        runs = [r for r in self.results.runs if cmp.run_group(r) == name]
+        runs = [r for r in self.results.runs if comparison.run_group(r) == name]
         return tuple(sorted({(r.get("epochs"), r.get("train_images")) for r in runs}, key=str))
 
     def _budget_text(self, name: str) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from refinenet_edu.datasets.info import DatasetInfo, sample_ids
 from refinenet_edu.datasets.palette import colorize
 from refinenet_edu.datasets.transforms import to_uint8_image
-from refinenet_edu.experiments.statistics import groups, is_fraction, metric_label, summarize
+from refinenet_edu.experiments.comparison import groups, is_fraction, metric_label, summarize
 
 __all__ = [
     "plot_history",

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from refinenet_edu.cli import main
-from refinenet_edu.experiments import statistics as cmp
+from refinenet_edu.experiments import comparison
 from refinenet_edu.experiments.results import AblationResults, add_live_run, combine_results, load_predictions
 from refinenet_edu.experiments.variants import DEFAULT_GRID, Variant, make_grid, parse_variant
 from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
@@ -197,37 +197,37 @@ def test_ablate_list_and_bad_input(tmp_path, capsys):
 
 def test_summarize_mean_std_and_values():
     r = fake_results()
-    s = cmp.summarize(r, "miou")
+    s = comparison.summarize(r, "miou")
     assert list(s) == ["4-cascaded-crp4", "single-crp4", "4-cascaded-crp0"]
     assert s["4-cascaded-crp4"].mean == pytest.approx(0.71)
     assert s["4-cascaded-crp4"].std == pytest.approx(0.01)  # sample std of 0.70, 0.71, 0.72
     assert s["single-crp4"].values == (0.60, 0.61, 0.62) and s["single-crp4"].n == 3
-    assert cmp.summarize(r, "iou/boat")["single-crp4"].mean == pytest.approx(0.6)
-    assert cmp.summarize(r, "context_iou")["4-cascaded-crp4"].mean == pytest.approx(0.8)
-    assert cmp.summarize(r, "params")["4-cascaded-crp4"].mean == 3e6
-    assert cmp.summarize(r, "inference_ms/cpu")["single-crp4"].mean == 8.0
-    assert cmp.summarize(r, "miou", ["single-crp4"]).keys() == {"single-crp4"}
+    assert comparison.summarize(r, "iou/boat")["single-crp4"].mean == pytest.approx(0.6)
+    assert comparison.summarize(r, "context_iou")["4-cascaded-crp4"].mean == pytest.approx(0.8)
+    assert comparison.summarize(r, "params")["4-cascaded-crp4"].mean == 3e6
+    assert comparison.summarize(r, "inference_ms/cpu")["single-crp4"].mean == 8.0
+    assert comparison.summarize(r, "miou", ["single-crp4"]).keys() == {"single-crp4"}
 
 
 def test_compare_tells_a_difference_from_seed_noise():
     r = fake_results()
-    big = cmp.compare(r, "4-cascaded-crp4", "single-crp4")
+    big = comparison.compare(r, "4-cascaded-crp4", "single-crp4")
     assert big.difference == pytest.approx(0.10)
     assert big.beyond_spread and not big.ranges_overlap and big.welch_t > 5
     assert "more than the seed spread" in big.sentence()
-    small = cmp.compare(r, "4-cascaded-crp4", "4-cascaded-crp0")
+    small = comparison.compare(r, "4-cascaded-crp4", "4-cascaded-crp0")
     assert not small.beyond_spread and small.ranges_overlap
     assert "within the seed spread" in small.sentence()
     with pytest.raises(KeyError, match="no runs of 'nope'"):
-        cmp.compare(r, "nope", "single-crp4")
+        comparison.compare(r, "nope", "single-crp4")
 
 
 def test_findings_and_table():
     r = fake_results()
-    found = {(c.a, c.b, c.metric): c for c in cmp.findings(r)}
+    found = {(c.a, c.b, c.metric): c for c in comparison.findings(r)}
     assert found[("4-cascaded-crp4", "single-crp4", "miou")].beyond_spread
     assert found[("4-cascaded-crp4", "4-cascaded-crp0", "context_iou")].difference == pytest.approx(0.10)
-    table = cmp.format_table(r, ["miou", "boundary_miou/2", "params"])
+    table = comparison.format_table(r, ["miou", "boundary_miou/2", "params"])
     lines = table.splitlines()
     assert lines[0].split()[:3] == ["variant", "seeds", "mIoU"]
     assert "71.0 ± 1.0" in table and "61.0 ± 1.0" in table and "3.00 M" in table
@@ -235,11 +235,11 @@ def test_findings_and_table():
 
 def test_metric_names_and_labels():
     r = fake_results()
-    names = cmp.metric_names(r)
+    names = comparison.metric_names(r)
     for m in ("miou", "iou/boat", "boundary_miou/2", "context_iou", "thin_iou", "params", "inference_ms/cpu"):
         assert m in names
-    assert cmp.metric_label("boundary_miou/2") == "boundary mIoU (within 2 px)"
-    assert math.isnan(cmp.metric_value(r, {"variant": "x"}, "miou"))
+    assert comparison.metric_label("boundary_miou/2") == "boundary mIoU (within 2 px)"
+    assert math.isnan(comparison.metric_value(r, {"variant": "x"}, "miou"))
 
 
 def test_live_runs_are_kept_apart():
@@ -250,9 +250,9 @@ def test_live_runs_are_kept_apart():
                                   predictions=np.zeros((2, 8, 8), np.uint8))
     assert group == "single-crp4 (now, 2 ep)"
     assert len(r.runs) == 9 and len(new.runs) == 10  # the original is unchanged
-    s = cmp.summarize(new, "miou")
+    s = comparison.summarize(new, "miou")
     assert s["single-crp4"].mean == pytest.approx(0.61) and s[group].mean == pytest.approx(0.30)
-    assert cmp.summarize(new, "params")[group].mean == 5
+    assert comparison.summarize(new, "params")[group].mean == 5
     assert load_predictions(new, group)[0].shape == (2, 8, 8)
     again, group2 = add_live_run(new, rec)
     assert group2 == "single-crp4 (now, 2 ep) #2"
@@ -322,7 +322,7 @@ def test_the_readme_tables_are_the_shipped_numbers():
     metrics = ("miou", "boundary_miou/1", "boundary_miou/2", "boundary_miou/4", "boundary_accuracy/2",
                "context_iou", "thin_iou")
     for folder in ("ablation", "ablation-60ep"):
-        assert cmp.format_table(AblationResults.load(REPO / "results" / folder), metrics) in readme, folder
+        assert comparison.format_table(AblationResults.load(REPO / "results" / folder), metrics) in readme, folder
 
 
 LOSSES_SHIPPED = REPO / "results" / "losses"
@@ -346,12 +346,12 @@ def test_the_shipped_loss_sets_differ_in_the_loss_alone():
     combined = combine_results({name: LOSSES_SHIPPED / name for name in LOSSES})
     differences = {d.split(":")[0] for ds in combined.data["budget_differences"].values() for d in ds}
     assert differences == {"train.loss"}
-    kept, left_out = cmp.without_diverged(combined)
+    kept, left_out = comparison.without_diverged(combined)
     assert left_out == [("cross-entropy", 1, 10)]
-    assert {run_group: cmp.summarize(kept)[run_group].n for run_group in LOSSES} == dict.fromkeys(LOSSES, 3)
+    assert {run_group: comparison.summarize(kept)[run_group].n for run_group in LOSSES} == dict.fromkeys(LOSSES, 3)
     readme = (LOSSES_SHIPPED / "README.md").read_text()
     metrics = ("miou", "iou/wire", "iou/dot", "thin_iou", "iou/boat", "iou/background")
-    assert cmp.format_table(combined, metrics) in readme and cmp.format_table(kept, metrics) in readme
+    assert comparison.format_table(combined, metrics) in readme and comparison.format_table(kept, metrics) in readme
 
 
 def test_a_failed_run_does_not_stop_the_grid(tmp_path, monkeypatch, capsys):
@@ -457,7 +457,7 @@ def test_the_pretrained_encoder_ablation_started_from_the_shipped_encoder():
     assert all(v["inference_ms"] for v in r.variants.values())
     metrics = ("miou", "boundary_miou/1", "boundary_miou/2", "boundary_miou/4", "boundary_accuracy/2",
                "context_iou", "thin_iou")
-    assert cmp.format_table(r, metrics) in (folder / "README.md").read_text()
+    assert comparison.format_table(r, metrics) in (folder / "README.md").read_text()
 
 
 def test_the_coarse_pilot_table_is_the_recorded_numbers():
@@ -466,7 +466,7 @@ def test_the_coarse_pilot_table_is_the_recorded_numbers():
     assert r.data["budget"]["train"]["encoder_lr_ratio"] == 0.1 and r.data["budget"]["encoder_weights"]["sha256"]
     assert {(run["variant"], run["seed"]) for run in r.runs} == {
         (v, s) for v in ("4-cascaded-crp4", "4-cascaded-crp0", "single-crp4", "single-crp0") for s in (0, 1, 2)}
-    table = cmp.format_table(r, ("miou", "boundary_miou/2", "context_iou", "thin_iou"))
+    table = comparison.format_table(r, ("miou", "boundary_miou/2", "context_iou", "thin_iou"))
     assert table in (folder / "README.md").read_text()
 
 
@@ -505,8 +505,8 @@ def test_combined_sets_compare_losses_seed_by_seed(tmp_path):
     plain = _loss_set(tmp_path / "ce", "cross-entropy", [0.40, 0.42, 0.41])
     weighted = _loss_set(tmp_path / "wce", "weighted-cross-entropy", [0.50, 0.53, 0.51, 0.52])
     both = combine_results({"cross-entropy": plain, "weighted": weighted})
-    assert cmp.groups(both) == ["cross-entropy", "weighted"]
-    stats = cmp.summarize(both, "iou/wire")
+    assert comparison.groups(both) == ["cross-entropy", "weighted"]
+    stats = comparison.summarize(both, "iou/wire")
     assert stats["weighted"].n == 4 and stats["weighted"].seeds == (0, 1, 2, 3)
     assert stats["cross-entropy"].mean == pytest.approx(0.41)
     # what differs between the sets is stated, with the loss a results file from before the option leaves out
@@ -515,7 +515,7 @@ def test_combined_sets_compare_losses_seed_by_seed(tmp_path):
     # the paired test pairs the seeds both sets ran
     three = combine_results({"cross-entropy": plain, "weighted": _loss_set(tmp_path / "wce3", "weighted-cross-entropy",
                                                                            [0.50, 0.53, 0.51])})
-    c = cmp.compare(three, "weighted", "cross-entropy", "iou/wire")
+    c = comparison.compare(three, "weighted", "cross-entropy", "iou/wire")
     assert c.paired
     t = c.test(paired=True)
     assert t.df == 2 and t.difference == pytest.approx((0.10 + 0.11 + 0.10) / 3)
@@ -534,7 +534,7 @@ def test_combining_sets_of_other_data_or_several_variants_is_refused(tmp_path):
         combine_results({"a": plain, "b": other})
     with pytest.raises(ValueError, match=r"runs of \['4-cascaded-crp0', '4-cascaded-crp4', 'single-crp4'\]"):
         combine_results({"a": fake_results()})
-    assert cmp.groups(combine_results({"a": fake_results()}, variant="single-crp4")) == ["a"]
+    assert comparison.groups(combine_results({"a": fake_results()}, variant="single-crp4")) == ["a"]
     with pytest.raises(ValueError, match="no runs of 'single-crp0'"):
         combine_results({"a": fake_results()}, variant="single-crp0")
 
@@ -546,33 +546,33 @@ def test_a_run_whose_loss_blew_up_is_named_and_left_out():
     healthy = {**fake_run("4-cascaded-crp4", 0, 0.65), "history": history(1.4, 1.0, 0.9, 0.95, 0.7, 0.6)}
     # seed 1 of results/losses/cross-entropy: 0.67 at epoch 9, then 1582 (and the net predicts background after)
     blown = {**fake_run("4-cascaded-crp4", 1, 0.07), "history": history(1.38, 1.04, 0.67, 1582.3, 15211.0, 1.43)}
-    assert cmp.diverged(healthy) is None and cmp.diverged(blown) == 4
-    assert cmp.diverged({**healthy, "history": history(1.0, float("nan"))}) == 2
-    assert cmp.diverged({**healthy, "history": history(1.0, 0.5, 4.0)}) is None  # 8x: noisy, not a blow-up
+    assert comparison.diverged(healthy) is None and comparison.diverged(blown) == 4
+    assert comparison.diverged({**healthy, "history": history(1.0, float("nan"))}) == 2
+    assert comparison.diverged({**healthy, "history": history(1.0, 0.5, 4.0)}) is None  # 8x: noisy, not a blow-up
     r = AblationResults()
     r.add_run(healthy)
     r.add_run(blown)
-    kept, left_out = cmp.without_diverged(r)
+    kept, left_out = comparison.without_diverged(r)
     assert left_out == [("4-cascaded-crp4", 1, 4)]
     assert [run["seed"] for run in kept.runs] == [0] and len(r.runs) == 2  # the results themselves keep both
-    assert cmp.summarize(kept)["4-cascaded-crp4"].n == 1
+    assert comparison.summarize(kept)["4-cascaded-crp4"].n == 1
 
 
 def test_the_interval_of_a_mean_is_students_t():
     from scipy import stats as st
 
-    s = cmp.Stat(0.5, 0.02, 3, (0.48, 0.5, 0.52))
+    s = comparison.Stat(0.5, 0.02, 3, (0.48, 0.5, 0.52))
     low, high = s.interval()
     assert high - 0.5 == pytest.approx(st.t.ppf(0.975, 2) * 0.02 / 3 ** 0.5) and low == pytest.approx(1.0 - high)
     assert (high - low) / 2 == pytest.approx(4.303 * 0.02 / 3 ** 0.5, rel=1e-3)  # 4.30 standard errors with 3 seeds
-    assert all(math.isnan(v) for v in cmp.Stat(0.5, 0.0, 1, (0.5,)).interval())
+    assert all(math.isnan(v) for v in comparison.Stat(0.5, 0.0, 1, (0.5,)).interval())
 
 
 def test_welch_and_paired_tests_match_scipy():
     from scipy import stats as st
 
     a, b = [0.640, 0.655, 0.649, 0.661], [0.631, 0.640, 0.645, 0.636]
-    c = cmp.compare(_two_variant_results(a, b), "a", "b")
+    c = comparison.compare(_two_variant_results(a, b), "a", "b")
     welch, paired = c.test(), c.test(paired=True)
     assert welch.test == "Welch t" and paired.test == "paired t" and c.paired
     assert welch.p == pytest.approx(st.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-9)
@@ -583,32 +583,32 @@ def test_welch_and_paired_tests_match_scipy():
 
 
 def test_a_paired_test_needs_the_same_seeds():
-    c = cmp.compare(_two_variant_results([0.6, 0.62, 0.61], [0.58, 0.6, 0.59], seeds=[0, 1, 2]), "a", "b")
+    c = comparison.compare(_two_variant_results([0.6, 0.62, 0.61], [0.58, 0.6, 0.59], seeds=[0, 1, 2]), "a", "b")
     assert c.paired
     runs = _two_variant_results([0.6, 0.62, 0.61], [0.58, 0.6, 0.59])
     runs.runs[-1]["seed"] = 7
-    c2 = cmp.compare(runs, "a", "b")
+    c2 = comparison.compare(runs, "a", "b")
     assert not c2.paired
     with pytest.raises(ValueError, match="same seeds"):
         c2.test(paired=True)
 
 
 def test_one_seed_gives_no_interval():
-    t = cmp.compare(_two_variant_results([0.6], [0.5]), "a", "b").test()
+    t = comparison.compare(_two_variant_results([0.6], [0.5]), "a", "b").test()
     assert math.isnan(t.p) and math.isnan(t.low) and not t.excludes_zero
 
 
 def test_holm_adjusts_a_family_of_p_values():
     # Holm (1979): sorted p 0.01, 0.02, 0.03, 0.5 over 4 tests -> 0.04, 0.06, 0.06, 0.5
-    assert cmp.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
-    assert cmp.holm([]) == []
+    assert comparison.holm([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.06, 0.5, 0.04, 0.06])
+    assert comparison.holm([]) == []
 
 
 def test_seeds_needed_is_the_textbook_sample_size():
     # A two-sample t-test for an effect of one standard deviation at alpha 0.05 and 80% power
     # needs 17 per group (Cohen's d = 1; the normal approximation says 16).
-    assert cmp.seeds_needed(1.0, 1.0) == 17
-    assert cmp.seeds_needed(0.01, 0.005) < cmp.seeds_needed(0.01, 0.01)
-    assert cmp.seeds_needed(0.01, 0.005, paired=True) <= cmp.seeds_needed(0.01, 0.005)
+    assert comparison.seeds_needed(1.0, 1.0) == 17
+    assert comparison.seeds_needed(0.01, 0.005) < comparison.seeds_needed(0.01, 0.01)
+    assert comparison.seeds_needed(0.01, 0.005, paired=True) <= comparison.seeds_needed(0.01, 0.005)
     with pytest.raises(ValueError):
-        cmp.seeds_needed(0.01, 0.0)
+        comparison.seeds_needed(0.01, 0.0)

@@ -29,7 +29,7 @@ from refinenet_edu.nn.components import (
 )
 from refinenet_edu.grading import CheckFailed
 from refinenet_edu.grading.harness import WIDTH, randomize_
-from refinenet_edu.grading.metrics import CM_CASE, metric_variants
+from refinenet_edu.grading.iou import CM_CASE, metric_variants
 from refinenet_edu.grading.rcu import RCU_VARIANTS
 from refinenet_edu.engine.metrics import confusion_matrix, iou_from_confusion, miou_from_confusion
 

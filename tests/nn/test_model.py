@@ -8,7 +8,7 @@ import torchvision
 
 from refinenet_edu import CASCADES, BACKBONES, MIN_INPUT_SIZE, RefineNetConfig, build_refinenet, make_config
 from refinenet_edu.nn.encoders import ResNetEncoder
-from refinenet_edu.nn.summary import summarize
+from refinenet_edu.nn.cost import summarize
 
 SMALL = dict(widths=(8, 8, 8, 16), num_classes=5)
 

@@ -474,7 +474,7 @@ def test_U19_train_flags_a_blown_up_epoch_by_the_statistics_rule_and_never_keeps
     import json
 
     from refinenet_edu.engine.checkpoints import load_checkpoint
-    from refinenet_edu.experiments.statistics import diverged
+    from refinenet_edu.experiments.comparison import diverged
 
     out = tmp_path / "run"
     assert main(tiny_train(tiny_set, out, "--epochs", 3, "--optimizer", "sgd", "--lr", 1, "--subset", subset)) == 2
@@ -496,7 +496,7 @@ def test_U19_train_flags_a_blown_up_epoch_by_the_statistics_rule_and_never_keeps
 
 def test_U19_one_rule_counts_the_first_batch_as_the_lowest_before_epoch_1():
     from refinenet_edu.engine.divergence import first_loss_jump
-    from refinenet_edu.experiments.statistics import diverged
+    from refinenet_edu.experiments.comparison import diverged
 
     assert diverged({"history": [{"epoch": 1, "initial_loss": 3.0, "loss": 4.4e29}]}) == 1
     assert diverged({"history": [{"epoch": 1, "initial_loss": 3.0, "loss": 2.9}, {"epoch": 2, "loss": 2.5}]}) is None

@@ -12,7 +12,7 @@ from tooling.cli import main as tooling_main
 from refinenet_edu.engine.inference import fast_inference, predict_labels, predict_scores
 from refinenet_edu.engine.runtime import resolve_precision
 from refinenet_edu.nn.model import build_refinenet
-from refinenet_edu.nn.summary import count_flops
+from refinenet_edu.nn.cost import count_flops
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from refinenet_edu.engine import metrics
-from refinenet_edu.grading.evaluation import TinySegNet
+from refinenet_edu.grading.eval_mode import TinySegNet
 from refinenet_edu.nn import components
 from refinenet_edu.nn.components import ChainedResidualPooling, MultiResolutionFusion, RefineNetBlock, \
     ResidualConvUnit

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from refinenet_edu.cli.errors import run_command, terminate_as_interrupt
-from refinenet_edu.cli.main import Parser
+from refinenet_edu.cli.commands import Parser
 
 __all__ = ["build_parser", "main"]
 
