@@ -29,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 from refinenet_edu.experiments import comparison
 from refinenet_edu.experiments.results import AblationResults, add_live_run, load_predictions, load_results
+from refinenet_edu.resources import resource
 from refinenet_edu.viz.plots import figure_png, plot_bars, plot_per_class, plot_predictions, plot_tradeoff
 
 __all__ = ["AblationDashboard", "default_trainer"]
@@ -115,7 +116,12 @@ class AblationDashboard:
         self.train_variant = w.Dropdown(description="variant")
         self.train_epochs = w.BoundedIntText(value=train_epochs, min=1, max=500, description="epochs")
         self.train_button = w.Button(description="Train now", button_style="primary", icon="play")
-        self.train_log = w.Output(layout=w.Layout(border="1px solid #ddd", max_height="300px", overflow="auto"))
+        # the log's newest line stays in view: a column-reverse box keeps its scroll position at its end,
+        # and the log inside it keeps its full height (flex 0 0 auto) so that the box, not the log, scrolls
+        self.train_log = w.Output(layout=w.Layout(flex="0 0 auto"))
+        log_box = w.Box([self.train_log], layout=w.Layout(border="1px solid #ddd", max_height="300px",
+                                                          overflow="auto", display="flex", flex_flow="column-reverse"))
+        log_box.add_class("train-log")
 
         self._fill_options(selection)
         self.source.observe(self._guard(self._on_source), names="value")
@@ -130,7 +136,7 @@ class AblationDashboard:
             w.VBox([self.tradeoff, self.tradeoff_note]),
             self.per_class,
             w.VBox([self.image_index, self.predictions]),
-            w.VBox([w.HBox([self.train_variant, self.train_epochs, self.train_button]), self.train_log]),
+            w.VBox([w.HBox([self.train_variant, self.train_epochs, self.train_button]), log_box]),
         ])
         for i, title in enumerate(["mean ± std", "accuracy vs cost", "per class", "predictions", "train now"]):
             tabs.set_title(i, title)
@@ -177,20 +183,24 @@ class AblationDashboard:
         self.variants.options = names
         self.variants.value = tuple(keep or names[:4])
         metrics = comparison.metric_names(self.results)
-        self.metric.options = [(comparison.metric_label(m), m) for m in metrics if m not in ("params", "flops")]
-        if self.metric.value not in metrics:
-            self.metric.value = "miou"
+        scores = [m for m in metrics if m not in ("params", "flops")]
+        self._set_choices(self.metric, [(comparison.metric_label(m), m) for m in scores], "miou")
         costs = ["params", "flops"] + [m for m in metrics if m.startswith("inference_ms/")]
-        self.cost.options = [(comparison.metric_label(m), m) for m in costs]
-        if self.cost.value not in costs:
-            self.cost.value = "params"
+        self._set_choices(self.cost, [(comparison.metric_label(m), m) for m in costs], "params")
         trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
                                                        if not self.results.variants.get(n, {}).get("live")]
-        self.train_variant.options = list(dict.fromkeys(trainable))
-        if self.train_variant.value not in self.train_variant.options:
-            self.train_variant.value = self.train_variant.options[0]
+        names = list(dict.fromkeys(trainable))
+        self._set_choices(self.train_variant, names, names[0])
         n_val = len(self.val_set) if self.val_set is not None else 1
         self.image_index.max = max(0, n_val - 1)
+
+    @staticmethod
+    def _set_choices(dropdown, options: list, default) -> None:
+        """New options for ``dropdown``, keeping the reader's choice when the new options still have it."""
+        chosen = dropdown.value
+        dropdown.options = options
+        values = [o[1] if isinstance(o, tuple) else o for o in options]
+        dropdown.value = chosen if chosen in values else default
 
     @property
     def val_set(self):
@@ -332,17 +342,18 @@ class AblationDashboard:
         """Train ``variant`` (default: the control's) for ``epochs`` now and add it; returns its group name."""
         variant = variant or self.train_variant.value
         epochs = int(epochs or self.train_epochs.value)
+        options, start, tag = self.train_start()
         self.train_button.disabled = True
         try:
             with self.train_log:
-                print(f"training {variant} for {epochs} epoch(s) now ...", flush=True)
-                out = self.trainer(variant, epochs=epochs, data=self.data, **self.train_options)
+                print(f"training {variant} for {epochs} epoch(s) now, {start} ...", flush=True)
+                out = self.trainer(variant, epochs=epochs, data=self.data, **options)
                 rec = out["record"]
                 print(f"done: mIoU {rec['miou']:.4f} in {rec['train_seconds']:.0f} s on {rec['device']}", flush=True)
         finally:
             self.train_button.disabled = False
         new, group = add_live_run(self.results, out["record"], costs=out.get("costs"),
-                                      predictions=out.get("predictions"))
+                                  predictions=out.get("predictions"), group=f"{variant} (now, {epochs} ep{tag})")
         self.results = new
         self.sets[self.source.value] = new
         self.live_runs.append(group)
@@ -351,6 +362,34 @@ class AblationDashboard:
         self.draw_per_class()
         self.draw_predictions()
         return group
+
+    def _encoder(self) -> dict | None:
+        """The pretrained encoder the selected set's runs started from (its results name it), or None."""
+        return self.results.data.get("budget", {}).get("encoder_weights")
+
+    def train_start(self) -> tuple[dict, str, str]:
+        """The trainer's options for "Train now", where its training starts (in words) and the run's name tag.
+
+        A run trained now starts as the selected set's runs did: a set trained from a pretrained encoder
+        names the encoder's file and SHA-256, and "Train now" loads that file (shipped in
+        ``data/checkpoints/``) with the set's encoder learning-rate ratio. When the file is missing or
+        differs, the run trains from scratch and its name says so, so that it is not read as comparable.
+        """
+        from refinenet_edu.experiments.runner import encoder_fingerprint
+
+        options = dict(self.train_options)
+        encoder = self._encoder()
+        if options.get("encoder_weights"):
+            return options, f"from the encoder {options['encoder_weights']}", ", given encoder"
+        if not encoder:
+            return options, "from scratch", ""
+        path = resource("data", "checkpoints", encoder["file"])
+        if not path.is_file() or encoder_fingerprint(path)["sha256"] != encoder.get("sha256"):
+            return options, (f"from scratch: {path} is missing or is not the encoder this set's runs started from"), \
+                ", from scratch"
+        ratio = self.results.data["budget"].get("train", {}).get("encoder_lr_ratio")
+        options.update(encoder_weights=str(path), encoder_lr_ratio=options.get("encoder_lr_ratio") or ratio)
+        return options, f"from the pretrained encoder {path.name}, as this set's runs", ", pretrained encoder"
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs) -> dict:

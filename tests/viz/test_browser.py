@@ -4,7 +4,8 @@ The test starts JupyterLab (a free port, a random token, the repository as its
 root, autosave off, settings and workspaces in a temporary folder), opens
 ``notebooks/09_ablation.ipynb`` in headless Chromium, runs every cell (FAST
 mode: ``CI=1`` for the kernel), checks that the dashboard renders with its
-charts, changes the metric and checks that the bar chart changes, and saves
+charts, changes the metric and checks that the bar chart changes, clicks
+"Train now" and checks that the log keeps its newest line in view, and saves
 screenshots (``$REFINENET_EDU_ARTIFACTS`` if set, else pytest's tmp folder).
 
 It needs Debian's ``chromium`` (``.ci/run`` installs it) and the ``playwright``
@@ -103,6 +104,21 @@ def test_notebook_09_dashboard_in_jupyterlab(jupyterlab, chromium_path, tmp_path
                 after_png = bars.screenshot()
                 assert hashlib.sha256(after_png).digest() != hashlib.sha256(before_png).digest()
                 dashboard.screenshot(path=str(shots / "09_dashboard_after.png"))
+                # "Train now" in its tab: the log shows the run, and its newest line stays in view as it grows
+                dashboard.locator(".lm-TabBar-tabLabel", has_text="train now").click()
+                dashboard.locator("button", has_text="Train now").click()
+                log = dashboard.locator(".train-log")
+                log.locator("text=done: mIoU").wait_for(timeout=300_000)
+                at_end = log.evaluate(
+                    "log => { const area = log.firstElementChild || log;"
+                    " for (let i = 0; i < 60; i++) { const p = document.createElement('pre');"
+                    " p.textContent = 'line ' + i; area.appendChild(p); }"
+                    " const last = area.lastElementChild.getBoundingClientRect(), box = log.getBoundingClientRect();"
+                    " return [log.scrollHeight > log.clientHeight, last.bottom <= box.bottom + 1 && last.top >= box.top - 1,"
+                    " log.scrollHeight, log.clientHeight, getComputedStyle(log).maxHeight, getComputedStyle(log).flexDirection,"
+                    " getComputedStyle(log).overflowY, area.className, log.className]; }")
+                assert at_end[:2] == [True, True], at_end
+                dashboard.screenshot(path=str(shots / "09_dashboard_trained.png"))
                 # the messages area stays empty: no callback failed
                 assert "error in" not in dashboard.inner_text()
             except Exception:

@@ -119,6 +119,53 @@ def test_several_results_sets(tmp_path):
     assert not d.messages.outputs
 
 
+def test_switching_results_sets_keeps_the_chosen_metric_and_cost(tmp_path):
+    d = AblationDashboard({"A": fake_results(tmp_path / "a"), "B": fake_results(tmp_path / "b")},
+                          val_set=TinyVal(), trainer=fake_trainer([]))
+    d.metric.value, d.cost.value, d.train_variant.value = "iou/boat", "inference_ms/cpu", "single-crp4"
+    d.source.value = "B"
+    assert (d.metric.value, d.cost.value, d.train_variant.value) == ("iou/boat", "inference_ms/cpu", "single-crp4")
+    assert "IoU of boat" in d.summary.value
+    assert not d.messages.outputs
+
+
+def pretrained_set(tmp_path, sha256):
+    """Fake results whose runs started from the shipped pretrained encoder (as results/ablation-pretrained)."""
+    results = fake_results(tmp_path)
+    budget = results.data.setdefault("budget", {})
+    budget["encoder_weights"] = {"file": "course-encoder-pretrained.pt", "sha256": sha256}
+    budget.setdefault("train", {})["encoder_lr_ratio"] = 0.1
+    return results
+
+
+def test_train_now_on_a_pretrained_set_starts_from_the_same_encoder(tmp_path, capsys):
+    import hashlib
+
+    from refinenet_edu.resources import resource
+
+    encoder = resource("data", "checkpoints", "course-encoder-pretrained.pt")
+    calls = []
+    d = AblationDashboard(pretrained_set(tmp_path, hashlib.sha256(encoder.read_bytes()).hexdigest()),
+                          val_set=TinyVal(), trainer=fake_trainer(calls), train_epochs=2)
+    group = d.train_now("single-crp4")
+    (variant, epochs, options), = calls
+    assert options["encoder_weights"] == str(encoder) and options["encoder_lr_ratio"] == 0.1
+    assert group == "single-crp4 (now, 2 ep, pretrained encoder)"
+    log = capsys.readouterr().out  # the train log (an Output widget) without a kernel
+    assert "from the pretrained encoder course-encoder-pretrained.pt" in log
+
+
+def test_train_now_says_so_when_the_sets_encoder_is_not_here(tmp_path, capsys):
+    calls = []
+    d = AblationDashboard(pretrained_set(tmp_path, "0" * 64), val_set=TinyVal(), trainer=fake_trainer(calls),
+                          train_epochs=2)
+    group = d.train_now("single-crp4")
+    assert "encoder_weights" not in calls[0][2]
+    assert group == "single-crp4 (now, 2 ep, from scratch)"
+    log = capsys.readouterr().out
+    assert "from scratch: " in log and "course-encoder-pretrained.pt is missing or is not the encoder" in log
+
+
 def test_runs_of_another_budget_are_not_compared_and_do_not_squash_the_axis(dash):
     from refinenet_edu.viz.plots import plot_bars
 
