@@ -2,32 +2,22 @@
 
 Each explorable has three layers, so that its numbers can be tested without a browser:
 
-1. a pure function that computes what is drawn and returns it as a dict
-   (:func:`rcu_response`, :func:`fusion_maps`, :func:`crp_impulse`,
-   :func:`block_stages`, :func:`cascade_readout`); every argument is clamped to
-   its range and each clamp is reported in the dict's ``"notes"``, so that no
-   value a slider can reach raises;
-2. a figure function that draws that dict into a new matplotlib figure
-   (``draw_*``; called with no argument it draws the default values, which is
-   the figure a notebook stores for readers who do not run it);
-3. thin ipywidgets wiring (``explore_*``) that reads the controls, calls 1 and
-   2 and shows the figure as a PNG with a one-line read-out.
+1. a pure function that computes what is drawn and returns it as a dict (:func:`rcu_response`,
+   :func:`fusion_maps`, :func:`crp_impulse`, :func:`block_stages`, :func:`cascade_readout`); every argument is
+   clamped to its range and each clamp is reported in the dict's ``"notes"``, so no value a slider can reach raises;
+2. a figure function (``draw_*``) that draws that dict into a new matplotlib figure;
+3. thin ipywidgets wiring (``explore_*``) that reads the controls, calls 1 and 2 and shows the figure as a PNG
+   with a one-line read-out.
 
-The components are the library's own (``refinenet_edu.ResidualConvUnit`` and
-the others the package exports), with the paper's figures: the RCU is Fig. 3(b), multi-resolution fusion Fig. 3(c),
-chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and the
-4-cascade Fig. 2(c).
-
-Displayed in a notebook, an explorable is an ipywidgets view whose output also
-carries a PNG of its figure at the moment it was displayed (the default
-values): a stored notebook keeps the PNG (``./course execute``
-strips the widget view), so a reader who does not run the cell sees it.
+The components are the library's own, with the paper's figures: the RCU is Fig. 3(b), multi-resolution fusion
+Fig. 3(c), chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and the 4-cascade Fig. 2(c).
+Displayed in a notebook, an explorable's output also carries a PNG of its figure at its default values: a stored
+notebook keeps the PNG (``./course execute`` strips the widget view), so a reader who does not run the cell sees it.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,28 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from refinenet_edu.viz.plots import class_legend, figure_png
+
 __all__ = [
-    "Explorable",
-    "RCU_PATTERNS",
-    "FUSION_MODES",
-    "CRP_CONVS",
-    "rcu_response",
-    "fusion_maps",
-    "crp_impulse",
-    "load_course_model",
-    "block_stages",
-    "class_prototypes",
-    "cascade_readout",
-    "draw_rcu_response",
-    "draw_fusion_maps",
-    "draw_crp_impulse",
-    "draw_block_stages",
-    "draw_cascade_readout",
-    "explore_rcu",
-    "explore_fusion",
-    "explore_crp",
-    "explore_block",
-    "explore_cascade",
+    "Explorable", "RCU_PATTERNS", "FUSION_MODES", "CRP_CONVS",
+    "rcu_response", "fusion_maps", "crp_impulse", "load_course_model", "block_stages", "class_prototypes",
+    "cascade_readout", "draw_rcu_response", "draw_fusion_maps", "draw_crp_impulse", "draw_block_stages",
+    "draw_cascade_readout", "explore_rcu", "explore_fusion", "explore_crp", "explore_block", "explore_cascade",
 ]
 
 #: The inputs :func:`rcu_response` can feed an RCU.
@@ -111,19 +86,6 @@ def _positive_kernel(seed: int, k: int = 3) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-def _reach(support: torch.Tensor, response: torch.Tensor) -> int:
-    """How many pixels (Chebyshev distance) beyond ``support`` the non-zero ``response`` extends (0 if none)."""
-    target = response != 0
-    if not bool(target.any()):
-        return 0
-    grown = support.clone().float()[None, None]
-    for r in range(max(target.shape) + 1):
-        if bool((target <= (grown[0, 0] > 0)).all()):
-            return r
-        grown = F.max_pool2d(grown, 3, stride=1, padding=1)
-    return max(target.shape)
-
-
 def _support_width(y: torch.Tensor) -> int:
     """Width in pixels of the columns where ``y`` is non-zero (0 for an all-zero map)."""
     cols = (y != 0).any(0).nonzero()
@@ -136,17 +98,6 @@ def _figure(width: float, height: float):
     return Figure(figsize=(width, height), dpi=DPI)
 
 
-def figure_png(fig) -> bytes:
-    """The figure as PNG bytes, at the course's resolution."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
-
-
-def _notes_text(result: dict) -> str:
-    return "; ".join(result.get("notes", []))
-
-
 def _imshow(ax, image, title: str, **kwargs) -> None:
     ax.imshow(image, interpolation="nearest", **kwargs)
     ax.set_title(title, fontsize=10)
@@ -154,9 +105,14 @@ def _imshow(ax, image, title: str, **kwargs) -> None:
     ax.set_yticks([])
 
 
-def _colourbar(fig, ax, mappable) -> None:
-    bar = fig.colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+def _colourbar(fig, ax) -> None:
+    bar = fig.colorbar(ax.images[0], ax=ax, fraction=0.046, pad=0.03)
     bar.ax.tick_params(labelsize=9)
+
+
+def _readout(text: str, result: dict) -> str:
+    """An explorable's read-out line: ``text``, then the notes on clamped values."""
+    return " | ".join(filter(None, [text, "; ".join(result["notes"])]))
 
 
 # ---------------------------------------------------------------------------------------------------- 01: RCU
@@ -164,13 +120,11 @@ def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "i
                  size: int = 45, seed: int = 0) -> dict:
     """``num_rcus`` stacked RCUs (Fig. 3(b)) of one channel on a small test image.
 
-    Both convolutions of every unit hold ``weight_scale`` times a fixed positive
-    3x3 kernel that sums to 1 (biases 0), so the response is exact arithmetic:
-    outside ``2 * num_rcus`` pixels of the input it is exactly 0, inside it is
-    positive wherever the input was positive. Returns the input, the output, the
-    residual ``output - input``, ``reach`` (how far the residual extends beyond
-    the input, in pixels), ``formula_reach`` (``2 * num_rcus``: one pixel per
-    3x3 convolution) and ``gain`` (``|output - input| / |input|``).
+    Both convolutions of every unit hold ``weight_scale`` times a fixed positive 3x3 kernel that sums to 1
+    (biases 0), so the response is exact arithmetic: outside ``2 * num_rcus`` pixels of the input it is exactly
+    0, inside it is positive wherever the input was positive. Returns the input, the output, the residual
+    ``output - input``, ``reach`` (how far the residual extends beyond the input, in pixels), ``formula_reach``
+    (``2 * num_rcus``: one pixel per 3x3 convolution) and ``gain`` (``|output - input| / |input|``).
     """
     from refinenet_edu import ResidualConvUnit
 
@@ -195,11 +149,13 @@ def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "i
             unit.conv2.weight.copy_(scale * _positive_kernel(seed + 2 * i + 1))
         y = units(x)
     residual = (y - x)[0, 0]
-    reach = _reach(x[0, 0] != 0, residual)
+    # each pixel's distance (Chebyshev: diagonal steps count 1) from the input's non-zero pixels
+    rows, cols = np.indices((size, size))
+    distance = np.maximum(c - cols, 0) if pattern == "edge" else np.maximum(abs(rows - c), abs(cols - c))
     return {
         "num_rcus": n, "weight_scale": scale, "pattern": pattern, "size": size,
         "input": x[0, 0].numpy(), "output": y[0, 0].numpy(), "residual": residual.numpy(),
-        "reach": reach, "formula_reach": 2 * n,
+        "reach": int(distance[residual.numpy() != 0].max(initial=0)), "formula_reach": 2 * n,
         "width": _support_width(y[0, 0]) if pattern != "edge" else None,
         "gain": float(residual.norm() / x.norm()),
         "identity": bool(torch.equal(y, x)),
@@ -218,7 +174,7 @@ def _rcu_summary(r: dict) -> str:
 
 
 def draw_rcu_response(result: dict | None = None):
-    """Input, output and residual of :func:`rcu_response` (default values when ``result`` is None)."""
+    """Input, output and residual of :func:`rcu_response` (its default values when ``result`` is None)."""
     r = rcu_response() if result is None else result
     fig = _figure(10.5, 3.6)
     axes = fig.subplots(1, 3)
@@ -229,21 +185,19 @@ def draw_rcu_response(result: dict | None = None):
     for ax, key, title in zip(axes[:2], ("input", "output"), ("input x", f"output of {r['num_rcus']} RCU(s)")):
         _imshow(ax, r[key][crop], title, cmap="cividis", vmin=-lim if r["pattern"] == "negative impulse" else 0,
                 vmax=lim)
-        _colourbar(fig, ax, ax.images[0])
+        _colourbar(fig, ax)
     res = r["residual"][crop]
     rl = max(float(np.abs(res).max()), 1e-12)
     _imshow(axes[2], res, "residual: output - input", cmap="cividis", vmin=0 if res.min() >= 0 else -rl, vmax=rl)
-    _colourbar(fig, axes[2], axes[2].images[0])
-    if r["reach"]:
-        c = shown
-        half = r["reach"]
-        if r["pattern"] == "edge":
-            axes[2].axvline(c - half - 0.5, color="white", lw=2, ls="--")
-        else:
-            from matplotlib.patches import Rectangle
+    _colourbar(fig, axes[2])
+    half = r["reach"]  # dashed: how far the residual reaches, around the crop's centre
+    if half and r["pattern"] == "edge":
+        axes[2].axvline(shown - half - 0.5, color="white", lw=2, ls="--")
+    elif half:
+        from matplotlib.patches import Rectangle
 
-            axes[2].add_patch(Rectangle((c - half - 0.5, c - half - 0.5), 2 * half + 1, 2 * half + 1, fill=False,
-                                        edgecolor="white", lw=2, ls="--"))
+        axes[2].add_patch(Rectangle((shown - half - 0.5, shown - half - 0.5), 2 * half + 1, 2 * half + 1,
+                                    fill=False, edgecolor="white", lw=2, ls="--"))
     fig.suptitle(_rcu_summary(r), fontsize=10)
     fig.tight_layout()
     return fig
@@ -274,16 +228,14 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
                 seed: int = 0) -> dict:
     """Multi-resolution fusion (Fig. 3(c)) played by hand on a SynthScenes image, as in notebook 02.
 
-    The coarse path is the exact fraction of water pixels per ``coarse_stride``
-    cell (the best a 1/``coarse_stride`` map could know); it is upsampled with
-    ``mode`` to the fine path's resolution (1/4) and added to the fine path
-    (the image's edge strength at 1/4), with identity fusion convolutions.
-    Returns the maps and two measures of how well the upsampled coarse path
-    alone places the water: ``iou`` of ``upsampled > 0.5`` against the water
-    fraction at 1/4 ``> 0.5``, and ``mae``, their mean absolute difference.
+    The coarse path is the exact fraction of water pixels per ``coarse_stride`` cell (the best a
+    1/``coarse_stride`` map could know); it is upsampled with ``mode`` to the fine path's resolution (1/4) and
+    added to the fine path (the image's edge strength at 1/4), with identity fusion convolutions. Returns the
+    maps and two measures of how well the upsampled coarse path alone places the water: ``iou`` of
+    ``upsampled > 0.5`` against the water fraction at 1/4 ``> 0.5``, and ``mae``, their mean absolute difference.
     """
     notes: list[str] = []
-    stride = int(_clamp("coarse_stride", coarse_stride, FUSION_STRIDES[0], FUSION_STRIDES[-1], notes))
+    stride = _clamp("coarse_stride", coarse_stride, FUSION_STRIDES[0], FUSION_STRIDES[-1], notes)
     if stride not in FUSION_STRIDES:
         snapped = min(FUSION_STRIDES, key=lambda s: abs(s - stride))
         notes.append(f"coarse_stride={coarse_stride!r} is not one of {list(FUSION_STRIDES)}: using {snapped}")
@@ -294,7 +246,7 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
     sample, image, water = _water_sample(index, size, seed)
     h, w = water.shape[-2:]
     coarse = F.adaptive_avg_pool2d(water, (-(-h // stride), -(-w // stride)))
-    truth = F.adaptive_avg_pool2d(water, (-(-h // 4), -(-w // 4)))        # water fraction at 1/4
+    truth = F.adaptive_avg_pool2d(water, (-(-h // 4), -(-w // 4)))  # water fraction at 1/4
     fine = _edges_quarter(image)
     kwargs = {} if mode == "nearest" else {"align_corners": False}
     up = F.interpolate(coarse, size=fine.shape[-2:], mode=mode, **kwargs)
@@ -330,9 +282,8 @@ def draw_fusion_maps(result: dict | None = None):
     for ax, (img, title) in zip(axes[1:], panels):
         _imshow(ax, img, title, cmap="viridis", vmin=0, vmax=2 if img is r["fused"] else 1)
     # the true water outline at 1/4 on the upsampled coarse path: where the 0.5 level should be
-    for ax in axes[2:3]:
-        ax.contour(r["truth"], levels=[0.5], colors="white", linewidths=2)
-        ax.contour(r["upsampled"], levels=[0.5], colors="black", linewidths=2, linestyles="--")
+    axes[2].contour(r["truth"], levels=[0.5], colors="white", linewidths=2)
+    axes[2].contour(r["upsampled"], levels=[0.5], colors="black", linewidths=2, linestyles="--")
     fig.suptitle(f"{r['mode']} from 1/{s}: water IoU {r['iou']:.3f} (upsampled > 0.5 vs true water at 1/4; "
                  f"white: true outline, dashed: 0.5 level), mean |error| {r['mae']:.3f}", fontsize=10)
     fig.tight_layout()
@@ -343,14 +294,12 @@ def draw_fusion_maps(result: dict | None = None):
 def crp_impulse(num_blocks: int = 4, pool_size: int = 5, convs: str = "identity", *, seed: int = 0) -> dict:
     """The library's chained residual pooling (Fig. 3(d)) on a single-pixel input.
 
-    One channel; every block's max-pool is ``pool_size`` x ``pool_size``
-    (stride 1, 'same' padding; the library's CRP uses 5) and its 3x3
-    convolution is the identity (``convs="identity"``) or a fixed positive
-    kernel (``"3x3 positive"``). Returns the response, its measured ``width``
-    and the formula: ``1 + num_blocks * (pool_size - 1)`` with identity
-    convolutions, ``1 + num_blocks * (pool_size + 1)`` when each 3x3 convolution
-    adds its 2 pixels. Even pool sizes have no centred 'same' window and are
-    rounded up to the next odd size.
+    One channel; every block's max-pool is ``pool_size`` x ``pool_size`` (stride 1, 'same' padding; the
+    library's CRP uses 5) and its 3x3 convolution is the identity (``convs="identity"``) or a fixed positive
+    kernel (``"3x3 positive"``). Returns the response, its measured ``width`` and the formula:
+    ``1 + num_blocks * (pool_size - 1)`` with identity convolutions, ``1 + num_blocks * (pool_size + 1)`` when
+    each 3x3 convolution adds its 2 pixels. Even pool sizes have no centred 'same' window and are rounded up to
+    the next odd size.
     """
     from refinenet_edu import ChainedResidualPooling
 
@@ -390,11 +339,9 @@ def draw_crp_impulse(result: dict | None = None):
     y, size = r["response"], r["size"]
     fig = _figure(10.5, 3.9)
     ax_map, ax_line = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
-    im = ax_map.imshow(y, cmap="viridis", interpolation="nearest", vmin=0)
-    ax_map.set_title(f"CRP output, {r['num_blocks']} blocks, pool {r['pool_size']}x{r['pool_size']}", fontsize=10)
-    ax_map.set_xticks([])
-    ax_map.set_yticks([])
-    _colourbar(fig, ax_map, im)
+    _imshow(ax_map, y, f"CRP output, {r['num_blocks']} blocks, pool {r['pool_size']}x{r['pool_size']}",
+            cmap="viridis", vmin=0)
+    _colourbar(fig, ax_map)
     xs = np.arange(size) - size // 2
     ax_line.step(xs, y[size // 2], where="mid", color="#21918c", lw=2, label="centre row of the output")
     half = (r["formula_width"] - 1) / 2
@@ -477,15 +424,13 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
                  paths_on: Sequence[bool] | None = None) -> dict:
     """What each stage of one RefineNet block (Fig. 3(a)) of ``model`` does to validation image ``index``.
 
-    The block's real inputs are recorded from a forward pass; then its stages
-    run by hand: adaptive convolutions per path, fusion, CRP, output
-    convolutions. ``paths_on[i] = False`` switches path ``i`` off: its term in
-    the fusion's sum becomes 0 (the fusion convolutions have no bias). Each
-    stage's map is returned with a PCA basis fitted on the same stage with all
-    paths on, so colours compare between settings, and ``change``, the relative
-    L2 change ``|y - y_all| / |y_all|`` against all paths on. ``crp_share`` is
-    ``|CRP(x) - relu(x)| / |CRP(x)|``, the part of CRP's output that the pooled
-    context adds; ``output_share`` the same for the output RCUs.
+    The block's real inputs are recorded from a forward pass; then its stages run by hand: adaptive
+    convolutions per path, fusion, CRP, output convolutions. ``paths_on[i] = False`` switches path ``i`` off:
+    its term in the fusion's sum becomes 0 (the fusion convolutions have no bias). Each stage's map is returned
+    with a PCA basis fitted on the same stage with all paths on, so colours compare between settings, and
+    ``change``, the relative L2 change ``|y - y_all| / |y_all|`` against all paths on. ``crp_share`` is
+    ``|CRP(x) - relu(x)| / |CRP(x)|``, the part of CRP's output that the pooled context adds; ``output_share``
+    the same for the output RCUs.
     """
     notes: list[str] = []
     blocks = _blocks(model)
@@ -493,6 +438,7 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
     index = _clamp("index", index, 0, len(dataset) - 1, notes)
     image, mask = dataset[index]
     inputs = _block_inputs(model, image, name)
+    names = _path_names(model, name, len(inputs))
     b = blocks[name]
     on = [True] * len(inputs) if paths_on is None else [bool(v) for v in list(paths_on)[: len(inputs)]]
     on += [True] * (len(inputs) - len(on))
@@ -507,23 +453,21 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
             fused = b.fusion(*fused_in)
             crp = b.crp(fused)
             out = b.output(crp)
-        stages = [(f"adaptive: {n}", a[0].float().cpu()) for n, a in zip(_path_names(model, name, len(inputs)), fused_in)]
-        stages += [("fusion", fused[0].float().cpu()), ("CRP", crp[0].float().cpu()), ("output RCUs", out[0].float().cpu())]
-        return stages, fused, crp, out
+        stages = [(f"adaptive: {n}", a) for n, a in zip(names, fused_in)]
+        stages += [("fusion", fused), ("CRP", crp), ("output RCUs", out)]
+        return [(label, y[0].float().cpu()) for label, y in stages], fused, crp, out
 
     reference, _, _, ref_out = run([True] * len(inputs))
     stages, fused, crp, out = run(on)
     with torch.inference_mode():
         model_out = b(*inputs)
-    relu = F.relu(fused)
-    rows = []
-    for (label, y), (_, y_ref) in zip(stages, reference):
-        rows.append({"stage": label, "shape": tuple(y.shape), "map": y, "basis": _pca_basis(y_ref),
-                     "change": float((y - y_ref).norm() / y_ref.norm().clamp(min=1e-12))})
+    rows = [{"stage": label, "shape": tuple(y.shape), "map": y, "basis": _pca_basis(y_ref),
+             "change": float((y - y_ref).norm() / y_ref.norm().clamp(min=1e-12))}
+            for (label, y), (_, y_ref) in zip(stages, reference)]
     return {
-        "block": name, "index": index, "paths_on": on, "path_names": _path_names(model, name, len(inputs)),
+        "block": name, "index": index, "paths_on": on, "path_names": names,
         "image": image, "mask": mask, "stages": rows,
-        "crp_share": float((crp - relu).norm() / crp.norm().clamp(min=1e-12)),
+        "crp_share": float((crp - F.relu(fused)).norm() / crp.norm().clamp(min=1e-12)),
         "output_share": float((out - crp).norm() / out.norm().clamp(min=1e-12)),
         "matches_model": bool(torch.allclose(ref_out, model_out, atol=1e-5)),
         "single_path": len(inputs) == 1,
@@ -531,14 +475,10 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
     }
 
 
-def draw_block_stages(result: dict | None = None, *, model=None, dataset=None):
-    """The image and each stage's map as PCA colours (default values: the shipped model, image 0, RefineNet-1)."""
+def draw_block_stages(result: dict):
+    """The image and each stage's map of :func:`block_stages` as PCA colours."""
     from refinenet_edu.datasets import denormalize
 
-    if result is None:
-        if model is None or dataset is None:
-            model, dataset = load_course_model()
-        result = block_stages(model, dataset)
     r = result
     stages = r["stages"]
     fig = _figure(2.3 * (len(stages) + 1), 3.3)
@@ -559,9 +499,8 @@ def draw_block_stages(result: dict | None = None, *, model=None, dataset=None):
 def class_prototypes(model, dataset, num_images: int = 32, *, batch_size: int = 16) -> dict[str, torch.Tensor]:
     """Per block, the mean unit-length feature vector of every class over ``num_images`` images of ``dataset``.
 
-    The nearest-prototype read-out of :func:`cascade_readout` compares each
-    pixel's feature vector with these (cosine similarity). Trains nothing.
-    Returns ``{block name: [num_classes, C]}``.
+    The nearest-prototype read-out of :func:`cascade_readout` compares each pixel's feature vector with these
+    (cosine similarity). Trains nothing. Returns ``{block name: [num_classes, C]}``.
     """
     from torch.utils.data import DataLoader, Subset
 
@@ -600,12 +539,10 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
                     stage: str = "refinenet4") -> dict:
     """A nearest-prototype read-out of one block of the 4-cascade (Fig. 2(c)) on validation image ``index``.
 
-    Every pixel gets the class whose prototype (:func:`class_prototypes`) is
-    most similar to the block's feature vector there. It is a measuring
-    instrument, not the network's prediction (only RefineNet-1's output feeds
-    the classifier). Returned beside it: the network's own prediction and the
-    ``ceiling``, the best any map at the block's resolution could do (each
-    cell's majority label). ``readout_accuracy`` / ``ceiling_accuracy`` /
+    Every pixel gets the class whose prototype (:func:`class_prototypes`) is most similar to the block's feature
+    vector there. It is a measuring instrument, not the network's prediction (only RefineNet-1's output feeds
+    the classifier). Returned beside it: the network's own prediction and the ``ceiling``, the best any map at
+    the block's resolution could do (each cell's majority label). ``readout_accuracy`` / ``ceiling_accuracy`` /
     ``prediction_accuracy``: their pixel accuracy on this image.
     """
     notes: list[str] = []
@@ -613,7 +550,6 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
     stage = _choice("stage", stage, names, notes)
     index = _clamp("index", index, 0, len(dataset) - 1, notes)
     image, mask = dataset[index]
-    num_classes = model.config.num_classes
     with torch.inference_mode():
         out = model(image[None].to(next(model.parameters()).device), return_intermediates=True)
     f = out["blocks"][stage].cpu()
@@ -621,10 +557,12 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
     readout = similarity.argmax(1)[0]
     prediction = out["out"].argmax(1)[0].cpu()
     stride = max(1, round(mask.shape[-1] / f.shape[-1]))
-    ceiling = _ceiling_map(mask, stride, num_classes)
+    ceiling = _ceiling_map(mask, stride, model.config.num_classes)
     valid = mask != 255
+
     def accuracy(p):
         return float((p[valid] == mask[valid]).double().mean()) if bool(valid.any()) else float("nan")
+
     return {
         "stage": stage, "index": index, "stride": stride, "feature_size": tuple(f.shape[-2:]),
         "image": image, "mask": mask, "readout": readout, "ceiling": ceiling, "prediction": prediction,
@@ -635,29 +573,18 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
     }
 
 
-def draw_cascade_readout(result: dict | None = None, *, palette=None, class_names=None, model=None, dataset=None,
-                         prototypes=None):
-    """Image, labels, the ceiling, the read-out and the prediction (default: shipped model, image 0, RefineNet-1)."""
+def draw_cascade_readout(result: dict, palette, class_names):
+    """Image, labels, the ceiling, the read-out and the prediction of :func:`cascade_readout`."""
     from refinenet_edu.datasets import colorize, denormalize
-    from refinenet_edu.viz.plots import class_legend
 
-    if result is None:
-        if model is None or dataset is None:
-            model, dataset = load_course_model()
-        prototypes = class_prototypes(model, dataset) if prototypes is None else prototypes
-        result = cascade_readout(model, dataset, prototypes)
     r = result
-    if palette is None or class_names is None:
-        from refinenet_edu.datasets import CLASS_NAMES, PALETTE
-
-        palette = PALETTE if palette is None else palette
-        class_names = CLASS_NAMES if class_names is None else class_names
     fig = _figure(12.5, 3.7)
     axes = fig.subplots(1, 5)
     h, w = r["feature_size"]
     _imshow(axes[0], denormalize(r["image"]).permute(1, 2, 0).numpy(), f"validation image {r['index']}")
     _imshow(axes[1], colorize(r["mask"], palette), "ground truth")
-    _imshow(axes[2], colorize(r["ceiling"], palette), f"best map at 1/{r['stride']}\n(pixel acc. {r['ceiling_accuracy']:.2f})")
+    _imshow(axes[2], colorize(r["ceiling"], palette),
+            f"best map at 1/{r['stride']}\n(pixel acc. {r['ceiling_accuracy']:.2f})")
     _imshow(axes[3], colorize(r["readout"], palette),
             f"{r['stage']} ({w}x{h}) read-out\n(pixel acc. {r['readout_accuracy']:.2f})")
     _imshow(axes[4], colorize(r["prediction"], palette),
@@ -673,11 +600,10 @@ def draw_cascade_readout(result: dict | None = None, *, palette=None, class_name
 class Explorable:
     """Controls, a figure and a read-out line, wired to one compute + draw function.
 
-    ``update(**values)`` must return ``(figure, readout_text)``. Every change
-    of a control redraws; an error in the callback is shown in the read-out
-    (with its last traceback line), never swallowed. Displayed in a notebook,
-    the output carries the widget view and a PNG of the current figure, which
-    is what a stored notebook shows once its widget views are stripped.
+    ``update(**values)`` must return ``(figure, readout_text)``. Every change of a control redraws; an error in
+    the callback is shown in the read-out (with its last traceback line), never swallowed. Displayed in a
+    notebook, the output carries the widget view and a PNG of the current figure, which is what a stored
+    notebook shows once its widget views are stripped.
     """
 
     css_class = "refinenet-explorable"
@@ -717,11 +643,10 @@ class Explorable:
             self.readout.value = f"<span style='color:#b00'>{html.escape(self.text)}</span>"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
-        bundle = dict(bundle)
-        if self.png:
-            import base64
+        import base64
 
+        bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        if self.png:
             bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
         bundle["text/plain"] = (f"[{self.name} explorable; the figure shows its default values: run the cell to "
                                 f"move the controls] {self.text}")
@@ -747,7 +672,7 @@ def explore_rcu() -> Explorable:
     """Notebook 01: stacked RCUs on an impulse, a negative impulse or an edge."""
     def update(num_rcus, weight_scale, pattern):
         r = rcu_response(num_rcus, weight_scale, pattern)
-        return draw_rcu_response(r), " | ".join(filter(None, [_rcu_summary(r), _notes_text(r)]))
+        return draw_rcu_response(r), _readout(_rcu_summary(r), r)
 
     return Explorable({
         "num_rcus": _slider("RCUs stacked", 1, 0, RCU_MAX_UNITS),
@@ -763,7 +688,7 @@ def explore_fusion() -> Explorable:
         lo, hi = r["range"]
         text = (f"{mode} from 1/{r['coarse_stride']}: water IoU {r['iou']:.3f}, mean |error| {r['mae']:.3f}, "
                 f"upsampled values in [{lo:.2f}, {hi:.2f}]")
-        return draw_fusion_maps(r), " | ".join(filter(None, [text, _notes_text(r)]))
+        return draw_fusion_maps(r), _readout(text, r)
 
     return Explorable({
         "coarse_stride": _dropdown("coarse path at 1/", FUSION_STRIDES, 16),
@@ -777,7 +702,7 @@ def explore_crp() -> Explorable:
     def update(num_blocks, pool_size, convs):
         r = crp_impulse(num_blocks, pool_size, convs)
         text = f"measured width {r['width']} px, formula {r['formula']}, centre value {r['centre']:.3g}"
-        return draw_crp_impulse(r), " | ".join(filter(None, [text, _notes_text(r)]))
+        return draw_crp_impulse(r), _readout(text, r)
 
     return Explorable({
         "num_blocks": _slider("CRP blocks", 4, 0, CRP_MAX_BLOCKS),
@@ -798,13 +723,13 @@ def explore_block(model=None, dataset=None) -> Explorable:
     def update(block, index, path_0, path_1):
         r = block_stages(model, dataset, index, block, [path_0, path_1])
         for i, s in enumerate(switches):  # label the switches with the block's real paths
-            s.description = f"{r['path_names'][i]}" if i < len(r["path_names"]) else "(no such path)"
+            s.description = r["path_names"][i] if i < len(r["path_names"]) else "(no such path)"
             s.disabled = i >= len(r["path_names"])
         rows = ", ".join(f"{row['stage']} {row['change']:.0%}" for row in r["stages"])
         text = (f"{r['block']}, image {r['index']}: change against all paths on: {rows}; CRP adds "
                 f"{r['crp_share']:.0%}, output RCUs {r['output_share']:.0%}"
                 + ("; one path: fusion passes it through" if r["single_path"] else ""))
-        return draw_block_stages(r), " | ".join(filter(None, [text, _notes_text(r)]))
+        return draw_block_stages(r), _readout(text, r)
 
     return Explorable({
         "block": _dropdown("block", names, names[-1]),
@@ -816,10 +741,9 @@ def explore_block(model=None, dataset=None) -> Explorable:
 def explore_cascade(model=None, dataset=None, prototypes=None, *, probe=None, probe_images: int = 32) -> Explorable:
     """Notebook 05: RefineNet-4 ... RefineNet-1 of the shipped model on any validation image.
 
-    ``probe``: the images that define the class prototypes (default: the
-    training set's first ``probe_images``).
+    ``probe``: the images that define the class prototypes (default: the training set's first ``probe_images``).
     """
-    from refinenet_edu.datasets import eval_transforms, load_dataset
+    from refinenet_edu.datasets import CLASS_NAMES, PALETTE, eval_transforms, load_dataset
 
     if model is None or dataset is None:
         model, dataset = load_course_model()
@@ -827,16 +751,15 @@ def explore_cascade(model=None, dataset=None, prototypes=None, *, probe=None, pr
         probe = load_dataset("synthscenes", "train", eval_transforms()) if probe is None else probe
         prototypes = class_prototypes(model, probe, probe_images)
     names = [n for n in _blocks(model) if n in prototypes]
-    palette, class_names = getattr(dataset, "palette", None), getattr(dataset, "class_names", None)
+    palette, class_names = getattr(dataset, "palette", PALETTE), getattr(dataset, "class_names", CLASS_NAMES)
 
     def update(stage, index):
         r = cascade_readout(model, dataset, prototypes, index, stage)
         text = (f"{r['stage']} at 1/{r['stride']}: read-out pixel accuracy {r['readout_accuracy']:.3f} "
                 f"(best map at 1/{r['stride']}: {r['ceiling_accuracy']:.3f}; network's prediction "
                 f"{r['prediction_accuracy']:.3f}); classes in the read-out: "
-                + ", ".join(class_names[c] if class_names else str(c) for c in r["classes_in_readout"]))
-        fig = draw_cascade_readout(r, palette=palette, class_names=class_names)
-        return fig, " | ".join(filter(None, [text, _notes_text(r)]))
+                + ", ".join(class_names[c] for c in r["classes_in_readout"]))
+        return draw_cascade_readout(r, palette, class_names), _readout(text, r)
 
     return Explorable({
         "stage": _dropdown("block", names, names[0]),

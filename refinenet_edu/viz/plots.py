@@ -289,13 +289,10 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
 
 
 def figure_png(fig) -> bytes:
-    """PNG bytes of a matplotlib figure (then the figure is released)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    try:
-        import matplotlib.pyplot as plt
+    """PNG bytes of a matplotlib figure at its own resolution; then the figure is released."""
+    import matplotlib.pyplot as plt
 
-        plt.close(fig)
-    except Exception:  # pragma: no cover
-        pass
-    return buf.getvalue()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi="figure")
+    plt.close(fig)
+    return buffer.getvalue()
