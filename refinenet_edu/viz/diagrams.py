@@ -1,21 +1,15 @@
 """Box-and-arrow diagrams of RefineNet's parts, drawn with matplotlib.
 
-The course notebooks draw each component next to its code, so that a reader
-can put the picture, the paper's figure and the source side by side:
+The notebooks draw each component next to its code, so that a reader can put the picture, the paper's figure
+and the source side by side: :func:`draw_rcu` (the Residual Conv Unit, paper Fig. 3(b)), :func:`draw_fusion`
+(multi-resolution fusion, Fig. 3(c)), :func:`draw_crp` (chained residual pooling, Fig. 3(d), or the "parallel
+pools" port bug), :func:`draw_refinenet_block` (a whole RefineNet block, Fig. 3(a)) and :func:`draw_cascade`
+(the encoder and a cascade of blocks, Fig. 2(c) and Fig. 7, for any cascade of
+:data:`refinenet_edu.nn.config.CASCADES`).
 
-* :func:`draw_rcu` - the Residual Conv Unit (paper Fig. 3(b));
-* :func:`draw_adaptive_conv` - a path's adaptive convolutions (Fig. 3(a));
-* :func:`draw_fusion` - multi-resolution fusion (Fig. 3(c));
-* :func:`draw_crp` - chained residual pooling (Fig. 3(d)), or the "parallel
-  pools" port bug beside it;
-* :func:`draw_refinenet_block` - a whole RefineNet block (Fig. 3(a));
-* :func:`draw_cascade` - the encoder and a cascade of blocks (Fig. 2(c), Fig. 7), for any
-  cascade of :data:`refinenet_edu.nn.config.CASCADES`.
-
-Every function takes an optional matplotlib ``ax`` and returns the figure.
-They are built on :class:`Diagram`, a tiny layout helper: named boxes and
-circles at data coordinates, and arrows that start and end on their borders
-(straight, or through waypoints for skip connections).
+Every function takes an optional matplotlib ``ax`` and returns the figure. They are built on :class:`Diagram`:
+named boxes and circles at data coordinates, and arrows that start and end on their borders (straight, or
+through waypoints for skip connections).
 """
 
 from __future__ import annotations
@@ -24,32 +18,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = [
-    "COLOURS",
-    "Diagram",
-    "draw_adaptive_conv",
-    "draw_cascade",
-    "draw_crp",
-    "draw_fusion",
-    "draw_rcu",
-    "draw_refinenet_block",
-]
+__all__ = ["COLOURS", "Diagram", "draw_cascade", "draw_crp", "draw_fusion", "draw_rcu", "draw_refinenet_block"]
 
 #: one colour per kind of layer, the same in every diagram of the course
 COLOURS = {
-    "input": "#ffffff",
-    "relu": "#fff2b3",
-    "conv": "#cfe2f3",
-    "rcu": "#9fc5e8",
-    "pool": "#f9cb9c",
-    "up": "#d9c3e9",
-    "sum": "#d9ead3",
-    "fusion": "#b6d7a8",
-    "crp": "#f6b26b",
-    "encoder": "#e6e6e6",
-    "block": "#ffe599",
-    "classifier": "#ea9999",
-    "bug": "#f4cccc",
+    "input": "#ffffff", "relu": "#fff2b3", "conv": "#cfe2f3", "rcu": "#9fc5e8", "pool": "#f9cb9c",
+    "up": "#d9c3e9", "sum": "#d9ead3", "fusion": "#b6d7a8", "crp": "#f6b26b", "encoder": "#e6e6e6",
+    "block": "#ffe599", "classifier": "#ea9999", "bug": "#f4cccc",
 }
 
 
@@ -125,20 +100,12 @@ class Diagram:
         self.nodes[name] = _Node(x, y, r, r, True)
         self._grow(x - r, y - r, x + r, y + r)
 
-    def point(self, name: str, x: float, y: float) -> None:
-        """An invisible node (a branching point or the end of an arrow)."""
-        self.nodes[name] = _Node(x, y, 0.0, 0.0, True)
-        self._grow(x, y, x, y)
-
     def label(self, x: float, y: float, text: str, *, fontsize: float | None = None, **kwargs) -> None:
-        """Free text at (x, y)."""
-        kwargs.setdefault("ha", "center")
-        kwargs.setdefault("va", "center")
-        self.ax.text(x, y, text, fontsize=fontsize or self.fontsize - 1, zorder=3, **kwargs)
+        """Free text centred at (x, y)."""
+        self.ax.text(x, y, text, ha="center", va="center", fontsize=fontsize or self.fontsize - 1, zorder=3, **kwargs)
         self._grow(x - 0.3, y - 0.2, x + 0.3, y + 0.2)
 
-    def arrow(self, a: str, b: str, *, via: Sequence[tuple[float, float]] = (), text: str | None = None,
-              colour: str = "#333333", dashed: bool = False, head: bool = True) -> None:
+    def arrow(self, a: str, b: str, *, via: Sequence[tuple[float, float]] = (), text: str | None = None) -> None:
         """An arrow from node ``a`` to node ``b``, optionally through waypoints ``via``.
 
         ``text`` is written above the middle of the longest segment.
@@ -147,21 +114,14 @@ class Diagram:
 
         na, nb = self.nodes[a], self.nodes[b]
         pts = [(na.x, na.y), *via, (nb.x, nb.y)]
-        start = na.border(*pts[1])
-        end = nb.border(*pts[-2])
-        pts = [start, *via, end]
+        pts = [na.border(*pts[1]), *via, nb.border(*pts[-2])]
         for vx, vy in via:
             self._grow(vx, vy, vx, vy)
-        style = "--" if dashed else "-"
         for (x0, y0), (x1, y1) in zip(pts[:-2], pts[1:-1]):
-            self.ax.plot([x0, x1], [y0, y1], color=colour, linewidth=1.1, linestyle=style, zorder=1)
-        arrow = FancyArrowPatch(
-            pts[-2], pts[-1], arrowstyle="-|>" if head else "-", mutation_scale=11, color=colour,
-            linewidth=1.1, linestyle=style, shrinkA=0, shrinkB=0, zorder=1,
-        )
-        self.ax.add_patch(arrow)
+            self.ax.plot([x0, x1], [y0, y1], color="#333333", linewidth=1.1, linestyle="-", zorder=1)
+        self.ax.add_patch(FancyArrowPatch(pts[-2], pts[-1], arrowstyle="-|>", mutation_scale=11, color="#333333",
+                                          linewidth=1.1, linestyle="-", shrinkA=0, shrinkB=0, zorder=1))
         if text:
-            # on the longest segment, above it
             (x0, y0), (x1, y1) = max(zip(pts[:-1], pts[1:]), key=lambda s: math.dist(*s))
             self.ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.08, text, ha="center", va="bottom",
                          fontsize=self.fontsize - 1, color="#444444", zorder=3)
@@ -177,132 +137,88 @@ class Diagram:
         return self.fig
 
 
-# --------------------------------------------------------------------------
-# The components (paper Fig. 3)
-# --------------------------------------------------------------------------
-
-
-def draw_rcu(ax=None, *, kernel_size: int = 3, title: str | None = "Residual Conv Unit (RCU), Fig. 3(b)"):
+# ---------------------------------------------------------------------------------------------------- Fig. 3
+def draw_rcu(ax=None, *, title: str | None = "Residual Conv Unit (RCU), Fig. 3(b)"):
     """``out = x + conv2(relu(conv1(relu(x))))``: ReLU first, identity shortcut."""
-    k = f"{kernel_size}x{kernel_size}"
     d = Diagram(ax, figsize=(9, 2.3), title=title)
     d.box("x", 0, 0, "x", w=0.8)
     d.box("relu1", 1.7, 0, "ReLU", kind="relu", w=1.1)
-    d.box("conv1", 3.3, 0, f"{k} conv\n(bias)", kind="conv")
+    d.box("conv1", 3.3, 0, "3x3 conv\n(bias)", kind="conv")
     d.box("relu2", 4.9, 0, "ReLU", kind="relu", w=1.1)
-    d.box("conv2", 6.5, 0, f"{k} conv", kind="conv")
+    d.box("conv2", 6.5, 0, "3x3 conv", kind="conv")
     d.circle("sum", 8.0, 0)
     d.box("out", 9.1, 0, "out", w=0.8)
-    for a, b in [("x", "relu1"), ("relu1", "conv1"), ("conv1", "relu2"), ("relu2", "conv2"), ("conv2", "sum"), ("sum", "out")]:
+    for a, b in [("x", "relu1"), ("relu1", "conv1"), ("conv1", "relu2"), ("relu2", "conv2"), ("conv2", "sum"),
+                 ("sum", "out")]:
         d.arrow(a, b)
     d.arrow("x", "sum", via=[(0, 0.85), (8.0, 0.85)], text="identity shortcut: x itself, not relu(x)")
     return d.finish()
 
 
-def draw_adaptive_conv(ax=None, *, in_channels: int | str = "C", width: int | str = "w", num_rcus: int = 2,
-                       kernel_size: int = 3, title: str | None = "Adaptive convolutions of one path"):
-    """A convolution that sets the path's width, then ``num_rcus`` RCUs in a chain."""
-    k = f"{kernel_size}x{kernel_size}"
-    d = Diagram(ax, figsize=(2.2 + 1.6 * num_rcus + 2, 1.6), title=title)
-    d.box("in", 0, 0, f"path\nx{in_channels}", w=1.0)
-    d.box("conv", 1.7, 0, f"{k} conv\n{in_channels}->{width}", kind="conv", w=1.5)
-    prev = "conv"
-    for i in range(num_rcus):
-        d.box(f"rcu{i}", 3.4 + 1.5 * i, 0, "RCU", kind="rcu", w=1.1)
-        d.arrow(prev, f"rcu{i}")
-        prev = f"rcu{i}"
-    d.box("out", 3.4 + 1.5 * num_rcus, 0, f"x{width}", w=0.9)
-    d.arrow("in", "conv")
-    d.arrow(prev, "out")
-    return d.finish()
-
-
 def draw_fusion(ax=None, *, paths: Sequence[tuple[str, int]] = (("1/32", 512), ("1/16", 256)),
-                kernel_size: int = 3, title: str | None = "Multi-resolution fusion, Fig. 3(c)"):
+                title: str | None = "Multi-resolution fusion, Fig. 3(c)"):
     """Each path: conv to the smallest width, upsample to the largest resolution; then sum.
 
     ``paths`` lists (stride, channels) per input path, e.g. ``[("1/32", 512), ("1/16", 256)]``.
     """
-    k = f"{kernel_size}x{kernel_size}"
     width = min(c for _, c in paths)
     strides = [float(s.split("/")[1]) for s, _ in paths]
     finest = min(strides)
     n = len(paths)
     d = Diagram(ax, figsize=(8.5, 0.9 + 1.0 * n), title=title)
-    ys = [(n - 1) / 2 - i for i in range(n)]
-    ys = [y * 1.1 for y in ys]
     d.circle("sum", 6.3, 0)
-    for i, ((stride, channels), s, y) in enumerate(zip(paths, strides, ys)):
+    for i, ((stride, channels), s) in enumerate(zip(paths, strides)):
+        y = ((n - 1) / 2 - i) * 1.1
         d.box(f"in{i}", 0, y, f"{stride}  x{channels}", w=1.5)
-        d.box(f"conv{i}", 2.1, y, f"{k} conv {channels}->{width}", kind="conv", w=2.1)
+        d.box(f"conv{i}", 2.1, y, f"3x3 conv {channels}->{width}", kind="conv", w=2.1)
         if s != finest:
             d.box(f"up{i}", 4.4, y, f"upsample x{s / finest:g}\n(bilinear)", kind="up", w=1.7, h=0.75)
-            d.arrow(f"conv{i}", f"up{i}")
-            last = f"up{i}"
         else:
-            d.box(f"up{i}", 4.4, y, "(already at\nthe finest size)", kind="input", w=1.7, h=0.75, dashed=True, fontsize=7.5)
-            d.arrow(f"conv{i}", f"up{i}")
-            last = f"up{i}"
+            d.box(f"up{i}", 4.4, y, "(already at\nthe finest size)", w=1.7, h=0.75, dashed=True, fontsize=7.5)
+        d.arrow(f"conv{i}", f"up{i}")
         d.arrow(f"in{i}", f"conv{i}")
-        d.arrow(last, "sum")
+        d.arrow(f"up{i}", "sum")
     d.box("out", 7.7, 0, f"1/{finest:g}  x{width}", w=1.5)
     d.arrow("sum", "out")
     return d.finish()
 
 
-def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, conv_first: bool = False, kernel_size: int = 3,
-             title: str | None = None):
+def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, title: str | None = None):
     """Chained residual pooling with ``num_blocks`` pool+conv blocks.
 
-    ``chained=False`` draws the port bug "parallel pools": every block pools
-    the CRP's input, so the receptive field does not grow along the chain.
+    ``chained=False`` draws the port bug "parallel pools": every block pools the CRP's input, so the receptive
+    field does not grow along the chain.
     """
-    k = f"{kernel_size}x{kernel_size}"
     if title is None:
         title = (f"Chained residual pooling, {num_blocks} blocks (Fig. 3(d))" if chained
                  else f"NOT RefineNet: {num_blocks} parallel pools (a port bug)")
-    first, second = (("conv", f"{k} conv"), ("pool", "5x5\nmax-pool")) if conv_first else (
-        ("pool", "5x5\nmax-pool"), ("conv", f"{k} conv"))
-    step = 2.9
+    figsize = (2.6 + 2.1 * num_blocks, 2.6) if chained else (7, 1.2 + 0.75 * num_blocks)
+    d = Diagram(ax, figsize=figsize, title=title)
+    d.box("x", 0, 0, "x", w=0.8)
+    d.box("relu", 1.4, 0, "ReLU", kind="relu", w=1.1)
+    d.arrow("x", "relu")
     if chained:
-        d = Diagram(ax, figsize=(2.6 + 2.1 * num_blocks, 2.6), title=title)
-        d.box("x", 0, 0, "x", w=0.8)
-        d.box("relu", 1.4, 0, "ReLU", kind="relu", w=1.1)
-        d.arrow("x", "relu")
-        prev = "relu"
-        d.point("s0", 2.2, -1.3)
-        prev_sum = None
+        prev, prev_sum, via = "relu", "relu", [(1.4, -1.3)]  # the running sum starts with relu(x)
         for i in range(num_blocks):
-            x0 = 2.9 + step * i
-            d.box(f"a{i}", x0, 0, first[1], kind=first[0], w=1.25, fontsize=8)
-            d.box(f"b{i}", x0 + 1.35, 0, second[1], kind=second[0], w=1.25, fontsize=8)
+            x0 = 2.9 + 2.9 * i
+            d.box(f"a{i}", x0, 0, "5x5\nmax-pool", kind="pool", w=1.25, fontsize=8)
+            d.box(f"b{i}", x0 + 1.35, 0, "3x3 conv", kind="conv", w=1.25, fontsize=8)
             d.arrow(prev, f"a{i}")
             d.arrow(f"a{i}", f"b{i}")
             d.circle(f"sum{i}", x0 + 1.35, -1.3)
             d.arrow(f"b{i}", f"sum{i}")
-            if prev_sum is None:
-                d.arrow("relu", f"sum{i}", via=[(1.4, -1.3)])
-            else:
-                d.arrow(prev_sum, f"sum{i}")
-            prev, prev_sum = f"b{i}", f"sum{i}"
-        end = 2.9 + step * num_blocks - 0.3
-        d.box("out", end + 0.5, -1.3, "out", w=0.8)
-        if prev_sum is None:
-            d.arrow("relu", "out", via=[(1.4, -1.3)])
-        else:
-            d.arrow(prev_sum, "out")
-        d.label(2.9 + step * (num_blocks - 1) / 2 + 0.7, 0.6,
+            d.arrow(prev_sum, f"sum{i}", via=via)
+            prev, prev_sum, via = f"b{i}", f"sum{i}", []
+        d.box("out", 2.9 + 2.9 * num_blocks + 0.2, -1.3, "out", w=0.8)
+        d.arrow(prev_sum, "out", via=via)
+        d.label(2.9 + 2.9 * (num_blocks - 1) / 2 + 0.7, 0.6,
                 "each block takes the previous block's output: a chain", fontsize=8, color="#555555")
         return d.finish()
-    d = Diagram(ax, figsize=(7, 1.2 + 0.75 * num_blocks), title=title)
-    d.box("x", 0, 0, "x", w=0.8)
-    d.box("relu", 1.4, 0, "ReLU", kind="relu", w=1.1)
-    d.arrow("x", "relu")
     d.circle("sum", 6.3, 0)
     ys = [((num_blocks - 1) / 2 - i) * 0.85 for i in range(num_blocks)]
     for i, y in enumerate(ys):
-        d.box(f"a{i}", 3.2, y, first[1], kind=first[0], w=1.25, h=0.55, fontsize=8)
-        d.box(f"b{i}", 4.6, y, second[1], kind=second[0], w=1.25, h=0.55, fontsize=8)
+        d.box(f"a{i}", 3.2, y, "5x5\nmax-pool", kind="pool", w=1.25, h=0.55, fontsize=8)
+        d.box(f"b{i}", 4.6, y, "3x3 conv", kind="conv", w=1.25, h=0.55, fontsize=8)
         d.arrow("relu", f"a{i}", via=[(2.2, y)])
         d.arrow(f"a{i}", f"b{i}")
         d.arrow(f"b{i}", "sum")
@@ -318,53 +234,44 @@ def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = ((
                          output_rcus: int = 3, title: str | None = "A RefineNet block, Fig. 3(a)"):
     """Adaptive convolutions per path -> fusion -> chained residual pooling -> output RCUs.
 
-    ``widths[i] is None`` marks a path that enters as it is (the previous
-    block's output in the official code).
+    ``widths[i] is None`` marks a path that enters as it is (the previous block's output in the official code).
     """
     n = len(paths)
     d = Diagram(ax, figsize=(11, 1.0 + 1.0 * max(n, 1)), title=title)
-    ys = [((n - 1) / 2 - i) * 1.05 for i in range(n)]
-    out_width = min((w if w is not None else c) for (_, c), w in zip(paths, widths) if isinstance(w if w is not None else c, int))
-    for i, ((name, channels), w, y) in enumerate(zip(paths, widths, ys)):
+    sizes = [w if w is not None else c for (_, c), w in zip(paths, widths)]
+    for i, ((name, channels), w) in enumerate(zip(paths, widths)):
+        y = ((n - 1) / 2 - i) * 1.05
         d.box(f"in{i}", 0, y, f"{name}\nx{channels}", w=1.5, h=0.8, kind="block" if "RefineNet" in name else "encoder")
         if w is None:
             d.box(f"ad{i}", 2.6, y, "(enters as it is)", w=2.6, h=0.7, dashed=True, fontsize=8)
         else:
             d.box(f"ad{i}", 2.6, y, f"3x3 conv ->{w}, RCU x{adaptive_rcus}", kind="rcu", w=2.6, h=0.7, fontsize=8)
         d.arrow(f"in{i}", f"ad{i}")
-    span = max(1.0 * n, 1.0)
+    prev = "ad0"
     if n > 1:
-        d.box("fusion", 5.3, 0, "multi-resolution\nfusion", kind="fusion", w=1.7, h=span)
+        d.box("fusion", 5.3, 0, "multi-resolution\nfusion", kind="fusion", w=1.7, h=max(1.0 * n, 1.0))
         for i in range(n):
-            d.arrow(f"ad{i}", "fusion", via=[])
+            d.arrow(f"ad{i}", "fusion")
         prev = "fusion"
-    else:
-        prev = "ad0"
     d.box("crp", 7.4, 0, f"chained\nresidual pooling\n({crp_blocks} blocks)", kind="crp", w=1.9, h=1.0)
     d.arrow(prev, "crp")
     d.box("outconv", 9.4, 0, f"RCU x{output_rcus}", kind="rcu", w=1.3, h=0.7)
     d.arrow("crp", "outconv")
-    d.box("out", 11.0, 0, f"out\nx{out_width}", w=1.0, h=0.8)
+    d.box("out", 11.0, 0, f"out\nx{min(s for s in sizes if isinstance(s, int))}", w=1.0, h=0.8)
     d.arrow("outconv", "out")
     if n == 1:
         d.label(5.3, 0.45, "(one path:\nno fusion)", fontsize=8, color="#555555")
     return d.finish()
 
 
-# --------------------------------------------------------------------------
-# The network (paper Fig. 2(c) and Fig. 7)
-# --------------------------------------------------------------------------
-
-
-def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequence[int] = (256, 512, 1024, 2048),
-                 scales: Sequence[float] = (1.2, 0.6), title: str | None = None):
+# ---------------------------------------------------------------------------------------------------- Fig. 2(c), Fig. 7
+def draw_cascade(cascade: str = "4-cascaded", ax=None, *, title: str | None = None):
     """The ResNet encoder(s) and the RefineNet blocks of a cascade (paper Fig. 2(c) and Fig. 7).
 
-    Stages are drawn from 1/4 (top) to 1/32 (bottom); each RefineNet block sits
-    at the height of the paths it takes and receives the previous block's
-    output. ``cascade`` is a key of :data:`refinenet_edu.nn.config.CASCADES`;
-    its ``(scale, stage)`` paths are drawn as arrows, so a 2-scale cascade
-    shows which stage of which scale enters which block.
+    Stages are drawn from 1/4 (top) to 1/32 (bottom) with ResNet-50/101/152's widths; each RefineNet block sits
+    at the height of the paths it takes and receives the previous block's output. ``cascade`` is a key of
+    :data:`refinenet_edu.nn.config.CASCADES`; its ``(scale, stage)`` paths are drawn as arrows, so a 2-scale
+    cascade shows which stage of which scale (images at 1.2x and 0.6x) enters which block.
     """
     from refinenet_edu.nn.config import CASCADES, INDEPENDENT_ENCODERS
 
@@ -374,14 +281,13 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequen
     two_scale = any(scale > 0 for paths in groups for scale, _ in paths)
     d = Diagram(ax, figsize=(6.5 if two_scale else 5.2, 4.4), title=title or cascade, fontsize=8.5)
     row = {s: (4 - s) * 1.2 for s in (1, 2, 3, 4)}  # stage 1 (1/4) on top
-    # One encoder on the left; for 2-scale, the second scale's on the right.
-    bx = 2.65
-    encoders = [(f"x{s:g}", x) for s, x in zip(scales, (0.0, 2 * bx))] if two_scale else [("", 0.0)]
+    bx = 2.65  # the blocks' column: one encoder on its left; for 2-scale, the second scale's on its right
+    encoders = [("x1.2", 0.0), ("x0.6", 2 * bx)] if two_scale else [("", 0.0)]
     for tag, x in encoders:
         d.box(f"img{tag}", x, 4.9, f"image {tag}".strip(), w=1.3, h=0.5)
         prev = f"img{tag}"
         for s in (1, 2, 3, 4):
-            d.box(f"s{s}{tag}", x, row[s], f"ResNet {s}\n1/{2 ** (s + 1)} x{stage_channels[s - 1]}", kind="encoder",
+            d.box(f"s{s}{tag}", x, row[s], f"ResNet {s}\n1/{2 ** (s + 1)} x{256 * 2 ** (s - 1)}", kind="encoder",
                   w=1.3, h=0.72, fontsize=7.5)
             d.arrow(prev, f"s{s}{tag}")
             prev = f"s{s}{tag}"
@@ -392,10 +298,8 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, stage_channels: Sequen
     prev_block = None
     for i, paths in enumerate(groups):
         name = f"RefineNet-{len(groups) - i}"
-        first_scale = [stage for scale, stage in paths if scale == 0]
-        y = sum(row[s] for s in first_scale) / len(first_scale)
-        h = 0.72 + (max(row[s] for s in first_scale) - min(row[s] for s in first_scale))
-        d.box(name, bx, y, name, kind="block", w=1.45, h=h)
+        rows = [row[stage] for scale, stage in paths if scale == 0]
+        d.box(name, bx, sum(rows) / len(rows), name, kind="block", w=1.45, h=0.72 + max(rows) - min(rows))
         for scale, stage in paths:
             d.arrow(f"s{stage}{encoders[scale][0]}", name)
         if prev_block is not None:
