@@ -13,18 +13,8 @@ from refinenet_edu.datasets.palette import colorize
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.experiments.comparison import groups, is_fraction, metric_label, summarize
 
-__all__ = [
-    "plot_history",
-    "LiveTrainingPlot",
-    "class_legend",
-    "show_samples",
-    "plot_bars",
-    "plot_tradeoff",
-    "plot_per_class",
-    "plot_boundary",
-    "plot_predictions",
-    "figure_png",
-]
+__all__ = ["plot_history", "LiveTrainingPlot", "class_legend", "show_samples", "plot_bars", "plot_tradeoff",
+           "plot_per_class", "plot_boundary", "plot_predictions", "figure_png"]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -92,22 +82,13 @@ def class_legend(target, class_names: Sequence[str], palette: Sequence[Sequence[
     return target.legend(handles=handles, fontsize=fontsize, frameon=False, **legend_options)
 
 
-def show_samples(
-    dataset,
-    n: int = 6,
-    *,
-    indices: Sequence[int] | None = None,
-    alpha: float = 0.6,
-    legend: bool = True,
-    figsize_per_sample: float = 2.2,
-    fontsize: float = 8,
-):
-    """A matplotlib figure: each sample's image above its mask overlaid in colour.
+def show_samples(dataset, n: int = 6, *, indices: Sequence[int] | None = None, figsize_per_sample: float = 2.2,
+                 fontsize: float = 8):
+    """A matplotlib figure: each sample's image above its mask overlaid in colour (60% opacity).
 
-    Takes the first ``n`` samples unless ``indices`` is given. Float images
-    are assumed normalised with ImageNet statistics and are denormalised.
-    ``fontsize`` (points) sets the titles and the legend; at 80 dpi 12 points are 13 pixels.
-    Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
+    Takes the first ``n`` samples unless ``indices`` is given. Float images are assumed normalised with ImageNet
+    statistics and are denormalised. ``fontsize`` (points) sets the titles and the legend; at 80 dpi 12 points
+    are 13 pixels. Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
     """
     import matplotlib.pyplot as plt
 
@@ -121,23 +102,20 @@ def show_samples(
         image, mask = dataset[index]
         rgb = to_uint8_image(image).permute(1, 2, 0).numpy()
         colours = colorize(mask, info.palette, info.ignore_index)
-        overlay = (rgb * (1 - alpha) + colours * alpha).round().astype(np.uint8)
+        overlay = (rgb * 0.4 + colours * 0.6).round().astype(np.uint8)
         axes[0, col].imshow(rgb)
         axes[1, col].imshow(overlay)
         title = ids[index] if ids is not None else f"#{index}"
         axes[0, col].set_title(str(title), fontsize=fontsize)
         for ax in axes[:, col]:
             ax.set_axis_off()
-    if legend:
-        class_legend(fig, info.class_names, info.palette, fontsize=fontsize, loc="lower center",
-                     ncol=min(len(info.class_names), 7))
-    fig.tight_layout(rect=(0, 0.08 if legend else 0, 1, 1))
+    class_legend(fig, info.class_names, info.palette, fontsize=fontsize, loc="lower center",
+                 ncol=min(len(info.class_names), 7))
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
-# --------------------------------------------------------------------------
-# the ablation's figures (refinenet_edu.experiments.results / .statistics)
-# --------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------------------- the ablation
 
 
 def _axes(ax, figsize):
@@ -258,7 +236,7 @@ def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "b
     return fig
 
 
-def plot_predictions(image, mask, predictions: dict, palette, class_names=None, fig=None):
+def plot_predictions(image, mask, predictions: dict, palette, class_names=None):
     """The image, its ground truth and each variant's prediction side by side.
 
     ``image``: normalised float ``[3, H, W]`` (as the datasets yield it) or
@@ -266,13 +244,11 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
     (``None`` for a variant without stored predictions).
     """
     from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
 
     panels = [("image", to_uint8_image(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
     for name, pred in predictions.items():
         panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
-    if fig is None:
-        fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
+    fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, arr) in zip(axes, panels):
         if arr is None:
@@ -282,8 +258,7 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None, 
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     if class_names:
-        handles = [Patch(color=np.asarray(c) / 255, label=n) for n, c in zip(class_names, palette)]
-        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=9, frameon=False)
+        class_legend(fig, class_names, palette, fontsize=9, loc="lower center", ncol=len(class_names))
     fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.12, wspace=0.05)
     return fig
 
