@@ -370,18 +370,10 @@ def load_course_model(device: str | torch.device = "cpu"):
     return model.eval(), load_dataset("synthscenes", "val", eval_transforms())
 
 
-def _blocks(model) -> dict[str, nn.Module]:
-    """The model's RefineNet blocks by name (``refinenet4`` ... ``refinenet1``), found by type."""
-    from refinenet_edu import RefineNetBlock
-
-    found = {name.rsplit(".", 1)[-1]: m for name, m in model.named_modules() if isinstance(m, RefineNetBlock)}
-    return dict(sorted(found.items(), key=lambda kv: kv[0], reverse=True))
-
-
 def _block_inputs(model, image: torch.Tensor, name: str) -> list[torch.Tensor]:
     """The paths the model passes to block ``name`` for ``image`` (recorded with a forward pre-hook)."""
     seen: list[torch.Tensor] = []
-    hook = _blocks(model)[name].register_forward_pre_hook(lambda m, args: seen.extend(a.detach() for a in args))
+    hook = model.blocks[name].register_forward_pre_hook(lambda m, args: seen.extend(a.detach() for a in args))
     try:
         with torch.inference_mode():
             model(image[None].to(next(model.parameters()).device))
@@ -410,14 +402,12 @@ def _pca_rgb(f: torch.Tensor, basis) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------- 04: block
-def _path_names(model, name: str, n_paths: int) -> list[str]:
-    blocks = list(_blocks(model))
-    first = blocks.index(name) == 0
-    names = [] if first else [f"RefineNet-{blocks[blocks.index(name) - 1][-1]} output"]
-    strides = {"refinenet4": 32, "refinenet3": 16, "refinenet2": 8, "refinenet1": 4}
-    while len(names) < n_paths:
-        names.append(f"encoder 1/{strides.get(name, '?')}" if n_paths - len(names) == 1 else f"path {len(names)}")
-    return names
+def _path_names(model, name: str) -> list[str]:
+    """What enters block ``name``: the previous block's output (not in the first block), then encoder stages."""
+    i = model.block_names.index(name)
+    names = [] if i == 0 else [f"RefineNet-{model.block_names[i - 1][-1]} output"]
+    return names + [f"encoder 1/{2 ** (stage + 1)}" + (" (second scale)" if scale else "")
+                    for scale, stage in model.block_paths[i]]
 
 
 def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
@@ -433,43 +423,41 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
     the same for the output RCUs.
     """
     notes: list[str] = []
-    blocks = _blocks(model)
-    name = _choice("block", block, list(blocks), notes)
+    name = _choice("block", block, list(model.blocks), notes)
     index = _clamp("index", index, 0, len(dataset) - 1, notes)
     image, mask = dataset[index]
     inputs = _block_inputs(model, image, name)
-    names = _path_names(model, name, len(inputs))
-    b = blocks[name]
+    names = _path_names(model, name)
+    b = model.blocks[name]
     on = [True] * len(inputs) if paths_on is None else [bool(v) for v in list(paths_on)[: len(inputs)]]
     on += [True] * (len(inputs) - len(on))
     if not any(on):
         notes.append("a block needs at least one path: switched the last one back on")
         on[-1] = True
 
-    def run(switch):
+    def run(switch) -> dict[str, torch.Tensor]:  # stage -> its map
         with torch.inference_mode():
             adapted = [layer(p) for layer, p in zip(b.adaptive, inputs)]
-            fused_in = [a if keep else torch.zeros_like(a) for a, keep in zip(adapted, switch)]
-            fused = b.fusion(*fused_in)
+            adapted = [a if keep else torch.zeros_like(a) for a, keep in zip(adapted, switch)]
+            fused = b.fusion(*adapted)
             crp = b.crp(fused)
             out = b.output(crp)
-        stages = [(f"adaptive: {n}", a) for n, a in zip(names, fused_in)]
-        stages += [("fusion", fused), ("CRP", crp), ("output RCUs", out)]
-        return [(label, y[0].float().cpu()) for label, y in stages], fused, crp, out
+        labels = [f"adaptive: {n}" for n in names] + ["fusion", "CRP", "output RCUs"]
+        return {label: y[0].float().cpu() for label, y in zip(labels, [*adapted, fused, crp, out])}
 
-    reference, _, _, ref_out = run([True] * len(inputs))
-    stages, fused, crp, out = run(on)
+    reference, maps = run([True] * len(inputs)), run(on)
     with torch.inference_mode():
-        model_out = b(*inputs)
-    rows = [{"stage": label, "shape": tuple(y.shape), "map": y, "basis": _pca_basis(y_ref),
-             "change": float((y - y_ref).norm() / y_ref.norm().clamp(min=1e-12))}
-            for (label, y), (_, y_ref) in zip(stages, reference)]
+        model_out = b(*inputs)[0].float().cpu()
+    rows = [{"stage": label, "shape": tuple(y.shape), "map": y, "basis": _pca_basis(reference[label]),
+             "change": float((y - reference[label]).norm() / reference[label].norm().clamp(min=1e-12))}
+            for label, y in maps.items()]
+    fused, crp, out = maps["fusion"], maps["CRP"], maps["output RCUs"]
     return {
         "block": name, "index": index, "paths_on": on, "path_names": names,
         "image": image, "mask": mask, "stages": rows,
         "crp_share": float((crp - F.relu(fused)).norm() / crp.norm().clamp(min=1e-12)),
         "output_share": float((out - crp).norm() / out.norm().clamp(min=1e-12)),
-        "matches_model": bool(torch.allclose(ref_out, model_out, atol=1e-5)),
+        "matches_model": bool(torch.allclose(reference["output RCUs"], model_out, atol=1e-5)),
         "single_path": len(inputs) == 1,
         "notes": notes,
     }
@@ -546,7 +534,7 @@ def cascade_readout(model, dataset, prototypes: dict[str, torch.Tensor], index: 
     ``prediction_accuracy``: their pixel accuracy on this image.
     """
     notes: list[str] = []
-    names = [n for n in _blocks(model) if n in prototypes]
+    names = [n for n in model.blocks if n in prototypes]
     stage = _choice("stage", stage, names, notes)
     index = _clamp("index", index, 0, len(dataset) - 1, notes)
     image, mask = dataset[index]
@@ -717,7 +705,7 @@ def explore_block(model=None, dataset=None) -> Explorable:
 
     if model is None or dataset is None:
         model, dataset = load_course_model()
-    names = list(_blocks(model))
+    names = list(model.blocks)
     switches = [w.Checkbox(value=True, description=f"path {i}", indent=False) for i in range(2)]
 
     def update(block, index, path_0, path_1):
@@ -750,7 +738,7 @@ def explore_cascade(model=None, dataset=None, prototypes=None, *, probe=None, pr
     if prototypes is None:
         probe = load_dataset("synthscenes", "train", eval_transforms()) if probe is None else probe
         prototypes = class_prototypes(model, probe, probe_images)
-    names = [n for n in _blocks(model) if n in prototypes]
+    names = [n for n in model.blocks if n in prototypes]
     palette, class_names = getattr(dataset, "palette", PALETTE), getattr(dataset, "class_names", CLASS_NAMES)
 
     def update(stage, index):
