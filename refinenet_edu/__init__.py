@@ -1,10 +1,8 @@
-"""refinenet_edu: RefineNet (Lin et al., CVPR 2017), built step by step.
+"""refinenet_edu: RefineNet (Lin et al., CVPR 2017), built step by step: the library the course notebooks import.
 
-The library the course notebooks import. Data flows one way:
-``datasets`` -> ``model`` -> ``training`` / ``evaluation`` -> experiments.
-
-The names below are imported lazily (on first use), so that
-``import refinenet_edu.engine.metrics`` does not pay for torchvision.
+Its layers import only the layers before them: ``nn``, ``datasets``, ``engine``, ``experiments``, ``viz``,
+``grading``, ``cli``. The names below are imported on first use, so ``import refinenet_edu.engine.metrics`` does
+not pay for torchvision.
 """
 
 from typing import TYPE_CHECKING

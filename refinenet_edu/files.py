@@ -1,14 +1,13 @@
 """Writing files atomically: nothing half-written is ever left behind; reading torch files safely.
 
-Every file the library writes (checkpoints, histories, results, predictions,
-notebooks) goes through :func:`atomic_write`: the data goes to a temporary
-file in the same folder, is flushed to disk, and is then renamed over the
-target with ``os.replace``, which is atomic. A crash or an error mid-write
-leaves the old file (or none) and no temporary file.
+Every file the library writes (checkpoints, histories, results, predictions, notebooks) goes through
+:func:`atomic_write`: the data goes to a temporary file in the same folder, is flushed to disk, and is then
+renamed over the target with ``os.replace``, which is atomic. A crash or an error mid-write leaves the old file
+(or none) and no temporary file.
 
 Every ``torch.load`` of the library goes through :func:`read_torch_file`: tensors and plain data only
-(``weights_only=True``), and a file it refuses is named with what it is (a JSON file, a zip archive
-without ``data.pkl``, a pickle that names code), never with torch's advice to load it unsafely.
+(``weights_only=True``), and a file it refuses is named with what it is (a JSON file, a zip archive without
+``data.pkl``, a pickle that names code), never with torch's advice to load it unsafely.
 """
 
 from __future__ import annotations
@@ -21,8 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any, Callable
 
-__all__ = ["UnreadableFile", "first_non_finite", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest",
-           "remove_stale_temporaries"]
+__all__ = ["first_non_finite", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes",
+           "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -65,25 +64,19 @@ def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) ->
     return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
 
 
-#: the temporary files of :func:`atomic_write` (``.<name>.<8 random characters>.tmp``)
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
-
-
 def remove_stale_temporaries(folder: str | os.PathLike, *, also: tuple[str, ...] = (),
                              only: tuple[str, ...] | None = None) -> list[Path]:
-    """Remove what a killed process left in ``folder``: :func:`atomic_write`'s temporaries (with
-    ``only``: those of the files of these names), and the entries named by the glob patterns
-    ``also`` (files or folders). Returns what was removed.
-
-    Only safe while holding the folder's lock (:func:`refinenet_edu.engine.locks.output_lock`):
-    then no other command is writing there, and every temporary is a leftover.
+    """Remove what a killed process left in ``folder``: :func:`atomic_write`'s temporaries (with ``only``: those
+    of the files of these names), and the entries named by the glob patterns ``also``. Returns what was removed.
+    Only safe while holding the folder's lock (:func:`refinenet_edu.engine.locks.output_lock`): then no other
+    command is writing there, and every temporary is a leftover.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.iterdir() if _TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink()
-             and (only is None or any(p.name.startswith(f".{name}.") and len(p.name) == len(name) + 14
-                                      for name in only))]
+    temporary = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # atomic_write's: .<name>.<8 random characters>.tmp
+    found = [p for p in folder.iterdir() if (m := temporary.fullmatch(p.name)) and (only is None or m[1] in only)
+             and p.is_file() and not p.is_symlink()]
     for pattern in also:
         found += [p for p in folder.glob(pattern) if p not in found]
     for p in found:
@@ -95,9 +88,8 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, also: tuple[str, ...]
 
 
 def file_manifest(folder: str | os.PathLike) -> dict[str, str]:
-    """What a generated folder holds: every entry by its path relative to ``folder`` (``/``-separated)
-    -> the SHA-256 of a file, ``"folder"`` or ``"link"``. Kept beside a folder a command generates, so
-    that the next run can tell what a person added or edited there since (:func:`changed_since`)."""
+    """What a generated folder holds: each entry's ``/``-separated path -> the SHA-256 of a file, ``"folder"``
+    or ``"link"``; kept beside the folder, so that the next run can tell what a person added or edited there."""
     import hashlib
 
     folder = Path(folder)
@@ -151,27 +143,21 @@ def _no_entry(path: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- reading torch files
-class UnreadableFile(ValueError):
-    """A file :func:`read_torch_file` refuses; its message names the file and says what it is."""
-
-
 def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``: tensors and plain data, no pickled code ever runs.
 
-    A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError`` (both with a message
-    only). A file torch refuses raises :class:`UnreadableFile`, ``"<what> <path>: refused, ..."``,
-    saying what the file is instead (torch's own message ends by advising ``weights_only=False``, which
-    for a crafted pickle would run its code). torch's warning about a pickle's protocol is not shown.
+    A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError`` (both with a message only). A
+    file torch refuses raises ``ValueError("<what> <path>: refused, ...")``, saying what the file is instead
+    (torch's own message ends by advising ``weights_only=False``, which for a crafted pickle would run its
+    code). torch's warning about a pickle's protocol is not shown.
     """
     import warnings
 
     import torch
 
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{what} {path}: {not_a_file(path)}")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {path}: {not_a_file(path)}")
+        raise (IsADirectoryError if path.is_dir() else FileNotFoundError)(f"{what} {path}: {not_a_file(path)}")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
@@ -179,7 +165,7 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_lo
     except OSError:
         raise
     except Exception:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...
-        raise UnreadableFile(f"{what} {path}: refused, {_what_file_is(path)}") from None
+        raise ValueError(f"{what} {path}: refused, {_what_file_is(path)}") from None
 
 
 def first_non_finite(state: Any) -> str | None:
@@ -197,31 +183,28 @@ def _what_file_is(path: Path) -> str:
     import zipfile
 
     with open(path, "rb") as f:
-        head = f.read(8)
-    if not head:
+        data = f.read(64 * 2**20)
+    if not data:
         return "an empty file, not a PyTorch checkpoint"
-    if head.startswith(b"PK"):
+    if data.startswith(b"PK"):
         try:
-            with zipfile.ZipFile(path) as archive:
-                names = archive.namelist()
+            archive = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, OSError, ValueError):
             return "a truncated or damaged zip archive (a PyTorch checkpoint copied or written only in part?)"
-        pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
-        if not pickles:
-            return "not a PyTorch checkpoint: it is a zip archive without data.pkl"
-        with zipfile.ZipFile(path) as archive:
+        with archive:
+            pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+            if not pickles:
+                return "not a PyTorch checkpoint: it is a zip archive without data.pkl"
             try:
                 data = archive.read(pickles[0])
             except (zipfile.BadZipFile, OSError, ValueError, EOFError):
                 return "a damaged PyTorch checkpoint (its data.pkl cannot be read)"
         return _what_pickle_is(data, "a PyTorch checkpoint whose pickle")
-    if head[:1] == b"\x80":  # a pickle (protocol 2 or later)
-        with open(path, "rb") as f:
-            return "not a PyTorch checkpoint: it is " + _what_pickle_is(f.read(64 * 2**20), "a pickle that")
+    if data[:1] == b"\x80":  # a pickle (protocol 2 or later)
+        return "not a PyTorch checkpoint: it is " + _what_pickle_is(data, "a pickle that")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read(64 * 2**20)
-    except (UnicodeDecodeError, OSError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return "not a PyTorch checkpoint (not a zip archive nor a pickle)"
     if text.lstrip()[:1] in ("{", "["):
         try:

@@ -1,15 +1,11 @@
 """What the RefineNet paper holds, by number: its figures, tables and sections.
 
-Lin, Milan, Shen, Reid: *RefineNet: Multi-Path Refinement Networks for
-High-Resolution Semantic Segmentation*, CVPR 2017 (arXiv 1611.06612). The
-numbers are those of the CVPR version, read from its page images.
-
-The course cites the paper only by these numbers. A test reads every
-"Fig. N", "Fig. N(x)", "Table N" and "Sec. N.M" in the library, the notebooks,
-the assignments and the docs, checks that the number exists here, and that the
-text around a figure or table citation names what it shows (one of its
-``words``), so that "the RCU (Fig. 2(b))" fails: Fig. 2(b) shows dilated
-convolutions. ``docs/paper.md`` prints these tables (:func:`markdown`).
+Lin, Milan, Shen, Reid: *RefineNet: Multi-Path Refinement Networks for High-Resolution Semantic Segmentation*,
+CVPR 2017 (arXiv 1611.06612); the numbers of the CVPR version, read from its page images. The course cites the
+paper only by these numbers. A test reads every "Fig. N", "Fig. N(x)", "Table N" and "Sec. N.M" in the library,
+the notebooks, the assignments and the docs, checks that the number exists here, and that the text around a
+figure or table citation names what it shows (one of its ``words``), so that "the RCU (Fig. 2(b))" fails:
+Fig. 2(b) shows dilated convolutions. ``docs/paper.md`` prints these tables (:func:`markdown`).
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """Where the files the course ships are: the embedded data, checkpoints, results, notebooks.
 
-One function, :func:`resource`, answers for every way the library is installed:
+:func:`resource` answers for a checkout, or an editable install of one (``./course`` makes one): the repository's
+own ``data/``, ``results/``, ``notebooks/`` beside the package; and for a wheel: the copies it carries in
+``refinenet_edu/_shipped/`` (``setup.py`` puts them there). Nothing here writes anything: a resource that is in
+neither place is reported by the caller that needs it (e.g. :func:`refinenet_edu.datasets.load_dataset`).
 
-* a checkout, or an editable install of one (``./course`` makes one): the
-  repository's own folders (``data/``, ``results/``, ``notebooks/``)
-  beside the package;
-* a wheel (``pip install refinenet-edu``): the copies the wheel carries in
-  ``refinenet_edu/_shipped/`` (``setup.py`` puts them there when it builds one).
-
-Nothing here writes anything: a resource that is in neither place is reported
-by the caller that needs it (e.g. :func:`refinenet_edu.datasets.load_dataset`).
-
-Datasets a user downloads (PASCAL VOC, SBD) are not shipped: by default they
-live in :func:`downloads_root`, the checkout's ``data/`` or, installed from a
-wheel, a folder of the user's (never inside site-packages, which may be
-read-only and is replaced by the next install).
+Datasets a user downloads (PASCAL VOC, SBD) are not shipped: they live in :func:`downloads_root`, the checkout's
+``data/`` or, from a wheel, a folder of the user's (never site-packages, which may be read-only and is replaced
+by the next install).
 """
 
 from __future__ import annotations
@@ -40,12 +33,8 @@ def checkout_root() -> Path | None:
 
 
 def resource(kind: str, *parts: str) -> Path:
-    """The path of a shipped file or folder, e.g. ``resource("data", "synthscenes")``.
-
-    ``kind`` is one of :data:`KINDS`; ``parts`` name a path inside it. From a
-    checkout the path is in the repository; from a wheel it is the wheel's
-    copy. The path is returned whether or not it exists (a caller may be
-    about to create it, as a download does in ``data/``).
+    """The path of a shipped file or folder, e.g. ``resource("data", "synthscenes")``: ``kind`` is one of
+    :data:`KINDS`, ``parts`` a path inside it. Returned whether or not it exists (a download creates it in ``data/``).
     """
     if kind not in KINDS:
         raise ValueError(f"resource kind {kind!r}: expected one of {list(KINDS)}")
@@ -57,11 +46,9 @@ def resource(kind: str, *parts: str) -> Path:
 def downloads_root() -> Path:
     """The default folder of downloaded datasets (``load_dataset("voc2012")`` without ``root``).
 
-    ``$REFINENET_EDU_DATA`` if set; else the checkout's ``data/`` (beside the
-    embedded set, where ``.gitignore`` keeps them out of git); else, for a
-    wheel install, the user's data folder: ``%LOCALAPPDATA%\\refinenet-edu`` on
-    Windows, ``$XDG_DATA_HOME/refinenet-edu`` (default
-    ``~/.local/share/refinenet-edu``) elsewhere.
+    ``$REFINENET_EDU_DATA`` if set; else the checkout's ``data/`` (where ``.gitignore`` keeps them out of git);
+    else, for a wheel install, ``%LOCALAPPDATA%\\refinenet-edu`` on Windows, ``$XDG_DATA_HOME/refinenet-edu``
+    (default ``~/.local/share/refinenet-edu``) elsewhere.
     """
     if os.environ.get("REFINENET_EDU_DATA"):
         return Path(os.environ["REFINENET_EDU_DATA"]).expanduser()
