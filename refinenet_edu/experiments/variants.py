@@ -134,13 +134,13 @@ def make_grid(
     cascade (:data:`DEFAULT_GRID`). ``light_weight`` adds the light-weight
     decoder of the reference (``oat``) or of every cascade x CRP (``full``).
     """
-    from refinenet_edu.nn.config import PAPER_CASCADES
+    from refinenet_edu.nn.config import CASCADES
 
     if grid not in ("oat", "full"):
         raise ValueError(f"grid={grid!r}: expected 'oat' (one factor at a time) or 'full' (all combinations)")
     nothing = cascades is None and crp_blocks is None and output_rcus is None and not light_weight
     if nothing:
-        cascades, crp_blocks = list(PAPER_CASCADES), [0, 2, 4]
+        cascades, crp_blocks = list(CASCADES), [0, 2, 4]
     variants: list[Variant] = []
     if grid == "oat":
         variants.append(reference)

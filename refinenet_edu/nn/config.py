@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "BACKBONES", "CASCADES", "INDEPENDENT_ENCODERS", "PAPER_CASCADES", "PRESETS", "STAGE_CHANNELS", "STRIDES",
+    "BACKBONES", "CASCADES", "PRESETS", "STAGE_CHANNELS", "STRIDES",
     "RefineNetConfig", "make_config",
 ]
 
@@ -58,11 +58,10 @@ BACKBONES = tuple(STAGE_CHANNELS)
 #: output stride of layer1..layer4
 STRIDES = (4, 8, 16, 32)
 
-#: Which encoder outputs each RefineNet block takes, from the deepest block to
-#: RefineNet-1. A path is ``(scale, stage)``: ``scale`` indexes
-#: ``RefineNetConfig.scales`` (always 0 for a single-scale cascade) and
-#: ``stage`` is the ResNet stage (1 = 1/4 ... 4 = 1/32 of that scale's image).
-#: Every block after the first also takes the previous block's output.
+#: The cascades the paper compares (Fig. 2(c) and Fig. 7; Table 9): which encoder outputs each RefineNet block
+#: takes, from the deepest block to RefineNet-1. A path is ``(scale, stage)``: ``scale`` indexes
+#: ``RefineNetConfig.scales`` (always 0 for a single-scale cascade) and ``stage`` is the ResNet stage
+#: (1 = 1/4 ... 4 = 1/32 of that scale's image). Every block after the first also takes the previous block's output.
 CASCADES: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
     # Fig. 2(c): RefineNet-4 takes the 1/32 path alone, RefineNet-3 the 1/16 path, ...
     "4-cascaded": (((0, 4),), ((0, 3),), ((0, 2),), ((0, 1),)),
@@ -74,17 +73,7 @@ CASCADES: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
     # independent ResNets; 7 paths, each entering the block whose resolution it matches
     # (0.6x stage k has the resolution of 1.2x stage k+1).
     "4-cascaded-2-scale": (((0, 4), (1, 3), (1, 4)), ((0, 3), (1, 2)), ((0, 2),), ((0, 1),)),
-    # Not in the paper: the course's earlier 2-scale variant, kept under its own name because
-    # results/ablation and results/ablation-60ep trained it. One encoder (shared weights) sees
-    # both scales, and block k fuses stage k of both (8 paths).
-    "4-cascaded-2-scale-shared": (((0, 4), (1, 4)), ((0, 3), (1, 3)), ((0, 2), (1, 2)), ((0, 1), (1, 1))),
 }
-
-#: Cascades whose two scales each have their own ResNet (no shared weights).
-INDEPENDENT_ENCODERS = frozenset({"4-cascaded-2-scale"})
-
-#: The cascades of the paper (Fig. 2(c) and Fig. 7; compared in Table 9).
-PAPER_CASCADES = ("4-cascaded", "2-cascaded", "single", "4-cascaded-2-scale")
 
 #: The smallest input height/width: the 1/32 stage must keep at least 1 pixel.
 MIN_INPUT_SIZE = 32
@@ -156,13 +145,8 @@ class RefineNetConfig:
 
     @property
     def two_scale(self) -> bool:
-        """Whether the image enters the encoder at the two ``scales`` (Fig. 7(c))."""
+        """Whether the image enters two independent ResNets at the two ``scales`` (Fig. 7(c))."""
         return any(scale > 0 for paths in CASCADES[self.cascade] for scale, _ in paths)
-
-    @property
-    def independent_encoders(self) -> bool:
-        """Whether each scale has its own ResNet (Fig. 7(c): "2 independent ResNets")."""
-        return self.cascade in INDEPENDENT_ENCODERS
 
     def path_width(self, scale: int, stage: int) -> int:
         """Adaptive-conv width of the path from ``stage`` of the image at ``scales[scale]``.
@@ -171,10 +155,9 @@ class RefineNetConfig:
         the second scale gets the width of the resolution it matches (0.6x
         stage k = 1.2x stage k + 1; the 1/64 path takes the 1/32 width), so that
         every block keeps the width it has in the 4-cascade; the paper does not
-        state these widths. The shared-weight variant keeps ``widths[k - 1]``.
+        state these widths.
         """
-        level = stage + 1 if (scale > 0 and self.independent_encoders) else stage
-        return self.widths[min(level, 4) - 1]
+        return self.widths[min(stage + scale, 4) - 1]
 
     def replace(self, **changes: Any) -> "RefineNetConfig":
         return dataclasses.replace(self, **changes)

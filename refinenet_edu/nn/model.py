@@ -20,9 +20,6 @@ Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in
   resolution: RefineNet-4 takes 1.2x stage 4 + 0.6x stages 3 and 4,
   RefineNet-3 the previous output + 1.2x stage 3 + 0.6x stage 2, RefineNet-2
   and -1 the previous output + 1.2x stage 2 / stage 1.
-* ``4-cascaded-2-scale-shared`` (not in the paper; the course's earlier
-  variant, kept because shipped results trained it): one encoder sees both
-  scales, and block k fuses stage k of both.
 
 Usage::
 
@@ -56,7 +53,7 @@ class RefineNet(nn.Module):
         self.encoder = ResNetEncoder(
             config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
         )
-        if config.independent_encoders:
+        if config.two_scale:
             # Fig. 7(c): the second scale has a ResNet of its own, started from the same weights.
             self.encoder_2 = ResNetEncoder(
                 config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
@@ -104,7 +101,7 @@ class RefineNet(nn.Module):
     @property
     def encoders(self) -> list[ResNetEncoder]:
         """The ResNet of each scale: one, or two for Fig. 7(c)'s independent ResNets."""
-        return [self.encoder, self.encoder_2] if self.config.independent_encoders else [self.encoder]
+        return [self.encoder, self.encoder_2] if self.config.two_scale else [self.encoder]
 
     def encoder_parameters(self):
         """Parameters of the ResNet(s) (trained with a 10x lower rate in the official recipe)."""
@@ -155,11 +152,12 @@ class RefineNet(nn.Module):
             ]
         else:
             images = [x]
-        encoders = self.encoders if self.config.independent_encoders else [self.encoder] * len(images)
-        feats = [list(encoder(image)) for encoder, image in zip(encoders, images)]
-        for stage in (4, 3):  # dropout on the two deepest stages (this order keeps seeded runs as before)
-            for f in feats:
-                f[stage - 1] = self.encoder_dropout(f[stage - 1])
+        feats = [list(encoder(image)) for encoder, image in zip(self.encoders, images)]
+        for f in feats:
+            # Dropout on the two deepest stages, 1/32 before 1/16: each call draws its mask from the global random
+            # generator, so this order is part of what a seeded training produces (the shipped checkpoint's too).
+            f[3] = self.encoder_dropout(f[3])
+            f[2] = self.encoder_dropout(f[2])
         return feats
 
     def forward(self, x: torch.Tensor, *, return_intermediates: bool = False):

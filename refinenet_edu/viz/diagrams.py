@@ -273,7 +273,7 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, title: str | None = No
     :data:`refinenet_edu.nn.config.CASCADES`; its ``(scale, stage)`` paths are drawn as arrows, so a 2-scale
     cascade shows which stage of which scale (images at 1.2x and 0.6x) enters which block.
     """
-    from refinenet_edu.nn.config import CASCADES, INDEPENDENT_ENCODERS
+    from refinenet_edu.nn.config import CASCADES
 
     if cascade not in CASCADES:
         raise ValueError(f"cascade={cascade!r}: expected one of {list(CASCADES)}")
@@ -292,9 +292,7 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, title: str | None = No
             d.arrow(prev, f"s{s}{tag}")
             prev = f"s{s}{tag}"
     if two_scale:
-        note = ("two independent ResNets (no shared weights)" if cascade in INDEPENDENT_ENCODERS
-                else "the two encoders share their weights")
-        d.label(bx, -0.75, note, fontsize=7.5, color="#555555")
+        d.label(bx, -0.75, "two independent ResNets (no shared weights)", fontsize=7.5, color="#555555")
     prev_block = None
     for i, paths in enumerate(groups):
         name = f"RefineNet-{len(groups) - i}"

@@ -310,12 +310,6 @@ def test_both_2_scale_encoders_start_from_the_given_weights(tmp_path):
         torch.testing.assert_close(enc.body.conv1.weight, reference.conv1.weight)
 
 
-def test_the_shared_weight_2_scale_variant_keeps_its_wiring():
-    model = build_refinenet("course", cascade="4-cascaded-2-scale-shared", encoder_dropout=0.0, **SMALL).eval()
-    assert len(model.encoders) == 1 and not hasattr(model, "encoder_2")
-    assert model.block_paths == [((0, 4), (1, 4)), ((0, 3), (1, 3)), ((0, 2), (1, 2)), ((0, 1), (1, 1))]
-
-
 # ---------------------------------------------------------------- upsampling
 def test_official_and_light_weight_upsample_with_align_corners_like_their_public_ports():
     assert make_config("official").align_corners is True
