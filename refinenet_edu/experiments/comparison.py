@@ -1,28 +1,18 @@
-"""Comparing the variants of an ablation: plain functions, no widgets.
+"""Comparing the variants of an ablation: plain functions over a results file, no widgets.
 
-:mod:`refinenet_edu.experiments.runner` writes a results file; these functions read it
-and answer the questions the course asks (the dashboard in
-:mod:`refinenet_edu.viz.dashboard` is a thin layer over them):
-
-* :func:`summarize` - mean, standard deviation and values across seeds of one
-  metric, per variant (``"miou"``, ``"iou/boat"``, ``"boundary_miou/2"``,
-  ``"params"``, ``"inference_ms/<device>"``, ... see :func:`metric_names`);
-* :func:`compare` - is variant A better than B by more than the seed spread,
-  and what do a confidence interval and a t-test (Welch's, or paired by seed)
-  say about the difference? :func:`holm` corrects a family of such tests,
+* :func:`summarize` - mean, standard deviation and values across seeds of one metric, per variant (``"miou"``,
+  ``"iou/boat"``, ``"boundary_miou/2"``, ``"params"``, ``"inference_ms/<device>"``, ...: :func:`metric_names`);
+* :func:`compare` - is variant A better than B by more than the seed spread, and what do a confidence interval and a
+  t-test (Welch's, or paired by seed) say about the difference? :func:`holm` corrects a family of such tests,
   :func:`seeds_needed` says how many seeds a difference of a given size needs;
 * :func:`findings` - the paper's two claims, checked on these results;
-* :func:`diverged`, :func:`without_diverged` - runs whose training loss blew up,
-  named and left out by one stated rule rather than by eye;
+* :func:`diverged`, :func:`without_diverged` - runs whose training loss blew up, named and left out by one stated
+  rule rather than by eye;
 * :func:`format_table` - a text table of mean +- std.
 
-The figures of these comparisons (``plot_bars``, ``plot_tradeoff``,
-``plot_per_class``, ``plot_boundary``, ``plot_predictions``, and ``figure_png``,
-which turns one into PNG bytes) are in :mod:`refinenet_edu.viz.plots`.
-
-Runs trained "now" (from the dashboard, with a smaller budget) are added with
-:func:`refinenet_edu.experiments.results.add_live_run` under their own group name, so they are never averaged
-with the shipped runs.
+The dashboard (:mod:`refinenet_edu.viz.dashboard`) and the figures (:mod:`refinenet_edu.viz.plots`) are built on
+these. Runs trained "now" (from the dashboard, with a smaller budget) carry their own group name
+(:func:`refinenet_edu.experiments.results.add_live_run`), so they are never averaged with the shipped runs.
 """
 
 from __future__ import annotations
@@ -34,24 +24,8 @@ from typing import Any, Sequence
 
 from refinenet_edu.engine.divergence import DIVERGED_FACTOR, first_loss_jump
 
-__all__ = [
-    "Stat",
-    "Comparison",
-    "run_group",
-    "groups",
-    "metric_names",
-    "metric_label",
-    "metric_value",
-    "summarize",
-    "compare",
-    "TestResult",
-    "holm",
-    "seeds_needed",
-    "findings",
-    "format_table",
-    "diverged",
-    "without_diverged",
-]
+__all__ = ["Stat", "Comparison", "run_group", "groups", "metric_names", "metric_label", "metric_value", "summarize",
+           "compare", "TestResult", "holm", "seeds_needed", "findings", "format_table", "diverged", "without_diverged"]
 
 #: Classes whose only cue is the wide context around them (data/README.md).
 CONTEXT_CLASSES = ("boat", "car")
@@ -251,11 +225,6 @@ def seeds_needed(difference: float, std: float, *, alpha: float = 0.05, power: f
     return max_seeds
 
 
-# --------------------------------------------------------------------------
-# runs, groups, metrics
-# --------------------------------------------------------------------------
-
-
 def run_group(run: dict) -> str:
     """The name runs are grouped (averaged) under: the variant, or a live run's own group."""
     return run.get("group") or run["variant"]
@@ -304,12 +273,7 @@ def metric_names(results) -> list[str]:
     names += [f"boundary_miou/{k}" for k in bands] + [f"boundary_accuracy/{k}" for k in bands]
     names += ["context_iou", "thin_iou"] if set(CONTEXT_CLASSES) <= set(results.class_names) else []
     names += ["params", "flops", "train_seconds"]
-    devices: list[str] = []
-    for v in results.variants.values():
-        for d in v.get("inference_ms", {}):
-            if d not in devices:
-                devices.append(d)
-    names += [f"inference_ms/{d}" for d in devices]
+    names += [f"inference_ms/{d}" for d in results.inference_devices()]
     return names
 
 
@@ -453,12 +417,3 @@ def format_table(
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
-
-# --------------------------------------------------------------------------
-# live runs
-# --------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------
-# figures
-# --------------------------------------------------------------------------

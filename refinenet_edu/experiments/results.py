@@ -26,10 +26,7 @@ from refinenet_edu.resources import resource
 
 
 FORMAT = "refinenet-edu-ablation"
-
-
 VERSION = 1
-
 
 #: seconds a write of results.json waits for another ablate's write to the same folder
 RESULTS_LOCK_WAIT = 120.0
@@ -174,12 +171,7 @@ class AblationResults:
 
     def _merge(self, disk: "AblationResults", folder: Path) -> None:
         """Take in what ``disk`` (the file as it is now) holds that this process did not write."""
-        if disk.runs and disk.data.get("budget") and self.data.get("budget") and disk.data["budget"] != self.data["budget"]:
-            diffs = _budget_differences(disk.data["budget"], self.data["budget"])
-            raise ValueError(
-                f"{folder}/results.json holds runs trained with another budget or data ({'; '.join(diffs)}); "
-                "every run of a comparison needs the same budget: choose another --out"
-            )
+        require_same_budget(disk.data, self.data.get("budget"), folder)
         mine = {(r["variant"], int(r["seed"])): r for r in self.runs if (r["variant"], int(r["seed"])) in self._own_runs}
         runs = [r for r in disk.runs if (r["variant"], int(r["seed"])) not in mine]
         self.data["runs"] = runs + list(mine.values())
@@ -198,7 +190,8 @@ class AblationResults:
                             if inv.get("id") is None or inv.get("id") not in own_ids] + self._own_invocations,
         }
 
-    def _inference_devices(self) -> list[str]:
+    def inference_devices(self) -> list[str]:
+        """The devices on which inference was timed, in the order first seen."""
         devices: list[str] = []
         for v in self.variants.values():
             for d in v.get("inference_ms", {}):
@@ -210,7 +203,7 @@ class AblationResults:
         """One row per run: variant, seed, metrics, costs."""
         classes = self.class_names
         bands = sorted({int(k) for r in self.runs for k in r.get("boundary_miou", {})})
-        devices = self._inference_devices()
+        devices = self.inference_devices()
         header = ["variant", "label", "seed", "cascade", "crp_blocks", "output_rcus", "light_weight",
                   "miou", "pixel_accuracy", "mean_class_accuracy"]
         header += [f"iou_{c}" for c in classes]
@@ -256,6 +249,17 @@ class AblationResults:
                 row += [s.mean if s else None, s.std if s else None]
             w.writerow(["" if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in row])
         return buf.getvalue()
+
+
+def require_same_budget(data: dict, budget: dict | None, folder) -> None:
+    """Refuse to add runs of ``budget`` to the results ``data`` in ``folder`` when it holds runs of another budget
+    or data (a file without runs, from an invocation that failed before any finished, has nothing to compare)."""
+    if data.get("runs") and data.get("budget") and budget and data["budget"] != budget:
+        diffs = _budget_differences(data["budget"], budget)
+        raise ValueError(
+            f"{folder}/results.json holds runs trained with another budget or data ({'; '.join(diffs)}); "
+            "every run of a comparison needs the same budget: choose another --out"
+        )
 
 
 def _budget_differences(old: dict, new: dict, prefix: str = "", words: tuple[str, str] = ("there", "now")) -> list[str]:

@@ -1,32 +1,19 @@
 """Running an ablation (``refinenet-edu ablate``): the paper's comparisons, measured on your data.
 
-RefineNet's central claims are comparisons (Lin et al., CVPR 2017, Sec. 4.3
-and Tables 2 and 9, on NYUDv2 and Person-Parts with ResNet-50): a cascade of
-RefineNet blocks beats one block that takes every path at once, and chained
-residual pooling helps. This module trains a grid of *variants* of one preset (by default the
-``course`` model) for several seeds, each with the **same training budget**,
-and records for every run:
+RefineNet's central claims are comparisons (Lin et al., CVPR 2017, Sec. 4.3 and Tables 2 and 9, on NYUDv2 and
+Person-Parts with ResNet-50): a cascade of RefineNet blocks beats one block that takes every path at once, and
+chained residual pooling helps. :func:`run_grid` trains a grid of variants of one preset (by default the ``course``
+model; names such as ``single-crp4`` or ``4-cascaded-crp0``, see :mod:`~refinenet_edu.experiments.variants`) for
+several seeds, each with the **same training budget**. It records for every run the mIoU, pixel accuracy, the IoU
+of every class, boundary (trimap) mIoU and accuracy within :data:`BANDS` px of a label edge, the training wall time,
+the device and the precision; and for every variant its parameters, FLOPs (one forward pass at the crop size) and
+inference time per image (batch 1) on the device that ran it.
 
-* mIoU, pixel accuracy and the IoU of every class;
-* boundary (trimap) mIoU and accuracy within 1, 2, 4, 8, 16 px of a label edge;
-* the training wall time, the device and the precision;
-
-and for every variant its parameters, FLOPs (one forward pass at the crop
-size) and inference time per image (batch 1) on the device that ran it.
-
-A variant is named by what changes from the preset, e.g. ``4-cascaded-crp4``
-(the course model), ``single-crp4``, ``4-cascaded-crp0`` (no chained residual
-pooling), ``4-cascaded-crp4-rcu3`` (3 output RCUs per block) or
-``4-cascaded-crp4-lw`` (light-weight decoder: 1x1 convolutions, no RCUs).
-
-Results go to ``OUT/results.json`` (everything, with provenance: command,
-commit, device, versions, wall time), ``OUT/results.csv`` (one row per run),
-``OUT/summary.csv`` (mean and standard deviation per variant), and, for seed
-0 by default, ``OUT/predictions/<variant>__seed<k>.npz`` (the predicted
-validation masks, for the dashboard's side-by-side view) and optionally small
-float16 checkpoints in ``OUT/checkpoints/``. Results are written after every
-run; running the same command again skips the runs already in the results
-file (resume), and refuses to mix in runs trained with another budget.
+Results go to ``OUT/results.json`` (everything, with provenance: command, commit, device, versions, wall time),
+``OUT/results.csv`` (one row per run), ``OUT/summary.csv`` (mean and standard deviation per variant), and, for seed
+0 by default, ``OUT/predictions/<variant>__seed<k>.npz`` (the predicted validation masks) and optionally small
+float16 checkpoints in ``OUT/checkpoints/``. Results are written after every run; the same command again skips the
+runs already in the results file (resume), and refuses to mix in runs trained with another budget.
 
 Usage::
 
@@ -52,39 +39,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from refinenet_edu.experiments.results import AblationResults, _budget_differences, pack_masks
+from refinenet_edu.experiments.results import AblationResults, pack_masks, require_same_budget
 from refinenet_edu.engine.divergence import first_loss_jump
 from refinenet_edu.experiments.variants import Variant, parse_variant
 from refinenet_edu.files import atomic_write_bytes
 
-__all__ = [
-    "BANDS",
-    "RunSpec",
-    "RunsFailed",
-    "budget_for",
-    "dataset_fingerprint",
-    "load_splits",
-    "retime",
-    "run_grid",
-    "time_inference",
-    "train_variant",
-    "variant_costs",
-]
+__all__ = ["BANDS", "RunSpec", "RunsFailed", "budget_for", "dataset_fingerprint", "load_splits", "retime", "run_grid",
+           "time_inference", "train_variant", "variant_costs"]
+
 
 class RunsFailed(RuntimeError):
     """Some runs of a grid failed; the others are saved."""
 
 #: Boundary bands (px) recorded for every run.
 BANDS: tuple[int, ...] = (1, 2, 4, 8, 16)
-
-# --------------------------------------------------------------------------
-# variants
-# --------------------------------------------------------------------------
-
-
-# --------------------------------------------------------------------------
-# one run
-# --------------------------------------------------------------------------
 
 
 @dataclass
@@ -123,7 +91,7 @@ class _InMemory:
         ids = sample_ids(base)
         self.ids = [ids[i] for i in indices] if ids is not None else list(indices)
 
-    # the attributes every dataset of the package has, read from its DatasetInfo
+    # the attributes every dataset of the package has
     name = property(lambda self: self.info.name)
     class_names = property(lambda self: self.info.class_names)
     palette = property(lambda self: self.info.palette)
@@ -140,8 +108,7 @@ class _InMemory:
         return image, mask
 
     def read_mask(self, index: int):
-        """The stored mask of sample ``index``, without the transforms (what
-        :func:`~refinenet_edu.datasets.info.class_pixel_histogram` counts, as it does for a folder dataset)."""
+        """The stored mask of sample ``index``, without the transforms (what ``class_pixel_histogram`` counts)."""
         return self.items[index][1]
 
 
@@ -363,29 +330,22 @@ def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
 
 
 def _run_spec(spec: RunSpec) -> dict:
-    """Run one :class:`RunSpec` (in this process or a worker); returns the record."""
-    from refinenet_edu.engine.runtime import cpu_threads
-
-    # threads for this run only (the caller's are restored); the data loaders
-    # choose their own start method (engine.runtime.loader_start_method)
-    with cpu_threads(spec.threads):
-        return _train_and_save(spec)
-
-
-def _train_and_save(spec: RunSpec) -> dict:
+    """Train and score one :class:`RunSpec` (in this process or a worker), save what it asks for; the record."""
     import numpy as np
 
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.engine.inference import predict_dataset
     from refinenet_edu.engine.recipes import TrainConfig
+    from refinenet_edu.engine.runtime import cpu_threads
 
     cfg = TrainConfig(**{**spec.train_config, "scale_range": tuple(spec.train_config.get("scale_range", (0.75, 1.25)))})
-    record, model, val_set = train_variant(
-        spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
-        model_overrides=spec.model_overrides, subset=spec.subset, progress=spec.progress,
-        on_epoch=partial(_log_epoch, spec.variant, spec.seed, cfg.epochs) if spec.log_epochs else None,
-        encoder_weights=spec.encoder_weights,
-    )
+    with cpu_threads(spec.threads):  # for this run only; the caller's are restored
+        record, model, val_set = train_variant(
+            spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,
+            model_overrides=spec.model_overrides, subset=spec.subset, progress=spec.progress,
+            on_epoch=partial(_log_epoch, spec.variant, spec.seed, cfg.epochs) if spec.log_epochs else None,
+            encoder_weights=spec.encoder_weights,
+        )
     if spec.out and (spec.save_predictions or spec.save_checkpoint):
         out = Path(spec.out)
         stem = f"{spec.variant}__seed{spec.seed}"
@@ -407,11 +367,6 @@ def _train_and_save(spec: RunSpec) -> dict:
     return record
 
 
-# --------------------------------------------------------------------------
-# the results file
-# --------------------------------------------------------------------------
-
-
 def encoder_fingerprint(path: str | os.PathLike) -> dict:
     """File name and SHA-256 of a pretrained encoder (the budget names it, not its folder)."""
     path = Path(path)
@@ -425,10 +380,11 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     """What every run of one results file must share (the device and data workers may differ)."""
     train = {k: v for k, v in cfg.to_dict().items()
              if k not in ("seed", "device", "num_workers", "compile", "channels_last", "precision")}
-    if train.get("schedule") == "poly":  # results files from before the step schedule have neither key
+    # an option at its default is left out, so that the budget equals that of a results file which does not record it
+    if train.get("schedule") == "poly":
         train.pop("schedule")
         train.pop("step_at", None)
-    if train.get("loss") == "cross-entropy":  # results files from before the loss option have neither key
+    if train.get("loss") == "cross-entropy":
         train.pop("loss")
         train.pop("focal_gamma", None)
     elif train.get("loss") != "focal":  # gamma shapes the focal loss only
@@ -443,11 +399,6 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
         "data": {k: fingerprint.get(k) for k in ("name", "generator_version", "sha256", "train_images", "val_images")},
         "scored": "the model after the last epoch, float32, on the whole validation split",
     }
-
-
-# --------------------------------------------------------------------------
-# the grid
-# --------------------------------------------------------------------------
 
 
 def run_grid(
@@ -482,7 +433,8 @@ def run_grid(
     paper's protocol: one pretrained encoder, fine-tuned; see
     :mod:`refinenet_edu.experiments.pretraining`); its SHA-256 is part of the budget.
     """
-    from refinenet_edu.engine.provenance import git_commit, provenance
+    from refinenet_edu.engine.provenance import provenance
+    from refinenet_edu.engine.runtime import describe_device, resolve_device
 
     variants = [parse_variant(v) for v in variants]
     if not variants:
@@ -511,17 +463,8 @@ def run_grid(
         ResNetEncoder(mc.backbone, weights=os.fspath(encoder_weights), width=mc.encoder_width)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: is a file; a results folder was expected (choose another --out)")
-    if (out / "results.json").is_file():
-        results = AblationResults.load(out)
-        # a folder whose earlier invocation failed before any run finished holds no runs: nothing to compare with
-        if results.runs and results.data.get("budget") and results.data["budget"] != budget:
-            diffs = _budget_differences(results.data["budget"], budget)
-            raise ValueError(
-                f"{out}/results.json holds runs trained with another budget or data ({'; '.join(diffs)}); "
-                "every run of a comparison needs the same budget: choose another --out"
-            )
-    else:
-        results = AblationResults()
+    results = AblationResults.load(out) if (out / "results.json").is_file() else AblationResults()
+    require_same_budget(results.data, budget, out)
     results.data["budget"] = budget
     results.data["dataset"] = fingerprint
     num_classes = int(fingerprint.get("num_classes") or 0)
@@ -538,19 +481,16 @@ def run_grid(
     todo = [(v, s) for s in seeds for v in variants if (v.name, s) not in results.done()]
     skipped = len(variants) * len(seeds) - len(todo)
     prov = provenance(argv)
-    if prov.get("commit") is None:
-        prov["commit"] = os.environ.get("REFINENET_EDU_COMMIT") or git_commit()
-        if prov["commit"]:
-            prov["commit_source"] = "REFINENET_EDU_COMMIT (the checkout had no .git)"
-    from refinenet_edu.engine.runtime import describe_device, resolve_device
-
-    dev = resolve_device(device)
-    invocation = {"id": uuid.uuid4().hex[:12], **prov, "device": describe_device(dev), "jobs": jobs, "threads": threads,
+    if prov["commit"] is None and os.environ.get("REFINENET_EDU_COMMIT"):  # e.g. a copy of the checkout without .git
+        prov.update(commit=os.environ["REFINENET_EDU_COMMIT"],
+                    commit_source="REFINENET_EDU_COMMIT (the checkout had no .git)")
+    device_name = describe_device(resolve_device(device))
+    invocation = {"id": uuid.uuid4().hex[:12], **prov, "device": device_name, "jobs": jobs, "threads": threads,
                   "planned": len(todo), "skipped": skipped, "runs": [], "wall_seconds": 0.0}
-    needs_timing = time_inference_runs and any(
-        describe_device(dev) not in results.variants[v.name].get("inference_ms", {}) for v in variants
-    )
-    if todo or needs_timing:
+    def untimed(v: Variant) -> bool:
+        return time_inference_runs and device_name not in results.variants[v.name].get("inference_ms", {})
+
+    if todo or any(untimed(v) for v in variants):
         results.add_invocation(invocation)
     started = time.perf_counter()
     log(f"ablate: {len(todo)} run(s) to train, {skipped} already in {out / 'results.json'}; "
@@ -577,10 +517,10 @@ def run_grid(
         log(f"  [{done}/{len(todo)}] {record['variant']} seed {record['seed']}: mIoU {record['miou']:.4f}, "
             f"boundary(2px) mIoU {record['boundary_miou'].get('2', float('nan')):.4f}, "
             f"{record['train_seconds']:.0f} s  ({invocation['wall_seconds']:.0f} s so far)")
-        jump = first_loss_jump(record["history"])  # the rule of statistics.diverged
+        jump = first_loss_jump(record["history"])  # the rule of comparison.diverged
         if jump is not None:
             log(f"      warning: its training loss blew up ({jump.describe()}); "
-                "statistics.without_diverged leaves such runs out of a comparison")
+                "comparison.without_diverged leaves such runs out of a comparison")
 
     failures: list[str] = []
 
@@ -616,16 +556,10 @@ def run_grid(
                 else:
                     finished(record)
 
-    if time_inference_runs:
-        key = describe_device(dev)
-        for v in variants:
-            entry = results.variants[v.name]
-            if key in entry.get("inference_ms", {}) or not num_classes:
-                continue
-            t = _time_variant(v, preset, num_classes, model_overrides, cfg.crop_size, device, precision)
-            entry.setdefault("inference_ms", {})[t["device"]] = round(t["ms_per_image"], 3)
-            entry.setdefault("inference_settings", {})[t["device"]] = {k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
-            log(f"  inference {v.name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
+    for v in variants:
+        if untimed(v) and num_classes:
+            _time_variant(v, results.variants[v.name], preset, num_classes, model_overrides, cfg.crop_size, device,
+                          precision, log)
     invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
     if failures:
         invocation["failed"] = failures
@@ -637,15 +571,20 @@ def run_grid(
     return results
 
 
-def _time_variant(v: Variant, preset: str, num_classes: int, model_overrides: dict, size: int, device, precision,
-                  repeats: int = 30):
+def _time_variant(v: Variant, entry: dict, preset: str, num_classes: int, model_overrides: dict, size: int, device,
+                  precision, log, repeats: int = 30) -> None:
+    """Time ``v``'s inference and store it in its results ``entry`` under the device's name."""
     import torch
 
     from refinenet_edu.nn.model import RefineNet
 
     torch.manual_seed(0)  # timing does not depend on the weights
     model = RefineNet(_model_config(v, preset, num_classes, model_overrides))
-    return time_inference(model, (size, size), device=device, precision=precision, repeats=repeats)
+    t = time_inference(model, (size, size), device=device, precision=precision, repeats=repeats)
+    entry.setdefault("inference_ms", {})[t["device"]] = round(t["ms_per_image"], 3)
+    entry.setdefault("inference_settings", {})[t["device"]] = {
+        k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
+    log(f"  inference {v.name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
 
 
 def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "auto", log=print,
@@ -666,18 +605,8 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
     overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in budget.get("model_overrides", {}).items()}
     num_classes = int(results.data.get("dataset", {}).get("num_classes") or len(results.class_names))
     for name in results.variant_names():
-        t = _time_variant(parse_variant(name), preset, num_classes, overrides, size, device, precision, repeats)
         entry = results.variants.setdefault(name, parse_variant(name).as_dict())
-        entry.setdefault("inference_ms", {})[t["device"]] = round(t["ms_per_image"], 3)
-        entry.setdefault("inference_settings", {})[t["device"]] = {k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
-        log(f"  inference {name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
+        _time_variant(parse_variant(name), entry, preset, num_classes, overrides, size, device, precision, log, repeats)
     invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
     results.save(out)
     return results
-
-
-# --------------------------------------------------------------------------
-# command line
-# --------------------------------------------------------------------------
-
-
