@@ -1,29 +1,19 @@
 """Pretraining an encoder before the decoders are compared: the paper's protocol.
 
-Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every
-variant starts from one ResNet pretrained on ImageNet and fine-tunes it end
-to end, and the official code trains the encoder at a learning rate ten
-times lower than the decoder's (docs/paper.md, source ``paper-encoder-lr``).
-The decoder -- the cascade and the chained
-residual pooling the ablation compares -- then has to do the refining and
-gather the context, since the slowly trained encoder changes less (the
-expectation behind the protocol; ``results/ablation-pretrained`` tests what it
-does to the comparisons).
+Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every variant starts from one ResNet pretrained
+on ImageNet and fine-tunes it end to end, the official code at an encoder learning rate ten times lower than the
+decoder's (docs/paper.md, source ``paper-encoder-lr``). The decoder (the cascade and the chained residual pooling
+the ablation compares) then has to do the refining and gather the context, since the slowly trained encoder changes
+less: the expectation behind the protocol, which ``results/ablation-pretrained`` tests.
 
-The course encoder (a half-width ResNet-18) has no ImageNet weights, and
-nothing can be downloaded here, so this module makes the stand-in: an
-FCN-32s-style pretraining (Long et al., CVPR 2015: one 1x1 convolution on the
-1/32 features, scores upsampled x32) on a *different* labelled set. For the
-ablation that set is SynthScenes drawn with another seed, with ``boat`` and
-``car`` merged into one class (``merge``): the encoder learns textures,
-objects and thin structures, but not the rule that only context tells a boat
-from a car -- as ImageNet features know "boat" and "car" but not VOC's
-scenes. ``refinenet-edu pretrain`` runs it; ``refinenet-edu ablate
---encoder-weights FILE`` starts every variant from the result.
-
-The file written is a plain ResNet state dict (``conv1.weight``,
-``layer1.0.conv1.weight``, ...), the same format as torchvision's weights, so
-``RefineNet(config, weights=FILE)`` and ``encoders.ResNetEncoder`` load it.
+The course encoder (a half-width ResNet-18) has no ImageNet weights, and nothing can be downloaded here, so this
+module makes the stand-in: an FCN-32s-style pretraining (Long et al., CVPR 2015: one 1x1 convolution on the 1/32
+features, scores upsampled x32) on a *different* labelled set. For the ablation that set is SynthScenes drawn with
+another seed, with ``boat`` and ``car`` merged into one class (``merge``): the encoder learns textures, objects and
+thin structures, but not the rule that only context tells a boat from a car, as ImageNet features know "boat" and
+"car" but not VOC's scenes. ``refinenet-edu pretrain`` runs it; ``refinenet-edu ablate --encoder-weights FILE``
+starts every variant from the result, a plain ResNet state dict in torchvision's format (``conv1.weight``,
+``layer1.0.conv1.weight``, ...) that ``RefineNet(config, weights=FILE)`` loads.
 """
 
 from __future__ import annotations
@@ -45,12 +35,7 @@ from refinenet_edu.engine.checkpoints import check_finite
 from refinenet_edu.engine.criterion import SegmentationLoss
 from refinenet_edu.engine.loop import TrainingDiverged, fit
 from refinenet_edu.engine.recipes import poly_lambda
-from refinenet_edu.engine.runtime import (
-    grad_scaler,
-    loader_start_method,
-    resolve_device,
-    resolve_precision,
-)
+from refinenet_edu.engine.runtime import grad_scaler, loader_start_method, resolve_device, resolve_precision
 
 __all__ = ["PretrainConfig", "class_map", "pretrain_encoder", "save_encoder"]
 
@@ -87,32 +72,21 @@ def class_map(class_names: list[str] | tuple[str, ...], merge: list[list[str]] |
     it ``boat+car``; the other classes keep their order; 255 (ignore) stays 255.
     """
     names = list(class_names)
-    groups = [list(g) for g in (merge or [])]
-    owner: dict[str, int] = {}
-    for gi, group in enumerate(groups):
+    merged_name: dict[str, str] = {}
+    for group in merge or []:
         if len(group) < 2:
-            raise ValueError(f"merge: each group needs at least two class names, got {group}")
+            raise ValueError(f"merge: each group needs at least two class names, got {list(group)}")
         for name in group:
             if name not in names:
                 raise ValueError(f"merge: {name!r} is not a class of this dataset (classes: {names})")
-            if name in owner:
+            if name in merged_name:
                 raise ValueError(f"merge: {name!r} appears in more than one group")
-            owner[name] = gi
-    new_names: list[str] = []
-    new_index: dict[str, int] = {}
-    for name in names:
-        if name in owner:
-            key = "+".join(groups[owner[name]])
-            if key not in new_index:
-                new_index[key] = len(new_names)
-                new_names.append(key)
-            new_index[name] = new_index[key]
-        else:
-            new_index[name] = len(new_names)
-            new_names.append(name)
+            merged_name[name] = "+".join(group)
+    new = [merged_name.get(name, name) for name in names]
+    new_names = list(dict.fromkeys(new))  # in order, each once
     lut = torch.full((256,), 255, dtype=torch.long)
-    for i, name in enumerate(names):
-        lut[i] = new_index[name]
+    for i, name in enumerate(new):
+        lut[i] = new_names.index(name)
     return lut, new_names
 
 
@@ -197,10 +171,4 @@ def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, hal
     files.atomic_write(path, lambda f: torch.save(state, f))
     files.atomic_write_json(path.with_name(path.name + ".json"), info)
     return path
-
-
-# --------------------------------------------------------------------------
-# refinenet-edu pretrain
-# --------------------------------------------------------------------------
-
 

@@ -11,13 +11,11 @@ reads a name, :func:`make_grid` builds the grids the paper's ablations use
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-from typing import Sequence
 import dataclasses
 import itertools
 import re
-
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 #: What the light-weight decoder changes (Nekrasov et al., BMVC 2018): 1x1
 #: decoder convolutions and no RCUs (see ``PRESETS["light-weight"]``).
@@ -77,14 +75,7 @@ class Variant:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "label": self.label,
-            "cascade": self.cascade,
-            "crp_blocks": self.crp_blocks,
-            "output_rcus": self.output_rcus,
-            "light_weight": self.light_weight,
-        }
+        return {"name": self.name, "label": self.label, **dataclasses.asdict(self)}
 
 
 _NAME_RE = re.compile(r"^(?P<cascade>.+?)-crp(?P<crp>\d+)(?:-rcu(?P<rcu>\d+))?(?P<lw>-lw)?$")
@@ -161,12 +152,7 @@ def make_grid(
         if light_weight:
             for c, k in itertools.product(cs, ks):
                 variants.append(Variant(c, k, None, True))
-    seen, unique = set(), []
-    for v in variants:
-        if v.name not in seen:
-            seen.add(v.name)
-            unique.append(v)
-    return unique
+    return list({v.name: v for v in variants}.values())  # each once, in order
 
 
 #: The default grid: the four cascades of the paper (Fig. 2(c), Fig. 7) at 4 CRP blocks,

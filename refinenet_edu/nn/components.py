@@ -3,22 +3,18 @@
 Each class is one box of the paper's Fig. 3:
 
 * :class:`ResidualConvUnit` (RCU, Fig. 3(b)) - a simplified ResNet unit.
-* :class:`AdaptiveConv` (Fig. 3(a), "adaptive convolutions") - per input path,
-  a convolution that sets the width, then RCUs.
-* :class:`MultiResolutionFusion` (Fig. 3(c)) - brings every path to the smallest
-  width and the largest resolution, then sums them.
-* :class:`ChainedResidualPooling` (CRP, Fig. 3(d)) - a chain of pool+conv blocks
-  whose outputs are summed with the input; captures context from a large
-  image region.
-* :class:`RefineNetBlock` (Fig. 3(a)) - adaptive convs -> fusion -> CRP ->
-  output convolutions (RCUs).
+* :class:`AdaptiveConv` (Fig. 3(a), "adaptive convolutions") - per input path, a convolution that sets the width,
+  then RCUs.
+* :class:`MultiResolutionFusion` (Fig. 3(c)) - brings every path to the smallest width and the largest resolution,
+  then sums them.
+* :class:`ChainedResidualPooling` (CRP, Fig. 3(d)) - a chain of pool+conv blocks whose outputs are summed with the
+  input; captures context from a large image region.
+* :class:`RefineNetBlock` (Fig. 3(a)) - adaptive convs -> fusion -> CRP -> output convolutions (RCUs).
 
-There is no batch norm anywhere in the decoder, as in the paper and the
-official code. Bias terms follow the public PyTorch port of the official
-ResNet-101 VOC model (the first conv of an RCU has a bias, every other decoder
-conv has none): the ``official`` ResNet-101 preset has exactly the port's
-parameter names, shapes and count, 118,052,437, checked against a record read
-from the port's code (docs/paper.md, source ``port-layout``).
+There is no batch norm anywhere in the decoder, as in the paper and the official code. Bias terms follow the public
+PyTorch port of the official ResNet-101 VOC model (the first conv of an RCU has a bias, every other decoder conv has
+none): the ``official`` ResNet-101 preset has exactly the port's parameter names, shapes and count, 118,052,437,
+checked against a record read from the port's code (docs/paper.md, source ``port-layout``).
 """
 
 from __future__ import annotations
@@ -29,14 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "conv",
-    "ResidualConvUnit",
-    "AdaptiveConv",
-    "MultiResolutionFusion",
-    "ChainedResidualPooling",
-    "RefineNetBlock",
-]
+__all__ = ["conv", "ResidualConvUnit", "AdaptiveConv", "MultiResolutionFusion", "ChainedResidualPooling", "RefineNetBlock"]
 
 
 def conv(in_channels: int, out_channels: int, kernel_size: int = 3, *, bias: bool = False) -> nn.Conv2d:
@@ -71,9 +60,8 @@ class ResidualConvUnit(nn.Module):
 class AdaptiveConv(nn.Sequential):
     """Adaptive convolutions for one input path (paper Sec. 3.2, Fig. 3(a)).
 
-    A convolution without bias sets the path's width (the official code uses
-    512 for the 1/32 path and 256 for the others), then ``num_rcus`` Residual
-    Conv Units (2 in the paper) adapt the pretrained features to the task.
+    A convolution without bias sets the path's width (the official code uses 512 for the 1/32 path and 256 for the
+    others), then ``num_rcus`` Residual Conv Units (2 in the paper) adapt the pretrained features to the task.
     """
 
     def __init__(self, in_channels: int, width: int, num_rcus: int = 2, kernel_size: int = 3):

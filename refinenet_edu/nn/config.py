@@ -1,38 +1,26 @@
 """Configuration of a RefineNet as data: one dataclass and named presets.
 
-Widgets, the command line, the ablation runner and checkpoints all select a
-model by a :class:`RefineNetConfig` (or a preset name plus overrides), so the
-same variant has the same name everywhere.
+Widgets, the command line, the ablation runner and checkpoints all select a model by a :class:`RefineNetConfig` (or
+a preset name plus overrides), so the same variant has the same name everywhere.
 
 Presets
 -------
-``official``      the official code's architecture (Lin et al.'s release):
-                  4-cascaded, 4 CRP blocks, 3 output RCUs per block, widths
-                  512 (1/32 path) / 256 (others), frozen batch norm, bilinear
-                  upsampling with ``align_corners=True`` (as the public PyTorch
-                  port, whose weights were converted from the official models).
-                  ResNet-101, 21 classes: 118,052,437 parameters.
-``paper``         the paper's description (Sec. 3.2, Fig. 3(a)-(d)): 3 CRP
-                  blocks as Fig. 3(d) draws them (the first official release
-                  used 2, the later official code 4), 1 output RCU per block
-                  (source ``paper-block`` in docs/paper.md) and 2 more before
-                  the classifier, as thomasjpfan's port has them: that the
-                  paper's text asks for these 2 is not verified (source
-                  ``paper-classifier-rcus``).
-``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1
-                  decoder convolutions, no RCUs. 21 classes: about 27M / 46M
-                  / 62M parameters on ResNet-50 / 101 / 152, as its README
-                  lists them (source ``lw-sizes``). Upsamples with
-                  ``align_corners=True``, as its public code (``lw-align``).
-``course``        a small 4-cascaded RefineNet on a half-width ResNet-18
-                  (same layout, 32 base channels instead of 64) and narrow
-                  decoder widths, trained from scratch on the embedded
-                  dataset in minutes on a 2-core CPU. It has 1 output RCU
-                  per block (the official code has 3) and keeps
-                  ``align_corners=False`` (PyTorch's default, which the
-                  course's own check functions and assignments follow; the
-                  course trains from scratch, so no converted weights
-                  depend on it).
+``official``      the official code's architecture (Lin et al.'s release): 4-cascaded, 4 CRP blocks, 3 output RCUs per
+                  block, widths 512 (1/32 path) / 256 (others), frozen batch norm, bilinear upsampling with
+                  ``align_corners=True`` (as the public PyTorch port, whose weights were converted from the official
+                  models, so that those weights give the same scores). ResNet-101, 21 classes: 118,052,437 parameters.
+``paper``         the paper's description (Sec. 3.2, Fig. 3(a)-(d)): 3 CRP blocks as Fig. 3(d) draws them (the first
+                  official release used 2, the later official code 4), 1 output RCU per block (source ``paper-block``
+                  in docs/paper.md) and 2 more before the classifier, as thomasjpfan's port has them: that the paper's
+                  text asks for these 2 is not verified (source ``paper-classifier-rcus``).
+``light-weight``  Light-Weight RefineNet (Nekrasov et al., BMVC 2018): 1x1 decoder convolutions, no RCUs. 21 classes:
+                  about 27M / 46M / 62M parameters on ResNet-50 / 101 / 152, as its README lists them (source
+                  ``lw-sizes``). Upsamples with ``align_corners=True``, as its public code (``lw-align``).
+``course``        a small 4-cascaded RefineNet on a half-width ResNet-18 (same layout, 32 base channels instead of 64)
+                  and narrow decoder widths, trained from scratch on the embedded dataset in minutes on a 2-core CPU.
+                  It has 1 output RCU per block (the official code has 3) and keeps ``align_corners=False``
+                  (PyTorch's default, which the course's own check functions and assignments follow; the course
+                  trains from scratch, so no converted weights depend on it).
 """
 
 from __future__ import annotations
@@ -63,15 +51,11 @@ STRIDES = (4, 8, 16, 32)
 #: ``RefineNetConfig.scales`` (always 0 for a single-scale cascade) and ``stage`` is the ResNet stage
 #: (1 = 1/4 ... 4 = 1/32 of that scale's image). Every block after the first also takes the previous block's output.
 CASCADES: dict[str, tuple[tuple[tuple[int, int], ...], ...]] = {
-    # Fig. 2(c): RefineNet-4 takes the 1/32 path alone, RefineNet-3 the 1/16 path, ...
-    "4-cascaded": (((0, 4),), ((0, 3),), ((0, 2),), ((0, 1),)),
-    # Fig. 7(b): two blocks share the four paths.
-    "2-cascaded": (((0, 4), (0, 3)), ((0, 2), (0, 1))),
-    # Fig. 7(a): one block takes all four paths at once.
-    "single": (((0, 4), (0, 3), (0, 2), (0, 1)),),
-    # Fig. 7(c) and Sec. 4.3: the image at 1.2x (scale 0) and 0.6x (scale 1) goes into two
-    # independent ResNets; 7 paths, each entering the block whose resolution it matches
-    # (0.6x stage k has the resolution of 1.2x stage k+1).
+    "4-cascaded": (((0, 4),), ((0, 3),), ((0, 2),), ((0, 1),)),  # Fig. 2(c)
+    "2-cascaded": (((0, 4), (0, 3)), ((0, 2), (0, 1))),  # Fig. 7(b)
+    "single": (((0, 4), (0, 3), (0, 2), (0, 1)),),  # Fig. 7(a)
+    # Fig. 7(c), Sec. 4.3: the image at 1.2x (scale 0) and 0.6x (scale 1) goes into two independent ResNets; 7 paths,
+    # each entering the block whose resolution it matches (0.6x stage k has the resolution of 1.2x stage k+1).
     "4-cascaded-2-scale": (((0, 4), (1, 3), (1, 4)), ((0, 3), (1, 2)), ((0, 2),), ((0, 1),)),
 }
 
@@ -178,8 +162,6 @@ class RefineNetConfig:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # The public PyTorch port whose converted weights reach 80.5% mIoU on VOC 2012 val upsamples
-    # with align_corners=True; so does this preset, so that those weights give the same scores.
     "official": dict(align_corners=True),
     "paper": dict(crp_blocks=3, output_rcus=1, classifier_rcus=2),
     "light-weight": dict(

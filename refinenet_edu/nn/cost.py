@@ -95,10 +95,6 @@ class ModelSummary:
         return asdict(self)
 
 
-def _fmt_stride(stride: float) -> str:
-    return f"1/{stride:g}"
-
-
 def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[int, int] = (512, 512)) -> ModelSummary:
     """Describe a model (or build one on the meta device from a config)."""
     if isinstance(model_or_config, RefineNetConfig):
@@ -118,7 +114,6 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
 
     enc = sum(count_parameters(e) for e in model.encoders)
     total = count_parameters(model)
-    stage_names = {s: _fmt_stride(STRIDES[s - 1]) for s in (1, 2, 3, 4)}
     blocks: list[BlockSummary] = []
     prev_name = None
     for name, paths in zip(model.block_names, model.block_paths):
@@ -127,7 +122,7 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
         channels = block.in_channels[1:] if prev_name else block.in_channels
         for (scale, stage), c in zip(paths, channels):
             tag = f"@x{cfg.scales[scale]:g}" if cfg.two_scale else ""
-            inputs.append(f"{stage_names[stage]}{tag} x{c}")
+            inputs.append(f"1/{STRIDES[stage - 1]}{tag} x{c}")
         y = out["blocks"][name]
         stride = h / y.shape[-2]
         blocks.append(BlockSummary(name, inputs, block.out_channels, f"1/{stride:.3g} x{y.shape[1]}", count_parameters(block)))
@@ -144,6 +139,3 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
         scores_1_4_shape=tuple(out["scores_1_4"].shape),
         flops=count_flops(model, (h, w), device=device),
     )
-
-
-# ---------------------------------------------------------------------- CLI

@@ -26,15 +26,6 @@ from refinenet_edu.nn.config import BACKBONES, STAGE_CHANNELS, STRIDES
 __all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights", "stage_channels"]
 
 
-_WEIGHT_ENUMS = {
-    "resnet18": "ResNet18_Weights",
-    "resnet34": "ResNet34_Weights",
-    "resnet50": "ResNet50_Weights",
-    "resnet101": "ResNet101_Weights",
-    "resnet152": "ResNet152_Weights",
-}
-
-
 #: torchvision's base width (channels of the stem and of layer1's blocks)
 STANDARD_WIDTH = 64
 _BASIC_LAYERS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
@@ -90,7 +81,7 @@ def resolve_weights(backbone: str, weights: Any):
         return weights, None
     if isinstance(weights, (str, os.PathLike)):
         text = os.fspath(weights)
-        enum = getattr(torchvision.models, _WEIGHT_ENUMS[backbone])
+        enum = getattr(torchvision.models, f"ResNet{backbone[len('resnet'):]}_Weights")  # e.g. ResNet18_Weights
         if text in enum.__members__ or text == "DEFAULT":
             return enum[text] if text != "DEFAULT" else enum.DEFAULT, None
         path = Path(text)
@@ -146,25 +137,22 @@ class ResNetEncoder(nn.Module):
         super().__init__()
         if backbone not in STAGE_CHANNELS:
             raise ValueError(f"backbone={backbone!r}: expected one of {list(BACKBONES)}")
-        if width != STANDARD_WIDTH:
-            if backbone not in _BASIC_LAYERS:
-                raise ValueError(
-                    f"encoder_width={width}: only resnet18 and resnet34 can be narrowed; {backbone} needs {STANDARD_WIDTH}"
-                )
-            tv_weights, local = resolve_weights(backbone, weights)
-            if tv_weights is not None:
-                raise ValueError(
-                    f"weights={weights!r}: there are no ImageNet weights for encoder_width={width}; "
-                    "pass the path of a state dict made for this width (refinenet-edu pretrain)"
-                )
-            resnet = NarrowResNet(_BASIC_LAYERS[backbone], width)
-            if local is not None:
-                _load_local_state_dict(resnet, local)
-        else:
-            tv_weights, local = resolve_weights(backbone, weights)
+        if width != STANDARD_WIDTH and backbone not in _BASIC_LAYERS:
+            raise ValueError(
+                f"encoder_width={width}: only resnet18 and resnet34 can be narrowed; {backbone} needs {STANDARD_WIDTH}"
+            )
+        tv_weights, local = resolve_weights(backbone, weights)
+        if width == STANDARD_WIDTH:
             resnet = getattr(torchvision.models, backbone)(weights=tv_weights)
-            if local is not None:
-                _load_local_state_dict(resnet, local)
+        elif tv_weights is not None:
+            raise ValueError(
+                f"weights={weights!r}: there are no ImageNet weights for encoder_width={width}; "
+                "pass the path of a state dict made for this width (refinenet-edu pretrain)"
+            )
+        else:
+            resnet = NarrowResNet(_BASIC_LAYERS[backbone], width)
+        if local is not None:
+            _load_local_state_dict(resnet, local)
         self.backbone = backbone
         self.width = width
         self.channels = stage_channels(backbone, width)

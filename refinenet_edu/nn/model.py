@@ -1,25 +1,20 @@
 """The RefineNet network (Lin et al., CVPR 2017, Sec. 3; Fig. 2(c) and Fig. 7).
 
-A ResNet encoder gives four paths (1/4 .. 1/32). A cascade of
-:class:`~refinenet_edu.nn.components.RefineNetBlock` s (Fig. 3(a)) refines them
-from the coarsest to the finest, and a classifier predicts class scores at 1/4
-of the input, which are upsampled (bilinear) to the input size.
+A ResNet encoder gives four paths (1/4 .. 1/32). A cascade of :class:`~refinenet_edu.nn.components.RefineNetBlock` s
+(Fig. 3(a)) refines them from the coarsest to the finest, and a classifier predicts class scores at 1/4 of the
+input, which are upsampled (bilinear) to the input size.
 
-Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in
-:data:`refinenet_edu.nn.config.CASCADES`):
+Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in :data:`refinenet_edu.nn.config.CASCADES`):
 
-* ``4-cascaded`` (default, Fig. 2(c)): RefineNet-4 takes the 1/32 path alone,
-  RefineNet-3 takes RefineNet-4's output and the 1/16 path, and so on down to
-  1/4.
-* ``2-cascaded`` (Fig. 7(b)): RefineNet-2 takes the 1/32 and 1/16 paths,
-  RefineNet-1 takes its output and the 1/8 and 1/4 paths.
+* ``4-cascaded`` (default, Fig. 2(c)): RefineNet-4 takes the 1/32 path alone, RefineNet-3 takes RefineNet-4's
+  output and the 1/16 path, and so on down to 1/4.
+* ``2-cascaded`` (Fig. 7(b)): RefineNet-2 takes the 1/32 and 1/16 paths, RefineNet-1 takes its output and the 1/8
+  and 1/4 paths.
 * ``single`` (Fig. 7(a)): one RefineNet takes all four paths at once.
-* ``4-cascaded-2-scale`` (Fig. 7(c), Sec. 4.3): the image at ``config.scales``
-  (1.2x and 0.6x) goes into two independent ResNets (``encoder`` and
-  ``encoder_2``, no shared weights). Their 7 paths enter the blocks by
-  resolution: RefineNet-4 takes 1.2x stage 4 + 0.6x stages 3 and 4,
-  RefineNet-3 the previous output + 1.2x stage 3 + 0.6x stage 2, RefineNet-2
-  and -1 the previous output + 1.2x stage 2 / stage 1.
+* ``4-cascaded-2-scale`` (Fig. 7(c), Sec. 4.3): the image at ``config.scales`` (1.2x and 0.6x) goes into two
+  independent ResNets (``encoder`` and ``encoder_2``, no shared weights). Their 7 paths enter the blocks by
+  resolution: RefineNet-4 takes 1.2x stage 4 + 0.6x stages 3 and 4, RefineNet-3 the previous output + 1.2x stage 3
+  + 0.6x stage 2, RefineNet-2 and -1 the previous output + 1.2x stage 2 / stage 1.
 
 Usage::
 

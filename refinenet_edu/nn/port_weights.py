@@ -76,12 +76,6 @@ def port_key_map() -> dict[str, str]:
     return names
 
 
-def _split(key: str) -> tuple[str, str]:
-    """``'a.b.weight'`` -> ``('a.b', 'weight')``."""
-    prefix, _, leaf = key.rpartition(".")
-    return prefix, leaf
-
-
 def convert_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A port state dict with our parameter names (``module.`` prefixes of DataParallel are dropped).
 
@@ -95,7 +89,7 @@ def convert_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torc
         if _ENCODER.match(key):
             out[f"encoder.body.{key}"] = value
             continue
-        prefix, leaf = _split(key)
+        prefix, _, leaf = key.rpartition(".")
         if prefix not in names:
             raise ValueError(f"{key!r} is not a parameter of the refinenet-pytorch port's network")
         out[f"{names[prefix]}.{leaf}"] = value
@@ -110,7 +104,7 @@ def to_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
         if key.startswith("encoder.body."):
             out[key[len("encoder.body."):]] = value
             continue
-        prefix, leaf = _split(key)
+        prefix, _, leaf = key.rpartition(".")
         if prefix not in back:
             raise ValueError(f"{key!r} has no counterpart in the refinenet-pytorch port's network")
         out[f"{back[prefix]}.{leaf}"] = value
