@@ -1,8 +1,7 @@
 """Experiments: the paper's comparisons, measured.
 
-The ablation's variants and runner, its results file, the statistics over
-seeds (:mod:`.comparison`) and the encoder pretraining that stands in for
-ImageNet (:mod:`.pretraining`). Built on :mod:`refinenet_edu.engine`.
+The ablation's variants and runner, its results file, the statistics over seeds (:mod:`.comparison`) and the encoder
+pretraining that stands in for ImageNet (:mod:`.pretraining`). Built on :mod:`refinenet_edu.engine`.
 """
 
 from typing import TYPE_CHECKING

@@ -10,8 +10,8 @@
   rule rather than by eye;
 * :func:`format_table` - a text table of mean +- std.
 
-The dashboard (:mod:`refinenet_edu.viz.dashboard`) and the figures (:mod:`refinenet_edu.viz.plots`) are built on
-these. Runs trained "now" (from the dashboard, with a smaller budget) carry their own group name
+The dashboard (:mod:`refinenet_edu.viz.dashboard`) and the figures (:mod:`refinenet_edu.viz.plots`) are built on these.
+Runs trained "now" (from the dashboard, with a smaller budget) carry their own group name
 (:func:`refinenet_edu.experiments.results.add_live_run`), so they are never averaged with the shipped runs.
 """
 
@@ -61,8 +61,8 @@ class Stat:
     def interval(self, level: float = 0.95) -> tuple[float, float]:
         """A ``level`` confidence interval of the mean (Student's t with n - 1 degrees of freedom; NaN for one run).
 
-        It treats the seeds as a random sample of training runs: with 3 seeds the half-width is
-        4.30 standard errors at 95 %, not 1.96.
+        It treats the seeds as a random sample of training runs: with 3 seeds the half-width is 4.30 standard errors at
+        95 %, not 1.96.
         """
         if self.n < 2:
             return (math.nan, math.nan)
@@ -119,13 +119,10 @@ class Comparison:
     def test(self, *, paired: bool = False, level: float = 0.95) -> "TestResult":
         """A two-sided t-test of "no difference" and a ``level`` confidence interval of the difference.
 
-        By default Welch's test, which assumes nothing about how the seeds of
-        the two variants relate: one seed draws different initial weights for
-        two different architectures. ``paired=True`` pairs the runs seed by
-        seed (both variants must have run the same seeds); that is justified
-        only where a seed makes the two runs alike (the same batch order and
-        augmentation, a shared pretrained encoder), and with 3 seeds it has 2
-        degrees of freedom.
+        By default Welch's test, which assumes nothing about how the seeds of the two variants relate: one seed draws
+        different initial weights for two different architectures. ``paired=True`` pairs the runs seed by seed (both
+        variants must have run the same seeds); that is justified only where a seed makes the two runs alike (the same
+        batch order and augmentation, a shared pretrained encoder), and with 3 seeds it has 2 degrees of freedom.
         """
         from scipy import stats as st
 
@@ -189,8 +186,8 @@ class TestResult:
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (controls the family-wise error rate).
 
-    Compare each adjusted value with the level (0.05) as if it were the only
-    test: with 20 comparisons, one p of 0.03 is no longer a finding.
+    Compare each adjusted value with the level (0.05) as if it were the only test: with 20 comparisons, one p of 0.03 is
+    no longer a finding.
     """
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     adjusted = [1.0] * len(p_values)
@@ -205,10 +202,9 @@ def seeds_needed(difference: float, std: float, *, alpha: float = 0.05, power: f
                  paired: bool = False, max_seeds: int = 1000) -> int:
     """Seeds per variant for a two-sided t-test at ``alpha`` to detect ``difference`` with ``power``.
 
-    ``std`` is the seed-to-seed standard deviation of one variant (or, with
-    ``paired=True``, of the per-seed differences). Computed with the
-    noncentral t distribution, so it is exact for normal seed noise, not a
-    normal approximation.
+    ``std`` is the seed-to-seed standard deviation of one variant (or, with ``paired=True``, of the per-seed
+    differences). Computed with the noncentral t distribution, so it is exact for normal seed noise, not a normal
+    approximation.
     """
     from scipy import stats as st
 
@@ -243,12 +239,10 @@ def groups(results) -> list[str]:
 def diverged(run: dict, factor: float = DIVERGED_FACTOR) -> int | None:
     """The first epoch at which ``run``'s training loss jumped above ``factor`` times its lowest so far, else None.
 
-    A healthy run's epoch loss moves by a few percent from one epoch to the
-    next; a jump of 10x is a blow-up (after which a network often predicts one
-    class everywhere), a failure of the run, not a measurement of its variant.
-    A non-finite loss counts too. The rule is training's own
-    (:mod:`refinenet_edu.engine.divergence`), which warns about such an epoch
-    and never keeps it as ``best.pt``.
+    A healthy run's epoch loss moves by a few percent from one epoch to the next; a jump of 10x is a blow-up (after
+    which a network often predicts one class everywhere), a failure of the run, not a measurement of its variant. A
+    non-finite loss counts too. The rule is training's own (:mod:`refinenet_edu.engine.divergence`), which warns about
+    such an epoch and never keeps it as ``best.pt``.
     """
     jump = first_loss_jump(run.get("history", []), factor)
     return None if jump is None else jump.epoch
@@ -366,9 +360,8 @@ def compare(results, a: str, b: str, metric: str = "miou") -> Comparison:
 def findings(results) -> list[Comparison]:
     """The paper's claims, as far as these results hold the variants they need.
 
-    4-cascaded vs single (mIoU, boundary mIoU at 2 px, thin classes); chained
-    residual pooling on (4 blocks) vs off (0) on mIoU and on the context
-    classes (boat, car).
+    4-cascaded vs single (mIoU, boundary mIoU at 2 px, thin classes); chained residual pooling on (4 blocks) vs off (0)
+    on mIoU and on the context classes (boat, car).
     """
     have = set(groups(results))
     claims = [

@@ -1,19 +1,19 @@
 """Pretraining an encoder before the decoders are compared: the paper's protocol.
 
-Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every variant starts from one ResNet pretrained
-on ImageNet and fine-tunes it end to end, the official code at an encoder learning rate ten times lower than the
-decoder's (docs/paper.md, source ``paper-encoder-lr``). The decoder (the cascade and the chained residual pooling
-the ablation compares) then has to do the refining and gather the context, since the slowly trained encoder changes
-less: the expectation behind the protocol, which ``results/ablation-pretrained`` tests.
+Lin et al. (CVPR 2017, Sec. 4) never train RefineNet from scratch: every variant starts from one ResNet pretrained on
+ImageNet and fine-tunes it end to end, the official code at an encoder learning rate ten times lower than the decoder's
+(docs/paper.md, source ``paper-encoder-lr``). The decoder (the cascade and the chained residual pooling the ablation
+compares) then has to do the refining and gather the context, since the slowly trained encoder changes less: the
+expectation behind the protocol, which ``results/ablation-pretrained`` tests.
 
-The course encoder (a half-width ResNet-18) has no ImageNet weights, and nothing can be downloaded here, so this
-module makes the stand-in: an FCN-32s-style pretraining (Long et al., CVPR 2015: one 1x1 convolution on the 1/32
-features, scores upsampled x32) on a *different* labelled set. For the ablation that set is SynthScenes drawn with
-another seed, with ``boat`` and ``car`` merged into one class (``merge``): the encoder learns textures, objects and
-thin structures, but not the rule that only context tells a boat from a car, as ImageNet features know "boat" and
-"car" but not VOC's scenes. ``refinenet-edu pretrain`` runs it; ``refinenet-edu ablate --encoder-weights FILE``
-starts every variant from the result, a plain ResNet state dict in torchvision's format (``conv1.weight``,
-``layer1.0.conv1.weight``, ...) that ``RefineNet(config, weights=FILE)`` loads.
+The course encoder (a half-width ResNet-18) has no ImageNet weights, and nothing can be downloaded here, so this module
+makes the stand-in: an FCN-32s-style pretraining (Long et al., CVPR 2015: one 1x1 convolution on the 1/32 features,
+scores upsampled x32) on a *different* labelled set. For the ablation that set is SynthScenes drawn with another seed,
+with ``boat`` and ``car`` merged into one class (``merge``): the encoder learns textures, objects and thin structures,
+but not the rule that only context tells a boat from a car, as ImageNet features know "boat" and "car" but not VOC's
+scenes. ``refinenet-edu pretrain`` runs it; ``refinenet-edu ablate --encoder-weights FILE`` starts every variant from
+the result, a plain ResNet state dict in torchvision's format (``conv1.weight``, ``layer1.0.conv1.weight``, ...) that
+``RefineNet(config, weights=FILE)`` loads.
 """
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ class PretrainConfig:
 def class_map(class_names: list[str] | tuple[str, ...], merge: list[list[str]] | None) -> tuple[torch.Tensor, list[str]]:
     """A 256-entry label lookup table that merges groups of classes, and the new class names.
 
-    ``merge=[["boat", "car"]]`` maps ``car`` onto ``boat``'s new index and names
-    it ``boat+car``; the other classes keep their order; 255 (ignore) stays 255.
+    ``merge=[["boat", "car"]]`` maps ``car`` onto ``boat``'s new index and names it ``boat+car``; the other classes keep
+    their order; 255 (ignore) stays 255.
     """
     names = list(class_names)
     merged_name: dict[str, str] = {}
@@ -114,10 +114,9 @@ def pretrain_encoder(
 ) -> list[dict]:
     """Train ``encoder`` (a :class:`~refinenet_edu.nn.encoders.ResNetEncoder`) with an FCN-32s head; returns the loss per epoch.
 
-    ``label_map``: a lookup table applied to the targets (see :func:`class_map`);
-    ``num_classes`` counts the classes after it. The head is thrown away.
-    The steps are the library's (:func:`refinenet_edu.engine.loop.fit`):
-    autocast in ``config.precision``, a gradient scaler for float16.
+    ``label_map``: a lookup table applied to the targets (see :func:`class_map`); ``num_classes`` counts the classes
+    after it. The head is thrown away. The steps are the library's (:func:`refinenet_edu.engine.loop.fit`): autocast in
+    ``config.precision``, a gradient scaler for float16.
     """
     device = resolve_device(config.device)
     dtype = resolve_precision(config.precision, device)
@@ -157,10 +156,9 @@ def pretrain_encoder(
 def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, half: bool = True) -> Path:
     """Write the encoder's ResNet state dict to ``path`` (atomically) and ``info`` beside it as ``PATH.json``.
 
-    ``encoder``: a :class:`~refinenet_edu.nn.encoders.ResNetEncoder`; the keys are
-    torchvision's (``conv1.weight``, ``layer4.1.bn2.running_var``, ...).
-    ``half``: floating-point tensors stored as float16, like the shipped
-    checkpoints (half the size; loading casts them back to the model's dtype).
+    ``encoder``: a :class:`~refinenet_edu.nn.encoders.ResNetEncoder`; the keys are torchvision's (``conv1.weight``,
+    ``layer4.1.bn2.running_var``, ...). ``half``: floating-point tensors stored as float16, like the shipped checkpoints
+    (half the size; loading casts them back to the model's dtype).
     """
     body = getattr(encoder, "body", encoder)
     state = {k: v.detach().cpu().clone() for k, v in body.state_dict().items()}

@@ -1,12 +1,10 @@
 """The results file of an ablation: runs, per-variant costs, the budget, the dataset, provenance.
 
-:class:`AblationResults` reads and writes ``results.json`` (and
-``results.csv`` / ``summary.csv`` beside it); :func:`load_results` opens the
-shipped or any other set; :func:`add_live_run` adds a run trained now (from
-the dashboard) under its own group; :func:`combine_results` puts several
-sets side by side, each under its own label (a comparison of budgets, such as
-the training loss, which one results file cannot hold); :func:`load_predictions` reads a run's
-stored validation masks (:func:`pack_masks` / :func:`unpack_masks`).
+:class:`AblationResults` reads and writes ``results.json`` (and ``results.csv`` / ``summary.csv`` beside it);
+:func:`load_results` opens the shipped or any other set; :func:`add_live_run` adds a run trained now (from the
+dashboard) under its own group; :func:`combine_results` puts several sets side by side, each under its own label (a
+comparison of budgets, such as the training loss, which one results file cannot hold); :func:`load_predictions` reads a
+run's stored validation masks (:func:`pack_masks` / :func:`unpack_masks`).
 """
 
 from __future__ import annotations
@@ -57,9 +55,8 @@ def unpack_masks(data):
 class AblationResults:
     """The results file: runs, per-variant costs, the budget, the dataset and provenance.
 
-    ``AblationResults.load(folder_or_json)`` reads ``results.json``;
-    :meth:`save` writes it with ``results.csv`` and ``summary.csv`` beside it
-    (atomically). Runs are keyed by ``(variant, seed)``.
+    ``AblationResults.load(folder_or_json)`` reads ``results.json``; :meth:`save` writes it with ``results.csv`` and
+    ``summary.csv`` beside it (atomically). Runs are keyed by ``(variant, seed)``.
     """
 
     def __init__(self, data: dict | None = None):
@@ -146,11 +143,10 @@ class AblationResults:
     def save(self, folder: str | os.PathLike) -> Path:
         """Write results.json, results.csv and summary.csv, merged with what is on disk.
 
-        Under the folder's lock (:mod:`refinenet_edu.engine.locks`), the file is
-        read again and the runs, variant costs and invocations another
-        ``ablate`` wrote there since are kept; this process's own runs win for
-        the same (variant, seed). So two ablate runs into one folder keep both
-        their runs. A file on disk with runs of another budget is a ValueError.
+        Under the folder's lock (:mod:`refinenet_edu.engine.locks`), the file is read again and the runs, variant costs
+        and invocations another ``ablate`` wrote there since are kept; this process's own runs win for the same
+        (variant, seed). So two ablate runs into one folder keep both their runs. A file on disk with runs of another
+        budget is a ValueError.
         """
         from refinenet_edu.engine.locks import output_lock
         from refinenet_edu.files import remove_stale_temporaries
@@ -295,10 +291,10 @@ def load_results(path: str | Path | None = None):
 def add_live_run(results, record: dict, *, costs: dict | None = None, predictions=None, group: str | None = None):
     """A copy of ``results`` with one more run (e.g. trained now, from the dashboard).
 
-    The run is grouped under ``group`` (default: ``"<variant> (now, N epochs)"``)
-    so that it is not averaged with runs of another budget; ``costs`` (params,
-    flops, inference_ms) and ``predictions`` (uint8 ``[N, H, W]`` masks of the
-    validation images, or a list of ``[H, W]`` masks when their sizes differ) are attached to that group. Returns ``(results, group)``.
+    The run is grouped under ``group`` (default: ``"<variant> (now, N epochs)"``) so that it is not averaged with runs
+    of another budget; ``costs`` (params, flops, inference_ms) and ``predictions`` (uint8 ``[N, H, W]`` masks of the
+    validation images, or a list of ``[H, W]`` masks when their sizes differ) are attached to that group. Returns
+    ``(results, group)``.
     """
     new = copy.deepcopy(results)
     group = group or f"{record['variant']} (now, {record.get('epochs', '?')} ep)"
@@ -323,17 +319,14 @@ def combine_results(sets, *, variant: str | None = None) -> AblationResults:
     """Several results sets as one :class:`AblationResults`, each set's runs grouped under its label.
 
     ``sets`` maps a label to a results folder (or an :class:`AblationResults`),
-    e.g. ``{"cross-entropy": "results/losses/cross-entropy", "focal": ...}``:
-    one results file holds one budget, so ``ablate`` keeps runs that differ in
-    a training option (``--loss``) in separate folders, and this puts them
-    back side by side for :func:`~refinenet_edu.experiments.comparison.summarize`,
-    :func:`~refinenet_edu.experiments.comparison.compare` and the figures, with
-    the seeds kept (so a paired test can pair them). Each set must hold one
-    variant, or ``variant`` picks it; all sets must be of the same data (the
-    dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and
+    e.g. ``{"cross-entropy": "results/losses/cross-entropy", "focal": ...}``: one results file holds one budget, so ``ablate`` keeps runs that
+    differ in a training option (``--loss``) in separate folders, and this puts them back side by side for
+    :func:`~refinenet_edu.experiments.comparison.summarize`, :func:`~refinenet_edu.experiments.comparison.compare` and
+    the figures, with the seeds kept (so a paired test can pair them). Each set must hold one variant, or ``variant``
+    picks it; all sets must be of the same data (the dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and
     ``data["budget_differences"]`` how each differs from the first set's
-    (``["train.loss: 'cross-entropy' in cross-entropy, 'focal' in focal"]``), so that what
-    else differs between the sets is shown, not assumed.
+    (``["train.loss: 'cross-entropy' in cross-entropy, 'focal' in focal"]``), so that what else differs between the
+    sets is shown, not assumed.
     """
     if not sets:
         raise ValueError("combine_results: no results sets given")
@@ -374,8 +367,8 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
     """Predicted validation masks (uint8 ``[N, H, W]``, or a list of ``[H, W]`` masks when the
     images differ in size) of ``group`` and the image ids, or ``None``.
 
-    Live runs keep theirs in memory; shipped runs in ``predictions/*.npz``
-    beside the results file (the first seed that has one, unless ``seed``).
+    Live runs keep theirs in memory; shipped runs in ``predictions/*.npz`` beside the results file (the first seed that
+    has one, unless ``seed``).
     """
     import numpy as np
 

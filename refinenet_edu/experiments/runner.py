@@ -1,19 +1,19 @@
 """Running an ablation (``refinenet-edu ablate``): the paper's comparisons, measured on your data.
 
 RefineNet's central claims are comparisons (Lin et al., CVPR 2017, Sec. 4.3 and Tables 2 and 9, on NYUDv2 and
-Person-Parts with ResNet-50): a cascade of RefineNet blocks beats one block that takes every path at once, and
-chained residual pooling helps. :func:`run_grid` trains a grid of variants of one preset (by default the ``course``
-model; names such as ``single-crp4`` or ``4-cascaded-crp0``, see :mod:`~refinenet_edu.experiments.variants`) for
-several seeds, each with the **same training budget**. It records for every run the mIoU, pixel accuracy, the IoU
-of every class, boundary (trimap) mIoU and accuracy within :data:`BANDS` px of a label edge, the training wall time,
-the device and the precision; and for every variant its parameters, FLOPs (one forward pass at the crop size) and
-inference time per image (batch 1) on the device that ran it.
+Person-Parts with ResNet-50): a cascade of RefineNet blocks beats one block that takes every path at once, and chained
+residual pooling helps. :func:`run_grid` trains a grid of variants of one preset (by default the ``course`` model; names
+such as ``single-crp4`` or ``4-cascaded-crp0``, see :mod:`~refinenet_edu.experiments.variants`) for several seeds, each
+with the **same training budget**. It records for every run the mIoU, pixel accuracy, the IoU of every class, boundary
+(trimap) mIoU and accuracy within :data:`BANDS` px of a label edge, the training wall time, the device and the
+precision; and for every variant its parameters, FLOPs (one forward pass at the crop size) and inference time per image
+(batch 1) on the device that ran it.
 
 Results go to ``OUT/results.json`` (everything, with provenance: command, commit, device, versions, wall time),
-``OUT/results.csv`` (one row per run), ``OUT/summary.csv`` (mean and standard deviation per variant), and, for seed
-0 by default, ``OUT/predictions/<variant>__seed<k>.npz`` (the predicted validation masks) and optionally small
-float16 checkpoints in ``OUT/checkpoints/``. Results are written after every run; the same command again skips the
-runs already in the results file (resume), and refuses to mix in runs trained with another budget.
+``OUT/results.csv`` (one row per run), ``OUT/summary.csv`` (mean and standard deviation per variant), and, for seed 0 by
+default, ``OUT/predictions/<variant>__seed<k>.npz`` (the predicted validation masks) and optionally small float16
+checkpoints in ``OUT/checkpoints/``. Results are written after every run; the same command again skips the runs already
+in the results file (resume), and refuses to mix in runs trained with another budget.
 
 Usage::
 
@@ -78,8 +78,8 @@ class RunSpec:
 class _InMemory:
     """A VOC-layout dataset decoded once and kept in memory; ``transforms`` run per access.
 
-    Decoding 600 JPEGs every epoch costs more than the small course model's
-    training step on a GPU; 750 images of 128x128 take about 40 MB.
+    Decoding 600 JPEGs every epoch costs more than the small course model's training step on a GPU; 750 images of
+    128x128 take about 40 MB.
     """
 
     def __init__(self, base, transforms, indices: Sequence[int]):
@@ -261,13 +261,11 @@ def train_variant(
 ):
     """Train one variant with one seed and score it; returns ``(record, model, val_set)``.
 
-    ``train_config``: a :class:`~refinenet_edu.engine.loop.TrainConfig` (default:
-    the preset's recipe). ``encoder_weights``: a state-dict file the encoder
-    starts from (e.g. made by ``refinenet-edu pretrain``); the decoder always
-    starts from random weights drawn with ``seed``. The model is scored after the last epoch (not the
-    best one: the validation set is the test set here) in float32, with
-    boundary bands :data:`BANDS`. ``record`` is the JSON-ready row of the
-    results file (inference time not included: see :func:`time_inference`).
+    ``train_config``: a :class:`~refinenet_edu.engine.loop.TrainConfig` (default: the preset's recipe).
+    ``encoder_weights``: a state-dict file the encoder starts from (e.g. made by ``refinenet-edu pretrain``); the
+    decoder always starts from random weights drawn with ``seed``. The model is scored after the last epoch (not the
+    best one: the validation set is the test set here) in float32, with boundary bands :data:`BANDS`. ``record`` is the
+    JSON-ready row of the results file (inference time not included: see :func:`time_inference`).
     """
     import torch
 
@@ -425,12 +423,10 @@ def run_grid(
 ) -> AblationResults:
     """Train every (variant, seed) not yet in ``out/results.json``; write results after each run.
 
-    ``jobs > 1`` trains that many runs at once in worker processes (useful on
-    a GPU, which one small model leaves mostly idle); results are still
-    written by this process only. Inference times are measured afterwards,
-    one variant at a time, so that concurrent training does not distort them.
-    ``encoder_weights``: every run's encoder starts from this state dict (the
-    paper's protocol: one pretrained encoder, fine-tuned; see
+    ``jobs > 1`` trains that many runs at once in worker processes (useful on a GPU, which one small model leaves mostly
+    idle); results are still written by this process only. Inference times are measured afterwards, one variant at a
+    time, so that concurrent training does not distort them. ``encoder_weights``: every run's encoder starts from this
+    state dict (the paper's protocol: one pretrained encoder, fine-tuned; see
     :mod:`refinenet_edu.experiments.pretraining`); its SHA-256 is part of the budget.
     """
     from refinenet_edu.engine.provenance import provenance

@@ -1,11 +1,9 @@
 """The variants of an ablation: what differs from a preset, as data with a name.
 
-A variant is named by what changes from the preset, e.g. ``4-cascaded-crp4``
-(the course model), ``single-crp4`` (paper Fig. 7(a)), ``4-cascaded-crp0``
-(no chained residual pooling, Table 2), ``4-cascaded-crp4-rcu3`` (3 output
-RCUs per block) or ``4-cascaded-crp4-lw`` (light-weight decoder: 1x1
-convolutions, no RCUs; Nekrasov et al., BMVC 2018). :func:`parse_variant`
-reads a name, :func:`make_grid` builds the grids the paper's ablations use
+A variant is named by what changes from the preset, e.g. ``4-cascaded-crp4`` (the course model), ``single-crp4`` (paper
+Fig. 7(a)), ``4-cascaded-crp0`` (no chained residual pooling, Table 2), ``4-cascaded-crp4-rcu3`` (3 output RCUs per
+block) or ``4-cascaded-crp4-lw`` (light-weight decoder: 1x1 convolutions, no RCUs; Nekrasov et al., BMVC 2018).
+:func:`parse_variant` reads a name, :func:`make_grid` builds the grids the paper's ablations use
 (Sec. 4.3, Tables 2 and 9).
 """
 
@@ -117,13 +115,11 @@ def make_grid(
 ) -> list[Variant]:
     """The variants to train.
 
-    ``grid="oat"`` (one factor at a time, as the paper's ablations): the
-    ``reference`` plus, for each listed value of one factor, the reference with
-    only that factor changed. ``grid="full"``: every combination of the listed
-    cascades, CRP blocks and output RCUs. With nothing listed the default is
-    every cascade at the reference's CRP, and CRP 0 / 2 / 4 on the reference
-    cascade (:data:`DEFAULT_GRID`). ``light_weight`` adds the light-weight
-    decoder of the reference (``oat``) or of every cascade x CRP (``full``).
+    ``grid="oat"`` (one factor at a time, as the paper's ablations): the ``reference`` plus, for each listed value of
+    one factor, the reference with only that factor changed. ``grid="full"``: every combination of the listed cascades,
+    CRP blocks and output RCUs. With nothing listed the default is every cascade at the reference's CRP, and
+    CRP 0 / 2 / 4 on the reference cascade (:data:`DEFAULT_GRID`). ``light_weight`` adds the light-weight decoder of the reference
+    (``oat``) or of every cascade x CRP (``full``).
     """
     from refinenet_edu.nn.config import CASCADES
 

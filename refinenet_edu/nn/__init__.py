@@ -15,21 +15,10 @@ from refinenet_edu._exports import lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.nn.components import (
-        AdaptiveConv,
-        ChainedResidualPooling,
-        MultiResolutionFusion,
-        RefineNetBlock,
-        ResidualConvUnit,
+        AdaptiveConv, ChainedResidualPooling, MultiResolutionFusion, RefineNetBlock, ResidualConvUnit,
     )
     from refinenet_edu.nn.config import (
-        BACKBONES,
-        CASCADES,
-        MIN_INPUT_SIZE,
-        PRESETS,
-        STAGE_CHANNELS,
-        STRIDES,
-        RefineNetConfig,
-        make_config,
+        BACKBONES, CASCADES, MIN_INPUT_SIZE, PRESETS, STAGE_CHANNELS, STRIDES, RefineNetConfig, make_config,
     )
     from refinenet_edu.nn.cost import count_flops, count_parameters, summarize
     from refinenet_edu.nn.encoders import ResNetEncoder

@@ -1,7 +1,7 @@
 """Configuration of a RefineNet as data: one dataclass and named presets.
 
-Widgets, the command line, the ablation runner and checkpoints all select a model by a :class:`RefineNetConfig` (or
-a preset name plus overrides), so the same variant has the same name everywhere.
+Widgets, the command line, the ablation runner and checkpoints all select a model by a :class:`RefineNetConfig` (or a
+preset name plus overrides), so the same variant has the same name everywhere.
 
 Presets
 -------
@@ -67,9 +67,8 @@ MIN_INPUT_SIZE = 32
 class RefineNetConfig:
     """Everything that defines a RefineNet's architecture.
 
-    ``widths`` are the adaptive-conv widths of the 1/4, 1/8, 1/16 and 1/32
-    paths. ``kernel_size`` is that of every decoder conv (3 in RefineNet, 1
-    in Light-Weight RefineNet); the classifier is always 3x3.
+    ``widths`` are the adaptive-conv widths of the 1/4, 1/8, 1/16 and 1/32 paths. ``kernel_size`` is that of every
+    decoder conv (3 in RefineNet, 1 in Light-Weight RefineNet); the classifier is always 3x3.
     """
 
     num_classes: int = 21
@@ -111,9 +110,7 @@ class RefineNetConfig:
         if self.cascade not in CASCADES:
             raise ValueError(f"cascade={self.cascade!r}: expected one of {list(CASCADES)}")
         if len(self.widths) != 4 or any(not isinstance(w, int) or w < 1 for w in self.widths):
-            raise ValueError(
-                f"widths={self.widths!r}: expected 4 positive integers (1/4, 1/8, 1/16, 1/32 paths)"
-            )
+            raise ValueError(f"widths={self.widths!r}: expected 4 positive integers (1/4, 1/8, 1/16, 1/32 paths)")
         for name in ("crp_blocks", "adaptive_rcus", "output_rcus", "classifier_rcus"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
@@ -135,11 +132,9 @@ class RefineNetConfig:
     def path_width(self, scale: int, stage: int) -> int:
         """Adaptive-conv width of the path from ``stage`` of the image at ``scales[scale]``.
 
-        The first scale's stage k gets ``widths[k - 1]``. In Fig. 7(c) a path of
-        the second scale gets the width of the resolution it matches (0.6x
-        stage k = 1.2x stage k + 1; the 1/64 path takes the 1/32 width), so that
-        every block keeps the width it has in the 4-cascade; the paper does not
-        state these widths.
+        The first scale's stage k gets ``widths[k - 1]``. In Fig. 7(c) a path of the second scale gets the width of the
+        resolution it matches (0.6x stage k = 1.2x stage k + 1; the 1/64 path takes the 1/32 width), so that every block
+        keeps the width it has in the 4-cascade; the paper does not state these widths.
         """
         return self.widths[min(stage + scale, 4) - 1]
 
@@ -184,8 +179,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def make_config(preset: str = "official", **overrides: Any) -> RefineNetConfig:
     """A :class:`RefineNetConfig` from a preset name plus keyword overrides.
 
-    ``overrides`` whose value is ``None`` are ignored, so a command line can
-    pass every option through.
+    ``overrides`` whose value is ``None`` are ignored, so a command line can pass every option through.
     """
     if preset not in PRESETS:
         raise ValueError(f"preset={preset!r}: expected one of {list(PRESETS)}")

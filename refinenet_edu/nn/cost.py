@@ -1,10 +1,9 @@
 """What a RefineNet is made of (``refinenet-edu summary`` prints it).
 
-Parameter counts (total, encoder, decoder), a per-block table (input paths
-with their stride and channels, the fusion width, output and parameters), the
-output shape and the FLOPs for a given input size. FLOPs are counted by
-``torch.utils.flop_counter`` on the ``meta`` device, so even the ResNet-152
-models are summarised in a second without allocating their weights.
+Parameter counts (total, encoder, decoder), a per-block table (input paths with their stride and channels, the fusion
+width, output and parameters), the output shape and the FLOPs for a given input size. FLOPs are counted by
+``torch.utils.flop_counter`` on the ``meta`` device, so even the ResNet-152 models are summarised in a second without
+allocating their weights.
 """
 
 from __future__ import annotations
@@ -27,21 +26,25 @@ def count_parameters(module: torch.nn.Module) -> int:
 def count_flops(model: torch.nn.Module, input_size: tuple[int, int], batch: int = 1, device: str | None = None) -> int:
     """FLOPs of one forward pass (a multiply-add counts as 2), eval mode.
 
-    The input is made on ``device`` (default: where the model's parameters are;
-    a model built on the ``meta`` device is counted without any arithmetic).
+    The input is made on ``device`` (default: where the model's parameters are; a model built on the ``meta`` device is
+    counted without any arithmetic).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     if device is None:
         device = next(model.parameters()).device
+    return _counted_forward(model, torch.zeros(batch, 3, *input_size, device=device))[1]
+
+
+def _counted_forward(model: torch.nn.Module, x: torch.Tensor, **kwargs) -> tuple:
+    """``model(x, **kwargs)`` in eval mode without gradients (the model's mode is restored), and its FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     was_training = model.training
     model.eval()
-    x = torch.zeros(batch, 3, *input_size, device=device)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(x)
+        out = model(x, **kwargs)
     model.train(was_training)
-    return int(counter.get_total_flops())
+    return out, int(counter.get_total_flops())
 
 
 @dataclass
@@ -106,11 +109,7 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
         device = next(model.parameters()).device.type
     cfg = model.config
     h, w = input_size
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        out = model(torch.zeros(1, 3, h, w, device=device), return_intermediates=True)
-    model.train(was_training)
+    out, flops = _counted_forward(model, torch.zeros(1, 3, h, w, device=device), return_intermediates=True)
 
     enc = sum(count_parameters(e) for e in model.encoders)
     total = count_parameters(model)
@@ -137,5 +136,5 @@ def summarize(model_or_config: RefineNet | RefineNetConfig, input_size: tuple[in
         classifier_parameters=count_parameters(model.classifier),
         output_shape=tuple(out["out"].shape),
         scores_1_4_shape=tuple(out["scores_1_4"].shape),
-        flops=count_flops(model, (h, w), device=device),
+        flops=flops,
     )

@@ -1,12 +1,10 @@
 """ResNet encoders for RefineNet (paper Sec. 3.1, Fig. 2(c): the ResNet's four blocks, 1/4 .. 1/32).
 
-The encoder is a torchvision ResNet without its pooling and classifier. Its
-four stages (``layer1`` .. ``layer4``) give features at 1/4, 1/8, 1/16 and
-1/32 of the input, tapped with torchvision's ``IntermediateLayerGetter``.
+The encoder is a torchvision ResNet without its pooling and classifier. Its four stages (``layer1`` .. ``layer4``) give
+features at 1/4, 1/8, 1/16 and 1/32 of the input, tapped with torchvision's ``IntermediateLayerGetter``.
 
-ImageNet weights come through torchvision's weights API, so users get the
-real download path (``weights="DEFAULT"``). A local state-dict file works too,
-which is how the tests check loading without a network.
+ImageNet weights come through torchvision's weights API, so users get the real download path (``weights="DEFAULT"``). A
+local state-dict file works too, which is how the tests check loading without a network.
 """
 
 from __future__ import annotations
@@ -39,11 +37,9 @@ def stage_channels(backbone: str, width: int = STANDARD_WIDTH) -> tuple[int, int
 class NarrowResNet(torchvision.models.ResNet):
     """A torchvision ResNet-18/34 with a smaller base width (e.g. 32 instead of 64).
 
-    The same ``BasicBlock`` s, stem and stage layout as torchvision's model,
-    with every width scaled by ``width / 64``: a quarter of the FLOPs and
-    parameters at half width. The course preset uses it so that training
-    from scratch takes minutes on a CPU and its checkpoints stay a few MB.
-    There are no ImageNet weights for it.
+    The same ``BasicBlock`` s, stem and stage layout as torchvision's model, with every width scaled by ``width / 64``:
+    a quarter of the FLOPs and parameters at half width. The course preset uses it so that training from scratch takes
+    minutes on a CPU and its checkpoints stay a few MB. There are no ImageNet weights for it.
     """
 
     def __init__(self, layers: list[int], width: int):
@@ -70,9 +66,8 @@ class NarrowResNet(torchvision.models.ResNet):
 def resolve_weights(backbone: str, weights: Any):
     """Turn ``weights`` into what torchvision's builder takes.
 
-    Accepts ``None`` (random init), a torchvision ``Weights`` enum member, or
-    a string: ``"DEFAULT"`` / ``"IMAGENET1K_V1"`` / ``"IMAGENET1K_V2"`` (the
-    enum member of that name) or the path of a local state-dict file.
+    Accepts ``None`` (random init), a torchvision ``Weights`` enum member, or a string: ``"DEFAULT"`` /
+    ``"IMAGENET1K_V1"`` / ``"IMAGENET1K_V2"`` (the enum member of that name) or the path of a local state-dict file.
     Returns ``(torchvision_weights_or_None, local_path_or_None)``.
     """
     if weights is None:
@@ -122,13 +117,11 @@ def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:
 class ResNetEncoder(nn.Module):
     """A torchvision ResNet that returns its four stages' features.
 
-    ``forward(x)`` returns a list ``[f4, f8, f16, f32]`` (stride 4, 8, 16, 32)
-    with ``self.channels`` channels.
+    ``forward(x)`` returns a list ``[f4, f8, f16, f32]`` (stride 4, 8, 16, 32) with ``self.channels`` channels.
 
-    ``freeze_bn=True`` keeps every batch-norm layer in eval mode, so its
-    running statistics stay as loaded (the official recipe, which trains with
-    small batches on top of ImageNet statistics); the affine parameters are
-    still trained, so the parameter count does not change.
+    ``freeze_bn=True`` keeps every batch-norm layer in eval mode, so its running statistics stay as loaded (the official
+    recipe, which trains with small batches on top of ImageNet statistics); the affine parameters are still trained, so
+    the parameter count does not change.
     """
 
     def __init__(

@@ -119,15 +119,11 @@ class RefineNet(nn.Module):
         if x.shape[1] != 3:
             raise ValueError(f"RefineNet input: expected 3 channels (RGB), got {x.shape[1]} (shape {list(x.shape)})")
         if not x.is_floating_point():
-            raise ValueError(
-                f"RefineNet input: expected a floating-point tensor (float32/float16/bfloat16), got {x.dtype}; "
-                "convert uint8 images with .float() / 255 and normalise them first"
-            )
+            raise ValueError(f"RefineNet input: expected a floating-point tensor (float32/float16/bfloat16), got "
+                             f"{x.dtype}; convert uint8 images with .float() / 255 and normalise them first")
         h, w = x.shape[-2:]
         if h < MIN_INPUT_SIZE or w < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"RefineNet input: height and width must be at least {MIN_INPUT_SIZE} pixels, got {h}x{w}"
-            )
+            raise ValueError(f"RefineNet input: height and width must be at least {MIN_INPUT_SIZE} pixels, got {h}x{w}")
 
     # ------------------------------------------------------------------ forward
     def _encode(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
@@ -193,9 +189,8 @@ def build_refinenet(
 ) -> RefineNet:
     """Build a RefineNet from a preset name (plus overrides) or a config.
 
-    ``weights`` are the encoder's ImageNet weights: ``None`` (random), a
-    torchvision ``Weights`` enum, ``"DEFAULT"`` / ``"IMAGENET1K_V1"`` (the real
-    download through torchvision), or a local state-dict path.
+    ``weights`` are the encoder's ImageNet weights: ``None`` (random), a torchvision ``Weights`` enum, ``"DEFAULT"`` /
+    ``"IMAGENET1K_V1"`` (the real download through torchvision), or a local state-dict path.
 
     >>> build_refinenet("official", backbone="resnet101", num_classes=21)  # doctest: +SKIP
     """

@@ -1,16 +1,12 @@
 """The public PyTorch port's RefineNet weights in this library's ``official`` network.
 
-DrSleep/refinenet-pytorch (Nekrasov, 2018) converted the official MatConvNet
-ResNet-101 PASCAL VOC model to PyTorch and reports 80.5% mIoU on VOC 2012
-val, single scale, for it (the file is called ``rf101_voc`` / "refinenet101_voc";
-its original host is gone, copies circulate). Its network is the official
-architecture, the same one as the ``official`` preset: a torchvision-layout
-ResNet-101 encoder, widths 512 (1/32) / 256, two adaptive RCUs per path,
-4-block chained residual pooling (pool, then conv), three output RCUs per
-block, no RCUs before the classifier, dropout 0.5 on the 1/16 and 1/32
-features and before the classifier, bilinear upsampling with
-``align_corners=True``, input normalised with ImageNet's mean and std.
-Only the parameter names differ. Its block ``g`` (1 = the 1/32 block) is our
+DrSleep/refinenet-pytorch (Nekrasov, 2018) converted the official MatConvNet ResNet-101 PASCAL VOC model to PyTorch and
+reports 80.5% mIoU on VOC 2012 val, single scale, for it (the file is called ``rf101_voc`` / "refinenet101_voc"; its
+original host is gone, copies circulate). Its network is the official architecture, the same one as the ``official``
+preset: a torchvision-layout ResNet-101 encoder, widths 512 (1/32) / 256, two adaptive RCUs per path, 4-block chained
+residual pooling (pool, then conv), three output RCUs per block, no RCUs before the classifier, dropout 0.5 on the 1/16
+and 1/32 features and before the classifier, bilinear upsampling with ``align_corners=True``, input normalised with
+ImageNet's mean and std. Only the parameter names differ. Its block ``g`` (1 = the 1/32 block) is our
 ``refinenet{5-g}``:
 
 =====================================================  ===============================================
@@ -27,9 +23,8 @@ port (``g`` = 1..4, ``i`` = RCU, ``k`` = CRP block)      ``official`` preset
 ``clf_conv``                                            ``classifier.1``
 =====================================================  ===============================================
 
-(``p`` is 0 for RefineNet-4, whose only path is the encoder's, and 1 for the
-others, whose path 0 is the previous block's output.) The port's model returns
-the class scores at 1/4 of the input, our ``scores_1_4``.
+(``p`` is 0 for RefineNet-4, whose only path is the encoder's, and 1 for the others, whose path 0 is the previous
+block's output.) The port's model returns the class scores at 1/4 of the input, our ``scores_1_4``.
 
 Usage::
 
@@ -79,8 +74,7 @@ def port_key_map() -> dict[str, str]:
 def convert_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A port state dict with our parameter names (``module.`` prefixes of DataParallel are dropped).
 
-    Raises ``ValueError`` naming the first key that is neither the port's
-    encoder nor one of its decoder layers.
+    Raises ``ValueError`` naming the first key that is neither the port's encoder nor one of its decoder layers.
     """
     names = port_key_map()
     out: dict[str, torch.Tensor] = {}
@@ -125,11 +119,9 @@ def _backbone(state: Mapping[str, torch.Tensor], source: str) -> str:
 def load_port_weights(source: str | os.PathLike | Mapping[str, torch.Tensor], *, device=None):
     """An ``official`` RefineNet holding the port's weights, in eval mode.
 
-    ``source``: the port's state-dict file (read with ``weights_only=True``)
-    or the state dict itself. The backbone (ResNet-101 for ``rf101_voc``) and
-    the number of classes (21) are read from the weights; ``align_corners`` is
-    True, as in the port. Raises ``ValueError`` naming the file for anything
-    that is not such a state dict.
+    ``source``: the port's state-dict file (read with ``weights_only=True``) or the state dict itself. The backbone
+    (ResNet-101 for ``rf101_voc``) and the number of classes (21) are read from the weights; ``align_corners`` is True,
+    as in the port. Raises ``ValueError`` naming the file for anything that is not such a state dict.
     """
     from refinenet_edu.nn.config import make_config
     from refinenet_edu.nn.model import RefineNet
