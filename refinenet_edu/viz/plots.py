@@ -172,12 +172,15 @@ def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = 
     fig, ax = _axes(ax, (5.5, 3.6))
     ys = summarize(results, metric, variants)
     xs = summarize(results, x, list(ys))
+    points = []
     for name in ys:
         if name not in xs:
             continue
         xv = xs[name].mean / (1e6 if x == "params" else 1e9 if x == "flops" else 1)
-        ax.errorbar(xv, _scaled(metric, ys[name].mean), yerr=_scaled(metric, ys[name].std), fmt="o", capsize=3)
-        ax.annotate(name, (xv, _scaled(metric, ys[name].mean)), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        line = ax.errorbar(xv, _scaled(metric, ys[name].mean), yerr=_scaled(metric, ys[name].std), fmt="o", capsize=3)
+        points.append((name, xv, _scaled(metric, ys[name].mean), line[0].get_color()))
+    ax.margins(x=0.3)  # room for the names of the rightmost points
+    _name_points(ax, points)
     xlabel = {"params": "parameters (M)", "flops": "GFLOPs (one forward pass)"}.get(x, metric_label(x))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric_label(metric) + (" (%)" if is_fraction(metric) else ""))
@@ -185,6 +188,25 @@ def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = 
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _name_points(ax, points, gap: float = 0.07) -> None:
+    """Write each point's name to its right; a name that would cover another moves up, joined by a thin line.
+
+    ``points``: ``(name, x, y, colour)`` in data coordinates. Positions are worked out in axes fractions.
+    """
+    ax.autoscale_view()  # the limits the points will be drawn with
+    to_axes = ax.transData + ax.transAxes.inverted()
+    placed: list[tuple[float, float]] = []
+    for name, x, y, colour in sorted(points, key=lambda p: p[2]):
+        px, py = to_axes.transform((x, y))
+        ly = py
+        for qx, qy in sorted(placed, key=lambda q: q[1]):
+            if abs(qx - px) < 0.35 and abs(qy - ly) < gap:
+                ly = qy + gap
+        placed.append((px, ly))
+        ax.annotate(name, (x, y), xytext=(px + 0.02, ly), textcoords="axes fraction", fontsize=7, va="center",
+                    color=colour, arrowprops={"arrowstyle": "-", "lw": 0.5, "color": colour} if ly != py else None)
 
 
 def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
