@@ -1,50 +1,43 @@
-"""The training loop, readable top to bottom: one step, one epoch, many epochs, a whole run.
+"""The training loop, readable top to bottom: one step, one epoch, a whole run.
 
-Every trainer of the library is built from these four, so the mixed-precision
-handling exists once (autocast for the forward pass and the loss, a gradient
-scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
+Every trainer of the library is built from these, so the mixed-precision handling exists once (autocast for
+the forward pass and the loss, a gradient scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
 
-* :func:`train_step` - forward under autocast, the loss in float32, backward
-  (scaled for float16), the optimizer and schedule step;
+* :func:`train_step` - forward under autocast, the loss in float32, backward (scaled for float16), the
+  optimizer and schedule step;
 * :func:`train_one_epoch` - :func:`train_step` over a data loader;
-* :func:`fit` - epochs of :func:`train_one_epoch` with hooks before and after
-  each (reseeding, validation, checkpoints, stopping);
 * :func:`train` - a RefineNet on a segmentation dataset with a
-  :class:`~refinenet_edu.engine.recipes.TrainConfig`: device and precision,
-  ``torchrun`` (DistributedDataParallel), data loaders, optimizer and
-  schedule, resume, validation mIoU, checkpoints.
+  :class:`~refinenet_edu.engine.recipes.TrainConfig`.
 
-The encoder pretraining (:mod:`refinenet_edu.experiments.pretraining`), the
-benchmark harness (``./course bench``), ``benchmarks/train_course.py``
-and notebook 07 call these functions rather than writing a step of their own.
+The encoder pretraining (:mod:`refinenet_edu.experiments.pretraining`), the benchmark harness
+(``./course bench``), ``benchmarks/train_course.py`` and notebook 07 call these functions rather than
+writing a step of their own.
 
 :func:`train` does, in order:
 
-1. pick the device (cuda, then mps, then cpu) and the precision
-   (:func:`~refinenet_edu.engine.runtime.resolve_precision`: bf16 where the
-   hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before
-   compute capability 8.0, such as a T4);
-2. join the process group when launched by ``torchrun`` (DistributedDataParallel);
-3. build the data loaders, the optimizer with its two parameter groups and the
-   learning-rate schedule (poly or step);
-4. resume from ``out_dir/last.pt`` when asked;
-5. for every epoch: reseed (so an epoch is the same whether or not the run was
-   resumed), train, evaluate mIoU on the validation set, write history.json,
-   ``last.pt`` (everything needed to resume) and ``best.pt`` (model only), all
-   atomically.
+1. pick the device (cuda, then mps, then cpu; under ``torchrun``, join the process group for
+   DistributedDataParallel) and the precision (:func:`~refinenet_edu.engine.runtime.resolve_precision`:
+   bf16 where the hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before compute
+   capability 8.0, such as a T4);
+2. build the data loaders, the optimizer with its two parameter groups and the learning-rate schedule
+   (poly or step);
+3. resume from ``out_dir/last.pt`` when asked;
+4. for every epoch: reseed (so an epoch is the same whether or not the run was resumed), train, evaluate
+   mIoU on the validation set, write history.json, ``last.pt`` (everything needed to resume) and
+   ``best.pt`` (model only), all atomically.
 
-A NaN loss stops the run with a clear message naming the last checkpoint
-written (if one was); running out of memory says what to lower. An epoch whose
-loss blew up (over 10x the lowest before it, :mod:`refinenet_edu.engine.divergence`,
-the rule the ablation statistics use) is warned about once and never written as
-``best.pt``; the run goes on (a loss spike can settle, and an ablation records
-the run so that its statistics can leave it out), and stops at the first NaN. A resumed run
-keeps its checkpoint's schedule: a config whose optimizer or schedule options
-differ from it is refused.
+A NaN loss stops the run with a clear message naming the last checkpoint written (if one was); running out
+of memory says what to lower. An epoch whose loss blew up (over 10x the lowest before it,
+:mod:`refinenet_edu.engine.divergence`, the rule the ablation statistics use) is warned about once and never
+written as ``best.pt``; the run goes on (a loss spike can settle, and an ablation records the run so that its
+statistics can leave it out), and stops at the first NaN. A resumed run keeps its checkpoint's schedule: a
+config whose optimizer or schedule options differ from it is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import os
 import random
@@ -58,6 +51,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram, fingerprint, require_labelled_pixels
@@ -66,31 +60,15 @@ from refinenet_edu.engine.checkpoints import load_checkpoint, save_checkpoint, u
 from refinenet_edu.engine.criterion import SegmentationLoss, median_frequency_weights
 from refinenet_edu.engine.divergence import first_loss_jump, loss_jumps
 from refinenet_edu.engine.evaluation import evaluate
-from refinenet_edu.engine.recipes import RESUME_FIXED, TrainConfig, _plain, lr_lambda, make_optimizer
+from refinenet_edu.engine.recipes import TrainConfig, lr_lambda, make_optimizer, resume_conflicts
 from refinenet_edu.engine.runtime import (
-    autocast,
-    describe_device,
-    dtype_name,
-    grad_scaler,
-    loader_start_method,
-    resolve_device,
-    resolve_precision,
+    autocast, describe_device, dtype_name, grad_scaler, loader_start_method, resolve_device, resolve_precision,
 )
 from refinenet_edu.files import atomic_write_json
 from refinenet_edu.nn.config import RefineNetConfig
 
-__all__ = [
-    "TrainResult",
-    "TrainingDiverged",
-    "EpochStats",
-    "seed_everything",
-    "train_step",
-    "train_one_epoch",
-    "fit",
-    "train",
-    "epoch_scores",
-    "make_criterion",
-]
+__all__ = ["TrainResult", "TrainingDiverged", "EpochStats", "seed_everything", "train_step", "train_one_epoch",
+           "train", "epoch_scores", "make_criterion"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -165,29 +143,22 @@ def train_one_epoch(
     scheduler=None,
     channels_last: bool = False,
     check_finite: bool = True,
-    progress: bool | None = None,
+    progress: bool = False,
     desc: str = "train",
 ) -> EpochStats:
-    """:func:`train_step` over every ``(images, targets)`` batch.
+    """:func:`train_step` over every ``(images, targets)`` batch; ``progress`` shows a bar with the running loss.
 
-    ``progress``: ``True`` shows a progress bar with the running loss,
-    ``False`` makes a hidden one, ``None`` none at all. (The difference
-    between the last two: ``tqdm.auto``'s bar calls ``iter()`` on a data
-    loader when it is made, which draws one number from the loader's random
-    generator and so shifts the order of the batches; :func:`train` has
-    always made a bar, shown or not, and keeps doing so, so that its runs
-    reproduce.)
+    The batches always pass through a ``tqdm.auto`` bar, hidden without ``progress``: making one draws a number
+    from a data loader's random generator, so a run's batch order is the same whether its bar is shown or not.
     """
+    from tqdm.auto import tqdm
+
     model.train()
     started = time.perf_counter()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     first_loss = None
     seen = 0
-    bar = batches
-    if progress is not None:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(batches, desc=desc, leave=False, disable=not progress)
+    bar = tqdm(batches, desc=desc, leave=False, disable=not progress)
     for images, targets in bar:
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True).long()
@@ -202,40 +173,6 @@ def train_one_epoch(
         if progress:
             bar.set_postfix(loss=f"{loss.item():.3f}")
     return EpochStats(loss_sum, seen, time.perf_counter() - started, first_loss)
-
-
-# ----------------------------------------------------------------- many epochs
-def fit(
-    model: torch.nn.Module,
-    batches: Iterable,
-    optimizer: torch.optim.Optimizer,
-    *,
-    epochs: int,
-    start_epoch: int = 0,
-    before_epoch: Callable[[int], None] | None = None,
-    after_epoch: Callable[[int, EpochStats], bool | None] | None = None,
-    **step_options: Any,
-) -> int:
-    """Train for epochs ``start_epoch`` .. ``epochs - 1``; returns the number of epochs run.
-
-    ``before_epoch(epoch)`` runs first in each epoch (reseeding, a sampler's
-    ``set_epoch``); ``after_epoch(epoch, stats)`` after it (validation,
-    checkpoints, logging) and stops the run by returning ``True``.
-    ``step_options`` go to :func:`train_one_epoch` (``criterion``, ``device``,
-    ``dtype``, ``scaler``, ``scheduler``, ...); ``desc`` may use ``{epoch}``
-    and ``{epochs}``.
-    """
-    desc = step_options.pop("desc", "epoch {epoch}/{epochs}")
-    ran = 0
-    for epoch in range(start_epoch, epochs):
-        if before_epoch is not None:
-            before_epoch(epoch)
-        stats = train_one_epoch(model, batches, optimizer, desc=desc.format(epoch=epoch + 1, epochs=epochs),
-                                **step_options)
-        ran += 1
-        if after_epoch is not None and after_epoch(epoch, stats):
-            break
-    return ran
 
 
 # ----------------------------------------------------------------- a whole run
@@ -264,27 +201,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank); joins the process group under torchrun."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
-
-
-class _ShardSampler(DistributedSampler):
-    """Evaluation shards without DistributedSampler's padding (no image counted twice)."""
-
-    def __iter__(self):
-        return iter(range(self.rank, len(self.dataset), self.num_replicas))
-
-    def __len__(self) -> int:
-        return len(range(self.rank, len(self.dataset), self.num_replicas))
-
-
 def make_criterion(cfg: TrainConfig, train_set, num_classes: int) -> SegmentationLoss:
     """The loss ``cfg.loss`` asks for; class-weighted cross-entropy weighs by the training set's own pixel counts."""
     weights = None
@@ -292,34 +208,6 @@ def make_criterion(cfg: TrainConfig, train_set, num_classes: int) -> Segmentatio
         frequency = class_pixel_histogram(train_set, num_classes, cfg.ignore_index)["frequency"]
         weights = median_frequency_weights(frequency)
     return SegmentationLoss(cfg.ignore_index, loss=cfg.loss, class_weights=weights, focal_gamma=cfg.focal_gamma)
-
-
-def _is_out_of_memory(err: BaseException) -> bool:
-    """CUDA's OutOfMemoryError, and the CPU allocator's refusal ("DefaultCPUAllocator: can't allocate memory")."""
-    text = str(err).lower()
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text
-
-
-#: What torch's batch norm says when a training batch has one value per channel.
-_BATCH_NORM_ONE_VALUE = "Expected more than 1 value per channel when training"
-
-
-def _batch_norm_message(cfg: TrainConfig) -> str:
-    deepest = -(-cfg.crop_size // 32)  # the encoder's 1/32 stage, rounded up as the strided convolutions do
-    return (
-        f"batch norm cannot train on batch_size={cfg.batch_size} with crop_size={cfg.crop_size}: the encoder's 1/32 "
-        f"features are {deepest}x{deepest}, so a batch norm layer sees {cfg.batch_size * deepest * deepest} value(s) "
-        "per channel and needs more than one: use --batch-size 2 or more, or --crop-size 64 or more"
-    )
-
-
-def _out_of_memory_message(cfg: TrainConfig, device: torch.device) -> str:
-    return (
-        f"out of memory on {device} with batch_size={cfg.batch_size}, crop_size={cfg.crop_size}, "
-        f"precision={cfg.precision}: lower --batch-size (e.g. {max(1, cfg.batch_size // 2)}) or --crop-size, "
-        "use --precision auto (bf16, or fp16 on GPUs before compute capability 8.0), or choose narrower decoder "
-        "--widths / a smaller --backbone"
-    )
 
 
 def epoch_scores(record: dict) -> str:
@@ -341,243 +229,263 @@ def train(
     provenance: dict | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on ``train_set``, scoring mIoU on ``val_set`` after each epoch.
+    """Train ``model`` (a RefineNet, or a ``RefineNetConfig`` to build one) on ``train_set``, scoring mIoU on
+    ``val_set`` after each epoch.
 
-    ``model`` is a RefineNet (or a ``RefineNetConfig`` to build one). Datasets
-    yield ``(image float [3,H,W], mask int64 [H,W])``; training images must
-    share one size (use ``train_transforms(crop_size)``), validation images
-    may have any size. With ``out_dir``,
-    checkpoints and history are written there, and ``resume=True`` continues
-    from ``out_dir/last.pt`` exactly where it stopped. ``on_epoch``, if given,
-    is called on the main process with each epoch's history record (epoch,
-    loss, miou, elapsed, ...) once that epoch is saved; a notebook passes
-    :class:`refinenet_edu.viz.plots.LiveTrainingPlot` to redraw the curves.
+    Datasets yield ``(image float [3,H,W], mask int64 [H,W])``; training images share one size
+    (``train_transforms(crop_size)``), validation images may have any. With ``out_dir``, checkpoints and
+    history are written there, and ``resume=True`` continues from ``out_dir/last.pt`` exactly where it
+    stopped. ``progress`` shows a bar per epoch and prints a line after it; ``on_epoch(record)`` is called
+    with each epoch's history record once it is saved (e.g. :class:`refinenet_edu.viz.plots.LiveTrainingPlot`).
     """
+    cfg = cfg or TrainConfig()
+    rank, world, device = _join_process_group(cfg.device)  # under torchrun: one process per device
+    dtype = resolve_precision(cfg.precision, device)
+    seed_everything(cfg.seed)  # before a model is built from a config: its initial weights follow the seed
+    module = _model_on(device, model, train_set, cfg.channels_last)
+    train_loader, val_loader = _loaders(train_set, val_set, cfg, device, rank, world)
+    criterion = _criterion(cfg, train_set, module.config.num_classes, device, show=progress and rank == 0)
+    optimizer = make_optimizer(module, cfg)  # two parameter groups: encoder and decoder
+    steps = len(train_loader)  # per epoch (the last partial batch is dropped)
+    scheduler = LambdaLR(optimizer, lr_lambda(cfg, steps * cfg.epochs, round(cfg.warmup_epochs * steps)))
+    scaler = grad_scaler(device, dtype)  # enabled for float16 only
+    out_dir = Path(out_dir) if out_dir is not None else None
+    run = TrainResult(out_dir=out_dir, device=describe_device(device), precision=dtype_name(dtype), best_miou=-math.inf)
+    stamp = dict(train_config=cfg.to_dict(), dataset=(dataset_info or DatasetInfo.of(train_set)).as_dict(),
+                 provenance=provenance or {}, train_data=fingerprint(train_set))  # in every checkpoint
+    if resume:
+        _resume(run, cfg, stamp["train_data"], module, optimizer, scheduler, scaler, len(train_set))
+    net = _wrapped(module, cfg.compile, world, device)  # DistributedDataParallel, torch.compile
+    started, elapsed_before = time.perf_counter(), sum(h.get("seconds", 0.0) for h in run.history)
+    with _explained_failures(cfg, device, run, scheduler):
+        for epoch in range(len(run.history), cfg.epochs):
+            epoch_started = time.perf_counter()
+            _reseed(train_loader, cfg.seed, epoch, rank)  # the same draws whether or not the run was resumed
+            stats = train_one_epoch(net, train_loader, optimizer, criterion=criterion, device=device, dtype=dtype,
+                                    scaler=scaler, scheduler=scheduler, channels_last=cfg.channels_last,
+                                    progress=progress and rank == 0, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+            record = _epoch_record(stats, epoch, optimizer, world)  # summed over the processes
+            if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
+                score = evaluate(module, val_loader, num_classes=module.config.num_classes, bands=(), device=device,
+                                 amp_dtype=None if dtype == torch.float32 else dtype, progress=False,
+                                 keep_per_image=False)
+                record.update(miou=score.metrics.miou, pixel_accuracy=score.metrics.pixel_accuracy)
+            record.update(seconds=time.perf_counter() - epoch_started,
+                          elapsed=elapsed_before + time.perf_counter() - started)
+            run.history.append(record)
+            improved = _judge(run, record, cfg.lr, warn=rank == 0)  # best so far, and never an epoch that blew up
+            if rank == 0 and out_dir is not None:
+                _save(out_dir, module, optimizer, scheduler, scaler, run, improved, stamp)
+            if rank == 0 and progress:
+                print(f"epoch {epoch + 1:3d}/{cfg.epochs}  {epoch_scores(record)}  "
+                      f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
+            if rank == 0 and on_epoch is not None:
+                on_epoch(record)
+            run.stopped_because = _stop_reason(cfg, record)
+            if run.stopped_because != "finished":
+                break
+    run.best_miou = run.best_miou if run.best_epoch > 0 else float("nan")
+    run.seconds = elapsed_before + time.perf_counter() - started
+    return run
+
+
+# ----------------------------------------------------------------- the steps of train, by name
+def _join_process_group(device_name: str) -> tuple[int, int, torch.device]:
+    """(rank, world_size, device): joins the process group when launched by ``torchrun`` (one GPU per process)."""
+    device = resolve_device(device_name)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def _model_on(device: torch.device, model, train_set, channels_last: bool) -> torch.nn.Module:
+    """The RefineNet (built from a config if need be) on ``device``, checked against the training set's classes."""
     from refinenet_edu.nn.model import RefineNet
 
-    cfg = cfg or TrainConfig()
-    rank, world, local_rank = _distributed()
-    is_main = rank == 0
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    dtype = resolve_precision(cfg.precision, device)
-    out_dir = Path(out_dir) if out_dir is not None else None
-
-    # ---- model
-    seed_everything(cfg.seed)
-    if isinstance(model, RefineNetConfig):
-        model = RefineNet(model)
-    module = unwrap(model)
-    num_classes = module.config.num_classes
-    info = DatasetInfo.of(train_set)
-    if info.num_classes and info.num_classes != num_classes:
-        raise ValueError(f"the model predicts {num_classes} classes but the training set has {info.num_classes}")
+    module = unwrap(RefineNet(model) if isinstance(model, RefineNetConfig) else model)
+    classes = DatasetInfo.of(train_set).num_classes
+    if classes and classes != module.config.num_classes:
+        raise ValueError(f"the model predicts {module.config.num_classes} classes but the training set has {classes}")
     module.to(device)
-    if cfg.channels_last:
+    if channels_last:
         module.to(memory_format=torch.channels_last)
+    return module
 
-    # ---- data
-    loader_gen = torch.Generator()
+
+class _ShardSampler(DistributedSampler):
+    """Evaluation shards without DistributedSampler's padding (no image counted twice)."""
+
+    def __iter__(self):
+        return iter(range(self.rank, len(self.dataset), self.num_replicas))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, len(self.dataset), self.num_replicas))
+
+
+def _loaders(train_set, val_set, cfg: TrainConfig, device, rank: int, world: int):
+    """Shuffled training batches (a shard per process under torchrun) and the validation loader (or None).
+
+    Validation images may have any size: same-size ones are batched, others run one by one (never padded).
+    """
     sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
-    train_loader = DataLoader(
-        train_set,
-        batch_size=cfg.batch_size,
-        shuffle=sampler is None,
-        sampler=sampler,
-        drop_last=len(train_set) >= cfg.batch_size * world,
-        num_workers=cfg.num_workers,
-        multiprocessing_context=loader_start_method(cfg.num_workers),
-        generator=loader_gen,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
-    val_loader = None
-    if val_set is not None:
-        # images of any size: same-size ones are batched, others run one by one (never padded)
-        val_loader = eval_loader(
-            val_set,
-            batch_size=cfg.batch_size,
-            sampler=_ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None,
-            num_workers=cfg.num_workers,
-            multiprocessing_context=loader_start_method(cfg.num_workers),
-        )
+    start_method = loader_start_method(cfg.num_workers)
+    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                              drop_last=len(train_set) >= cfg.batch_size * world, num_workers=cfg.num_workers,
+                              multiprocessing_context=start_method, generator=torch.Generator(),
+                              pin_memory=device.type == "cuda")
+    if val_set is None:
+        return train_loader, None
+    shards = _ShardSampler(val_set, world, rank, shuffle=False) if world > 1 else None
+    return train_loader, eval_loader(val_set, batch_size=cfg.batch_size, sampler=shards,
+                                     num_workers=cfg.num_workers, multiprocessing_context=start_method)
 
+
+def _criterion(cfg: TrainConfig, train_set, num_classes: int, device, show: bool) -> SegmentationLoss:
     require_labelled_pixels(train_set)  # all "ignore": a loss of 0 that trains nothing
     criterion = make_criterion(cfg, train_set, num_classes).to(device)
-    if is_main and progress and criterion.class_weights is not None:
-        names = info.class_names or [str(c) for c in range(num_classes)]
+    if show and criterion.class_weights is not None:
+        names = DatasetInfo.of(train_set).class_names or [str(c) for c in range(num_classes)]
         print("class weights (median frequency over the training set): " + ", ".join(
             f"{n} {w:.2f}" for n, w in zip(names, criterion.class_weights.tolist())), flush=True)
+    return criterion
 
-    # ---- optimizer, schedule, gradient scaler (fp16 only)
-    steps_per_epoch = len(train_loader)  # the real number of steps (the last partial batch is dropped)
-    total_steps = steps_per_epoch * cfg.epochs
-    optimizer = make_optimizer(module, cfg)
-    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, total_steps, warmup_steps))
-    scaler = grad_scaler(device, dtype)
 
-    # ---- resume
-    history: list[dict] = []
-    start_epoch = 0
-    best = {"miou": float("-inf"), "epoch": -1}
-    saved = {"epoch": None}  # the last epoch written to out_dir/last.pt
-    train_data = fingerprint(train_set)  # which training images: a resumed run must keep them
-    if resume:
-        if out_dir is None or not (out_dir / "last.pt").is_file():
-            raise ValueError(f"resume: no checkpoint to resume from at {out_dir}/last.pt")
-        state = load_checkpoint(out_dir / "last.pt")
-        if RefineNetConfig.from_dict(state["model_config"]) != module.config:
-            raise ValueError(f"resume: {out_dir}/last.pt was trained with a different model config")
-        saved_cfg = state.get("train_config") or {}
-        differ = [f"{k}={getattr(cfg, k)!r} (last.pt: {saved_cfg[k]!r})" for k in RESUME_FIXED
-                  if k in saved_cfg and _plain(getattr(cfg, k)) != _plain(saved_cfg[k])]
-        if differ:
-            raise ValueError(f"resume: {out_dir}/last.pt continues its own optimizer and schedule; cannot honour "
-                             f"{', '.join(differ)}: resume with its config, or start a new run")
-        saved_data = state.get("train_data")
-        if saved_data and train_data and saved_data != train_data:
-            raise ValueError(f"resume: {out_dir}/last.pt was trained on another training set (fingerprint {saved_data}; "
-                             f"this one, {len(train_set)} images, has {train_data}): resume with the same data "
-                             "(--data, --subset), or start a new run")
-        module.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        history = list(state["history"])
-        start_epoch = int(state["epoch"]) + 1
-        best = {"miou": state.get("best_miou", best["miou"]), "epoch": state.get("best_epoch", best["epoch"])}
-        saved["epoch"] = start_epoch
+def _resume(run: TrainResult, cfg: TrainConfig, train_data, module, optimizer, scheduler, scaler, images: int):
+    """Load ``run.out_dir/last.pt`` into the model, optimizer, schedule, scaler and ``run`` (history, best
+    epoch), after checking that it was trained with this model, this schedule and these training images."""
+    last = run.out_dir / "last.pt" if run.out_dir is not None else None
+    if last is None or not last.is_file():
+        raise ValueError(f"resume: no checkpoint to resume from at {run.out_dir}/last.pt")
+    state = load_checkpoint(last)
+    if RefineNetConfig.from_dict(state["model_config"]) != module.config:
+        raise ValueError(f"resume: {last} was trained with a different model config")
+    saved_cfg = state.get("train_config") or {}
+    differ = [f"{k}={getattr(cfg, k)!r} (last.pt: {saved_cfg[k]!r})"
+              for k in resume_conflicts(dataclasses.asdict(cfg), saved_cfg)]
+    if differ:
+        raise ValueError(f"resume: {last} continues its own optimizer and schedule; cannot honour "
+                         f"{', '.join(differ)}: resume with its config, or start a new run")
+    if state.get("train_data") and train_data and state["train_data"] != train_data:
+        raise ValueError(f"resume: {last} was trained on another training set (fingerprint {state['train_data']}; "
+                         f"this one, {images} images, has {train_data}): resume with the same data "
+                         "(--data, --subset), or start a new run")
+    module.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    run.history = list(state["history"])
+    run.best_miou, run.best_epoch = state.get("best_miou", run.best_miou), state.get("best_epoch", run.best_epoch)
 
-    # ---- wrappers: DDP, torch.compile
-    net: torch.nn.Module = module
+
+def _wrapped(module: torch.nn.Module, compile: bool, world: int, device: torch.device) -> torch.nn.Module:
+    """The network the steps run: ``module`` in DistributedDataParallel (under torchrun), ``torch.compile``d
+    if asked. Both share ``module``'s weights, which are what is evaluated and saved."""
+    net = module
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            module, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile:
-        net = torch.compile(net)
+        net = torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(net) if compile else net
 
-    result = TrainResult(out_dir=out_dir, device=describe_device(device), precision=dtype_name(dtype))
-    started = time.perf_counter()
-    elapsed_before = sum(h.get("seconds", 0.0) for h in history)
-    record_info = (dataset_info or info).as_dict()
 
-    def before_epoch(epoch: int) -> None:
-        # Reseed from (seed, epoch): an epoch draws the same crops, flips,
-        # dropout masks and batch order whether or not the run was resumed.
-        seed_everything(cfg.seed * 100_003 + epoch * 1009 + rank)
-        loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+def _reseed(loader: DataLoader, seed: int, epoch: int, rank: int) -> None:
+    """Reseed every generator from (seed, epoch): an epoch draws the same crops, flips, dropout masks and batch
+    order whether or not the run was resumed."""
+    seed_everything(seed * 100_003 + epoch * 1009 + rank)
+    loader.generator.manual_seed(seed * 100_003 + epoch)
+    if isinstance(loader.sampler, DistributedSampler):
+        loader.sampler.set_epoch(epoch)
 
-    def after_epoch(epoch: int, stats: EpochStats) -> bool:
-        loss_sum, seen = stats.loss_sum, stats.images
-        first_loss = stats.first_loss if stats.first_loss is not None else torch.zeros((), device=device,
-                                                                                       dtype=torch.float64)
-        if world > 1:
-            totals = torch.stack([loss_sum, torch.tensor(float(seen), device=device, dtype=torch.float64),
-                                  first_loss / world])
-            dist.all_reduce(totals)
-            loss_sum, seen, first_loss = totals[0], int(totals[1].item()), totals[2]
-        record: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "loss": float(loss_sum.item() / max(1, seen)),
-            "lr": optimizer.param_groups[1]["lr"],
-            "images_per_second": seen / max(stats.seconds, 1e-9),
-            "miou": None,
-            "pixel_accuracy": None,
-        }
-        if val_loader is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            ev = evaluate(
-                module, val_loader, num_classes=num_classes, bands=(), device=device,
-                amp_dtype=None if dtype == torch.float32 else dtype, progress=False, keep_per_image=False,
-            )
-            record["miou"] = ev.metrics.miou
-            record["pixel_accuracy"] = ev.metrics.pixel_accuracy
-        if epoch == 0 and stats.first_loss is not None:  # the untrained network's loss: divergence's first reference
-            record["initial_loss"] = float(first_loss.item())
-        record["seconds"] = time.perf_counter() - epoch_started[epoch]
-        record["elapsed"] = elapsed_before + (time.perf_counter() - started)
-        history.append(record)
 
-        jumps = list(loss_jumps(history))
-        blew_up = bool(jumps) and jumps[-1].epoch == epoch + 1  # this epoch diverged: never best.pt
-        if blew_up and jumps[0] is jumps[-1] and is_main:  # the first such epoch: say so once
-            print(f"warning: the training loss blew up ({jumps[0].describe()}); this run diverged: an epoch like "
-                  f"this is never written as best.pt; training goes on, but lower the learning rate (now lr={cfg.lr})",
-                  file=sys.stderr, flush=True)
-        improved = not blew_up and record["miou"] is not None and record["miou"] > best["miou"]
-        if improved:
-            best.update(miou=record["miou"], epoch=epoch + 1)
-        if is_main and out_dir is not None:
-            common = dict(
-                epoch=epoch, history=history, best_miou=best["miou"], best_epoch=best["epoch"],
-                train_config=cfg.to_dict(), dataset=record_info, provenance=provenance or {},
-                train_data=train_data,
-            )
-            if improved:
-                save_checkpoint(out_dir / "best.pt", module, metrics={"miou": record["miou"]}, **common)
-            save_checkpoint(
-                out_dir / "last.pt", module, optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(), scaler=scaler.state_dict(), **common,
-            )
-            atomic_write_json(out_dir / "history.json", history)
-            saved["epoch"] = epoch + 1
-        if progress and is_main:
-            print(f"epoch {epoch + 1:3d}/{cfg.epochs}  {epoch_scores(record)}  "
-                  f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
-        if on_epoch is not None and is_main:
-            on_epoch(record)
-        if cfg.target_miou is not None and record["miou"] is not None and record["miou"] >= cfg.target_miou:
-            result.stopped_because = f"reached target mIoU {cfg.target_miou}"
-            return True
-        if cfg.max_minutes is not None and record["elapsed"] >= cfg.max_minutes * 60:
-            result.stopped_because = f"time budget of {cfg.max_minutes} min"
-            return True
-        return False
+def _epoch_record(stats: EpochStats, epoch: int, optimizer, world: int) -> dict[str, Any]:
+    """The epoch's history record, before validation: its mean loss over every process, the learning rate, the speed,
+    and in the first epoch the untrained network's loss (``initial_loss``, divergence's first reference)."""
+    loss_sum, seen = stats.loss_sum, stats.images
+    first_loss = stats.first_loss if stats.first_loss is not None else torch.zeros_like(loss_sum)
+    if world > 1:
+        totals = torch.stack([loss_sum, torch.full_like(loss_sum, seen), first_loss / world])
+        dist.all_reduce(totals)
+        loss_sum, seen, first_loss = totals[0], int(totals[1].item()), totals[2]
+    record = {"epoch": epoch + 1, "loss": float(loss_sum.item() / max(1, seen)),
+              "lr": optimizer.param_groups[1]["lr"], "images_per_second": seen / max(stats.seconds, 1e-9),
+              "miou": None, "pixel_accuracy": None}
+    if epoch == 0 and stats.first_loss is not None:
+        record["initial_loss"] = float(first_loss.item())
+    return record
 
-    epoch_started: dict[int, float] = {}
 
-    def start(epoch: int) -> None:
-        before_epoch(epoch)
-        epoch_started[epoch] = time.perf_counter()
+def _judge(run: TrainResult, record: dict, lr: float, warn: bool) -> bool:
+    """Whether the epoch of ``record`` is the best so far (then ``run`` says so); an epoch whose loss blew up
+    (:mod:`~refinenet_edu.engine.divergence`) never is, and the first one is warned about."""
+    jumps = list(loss_jumps(run.history))
+    blew_up = bool(jumps) and jumps[-1].epoch == record["epoch"]
+    if blew_up and jumps[0] is jumps[-1] and warn:
+        print(f"warning: the training loss blew up ({jumps[0].describe()}); this run diverged: an epoch like "
+              f"this is never written as best.pt; training goes on, but lower the learning rate (now lr={lr})",
+              file=sys.stderr, flush=True)
+    improved = not blew_up and record["miou"] is not None and record["miou"] > run.best_miou
+    if improved:
+        run.best_miou, run.best_epoch = record["miou"], record["epoch"]
+    return improved
 
+
+def _save(out_dir: Path, module, optimizer, scheduler, scaler, run: TrainResult, improved: bool, stamp: dict) -> None:
+    """``best.pt`` (the model, when it improved), ``last.pt`` (everything a resume needs) and history.json."""
+    common = dict(epoch=run.history[-1]["epoch"] - 1, history=run.history, best_miou=run.best_miou,
+                  best_epoch=run.best_epoch, **stamp)
+    if improved:
+        save_checkpoint(out_dir / "best.pt", module, metrics={"miou": run.best_miou}, **common)
+    save_checkpoint(out_dir / "last.pt", module, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
+                    scaler=scaler.state_dict(), **common)
+    atomic_write_json(out_dir / "history.json", run.history)
+
+
+def _stop_reason(cfg: TrainConfig, record: dict) -> str:
+    if cfg.target_miou is not None and record["miou"] is not None and record["miou"] >= cfg.target_miou:
+        return f"reached target mIoU {cfg.target_miou}"
+    if cfg.max_minutes is not None and record["elapsed"] >= cfg.max_minutes * 60:
+        return f"time budget of {cfg.max_minutes} min"
+    return "finished"
+
+
+@contextlib.contextmanager
+def _explained_failures(cfg: TrainConfig, device: torch.device, run: TrainResult, scheduler):
+    """Failures a user can act on, said with what to do: a NaN loss (and which checkpoint is kept), running out
+    of memory, and batch norm given one value per channel."""
     try:
-        fit(
-            net, train_loader, optimizer, epochs=cfg.epochs, start_epoch=start_epoch, before_epoch=start,
-            after_epoch=after_epoch, criterion=criterion, device=device, dtype=dtype,
-            scaler=scaler, scheduler=scheduler, channels_last=cfg.channels_last, progress=progress and is_main,
-        )
+        yield
     except TrainingDiverged as err:
-        epoch = len(history) + 1
-        jump = first_loss_jump(history)
-        if saved["epoch"] is None:
+        last, jump = run.out_dir / "last.pt" if run.out_dir else None, first_loss_jump(run.history)
+        written = run.history[-1]["epoch"] if last and run.history else None
+        if written is None:
             kept = "No checkpoint was written. "
         elif jump is None:
-            kept = f"The last good checkpoint is kept: {out_dir / 'last.pt'} (epoch {saved['epoch']}). "
+            kept = f"The last good checkpoint is kept: {last} (epoch {written}). "
         else:  # the loss had blown up before it became NaN: last.pt holds a diverged model
-            kept = (f"{out_dir / 'last.pt'} (epoch {saved['epoch']}) is kept, but the run had already diverged "
-                    f"({jump.describe()}); "
-                    + (f"{out_dir / 'best.pt'} (epoch {best['epoch']}) holds the best epoch that did not. " if best["epoch"] > 0
-                       else "no good checkpoint was written. "))
-        raise TrainingDiverged(
-            f"{err} in epoch {epoch} (step {scheduler.last_epoch}); stopped. {kept}"
-            f"Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'."
-        ) from None
+            kept = (f"{last} (epoch {written}) is kept, but the run had already diverged ({jump.describe()}); "
+                    + (f"{run.out_dir / 'best.pt'} (epoch {run.best_epoch}) holds the best epoch that did not. "
+                       if run.best_epoch > 0 else "no good checkpoint was written. "))
+        raise TrainingDiverged(f"{err} in epoch {len(run.history) + 1} (step {scheduler.last_epoch}); stopped. "
+                               f"{kept}Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'.") from None
     except RuntimeError as err:
-        if _is_out_of_memory(err):
-            raise RuntimeError(_out_of_memory_message(cfg, device)) from err
+        text = str(err).lower()  # the CPU allocator says "can't allocate memory", CUDA "out of memory"
+        if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:
+            raise RuntimeError(
+                f"out of memory on {device} with batch_size={cfg.batch_size}, crop_size={cfg.crop_size}, "
+                f"precision={cfg.precision}: lower --batch-size (e.g. {max(1, cfg.batch_size // 2)}) or --crop-size, "
+                "use --precision auto (bf16, or fp16 on GPUs before compute capability 8.0), or choose narrower "
+                "decoder --widths / a smaller --backbone") from err
         raise
     except ValueError as err:
-        if _BATCH_NORM_ONE_VALUE in str(err):
-            raise ValueError(_batch_norm_message(cfg)) from err
-        raise
-
-    result.history = history
-    result.best_miou = best["miou"] if best["epoch"] > 0 else float("nan")
-    result.best_epoch = best["epoch"]
-    result.seconds = elapsed_before + (time.perf_counter() - started)
-    return result
+        if "Expected more than 1 value per channel when training" not in str(err):  # torch's batch norm
+            raise
+        deepest = -(-cfg.crop_size // 32)  # the encoder's 1/32 stage, rounded up as the strided convolutions do
+        raise ValueError(
+            f"batch norm cannot train on batch_size={cfg.batch_size} with crop_size={cfg.crop_size}: the encoder's "
+            f"1/32 features are {deepest}x{deepest}, so a batch norm layer sees {cfg.batch_size * deepest * deepest} "
+            "value(s) per channel and needs more than one: use --batch-size 2 or more, or --crop-size 64 or more"
+        ) from err

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -27,39 +27,55 @@ import torch
 from refinenet_edu.engine.checkpoints import unwrap
 from refinenet_edu.engine.criterion import LOSSES
 
-__all__ = ["TrainConfig", "RECIPES", "RESUME_FIXED", "make_optimizer", "poly_lambda", "step_lambda", "lr_lambda"]
+__all__ = ["TrainConfig", "RECIPES", "RESUME_FIXED", "option", "resume_conflicts", "make_optimizer", "poly_lambda",
+           "step_lambda", "lr_lambda"]
+
+
+def option(default: Any, help: str = "", *, choices: tuple[str, ...] | None = None, always: bool = False):
+    """A :class:`TrainConfig` field that ``refinenet-edu train`` offers as ``--name-with-dashes``.
+
+    ``help`` and ``choices`` are the option's; without ``always`` the command leaves an option it is not
+    given to the preset's recipe (or, with ``--resume``, to the run), with ``always`` it passes ``default``.
+    """
+    return field(default=default, metadata={"help": help, "choices": choices, "always": always})
 
 
 @dataclass
 class TrainConfig:
     """How to train (the model's architecture lives in ``RefineNetConfig``)."""
 
-    epochs: int = 40
-    batch_size: int = 16
-    optimizer: str = "sgd"  # "sgd" (official) or "adam"
-    lr: float = 5e-4  # decoder learning rate
-    encoder_lr_ratio: float = 0.1  # encoder lr = lr * ratio (official: 10x lower)
+    epochs: int = option(40)
+    batch_size: int = option(16)
+    optimizer: str = option("sgd", choices=("sgd", "adam"))  # sgd: the official code's
+    lr: float = option(5e-4, "decoder learning rate")
+    encoder_lr_ratio: float = option(0.1, "encoder lr = lr x ratio (official: 0.1)")
     momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "poly"  # "poly" (DeepLab's) or "step" (the official code's: 10x lower after step_at)
+    weight_decay: float = option(5e-4)
+    schedule: str = option("poly", "learning-rate schedule: poly (DeepLab's, the recipes' default) or step (the "
+                           "official code's: 10x lower for the last quarter of the steps)", choices=("poly", "step"))
     poly_power: float = 0.9
     step_at: float = 0.75  # "step": the fraction of the steps after which both rates are 10x lower
     warmup_epochs: float = 0.0  # linear warm-up before the decay (helps Adam from scratch)
-    crop_size: int = 400
+    crop_size: int = option(400)
     scale_range: tuple[float, float] = (0.7, 1.3)
     hflip: bool = True
-    jitter: bool = True
-    device: str = "auto"
-    precision: str = "auto"  # auto / fp32 / bf16 / fp16
-    channels_last: bool = True
-    compile: bool = False
-    seed: int = 0
-    num_workers: int = 0
+    jitter: bool = option(True, "colour jitter in training (the library's recipes: on; the official code: off)")
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", always=True)
+    precision: str = option("auto", choices=("auto", "fp32", "bf16", "fp16"), always=True)
+    channels_last: bool = option(True, "the channels_last memory layout (NHWC), which fast convolutions want")
+    compile: bool = option(False, "torch.compile the model")
+    seed: int = option(0)
+    num_workers: int = option(0, "data-loading processes (default 0). Like --seed it fixes the run: each worker "
+                              "draws its own augmentations, so another value gives other losses; --resume keeps "
+                              "the run's value")
     eval_every: int = 1
-    target_miou: float | None = None  # stop once validation mIoU reaches it
-    max_minutes: float | None = None  # stop after the epoch that passes this wall time
+    target_miou: float | None = option(None, "stop once validation mIoU reaches this")
+    max_minutes: float | None = option(None, "stop after the epoch that passes this wall time")
     ignore_index: int = 255
-    loss: str = "cross-entropy"  # engine.criterion.LOSSES; the official code's loss is plain cross-entropy (docs/paper.md: paper-loss)
+    loss: str = option("cross-entropy", "cross-entropy (the paper's, the default: docs/paper.md, paper-loss); "
+                       "weighted-cross-entropy (median-frequency class weights from the training set's pixel "
+                       "counts) or focal (gamma 2): remedies for classes that cover few pixels "
+                       "(refinenet_edu.engine.criterion)", choices=LOSSES)
     focal_gamma: float = 2.0  # loss="focal" only (Lin et al., ICCV 2017, use 2)
 
     def __post_init__(self) -> None:
@@ -97,14 +113,18 @@ class TrainConfig:
 
 
 #: the options that shape the optimizer and the schedule, or the random draws (``num_workers``: each loader
-#: worker draws its own augmentations): a resumed run must keep its checkpoint's
+#: worker draws its own augmentations): a resumed run keeps its checkpoint's
 RESUME_FIXED = ("epochs", "batch_size", "optimizer", "schedule", "step_at", "lr", "encoder_lr_ratio", "momentum",
                 "weight_decay", "poly_power", "warmup_epochs", "crop_size", "scale_range", "jitter", "seed", "loss",
                 "focal_gamma", "num_workers")
 
 
-def _plain(value):
-    return list(value) if isinstance(value, tuple) else value
+def resume_conflicts(values: dict[str, Any], saved: dict[str, Any]) -> list[str]:
+    """The :data:`RESUME_FIXED` names whose value in ``values`` (None: not given) differs from the checkpoint's."""
+    def plain(v):
+        return list(v) if isinstance(v, tuple) else v
+
+    return [k for k in RESUME_FIXED if values.get(k) is not None and k in saved and plain(values[k]) != plain(saved[k])]
 
 
 #: Training recipes by model preset. ``official`` and ``light-weight`` take the

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from refinenet_edu import files
 from refinenet_edu.engine.checkpoints import check_finite
 from refinenet_edu.engine.criterion import SegmentationLoss
-from refinenet_edu.engine.loop import TrainingDiverged, fit
+from refinenet_edu.engine.loop import TrainingDiverged, train_one_epoch
 from refinenet_edu.engine.recipes import poly_lambda
 from refinenet_edu.engine.runtime import grad_scaler, loader_start_method, resolve_device, resolve_precision
 
@@ -115,7 +115,7 @@ def pretrain_encoder(
     """Train ``encoder`` (a :class:`~refinenet_edu.nn.encoders.ResNetEncoder`) with an FCN-32s head; returns the loss per epoch.
 
     ``label_map``: a lookup table applied to the targets (see :func:`class_map`); ``num_classes`` counts the classes
-    after it. The head is thrown away. The steps are the library's (:func:`refinenet_edu.engine.loop.fit`): autocast in
+    after it. The head is thrown away. The steps are the library's (:func:`refinenet_edu.engine.loop.train_one_epoch`): autocast in
     ``config.precision``, a gradient scaler for float16.
     """
     device = resolve_device(config.device)
@@ -147,8 +147,10 @@ def pretrain_encoder(
             log(f"pretrain epoch {epoch + 1}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
 
     # the loss is checked once per epoch (above), not per step: no device sync inside the epoch
-    fit(model, loader, optimizer, epochs=config.epochs, after_epoch=after_epoch, criterion=criterion, device=device,
-        dtype=dtype, scaler=grad_scaler(device, dtype), scheduler=scheduler, check_finite=False)
+    scaler = grad_scaler(device, dtype)
+    for epoch in range(config.epochs):
+        after_epoch(epoch, train_one_epoch(model, loader, optimizer, criterion=criterion, device=device, dtype=dtype,
+                                           scaler=scaler, scheduler=scheduler, check_finite=False))
     encoder.eval()
     return history
 
