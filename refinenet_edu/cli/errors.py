@@ -32,6 +32,7 @@ __all__ = [
     "describe",
     "finite_float",
     "kept",
+    "number",
     "non_negative_float",
     "positive_float",
     "positive_int",
@@ -207,7 +208,7 @@ def run_command(name: str, run: Callable[[], int], *, debug: bool = False, prog:
 
 
 # ---------------------------------------------------------------- argument types
-def _number(kind: type, text: str) -> float | int:
+def number(kind: type, text: str) -> float | int:
     try:
         value = kind(text)
     except ValueError:
@@ -220,7 +221,7 @@ def _number(kind: type, text: str) -> float | int:
 def _at_least(kind: type, low: float, *, strict: bool, expected: str):
     """An argparse type: a ``kind`` number ``> low`` (``strict``) or ``>= low``, else "expected ``expected``"."""
     def parse(text: str):
-        value = _number(kind, text)
+        value = number(kind, text)
         if value < low or (strict and value == low):
             raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
         return value
@@ -240,4 +241,4 @@ non_negative_float = _at_least(float, 0, strict=False, expected="a number >= 0")
 
 def finite_float(text: str) -> float:
     """argparse type: a finite number (no inf, no nan)."""
-    return _number(float, text)
+    return number(float, text)

@@ -40,13 +40,13 @@ def subset(ds, n: int):
     return Subset(ds, range(min(n, len(ds))))
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options that pick a model; shared by ``summary``, ``train``, ``bench`` and ``ablate``."""
+def add_model_arguments(parser: argparse.ArgumentParser, *, preset: str = "official") -> None:
+    """Options that pick a model, starting from the preset ``preset``; shared by ``summary`` and ``train``."""
     g = parser.add_argument_group("model")
-    g.add_argument("--preset", default="official", choices=list(PRESETS), help="named architecture (default: official)")
+    g.add_argument("--preset", default=preset, choices=list(PRESETS), help=f"named architecture (default: {preset})")
     g.add_argument("--backbone", choices=list(BACKBONES), help="ResNet encoder (preset's default if omitted)")
     g.add_argument("--encoder-width", type=int, choices=(8, 16, 32, 64), help="base width of a resnet18/34 encoder (64 = torchvision's)")
-    g.add_argument("--num-classes", type=int, help="number of classes (default: 21)")
+    g.add_argument("--num-classes", type=int, help="number of classes (default: the dataset's; without one, 21)")
     g.add_argument("--cascade", choices=list(CASCADES), help="cascade: 4-cascaded (paper Fig. 2(c)) or a variant of Fig. 7")
     g.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="decoder widths of the 1/4..1/32 paths")
     g.add_argument("--crp-blocks", type=int, help="chained residual pooling blocks (0 turns CRP off)")

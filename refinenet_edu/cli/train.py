@@ -10,54 +10,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import math
 import sys
 from pathlib import Path
 
-from refinenet_edu.cli.errors import (
-    finite_float, kept, non_negative_float, non_negative_int, positive_float, positive_int,
-)
-from refinenet_edu.cli.options import add_data_arguments, load_split, subset
+from refinenet_edu.cli.errors import kept, number, positive_int
+from refinenet_edu.cli.options import add_data_arguments, add_model_arguments, config_from_args, load_split, subset
 from refinenet_edu.engine.provenance import provenance
-from refinenet_edu.cli.options import add_model_arguments, config_from_args
+from refinenet_edu.engine.recipes import RECIPES, TrainConfig, resume_conflicts
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_model_arguments(parser)
-    parser.set_defaults(preset="course")
+    add_model_arguments(parser, preset="course")
     parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
     add_data_arguments(parser)
     t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.recipes.RECIPES)")
-    t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
-    t.add_argument("--optimizer", choices=("sgd", "adam"))
-    t.add_argument("--schedule", choices=("poly", "step"),
-                   help="learning-rate schedule: poly (DeepLab's, the recipes' default) or step (the official "
-                        "code's: 10x lower for the last quarter of the steps)")
-    t.add_argument("--lr", type=positive_float, help="decoder learning rate")
-    t.add_argument("--encoder-lr-ratio", type=finite_float, help="encoder lr = lr x ratio (official: 0.1)")
-    t.add_argument("--weight-decay", type=finite_float)
-    t.add_argument("--crop-size", type=positive_int)
-    # the names of engine.criterion.LOSSES, spelled out: importing it would load torch at start-up
-    t.add_argument("--loss", choices=("cross-entropy", "weighted-cross-entropy", "focal"),
-                   help="cross-entropy (the paper's, the default); weighted-cross-entropy (median-frequency class "
-                        "weights from the training set's pixel counts) or focal (gamma 2): remedies for classes "
-                        "that cover few pixels (refinenet_edu.engine.criterion)")
-    t.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=None,
-                   help="colour jitter in training (the library's recipes: on; the official code: off)")
-    t.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    t.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto")
-    t.add_argument("--no-channels-last", dest="channels_last", action="store_false", default=None)
-    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    for f in _options():
+        kwargs = {"help": f.metadata["help"] or None, "default": f.default if f.metadata["always"] else None}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.metadata["choices"]:
+            kwargs["choices"] = f.metadata["choices"]
+        elif f.type != "str":
+            kwargs["type"] = _checked(f)
+        t.add_argument("--" + f.name.replace("_", "-"), **kwargs)
     t.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None, help="freeze batch-norm statistics")
     t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--num-workers", type=non_negative_int,
-                   help="data-loading processes (default 0). Like --seed it fixes the run: each worker draws its own "
-                        "augmentations, so another value gives other losses; --resume keeps the run's value")
-    t.add_argument("--target-miou", type=positive_float, help="stop once validation mIoU reaches this")
-    t.add_argument("--max-minutes", type=non_negative_float, help="stop after the epoch that passes this wall time")
     t.add_argument("--subset", type=positive_int, help="use only the first N training and N/4 validation images (quick runs)")
     o = parser.add_argument_group("output")
     o.add_argument("--out", type=Path, help="output folder (default: runs/<preset>-<date>)")
@@ -70,31 +50,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-#: options that set the optimizer and the schedule: a resumed run keeps its checkpoint's values
-SCHEDULE_OPTIONS = ("epochs", "batch_size", "optimizer", "schedule", "lr", "encoder_lr_ratio", "weight_decay", "crop_size",
-                    "jitter", "seed", "loss", "num_workers")
+def _options() -> list[dataclasses.Field]:
+    """The fields of TrainConfig declared with ``option()``: each is an option of this command."""
+    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
 
 
-def _resumed_config(args, out: Path, recipe):
-    """The checkpoint's training config, with the options a resume can honour (device, stopping, ...) from ``args``."""
+def _checked(f: dataclasses.Field):
+    """An argparse type for the number field ``f``, checked by TrainConfig's own rules."""
+    kind = int if f.type == "int" else float
+
+    def parse(text: str):
+        value = number(kind, text)
+        try:
+            TrainConfig(**{f.name: value})
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    return parse
+
+
+def _train_config(args, out: Path) -> TrainConfig:
+    """The preset's recipe with the options given; on ``--resume``, the run's own config with the options a resume
+    can honour (device, stopping, ...): the optimizer and the schedule continue from last.pt."""
+    recipe = RECIPES.get(args.preset, TrainConfig())
+    given = {f.name: getattr(args, f.name) for f in _options()}
+    if not args.resume:
+        if (out / "last.pt").exists():
+            raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
+        return recipe.replace(**given)
     from refinenet_edu.engine.checkpoints import load_checkpoint
-    from refinenet_edu.engine.recipes import TrainConfig
 
-    last = out / "last.pt"
-    if not last.is_file():
+    if not (out / "last.pt").is_file():
         raise ValueError(f"--resume: {out} holds no last.pt to continue (start a new run without --resume)")
-    saved = load_checkpoint(last).get("train_config") or {}
-    cannot = [f"--{k.replace('_', '-')} {getattr(args, k)} (the run has {saved[k]})" for k in SCHEDULE_OPTIONS
-              if getattr(args, k) is not None and k in saved and getattr(args, k) != saved[k]]
+    saved = load_checkpoint(out / "last.pt").get("train_config") or {}
+    cannot = [f"--{k.replace('_', '-')} {given[k]} (the run has {saved[k]})" for k in resume_conflicts(given, saved)]
     if cannot:
         raise ValueError(f"--resume {out}: cannot honour {', '.join(cannot)}: the optimizer and learning-rate "
                          "schedule continue from last.pt; drop these options, or start a new run in another --out")
-    known = {f.name for f in __import__("dataclasses").fields(TrainConfig)}
-    cfg = TrainConfig(**{**recipe.to_dict(), **{k: v for k, v in saved.items() if k in known}})
-    return cfg.replace(
-        device=args.device, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
-        target_miou=args.target_miou, max_minutes=args.max_minutes,
-    )
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{**recipe.to_dict(), **{k: v for k, v in saved.items() if k in known}}).replace(**given)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,21 +120,8 @@ def _train(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.files import atomic_write_json
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.engine.loop import seed_everything, train
-    from refinenet_edu.engine.recipes import RECIPES, TrainConfig
 
-    recipe = RECIPES.get(args.preset, TrainConfig())
-    if not args.resume and (out / "last.pt").exists():
-        raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")
-    if args.resume:
-        cfg = _resumed_config(args, out, recipe)
-    else:
-        cfg = recipe.replace(
-            epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, schedule=args.schedule,
-            lr=args.lr, encoder_lr_ratio=args.encoder_lr_ratio, weight_decay=args.weight_decay,
-            crop_size=args.crop_size, jitter=args.jitter, loss=args.loss, device=args.device, precision=args.precision,
-            channels_last=args.channels_last, compile=args.compile, seed=args.seed, num_workers=args.num_workers,
-            target_miou=args.target_miou, max_minutes=args.max_minutes,
-        )
+    cfg = _train_config(args, out)
 
     train_set = load_split(args, "train", train_transforms(cfg.crop_size, scale_range=cfg.scale_range, hflip=cfg.hflip, jitter=cfg.jitter))
     val_set = load_split(args, "val", eval_transforms())
