@@ -12,7 +12,8 @@ from refinenet_edu.experiments.variants import Variant, make_grid, parse_variant
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from refinenet_edu.cli.errors import finite_float, non_negative_int, positive_float, positive_int
+    from refinenet_edu.cli.errors import non_negative_int, positive_int
+    from refinenet_edu.cli.options import add_train_arguments
     from refinenet_edu.nn.config import CASCADES, PRESETS
 
     v = parser.add_argument_group("variants (default: every cascade at CRP 4, and CRP 0 / 2 / 4 on the 4-cascade)")
@@ -30,27 +31,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("--widths", type=int, nargs=4, metavar=("W4", "W8", "W16", "W32"), help="override the decoder widths")
     t = parser.add_argument_group("budget (the same for every run; defaults: the preset's recipe)")
     t.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    t.add_argument("--epochs", type=positive_int)
-    t.add_argument("--batch-size", type=positive_int)
-    t.add_argument("--crop-size", type=positive_int)
-    t.add_argument("--lr", type=positive_float)
-    t.add_argument("--encoder-lr-ratio", type=finite_float,
-                   help="encoder lr = lr x this (official recipe 0.1; the course recipe 1.0)")
-    t.add_argument("--loss", choices=("cross-entropy", "weighted-cross-entropy", "focal"),
-                   help="the training loss of every run (default: the recipe's, cross-entropy as in the paper); "
-                        "weighted-cross-entropy and focal are remedies for rare classes (engine.criterion). "
-                        "The loss is part of the budget: compare losses in separate --out folders")
+    add_train_arguments(t, ("epochs", "batch_size", "crop_size", "lr", "encoder_lr_ratio", "loss"))
     t.add_argument("--encoder-weights", type=Path, metavar="FILE",
                    help="start every run's encoder from this state dict (refinenet-edu pretrain makes one)")
     t.add_argument("--eval-every", type=positive_int, default=5, help="validation mIoU every N epochs during training (default 5)")
     t.add_argument("--subset", type=positive_int, help="only the first N training and N/4 validation images (quick tries, tests)")
     t.add_argument("--data", default="synthscenes", help="dataset name or VOC-layout folder (default: synthscenes)")
     r = parser.add_argument_group("running")
-    r.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    r.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    add_train_arguments(r, ("device", "precision"))
+    r.add_argument("--num-workers", type=non_negative_int, help="data-loading processes per run")
     r.add_argument("--jobs", type=positive_int, default=1, help="runs trained at once in worker processes (GPU: 4-8)")
     r.add_argument("--threads", type=positive_int, help="CPU threads per run (torch.set_num_threads)")
-    r.add_argument("--num-workers", type=non_negative_int, help="data-loading processes per run")
     r.add_argument("--out", type=Path, default=Path("results/ablation"), help="results folder (default results/ablation)")
     r.add_argument("--save-predictions", choices=("none", "seed0", "all"), default="seed0",
                    help="save the predicted validation masks of these runs (default: the first seed)")

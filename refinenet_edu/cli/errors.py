@@ -25,28 +25,13 @@ import threading
 import traceback
 from typing import Callable
 
-__all__ = [
-    "EXIT_ERROR",
-    "EXIT_INTERRUPTED",
-    "CommandError",
-    "describe",
-    "finite_float",
-    "kept",
-    "number",
-    "non_negative_float",
-    "positive_float",
-    "positive_int",
-    "run_command",
-]
+__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "describe", "kept", "non_negative_int", "number", "positive_float",
+           "positive_int", "run_command", "terminate_as_interrupt"]
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
 EXIT_BUG = 1
-
-
-class CommandError(Exception):
-    """An expected failure with its one-line message (what is wrong and what to do)."""
 
 
 #: what the running command has kept so far, for the Ctrl-C message (see :func:`kept`)
@@ -89,14 +74,6 @@ def _os_message(err: OSError) -> str:
     return f"{where}: {advice}" if where else advice
 
 
-def _expected_runtime_errors() -> tuple[type, ...]:
-    """Run-time failures the library explains in its message (diverged, a grid's failed runs)."""
-    from refinenet_edu.experiments.runner import RunsFailed
-    from refinenet_edu.engine.loop import TrainingDiverged
-
-    return TrainingDiverged, RunsFailed
-
-
 #: what to lower when a command runs out of memory (default: the training sizes)
 _MEMORY_ADVICE = {
     "data": "lower --size or --count",
@@ -110,7 +87,7 @@ def describe(err: BaseException, command: str | None = None) -> str | None:
     """The one-line message of an expected failure of ``command``, or None for a bug."""
     from refinenet_edu.engine.locks import LockHeld
 
-    if isinstance(err, (CommandError, LockHeld, ValueError)):
+    if isinstance(err, (LockHeld, ValueError)):
         return str(err)
     if isinstance(err, OSError):
         return _os_message(err)
@@ -120,7 +97,10 @@ def describe(err: BaseException, command: str | None = None) -> str | None:
     if isinstance(err, RuntimeError):
         import torch
 
-        if isinstance(err, _expected_runtime_errors()):
+        from refinenet_edu.engine.loop import TrainingDiverged
+        from refinenet_edu.experiments.runner import RunsFailed
+
+        if isinstance(err, (TrainingDiverged, RunsFailed)):  # failures the library explains in their message
             return str(err)
         inner = _worker_error(str(err))
         if inner is not None:
@@ -153,10 +133,6 @@ def _worker_error(text: str) -> str | None:
     if isinstance(kind, type) and issubclass(kind, (ValueError, OSError, MemoryError)) and message:
         return message
     return None
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 class Terminated(KeyboardInterrupt):
@@ -200,10 +176,10 @@ def run_command(name: str, run: Callable[[], int], *, debug: bool = False, prog:
             traceback.print_exc()
         message = describe(err, name)
         if message is None:
-            print(f"{label}: internal error: {type(err).__name__}: {_one_line(str(err))} "
+            print(f"{label}: internal error: {type(err).__name__}: {' '.join(str(err).split())} "
                   "(a bug: run again with --debug for the traceback and report it)", file=sys.stderr)
             return EXIT_BUG
-        print(f"{label}: error: {_one_line(message)}", file=sys.stderr)
+        print(f"{label}: error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -235,10 +211,3 @@ positive_int = _at_least(int, 1, strict=False, expected="an integer >= 1")
 non_negative_int = _at_least(int, 0, strict=False, expected="an integer >= 0")
 #: argparse type: a finite number > 0.
 positive_float = _at_least(float, 0, strict=True, expected="a number > 0")
-#: argparse type: a finite number >= 0.
-non_negative_float = _at_least(float, 0, strict=False, expected="a number >= 0")
-
-
-def finite_float(text: str) -> float:
-    """argparse type: a finite number (no inf, no nan)."""
-    return number(float, text)

@@ -1,8 +1,9 @@
-"""What the subcommands share: the options that pick a model and a dataset, and subsets."""
+"""What the subcommands share: the options that pick a model, a dataset and a training recipe, and subsets."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from refinenet_edu.nn.config import CASCADES, PRESETS, RefineNetConfig, make_config
 from refinenet_edu.nn.encoders import BACKBONES
@@ -70,3 +71,42 @@ def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
         output_rcus=args.output_rcus,
         align_corners=None if getattr(args, "align_corners", None) is None else args.align_corners == "true",
     )
+
+
+def train_options(names: tuple[str, ...] | None = None) -> list[dataclasses.Field]:
+    """The fields of TrainConfig declared with :func:`~refinenet_edu.engine.recipes.option` (those in ``names``)."""
+    from refinenet_edu.engine.recipes import TrainConfig
+
+    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata and (names is None or f.name in names)]
+
+
+def add_train_arguments(group, names: tuple[str, ...] | None = None) -> None:
+    """``--name`` options for TrainConfig's option fields, with the help and choices declared there; the default
+    None leaves a field to the recipe (device and precision: "auto"). Numbers are checked by TrainConfig's rules."""
+    for f in train_options(names):
+        kwargs = {"help": f.metadata["help"] or None, "default": f.default if f.metadata["always"] else None}
+        if f.type == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif f.metadata["choices"]:
+            kwargs["choices"] = f.metadata["choices"]
+        elif f.type != "str":
+            kwargs["type"] = _checked(f)
+        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _checked(f: dataclasses.Field):
+    """An argparse type for the number field ``f``, checked by TrainConfig's own rules."""
+    from refinenet_edu.cli.errors import number
+    from refinenet_edu.engine.recipes import TrainConfig
+
+    kind = int if f.type == "int" else float
+
+    def parse(text: str):
+        value = number(kind, text)
+        try:
+            TrainConfig(**{f.name: value})
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    return parse

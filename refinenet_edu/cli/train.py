@@ -16,8 +16,10 @@ import math
 import sys
 from pathlib import Path
 
-from refinenet_edu.cli.errors import kept, number, positive_int
-from refinenet_edu.cli.options import add_data_arguments, add_model_arguments, config_from_args, load_split, subset
+from refinenet_edu.cli.errors import kept, positive_int
+from refinenet_edu.cli.options import (
+    add_data_arguments, add_model_arguments, add_train_arguments, config_from_args, load_split, subset, train_options,
+)
 from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.engine.recipes import RECIPES, TrainConfig, resume_conflicts
 
@@ -27,15 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="encoder ImageNet weights: DEFAULT, IMAGENET1K_V1, or a state-dict file")
     add_data_arguments(parser)
     t = parser.add_argument_group("training (defaults: the preset's recipe, refinenet_edu.engine.recipes.RECIPES)")
-    for f in _options():
-        kwargs = {"help": f.metadata["help"] or None, "default": f.default if f.metadata["always"] else None}
-        if f.type == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif f.metadata["choices"]:
-            kwargs["choices"] = f.metadata["choices"]
-        elif f.type != "str":
-            kwargs["type"] = _checked(f)
-        t.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+    add_train_arguments(t)
     t.add_argument("--freeze-bn", dest="freeze_bn", action="store_true", default=None, help="freeze batch-norm statistics")
     t.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false")
     t.add_argument("--subset", type=positive_int, help="use only the first N training and N/4 validation images (quick runs)")
@@ -50,31 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _options() -> list[dataclasses.Field]:
-    """The fields of TrainConfig declared with ``option()``: each is an option of this command."""
-    return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
-
-
-def _checked(f: dataclasses.Field):
-    """An argparse type for the number field ``f``, checked by TrainConfig's own rules."""
-    kind = int if f.type == "int" else float
-
-    def parse(text: str):
-        value = number(kind, text)
-        try:
-            TrainConfig(**{f.name: value})
-        except ValueError as err:
-            raise argparse.ArgumentTypeError(str(err)) from None
-        return value
-
-    return parse
-
-
 def _train_config(args, out: Path) -> TrainConfig:
     """The preset's recipe with the options given; on ``--resume``, the run's own config with the options a resume
     can honour (device, stopping, ...): the optimizer and the schedule continue from last.pt."""
     recipe = RECIPES.get(args.preset, TrainConfig())
-    given = {f.name: getattr(args, f.name) for f in _options()}
+    given = {f.name: getattr(args, f.name) for f in train_options()}
     if not args.resume:
         if (out / "last.pt").exists():
             raise ValueError(f"--out {out}: already holds a run (last.pt); pass --resume to continue it or choose another --out")

@@ -30,22 +30,12 @@ from refinenet_edu.datasets.palette import palette_lut
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities, window_size
 from refinenet_edu.engine.metrics import (
-    BoundaryMetrics,
-    ConfusionMatrix,
-    SegmentationMetrics,
-    _float_or_none,
-    per_sample_confusion,
+    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, per_sample_confusion,
 )
 from refinenet_edu.engine.runtime import autocast, dtype_name, model_device
 from refinenet_edu.files import atomic_write
 
-__all__ = [
-    "OFFICIAL_SCALES",
-    "evaluate",
-    "EvaluationResult",
-    "ImageScore",
-    "save_predictions",
-]
+__all__ = ["OFFICIAL_SCALES", "evaluate", "EvaluationResult", "ImageScore", "save_predictions"]
 
 
 @dataclass
@@ -67,10 +57,8 @@ class ImageScore:
         }
 
 
-
 def _fmt_pct(x: float) -> str:
     return "-" if x is None or math.isnan(x) else f"{100 * x:.2f}"
-
 
 
 @dataclass
@@ -114,14 +102,7 @@ class EvaluationResult:
         """JSON-friendly (NaN -> ``None``; band widths as string keys)."""
         return {
             "metrics": self.metrics.as_dict(self.class_names),
-            "boundary": {
-                str(k): {
-                    "miou": _float_or_none(m.miou),
-                    "pixel_accuracy": _float_or_none(m.pixel_accuracy),
-                    "num_pixels": m.num_pixels,
-                }
-                for k, m in self.boundary.items()
-            },
+            "boundary": band_scores(self.boundary),
             "per_image": [s.as_dict() for s in self.per_image],
             "num_images": self.num_images,
             "seconds": self.seconds,
@@ -167,12 +148,6 @@ class EvaluationResult:
 
     def __str__(self) -> str:
         return self.table()
-
-
-
-# --------------------------------------------------------------------------
-# evaluate a dataset
-# --------------------------------------------------------------------------
 
 
 def _ids_in_order(loader) -> list | None:
@@ -318,7 +293,6 @@ def evaluate(
     )
 
 
-
 def _image_scores(per: torch.Tensor, ids: list | None, offset: int) -> list[ImageScore]:
     c = per.double()
     tp = c.diagonal(dim1=1, dim2=2)
@@ -335,12 +309,6 @@ def _image_scores(per: torch.Tensor, ids: list | None, offset: int) -> list[Imag
     return out
 
 
-
-# --------------------------------------------------------------------------
-# prediction files
-# --------------------------------------------------------------------------
-
-
 def _mask_array(mask) -> np.ndarray:
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
@@ -352,7 +320,6 @@ def _mask_array(mask) -> np.ndarray:
     if arr.size and (arr.min() < 0 or arr.max() > 255):
         raise ValueError(f"mask labels must be in [0, 255] for a palette PNG, got {arr.min()}..{arr.max()}")
     return arr.astype(np.uint8)
-
 
 
 def _overlay(image, mask: np.ndarray, lut: np.ndarray, alpha: float, ignore_index: int | None) -> np.ndarray:
@@ -367,7 +334,6 @@ def _overlay(image, mask: np.ndarray, lut: np.ndarray, alpha: float, ignore_inde
         masks = torch.stack([m == v for v in labels])
         img = draw_segmentation_masks(img, masks, alpha=alpha, colors=[tuple(int(c) for c in lut[v]) for v in labels])
     return img.permute(1, 2, 0).numpy()
-
 
 
 def save_predictions(

@@ -53,27 +53,14 @@ from refinenet_edu.engine.criterion import class_scores
 from refinenet_edu.engine.runtime import autocast, model_device, resolve_precision
 from refinenet_edu.nn.config import MIN_INPUT_SIZE  # smallest side the encoder accepts
 
-__all__ = [
-    "OFFICIAL_SCALES",
-    "fast_inference",
-    "predict_scores",
-    "predict_labels",
-    "predict_probabilities",
-    "predict_dataset",
-    "window_size",
-]
+__all__ = ["OFFICIAL_SCALES", "fast_inference", "predict_scores", "predict_labels", "predict_probabilities",
+           "predict_dataset", "window_size"]
 
 #: Test scales of the official RefineNet code's multi-scale evaluation
 #: (probabilities averaged over them, optionally with horizontal flips). They
 #: were added to its test scripts in 2018; the paper does not list them
 #: (docs/paper.md, source ``official-mscale``).
 OFFICIAL_SCALES: tuple[float, ...] = (0.4, 0.6, 0.8, 1.0, 1.2)
-
-
-
-# --------------------------------------------------------------------------
-# the fast settings
-# --------------------------------------------------------------------------
 
 
 @contextmanager
@@ -113,7 +100,6 @@ def fast_inference(
         model.train(was_training)
 
 
-
 def predict_scores(
     model: nn.Module, images: torch.Tensor, *, precision: str | torch.dtype = "auto", channels_last: bool = True
 ) -> torch.Tensor:
@@ -130,11 +116,6 @@ def predict_labels(
     return predict_scores(model, images, precision=precision, channels_last=channels_last).argmax(1)
 
 
-# --------------------------------------------------------------------------
-# the official test protocol: scales, flips, tiles
-# --------------------------------------------------------------------------
-
-
 def window_size(v, name: str) -> tuple[int, int]:
     """``(h, w)`` from an int or a pair, checked positive (``name`` is the argument's, for the message)."""
     if isinstance(v, int):
@@ -143,7 +124,6 @@ def window_size(v, name: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise ValueError(f"{name} must be positive, got {v}")
     return h, w
-
 
 
 def _scores_at_input_size(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -156,13 +136,11 @@ def _scores_at_input_size(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out.float()
 
 
-
 def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     if length <= tile:
         return [0]
     n = math.ceil((length - tile) / stride) + 1
     return sorted({min(i * stride, length - tile) for i in range(n)})
-
 
 
 def _sliding_window_scores(model, x, window: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
@@ -184,7 +162,6 @@ def _sliding_window_scores(model, x, window: tuple[int, int], stride: tuple[int,
             total[..., y : y + th, x0 : x0 + tw] += s
             count[..., y : y + th, x0 : x0 + tw] += 1
     return total / count
-
 
 
 def predict_probabilities(
@@ -251,12 +228,6 @@ def predict_probabilities(
             probs = p if probs is None else probs.add_(p)
             n_views += 1
     return probs.div_(n_views)
-
-
-
-# --------------------------------------------------------------------------
-# whole datasets
-# --------------------------------------------------------------------------
 
 
 def predict_dataset(model, dataset, *, batch_size: int = 16, device=None):

@@ -42,21 +42,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = [
-    "ConfusionMatrix",
-    "SegmentationMetrics",
-    "BoundaryMetrics",
-    "boundary_band",
-    "confusion_matrix",
-    "iou_from_confusion",
-    "miou_from_confusion",
-    "per_sample_confusion",
-]
-
-
-# --------------------------------------------------------------------------
-# pure functions
-# --------------------------------------------------------------------------
+__all__ = ["ConfusionMatrix", "SegmentationMetrics", "BoundaryMetrics", "boundary_band", "confusion_matrix",
+           "iou_from_confusion", "miou_from_confusion", "per_sample_confusion"]
 
 
 def _as_label_tensor(x, name: str) -> torch.Tensor:
@@ -166,11 +153,6 @@ def _float_or_none(x: float) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 
 
-# --------------------------------------------------------------------------
-# metrics from one confusion matrix
-# --------------------------------------------------------------------------
-
-
 @dataclass
 class SegmentationMetrics:
     """Metrics derived from one confusion matrix (see the module docstring for formulas).
@@ -245,11 +227,6 @@ class SegmentationMetrics:
         if confusion:
             out["confusion"] = self.confusion.tolist()
         return out
-
-
-# --------------------------------------------------------------------------
-# accumulators
-# --------------------------------------------------------------------------
 
 
 def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -426,11 +403,10 @@ class BoundaryMetrics:
 
     def as_dict(self) -> dict:
         """``{"k": {"miou", "pixel_accuracy", "num_pixels"}}`` (JSON keys are strings)."""
-        return {
-            str(k): {
-                "miou": _float_or_none(m.miou),
-                "pixel_accuracy": _float_or_none(m.pixel_accuracy),
-                "num_pixels": m.num_pixels,
-            }
-            for k, m in self.compute().items()
-        }
+        return band_scores(self.compute())
+
+
+def band_scores(boundary: dict[int, SegmentationMetrics]) -> dict:
+    """``{"k": {"miou", "pixel_accuracy", "num_pixels"}}`` of the metrics per band width (JSON: NaN -> None)."""
+    return {str(k): {"miou": _float_or_none(m.miou), "pixel_accuracy": _float_or_none(m.pixel_accuracy),
+                     "num_pixels": m.num_pixels} for k, m in boundary.items()}

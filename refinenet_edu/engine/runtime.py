@@ -25,21 +25,9 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = [
-    "PRECISIONS",
-    "DTYPES",
-    "resolve_device",
-    "cpu_supports_bf16",
-    "bf16_native",
-    "resolve_precision",
-    "dtype_name",
-    "autocast",
-    "grad_scaler",
-    "cpu_threads",
-    "model_device",
-    "describe_device",
-    "loader_start_method",
-]
+__all__ = ["PRECISIONS", "DTYPES", "resolve_device", "cpu_supports_bf16", "bf16_native", "resolve_precision",
+           "dtype_name", "autocast", "grad_scaler", "cpu_threads", "model_device", "describe_device",
+           "loader_start_method"]
 
 #: Precision names the command line and the configs accept.
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -74,30 +62,10 @@ def _mps_available() -> bool:
 
 @functools.lru_cache(maxsize=None)
 def cpu_supports_bf16() -> bool:
-    """True on CPUs with native bfloat16 matrix instructions (AVX-512 BF16 or AMX).
-
-    Asks PyTorch's own CPU probes; where this PyTorch has none, the CPU flags
-    Linux reports. (oneDNN's ``_is_mkldnn_bf16_supported`` is not asked: it is
-    also true on AVX-512 CPUs that only emulate bf16, where it is slower than
-    float32.)
-    """
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    probes = [p for p in probes if p is not None]
-    if probes:
-        return any(_ask(p) for p in probes)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _ask(probe) -> bool:
-    try:
-        return bool(probe())
-    except Exception:  # pragma: no cover - defensive: a probe that fails means "no"
-        return False
+    """True on CPUs with native bfloat16 matrix instructions (AVX-512 BF16 or AMX), as PyTorch's own CPU probes
+    say. (oneDNN's ``_is_mkldnn_bf16_supported`` is not asked: it is also true on AVX-512 CPUs that only
+    emulate bf16, where it is slower than float32.)"""
+    return torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
 
 
 def bf16_native(device: torch.device | str) -> bool:
