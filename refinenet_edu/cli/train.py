@@ -70,11 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from refinenet_edu.engine.locks import writing_file, writing_folder
 
     out = args.out or Path("runs") / f"{args.preset}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
     existed = out.exists()
     with contextlib.ExitStack() as outputs:
-        # one writer: a second train into this folder stops here (engine.locks)
+        # one writer: a second train into this folder stops here (engine.locks); a file at --out is refused
         outputs.enter_context(writing_folder(out))
         if args.export:  # held from the start, so that a refusal comes before the training, not after it
             outputs.enter_context(writing_file(args.export, option="--export", companions=(".json",)))

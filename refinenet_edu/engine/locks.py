@@ -162,15 +162,12 @@ def output_lock(output: str | os.PathLike, *, command: str | None = None, wait: 
 
 
 @contextlib.contextmanager
-def writing_folder(folder: str | os.PathLike, *, option: str = "--out", also: tuple[str, ...] = (),
-                   subfolders: tuple[str, ...] = ()) -> Iterator[Path]:
+def writing_folder(folder: str | os.PathLike, *, option: str = "--out", subfolders: tuple[str, ...] = ()) -> Iterator[Path]:
     """Hold ``folder``'s lock while a command writes into it, after removing what a killed run left there.
 
-    ``option`` names the argument in the messages. A file at ``folder`` is a
-    ``ValueError``. Stale temporaries of :func:`~refinenet_edu.files.atomic_write`
-    are removed from ``folder`` and its ``subfolders`` (and entries matching
-    the glob patterns ``also``), since no other command writes there while the
-    lock is held.
+    ``option`` names the argument in the messages. A file at ``folder`` is a ``ValueError``. Stale temporaries
+    of :func:`~refinenet_edu.files.atomic_write` are removed from ``folder`` and its ``subfolders``, since no
+    other command writes there while the lock is held.
     """
     from refinenet_edu.files import remove_stale_temporaries
 
@@ -178,7 +175,7 @@ def writing_folder(folder: str | os.PathLike, *, option: str = "--out", also: tu
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file; an output folder was expected (choose another {option})")
     with output_lock(folder):
-        remove_stale_temporaries(folder, also=also)
+        remove_stale_temporaries(folder)
         for sub in subfolders:
             remove_stale_temporaries(folder / sub)
         yield folder
