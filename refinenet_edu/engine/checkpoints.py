@@ -50,13 +50,7 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: torch.nn.Module,
-    *,
-    half: bool = False,
-    **extra: Any,
-) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, half: bool = False, **extra: Any) -> Path:
     """Save ``model`` (a RefineNet, or DDP/compiled wrapper of one) and ``extra`` keys.
 
     ``half=True`` stores floating-point weights as float16 (half the size;
@@ -68,16 +62,9 @@ def save_checkpoint(
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     state = {k: v.detach().cpu() for k, v in state.items()}
     check_finite(state, path)
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_config": module.config.to_dict(),
-        "model": state,
-        **extra,
-    }
-    path = Path(path)
-    atomic_torch_save(payload, path)
-    return path
+    payload = {"format": FORMAT, "version": VERSION, "model_config": module.config.to_dict(), "model": state, **extra}
+    atomic_torch_save(payload, Path(path))
+    return Path(path)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -109,13 +96,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return data
 
 
-def load_model(
-    path: str | os.PathLike,
-    *,
-    device: str | torch.device = "cpu",
-    num_classes: int | None = None,
-    checkpoint: dict | None = None,
-) -> torch.nn.Module:
+def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", num_classes: int | None = None,
+               checkpoint: dict | None = None) -> torch.nn.Module:
     """Rebuild the model stored in ``path`` and load its weights, in eval mode.
 
     ``num_classes``: if given, the checkpoint must predict that many classes
@@ -126,9 +108,7 @@ def load_model(
     data = checkpoint if checkpoint is not None else load_checkpoint(path)
     config = RefineNetConfig.from_dict(data["model_config"])
     if num_classes is not None and config.num_classes != num_classes:
-        raise ValueError(
-            f"checkpoint {path}: predicts {config.num_classes} classes but the dataset has {num_classes}"
-        )
+        raise ValueError(f"checkpoint {path}: predicts {config.num_classes} classes but the dataset has {num_classes}")
     model = RefineNet(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
     try:

@@ -49,12 +49,8 @@ class ImageScore:
     num_pixels: int
 
     def as_dict(self) -> dict:
-        return {
-            "id": self.id if isinstance(self.id, (str, int)) else str(self.id),
-            "miou": _float_or_none(self.miou),
-            "pixel_accuracy": _float_or_none(self.pixel_accuracy),
-            "num_pixels": self.num_pixels,
-        }
+        return {"id": self.id if isinstance(self.id, (str, int)) else str(self.id), "miou": _float_or_none(self.miou),
+                "pixel_accuracy": _float_or_none(self.pixel_accuracy), "num_pixels": self.num_pixels}
 
 
 def _fmt_pct(x: float) -> str:
@@ -123,12 +119,8 @@ class EvaluationResult:
         for name, iou, acc in zip(names, m.iou, m.class_accuracy):
             lines.append(f"{name:<{width}}{_fmt_pct(iou):>8}{_fmt_pct(acc):>8}")
         lines.append("-" * (width + 16))
-        for label, v in [
-            ("mIoU", m.miou),
-            ("pixel accuracy", m.pixel_accuracy),
-            ("mean class accuracy", m.mean_class_accuracy),
-            ("frequency-weighted IoU", m.fw_iou),
-        ]:
+        for label, v in [("mIoU", m.miou), ("pixel accuracy", m.pixel_accuracy),
+                         ("mean class accuracy", m.mean_class_accuracy), ("frequency-weighted IoU", m.fw_iou)]:
             lines.append(f"{label:<{width}}{_fmt_pct(v):>8}")
         if self.boundary:
             lines.append("-" * (width + 16))
@@ -140,10 +132,8 @@ class EvaluationResult:
         views = f"scales {', '.join(f'{s:g}' for s in self.scales)}" + (" + flip" if self.flip else "")
         if self.window is not None:
             views += f", window {self.window[0]}x{self.window[1]}"
-        lines.append(
-            f"{self.num_images} images, {views}, {self.seconds:.1f} s "
-            f"({self.images_per_second:.2f} images/s on {self.device})"
-        )
+        lines.append(f"{self.num_images} images, {views}, {self.seconds:.1f} s "
+                     f"({self.images_per_second:.2f} images/s on {self.device})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -217,10 +207,9 @@ def evaluate(
     from torch.utils.data import DataLoader, DistributedSampler
     from tqdm.auto import tqdm
 
-    if isinstance(dataset_or_loader, DataLoader):
-        loader = dataset_or_loader
-    else:
-        loader = DataLoader(dataset_or_loader, batch_size=1, shuffle=False)
+    loader = dataset_or_loader
+    if not isinstance(loader, DataLoader):
+        loader = DataLoader(loader, batch_size=1, shuffle=False)
     info = DatasetInfo.of(loader.dataset)
     if info.num_classes and info.num_classes != num_classes:
         raise ValueError(f"num_classes={num_classes} but the dataset has {info.num_classes} classes")
@@ -253,9 +242,7 @@ def evaluate(
                     with autocast(device, amp_dtype or torch.float32):
                         probs = predict_probabilities(model, images, scales=scales, flip=flip, window=window, stride=stride)
                     if probs.shape[1] != num_classes:
-                        raise ValueError(
-                            f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}"
-                        )
+                        raise ValueError(f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}")
                     pred = probs.argmax(1)
                     per = per_sample_confusion(pred, masks, num_classes, ignore_index)
                     cm.matrix += per.sum(0)
@@ -279,15 +266,9 @@ def evaluate(
     seconds = time.perf_counter() - start
 
     return EvaluationResult(
-        metrics=cm.compute(class_names),
-        boundary=bm.compute(class_names) if bm is not None else {},
-        per_image=per_image,
-        class_names=class_names,
-        num_images=seen,
-        seconds=seconds,
-        device=str(device),
-        scales=tuple(float(s) for s in scales),
-        flip=bool(flip),
+        metrics=cm.compute(class_names), boundary=bm.compute(class_names) if bm is not None else {},
+        per_image=per_image, class_names=class_names, num_images=seen, seconds=seconds, device=str(device),
+        scales=tuple(float(s) for s in scales), flip=bool(flip),
         window=window_size(window, "window") if window is not None else None,
         settings={"amp_dtype": dtype_name(amp_dtype)} if amp_dtype is not None else {},
     )
@@ -336,16 +317,8 @@ def _overlay(image, mask: np.ndarray, lut: np.ndarray, alpha: float, ignore_inde
     return img.permute(1, 2, 0).numpy()
 
 
-def save_predictions(
-    pred_masks: Iterable,
-    ids: Sequence,
-    out_dir,
-    palette: Sequence[Sequence[int]],
-    images: Iterable | None = None,
-    *,
-    alpha: float = 0.5,
-    ignore_index: int | None = 255,
-) -> list[Path]:
+def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequence[Sequence[int]],
+                     images: Iterable | None = None, *, alpha: float = 0.5, ignore_index: int | None = 255) -> list[Path]:
     """Write predicted masks as palette PNGs, and overlays when ``images`` are given.
 
     ``pred_masks``: ``[H, W]`` integer masks (tensors or arrays, or one

@@ -59,34 +59,29 @@ def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
     return shown + (f", ... ({len(uniq)} distinct)" if len(uniq) > limit else "")
 
 
+def _same_shape(pred: torch.Tensor, target: torch.Tensor) -> None:
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+                         f"and target {tuple(target.shape)}")
+
+
 def _checked_pairs(pred, target, num_classes: int, ignore_index: int | None):
     """Validate ``pred``/``target`` and return them as ``[N, P]`` int64 plus the valid mask."""
     pred = _as_label_tensor(pred, "pred")
     target = _as_label_tensor(target, "target")
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
-            f"and target {tuple(target.shape)}"
-        )
-    if pred.device != target.device:
-        target = target.to(pred.device)
-    pred = pred.long()
-    target = target.long()
+    _same_shape(pred, target)
+    pred, target = pred.long(), target.long().to(pred.device)
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     t = target[valid]
     bad = (t < 0) | (t >= num_classes)
     if bool(bad.any()):
-        raise ValueError(
-            f"target has labels outside [0, {num_classes - 1}] that are not the ignore index "
-            f"{ignore_index}: {_describe_values(t[bad])}"
-        )
+        raise ValueError(f"target has labels outside [0, {num_classes - 1}] that are not the ignore index "
+                         f"{ignore_index}: {_describe_values(t[bad])}")
     p = pred[valid]
     bad = (p < 0) | (p >= num_classes)
     if bool(bad.any()):
-        raise ValueError(
-            f"pred has labels outside [0, {num_classes - 1}] (on pixels that are not ignored): "
-            f"{_describe_values(p[bad])}"
-        )
+        raise ValueError(f"pred has labels outside [0, {num_classes - 1}] (on pixels that are not ignored): "
+                         f"{_describe_values(p[bad])}")
     return pred, target, valid
 
 
@@ -213,15 +208,10 @@ class SegmentationMetrics:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
         iou = [_float_or_none(v) for v in self.iou]
         acc = [_float_or_none(v) for v in self.class_accuracy]
-        out = {
-            "miou": _float_or_none(self.miou),
-            "pixel_accuracy": _float_or_none(self.pixel_accuracy),
-            "mean_class_accuracy": _float_or_none(self.mean_class_accuracy),
-            "fw_iou": _float_or_none(self.fw_iou),
-            "num_pixels": self.num_pixels,
-            "iou": dict(zip(names, iou)) if names is not None else iou,
-            "class_accuracy": dict(zip(names, acc)) if names is not None else acc,
-        }
+        out = {"miou": _float_or_none(self.miou), "pixel_accuracy": _float_or_none(self.pixel_accuracy),
+               "mean_class_accuracy": _float_or_none(self.mean_class_accuracy), "fw_iou": _float_or_none(self.fw_iou),
+               "num_pixels": self.num_pixels, "iou": dict(zip(names, iou)) if names is not None else iou,
+               "class_accuracy": dict(zip(names, acc)) if names is not None else acc}
         if names is not None:
             out["class_names"] = list(names)
         if confusion:
@@ -290,10 +280,8 @@ class ConfusionMatrix:
         return SegmentationMetrics.from_confusion(self.matrix, class_names)
 
     def __repr__(self) -> str:
-        return (
-            f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
-            f"pixels={int(self.matrix.sum())})"
-        )
+        return (f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+                f"pixels={int(self.matrix.sum())})")
 
 
 def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tensor:
@@ -361,13 +349,8 @@ class BoundaryMetrics:
         self.matrices = {k: ConfusionMatrix(num_classes, ignore_index) for k in bands}
 
     def update(self, pred, target) -> BoundaryMetrics:
-        target = torch.as_tensor(target)
-        pred = torch.as_tensor(pred)
-        if pred.shape != target.shape:
-            raise ValueError(
-                f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
-                f"and target {tuple(target.shape)}"
-            )
+        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+        _same_shape(pred, target)
         target = target.to(pred.device)
         flat = target.reshape(-1, *target.shape[-2:])
         for k, cm in self.matrices.items():
