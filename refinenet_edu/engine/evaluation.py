@@ -318,7 +318,8 @@ def _overlay(image, mask: np.ndarray, lut: np.ndarray, alpha: float, ignore_inde
 
 
 def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequence[Sequence[int]],
-                     images: Iterable | None = None, *, alpha: float = 0.5, ignore_index: int | None = 255) -> list[Path]:
+                     images: Iterable | None = None, *, alpha: float = 0.5,
+                     ignore_index: int | None = 255) -> list[Path]:
     """Write predicted masks as palette PNGs, and overlays when ``images`` are given.
 
     ``pred_masks``: ``[H, W]`` integer masks (tensors or arrays, or one

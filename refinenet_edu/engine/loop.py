@@ -242,7 +242,7 @@ def train(
     rank, world, device = _join_process_group(cfg.device)  # under torchrun: one process per device
     dtype = resolve_precision(cfg.precision, device)
     seed_everything(cfg.seed)  # before a model is built from a config: its initial weights follow the seed
-    module = _model_on(device, model, train_set, cfg.channels_last)
+    module = _model_on(model, train_set, device, cfg.channels_last)
     train_loader, val_loader = _loaders(train_set, val_set, cfg, device, rank, world)
     criterion = _criterion(cfg, train_set, module.config.num_classes, device, show=progress and rank == 0)
     optimizer = make_optimizer(module, cfg)  # two parameter groups: encoder and decoder
@@ -250,15 +250,16 @@ def train(
     scheduler = LambdaLR(optimizer, lr_lambda(cfg, steps * cfg.epochs, round(cfg.warmup_epochs * steps)))
     scaler = grad_scaler(device, dtype)  # enabled for float16 only
     out_dir = Path(out_dir) if out_dir is not None else None
-    run = TrainResult(out_dir=out_dir, device=describe_device(device), precision=dtype_name(dtype), best_miou=-math.inf)
+    result = TrainResult(out_dir=out_dir, device=describe_device(device), precision=dtype_name(dtype),
+                         best_miou=-math.inf)
     stamp = dict(train_config=cfg.to_dict(), dataset=(dataset_info or DatasetInfo.of(train_set)).as_dict(),
                  provenance=provenance or {}, train_data=fingerprint(train_set))  # in every checkpoint
     if resume:
-        _resume(run, cfg, stamp["train_data"], module, optimizer, scheduler, scaler, len(train_set))
+        _resume(result, cfg, stamp["train_data"], module, optimizer, scheduler, scaler, len(train_set))
     net = _wrapped(module, cfg.compile, world, device)  # DistributedDataParallel, torch.compile
-    started, elapsed_before = time.perf_counter(), sum(h.get("seconds", 0.0) for h in run.history)
-    with _explained_failures(cfg, device, run, scheduler):
-        for epoch in range(len(run.history), cfg.epochs):
+    started, elapsed_before = time.perf_counter(), sum(h.get("seconds", 0.0) for h in result.history)
+    with _explained_failures(cfg, device, result, scheduler):
+        for epoch in range(len(result.history), cfg.epochs):
             epoch_started = time.perf_counter()
             _reseed(train_loader, cfg.seed, epoch, rank)  # the same draws whether or not the run was resumed
             stats = train_one_epoch(net, train_loader, optimizer, criterion=criterion, device=device, dtype=dtype,
@@ -271,22 +272,22 @@ def train(
                                  keep_per_image=False)
                 record.update(miou=score.metrics.miou, pixel_accuracy=score.metrics.pixel_accuracy)
             record.update(seconds=time.perf_counter() - epoch_started,
-                          elapsed=elapsed_before + time.perf_counter() - started)
-            run.history.append(record)
-            improved = _judge(run, record, cfg.lr, warn=rank == 0)  # best so far, and never an epoch that blew up
+                          elapsed=elapsed_before + (time.perf_counter() - started))
+            result.history.append(record)
+            improved = _judge(result, record, cfg.lr, warn=rank == 0)  # best so far, and never an epoch that blew up
             if rank == 0 and out_dir is not None:
-                _save(out_dir, module, optimizer, scheduler, scaler, run, improved, stamp)
+                _save(out_dir, module, optimizer, scheduler, scaler, result, improved, stamp)
             if rank == 0 and progress:
                 print(f"epoch {epoch + 1:3d}/{cfg.epochs}  {epoch_scores(record)}  "
                       f"({record['images_per_second']:.1f} img/s, {record['elapsed']:.0f} s)", flush=True)
             if rank == 0 and on_epoch is not None:
                 on_epoch(record)
-            run.stopped_because = _stop_reason(cfg, record)
-            if run.stopped_because != "finished":
+            result.stopped_because = _stop_reason(cfg, record)
+            if result.stopped_because != "finished":
                 break
-    run.best_miou = run.best_miou if run.best_epoch > 0 else float("nan")
-    run.seconds = elapsed_before + time.perf_counter() - started
-    return run
+    result.best_miou = result.best_miou if result.best_epoch > 0 else float("nan")
+    result.seconds = elapsed_before + (time.perf_counter() - started)
+    return result
 
 
 # ----------------------------------------------------------------- the steps of train, by name
@@ -304,7 +305,7 @@ def _join_process_group(device_name: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def _model_on(device: torch.device, model, train_set, channels_last: bool) -> torch.nn.Module:
+def _model_on(model, train_set, device: torch.device, channels_last: bool) -> torch.nn.Module:
     """The RefineNet (built from a config if need be) on ``device``, checked against the training set's classes."""
     from refinenet_edu.nn.model import RefineNet
 
@@ -333,7 +334,7 @@ def _loaders(train_set, val_set, cfg: TrainConfig, device, rank: int, world: int
 
     Validation images may have any size: same-size ones are batched, others run one by one (never padded).
     """
-    sampler = DistributedSampler(train_set, world, rank, shuffle=True, seed=cfg.seed, drop_last=True) if world > 1 else None
+    sampler = None if world == 1 else DistributedSampler(train_set, world, rank, seed=cfg.seed, drop_last=True)
     start_method = loader_start_method(cfg.num_workers)
     train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                               drop_last=len(train_set) >= cfg.batch_size * world, num_workers=cfg.num_workers,
@@ -356,12 +357,12 @@ def _criterion(cfg: TrainConfig, train_set, num_classes: int, device, show: bool
     return criterion
 
 
-def _resume(run: TrainResult, cfg: TrainConfig, train_data, module, optimizer, scheduler, scaler, images: int):
-    """Load ``run.out_dir/last.pt`` into the model, optimizer, schedule, scaler and ``run`` (history, best
+def _resume(result: TrainResult, cfg: TrainConfig, train_data, module, optimizer, scheduler, scaler, images: int):
+    """Load ``result.out_dir/last.pt`` into the model, optimizer, schedule, scaler and ``result`` (history, best
     epoch), after checking that it was trained with this model, this schedule and these training images."""
-    last = run.out_dir / "last.pt" if run.out_dir is not None else None
+    last = result.out_dir / "last.pt" if result.out_dir is not None else None
     if last is None or not last.is_file():
-        raise ValueError(f"resume: no checkpoint to resume from at {run.out_dir}/last.pt")
+        raise ValueError(f"resume: no checkpoint to resume from at {result.out_dir}/last.pt")
     state = load_checkpoint(last)
     if RefineNetConfig.from_dict(state["model_config"]) != module.config:
         raise ValueError(f"resume: {last} was trained with a different model config")
@@ -379,8 +380,9 @@ def _resume(run: TrainResult, cfg: TrainConfig, train_data, module, optimizer, s
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
-    run.history = list(state["history"])
-    run.best_miou, run.best_epoch = state.get("best_miou", run.best_miou), state.get("best_epoch", run.best_epoch)
+    result.history = list(state["history"])
+    result.best_miou = state.get("best_miou", result.best_miou)
+    result.best_epoch = state.get("best_epoch", result.best_epoch)
 
 
 def _wrapped(module: torch.nn.Module, compile: bool, world: int, device: torch.device) -> torch.nn.Module:
@@ -388,7 +390,8 @@ def _wrapped(module: torch.nn.Module, compile: bool, world: int, device: torch.d
     if asked. Both share ``module``'s weights, which are what is evaluated and saved."""
     net = module
     if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
     return torch.compile(net) if compile else net
 
 
@@ -418,30 +421,30 @@ def _epoch_record(stats: EpochStats, epoch: int, optimizer, world: int) -> dict[
     return record
 
 
-def _judge(run: TrainResult, record: dict, lr: float, warn: bool) -> bool:
-    """Whether the epoch of ``record`` is the best so far (then ``run`` says so); an epoch whose loss blew up
+def _judge(result: TrainResult, record: dict, lr: float, warn: bool) -> bool:
+    """Whether the epoch of ``record`` is the best so far (then ``result`` says so); an epoch whose loss blew up
     (:mod:`~refinenet_edu.engine.divergence`) never is, and the first one is warned about."""
-    jumps = list(loss_jumps(run.history))
+    jumps = list(loss_jumps(result.history))
     blew_up = bool(jumps) and jumps[-1].epoch == record["epoch"]
     if blew_up and jumps[0] is jumps[-1] and warn:
         print(f"warning: the training loss blew up ({jumps[0].describe()}); this run diverged: an epoch like "
               f"this is never written as best.pt; training goes on, but lower the learning rate (now lr={lr})",
               file=sys.stderr, flush=True)
-    improved = not blew_up and record["miou"] is not None and record["miou"] > run.best_miou
+    improved = not blew_up and record["miou"] is not None and record["miou"] > result.best_miou
     if improved:
-        run.best_miou, run.best_epoch = record["miou"], record["epoch"]
+        result.best_miou, result.best_epoch = record["miou"], record["epoch"]
     return improved
 
 
-def _save(out_dir: Path, module, optimizer, scheduler, scaler, run: TrainResult, improved: bool, stamp: dict) -> None:
+def _save(out_dir: Path, module, optimizer, scheduler, scaler, result: TrainResult, improved: bool, stamp: dict):
     """``best.pt`` (the model, when it improved), ``last.pt`` (everything a resume needs) and history.json."""
-    common = dict(epoch=run.history[-1]["epoch"] - 1, history=run.history, best_miou=run.best_miou,
-                  best_epoch=run.best_epoch, **stamp)
+    common = dict(epoch=result.history[-1]["epoch"] - 1, history=result.history, best_miou=result.best_miou,
+                  best_epoch=result.best_epoch, **stamp)
     if improved:
-        save_checkpoint(out_dir / "best.pt", module, metrics={"miou": run.best_miou}, **common)
+        save_checkpoint(out_dir / "best.pt", module, metrics={"miou": result.best_miou}, **common)
     save_checkpoint(out_dir / "last.pt", module, optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(),
                     scaler=scaler.state_dict(), **common)
-    atomic_write_json(out_dir / "history.json", run.history)
+    atomic_write_json(out_dir / "history.json", result.history)
 
 
 def _stop_reason(cfg: TrainConfig, record: dict) -> str:
@@ -453,23 +456,23 @@ def _stop_reason(cfg: TrainConfig, record: dict) -> str:
 
 
 @contextlib.contextmanager
-def _explained_failures(cfg: TrainConfig, device: torch.device, run: TrainResult, scheduler):
+def _explained_failures(cfg: TrainConfig, device: torch.device, result: TrainResult, scheduler):
     """Failures a user can act on, said with what to do: a NaN loss (and which checkpoint is kept), running out
     of memory, and batch norm given one value per channel."""
     try:
         yield
     except TrainingDiverged as err:
-        last, jump = run.out_dir / "last.pt" if run.out_dir else None, first_loss_jump(run.history)
-        written = run.history[-1]["epoch"] if last and run.history else None
+        last, jump = result.out_dir / "last.pt" if result.out_dir else None, first_loss_jump(result.history)
+        written = result.history[-1]["epoch"] if last and result.history else None
         if written is None:
             kept = "No checkpoint was written. "
         elif jump is None:
             kept = f"The last good checkpoint is kept: {last} (epoch {written}). "
         else:  # the loss had blown up before it became NaN: last.pt holds a diverged model
             kept = (f"{last} (epoch {written}) is kept, but the run had already diverged ({jump.describe()}); "
-                    + (f"{run.out_dir / 'best.pt'} (epoch {run.best_epoch}) holds the best epoch that did not. "
-                       if run.best_epoch > 0 else "no good checkpoint was written. "))
-        raise TrainingDiverged(f"{err} in epoch {len(run.history) + 1} (step {scheduler.last_epoch}); stopped. "
+                    + (f"{result.out_dir / 'best.pt'} (epoch {result.best_epoch}) holds the best epoch that did not. "
+                       if result.best_epoch > 0 else "no good checkpoint was written. "))
+        raise TrainingDiverged(f"{err} in epoch {len(result.history) + 1} (step {scheduler.last_epoch}); stopped. "
                                f"{kept}Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'.") from None
     except RuntimeError as err:
         text = str(err).lower()  # the CPU allocator says "can't allocate memory", CUDA "out of memory"
