@@ -25,9 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     gen = parser.add_argument_group("generation (--out)")
     gen.add_argument("--seed", type=int, default=0, help="random seed (default 0, the shipped set)")
     gen.add_argument("--size", type=int, default=128, help="image side in pixels, >= 32 (default 128)")
-    gen.add_argument(
-        "--count", type=int, default=DEFAULT_COUNT, help=f"number of images, a fifth of them val (default {DEFAULT_COUNT})"
-    )
+    gen.add_argument("--count", type=int, default=DEFAULT_COUNT,
+                     help=f"number of images, a fifth of them val (default {DEFAULT_COUNT})")
     gen.add_argument("--force", action="store_true", help="replace DIR if it exists")
     dl = parser.add_argument_group("downloading (--download)")
     dl.add_argument("--root", type=Path, metavar="DIR",
@@ -89,9 +88,8 @@ def _generate(args) -> int:
         remove_stale_temporaries(args.out.parent, only=(), also=(f".{args.out.name}.partial-*", f".{args.out.name}.old-*"))
         start = time.perf_counter()
         try:
-            out = generate_dataset(
-                args.out, seed=args.seed, size=args.size, train_count=train, val_count=val, overwrite=args.force
-            )
+            out = generate_dataset(args.out, seed=args.seed, size=args.size, train_count=train, val_count=val,
+                                   overwrite=args.force)
         except FileExistsError as err:
             raise ValueError(str(err)) from None
     seconds = time.perf_counter() - start

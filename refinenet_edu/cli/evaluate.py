@@ -97,22 +97,13 @@ def _evaluate(args: argparse.Namespace, out: Path) -> int:
     def save(ids, images, predictions):  # in the same pass as the scores, each image at its own size
         save_predictions(predictions, ids, args.save_predictions, info.palette, images=images)
 
-    result = evaluate(
-        model, ds, num_classes=info.num_classes, scales=scales, flip=args.flip, window=args.window,
-        bands=tuple(args.bands), device=device, amp_dtype=None if dtype == torch.float32 else dtype,
-        progress=not args.quiet, class_names=list(info.class_names),
-        on_prediction=save if args.save_predictions else None,
-    )
+    result = evaluate(model, ds, num_classes=info.num_classes, scales=scales, flip=args.flip, window=args.window,
+                      bands=tuple(args.bands), device=device, amp_dtype=None if dtype == torch.float32 else dtype,
+                      progress=not args.quiet, class_names=list(info.class_names),
+                      on_prediction=save if args.save_predictions else None)
     print(result.table())
-    data = {
-        "checkpoint": str(source),
-        "dataset": info.as_dict(),
-        "split": args.split,
-        "scales": list(scales),
-        "flip": args.flip,
-        "provenance": provenance(getattr(args, "_argv", None)),
-        **result.as_dict(),
-    }
+    data = {"checkpoint": str(source), "dataset": info.as_dict(), "split": args.split, "scales": list(scales),
+            "flip": args.flip, "provenance": provenance(getattr(args, "_argv", None)), **result.as_dict()}
     atomic_write_json(out, data)
     print(f"wrote {out}")
     if args.save_predictions:

@@ -63,22 +63,14 @@ def _pretrain(args) -> int:
     encoder = ResNetEncoder(model_config.backbone, width=model_config.encoder_width)
     started = time.perf_counter()
     history = pretrain_encoder(encoder, train_set, num_classes=len(names), config=config, label_map=lut)
-    info = {
-        "format": "refinenet-edu pretrained encoder",
-        "backbone": model_config.backbone,
-        "encoder_width": model_config.encoder_width,
-        "head": "FCN-32s: 1x1 conv on the 1/32 features, scores upsampled x32 (discarded)",
-        "classes": names,
-        "merge": args.merge or [],
-        "config": asdict(config),
-        "crop_size": args.crop_size,
-        "data": dataset_fingerprint(args.data),
-        "history": history,
-        "stored_as": "float16",
-        "seconds": round(time.perf_counter() - started, 1),
-        "device": describe_device(resolve_device(config.device)),
-        "provenance": provenance.provenance(getattr(args, "_argv", None)),
-    }
+    info = {"format": "refinenet-edu pretrained encoder", "backbone": model_config.backbone,
+            "encoder_width": model_config.encoder_width,
+            "head": "FCN-32s: 1x1 conv on the 1/32 features, scores upsampled x32 (discarded)",
+            "classes": names, "merge": args.merge or [], "config": asdict(config), "crop_size": args.crop_size,
+            "data": dataset_fingerprint(args.data), "history": history, "stored_as": "float16",
+            "seconds": round(time.perf_counter() - started, 1),
+            "device": describe_device(resolve_device(config.device)),
+            "provenance": provenance.provenance(getattr(args, "_argv", None))}
     save_encoder(encoder, args.out, info)
     print(f"wrote {args.out} ({history[-1]['loss']:.4f} final loss, {info['seconds']:.0f} s)")
     return 0

@@ -125,24 +125,14 @@ def _train(args: argparse.Namespace, out: Path) -> int:
              f"continue with `refinenet-edu train --resume --out {out}` (and the same data and model options)")
 
     kept(f"no epoch finished, nothing saved in {out}" if not args.resume else None)
-    result = train(
-        model, train_set, val_set, cfg, out_dir=out, resume=args.resume, progress=not args.quiet,
-        dataset_info=info, provenance=prov, on_epoch=saved,
-    )
-    summary = {
-        **prov,
-        "device": result.device,
-        "precision": result.precision,
-        "wall_seconds": round(result.seconds, 1),
-        "epochs_run": len(result.history),
-        "best_miou": None if math.isnan(result.best_miou) else result.best_miou,
-        "best_epoch": result.best_epoch,
-        "final_miou": None if math.isnan(result.final_miou) else result.final_miou,
-        "stopped_because": result.stopped_because,
-        "train_config": cfg.to_dict(),
-        "model_config": config.to_dict(),
-        "dataset": info.name,
-    }
+    result = train(model, train_set, val_set, cfg, out_dir=out, resume=args.resume, progress=not args.quiet,
+                   dataset_info=info, provenance=prov, on_epoch=saved)
+    summary = {**prov, "device": result.device, "precision": result.precision,
+               "wall_seconds": round(result.seconds, 1), "epochs_run": len(result.history),
+               "best_miou": None if math.isnan(result.best_miou) else result.best_miou, "best_epoch": result.best_epoch,
+               "final_miou": None if math.isnan(result.final_miou) else result.final_miou,
+               "stopped_because": result.stopped_because, "train_config": cfg.to_dict(),
+               "model_config": config.to_dict(), "dataset": info.name}
     atomic_write_json(out / "provenance.json", summary)
     print(f"done in {result.seconds:.0f} s: best val mIoU {result.best_miou:.4f} (epoch {result.best_epoch}); "
           f"{result.stopped_because}. Checkpoints in {out}")

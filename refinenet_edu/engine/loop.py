@@ -2,29 +2,19 @@
 
 Every trainer of the library is built from these, so the mixed-precision handling exists once (autocast for
 the forward pass and the loss, a gradient scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
+:func:`train_step` (forward under autocast, the loss in float32, backward, the optimizer and schedule step),
+:func:`train_one_epoch` (the steps over a data loader) and :func:`train` (a RefineNet on a segmentation dataset
+with a :class:`~refinenet_edu.engine.recipes.TrainConfig`). The encoder pretraining
+(:mod:`refinenet_edu.experiments.pretraining`), the benchmark harness (``./course bench``),
+``benchmarks/train_course.py`` and notebook 07 call them rather than writing a step of their own.
 
-* :func:`train_step` - forward under autocast, the loss in float32, backward (scaled for float16), the
-  optimizer and schedule step;
-* :func:`train_one_epoch` - :func:`train_step` over a data loader;
-* :func:`train` - a RefineNet on a segmentation dataset with a
-  :class:`~refinenet_edu.engine.recipes.TrainConfig`.
-
-The encoder pretraining (:mod:`refinenet_edu.experiments.pretraining`), the benchmark harness
-(``./course bench``), ``benchmarks/train_course.py`` and notebook 07 call these functions rather than
-writing a step of their own.
-
-:func:`train` does, in order:
-
-1. pick the device (cuda, then mps, then cpu; under ``torchrun``, join the process group for
-   DistributedDataParallel) and the precision (:func:`~refinenet_edu.engine.runtime.resolve_precision`:
-   bf16 where the hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before compute
-   capability 8.0, such as a T4);
-2. build the data loaders, the optimizer with its two parameter groups and the learning-rate schedule
-   (poly or step);
-3. resume from ``out_dir/last.pt`` when asked;
-4. for every epoch: reseed (so an epoch is the same whether or not the run was resumed), train, evaluate
-   mIoU on the validation set, write history.json, ``last.pt`` (everything needed to resume) and
-   ``best.pt`` (model only), all atomically.
+:func:`train` picks the device (cuda, then mps, then cpu; under ``torchrun`` one per process, with
+DistributedDataParallel) and the precision (:func:`~refinenet_edu.engine.runtime.resolve_precision`: bf16
+where the hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before compute capability 8.0,
+such as a T4); builds the data loaders, the optimizer with its two parameter groups and the learning-rate
+schedule (poly or step); resumes from ``out_dir/last.pt`` when asked; then, every epoch, reseeds (so an epoch
+is the same whether or not the run was resumed), trains, evaluates mIoU on the validation set and writes
+history.json, ``last.pt`` (everything needed to resume) and ``best.pt`` (model only), all atomically.
 
 A NaN loss stops the run with a clear message naming the last checkpoint written (if one was); running out
 of memory says what to lower. An epoch whose loss blew up (over 10x the lowest before it,
