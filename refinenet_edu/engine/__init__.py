@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.engine.criterion import LOSSES, SegmentationLoss
     from refinenet_edu.engine.evaluation import EvaluationResult, evaluate, save_predictions
     from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_labels, predict_probabilities
-    from refinenet_edu.engine.loop import TrainResult, TrainingDiverged, train, train_step
+    from refinenet_edu.engine.loop import TrainResult, TrainingDiverged, TrainingInterrupted, train, train_step
     from refinenet_edu.engine.metrics import ConfusionMatrix, SegmentationMetrics, boundary_band
     from refinenet_edu.engine.recipes import RECIPES, TrainConfig, make_optimizer, poly_lambda
     from refinenet_edu.engine.runtime import describe_device, resolve_device, resolve_precision
@@ -36,6 +36,7 @@ _EXPORTS = {
     "predict_probabilities": "refinenet_edu.engine.inference",
     "TrainResult": "refinenet_edu.engine.loop",
     "TrainingDiverged": "refinenet_edu.engine.loop",
+    "TrainingInterrupted": "refinenet_edu.engine.loop",
     "train": "refinenet_edu.engine.loop",
     "train_step": "refinenet_edu.engine.loop",
     "ConfusionMatrix": "refinenet_edu.engine.metrics",

@@ -65,6 +65,17 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (in a notebook: the stop button) during :func:`train`, with what was kept and how to go on.
+
+    Still a ``KeyboardInterrupt``, so that a script or a command stops as it would; in a notebook, IPython
+    prints the message alone instead of a traceback (it asks an exception for ``_render_traceback_``).
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"KeyboardInterrupt: {self}"]
+
+
 # ----------------------------------------------------------------- one step
 def train_step(
     model: torch.nn.Module,
@@ -248,7 +259,7 @@ def train(
         _resume(result, cfg, stamp["train_data"], module, optimizer, scheduler, scaler, len(train_set))
     net = _wrapped(module, cfg.compile, world, device)  # DistributedDataParallel, torch.compile
     started, elapsed_before = time.perf_counter(), sum(h.get("seconds", 0.0) for h in result.history)
-    with _explained_failures(cfg, device, result, scheduler):
+    with _explained_failures(cfg, device, dtype, result, scheduler):
         for epoch in range(len(result.history), cfg.epochs):
             epoch_started = time.perf_counter()
             _reseed(train_loader, cfg.seed, epoch, rank)  # the same draws whether or not the run was resumed
@@ -446,11 +457,18 @@ def _stop_reason(cfg: TrainConfig, record: dict) -> str:
 
 
 @contextlib.contextmanager
-def _explained_failures(cfg: TrainConfig, device: torch.device, result: TrainResult, scheduler):
-    """Failures a user can act on, said with what to do: a NaN loss (and which checkpoint is kept), running out
-    of memory, and batch norm given one value per channel."""
+def _explained_failures(cfg: TrainConfig, device: torch.device, dtype: torch.dtype, result: TrainResult, scheduler):
+    """Failures a user can act on, said with what to do: Ctrl-C (where the run can go on from), a NaN loss (and
+    which checkpoint is kept), running out of memory, and batch norm given one value per channel."""
     try:
         yield
+    except KeyboardInterrupt as stop:
+        if type(stop) is not KeyboardInterrupt:  # e.g. the command line's SIGTERM: its own handling
+            raise
+        done = len(result.history)
+        kept = (f"{result.out_dir / 'last.pt'} holds epoch {done}: train(..., resume=True) goes on from there"
+                if result.out_dir is not None and done else "nothing was saved")
+        raise TrainingInterrupted(f"training interrupted in epoch {done + 1}; {kept}") from None
     except TrainingDiverged as err:
         last, jump = result.out_dir / "last.pt" if result.out_dir else None, first_loss_jump(result.history)
         written = result.history[-1]["epoch"] if last and result.history else None
@@ -463,7 +481,8 @@ def _explained_failures(cfg: TrainConfig, device: torch.device, result: TrainRes
                     + (f"{result.out_dir / 'best.pt'} (epoch {result.best_epoch}) holds the best epoch that did not. "
                        if result.best_epoch > 0 else "no good checkpoint was written. "))
         raise TrainingDiverged(f"{err} in epoch {len(result.history) + 1} (step {scheduler.last_epoch}); stopped. "
-                               f"{kept}Lower the learning rate (now lr={cfg.lr}) or use precision='fp32'.") from None
+                               f"{kept}Lower the learning rate (now lr={cfg.lr})"
+                               + (" or use precision='fp32'." if dtype != torch.float32 else ".")) from None
     except RuntimeError as err:
         text = str(err).lower()  # the CPU allocator says "can't allocate memory", CUDA "out of memory"
         if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:

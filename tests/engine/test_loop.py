@@ -10,7 +10,7 @@ import torch
 
 from refinenet_edu import build_refinenet
 from refinenet_edu.engine.checkpoints import load_checkpoint, load_model, save_checkpoint
-from refinenet_edu.engine.loop import TrainingDiverged, train
+from refinenet_edu.engine.loop import TrainingDiverged, TrainingInterrupted, train
 from refinenet_edu.engine.recipes import TrainConfig
 
 from _toy import Squares
@@ -79,6 +79,40 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = load_checkpoint(tmp_path / "last.pt")
     assert ckpt["epoch"] == 0
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_a_nan_loss_in_float32_does_not_advise_float32(tmp_path):
+    data = Squares(n=4, poison_after=4)
+    with pytest.raises(TrainingDiverged) as stopped:
+        train(_model(), data, None, _cfg(epochs=3), out_dir=tmp_path, progress=False)
+    assert str(stopped.value).endswith("Lower the learning rate (now lr=0.003).")
+
+
+def test_ctrl_c_stops_with_one_line_that_says_how_to_go_on(tmp_path):
+    data = Squares(n=4)
+
+    def press_ctrl_c(record):
+        if record["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as stopped:
+        train(_model(), data, data, _cfg(epochs=3), out_dir=tmp_path, progress=False, on_epoch=press_ctrl_c)
+    assert isinstance(stopped.value, KeyboardInterrupt)  # scripts and commands stop as before
+    assert str(stopped.value) == (f"training interrupted in epoch 3; {tmp_path / 'last.pt'} holds epoch 2: "
+                                  "train(..., resume=True) goes on from there")
+    assert stopped.value._render_traceback_() == [f"KeyboardInterrupt: {stopped.value}"]  # what IPython prints
+    resumed = train(_model(), data, data, _cfg(epochs=3), out_dir=tmp_path, resume=True, progress=False)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+
+
+def test_sigterm_in_the_command_line_is_not_rewritten(tmp_path):
+    from refinenet_edu.cli.errors import Terminated
+
+    def terminate(record):
+        raise Terminated()
+
+    with pytest.raises(Terminated):
+        train(_model(), Squares(n=4), None, _cfg(epochs=2), progress=False, on_epoch=terminate)
 
 
 def test_out_of_memory_says_what_to_lower(monkeypatch):
@@ -169,3 +203,12 @@ def test_on_epoch_sees_each_saved_epoch(tmp_path):
     result = train(_model(), data, data, _cfg(epochs=3), out_dir=tmp_path, progress=False, on_epoch=on_epoch)
     assert [r["epoch"] for r in seen] == [1, 2, 3]
     assert seen == result.history
+
+
+def test_a_notebook_shows_the_interruption_as_one_line(tmp_path, capsys):
+    shell = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell.instance()
+    code = ("from refinenet_edu.engine.loop import TrainingInterrupted\n"
+            "raise TrainingInterrupted('training interrupted in epoch 3; nothing was saved')")
+    shell.run_cell(code)
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert shown == ["KeyboardInterrupt: training interrupted in epoch 3; nothing was saved"]
