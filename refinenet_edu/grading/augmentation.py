@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from refinenet_edu.grading.harness import Reference, Submission, fail, name_of, ok
+from refinenet_edu.grading.harness import Reference, Submission, fail, ok
 
 __all__ = ["AUGMENT_VARIANTS", "check_joint_augment", "joint_augment"]
 
@@ -125,8 +125,8 @@ def check_joint_augment(fn: Callable, *, seed: int = 0) -> None:
     fail; the mask must stay int64.
     """
     __tracebackhide__ = True
-    what = name_of(fn, "joint_augment")
-    student = Submission(fn, what, Reference((joint_augment,)))
+    student = Submission(fn, "joint_augment", Reference((joint_augment,)))
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     padded = 0
     for size, scale, crop, top, left, flip in CASES:

@@ -27,23 +27,8 @@ from refinenet_edu.nn.components import (
     RefineNetBlock,
     ResidualConvUnit,
 )
-from refinenet_edu.grading.harness import (
-    CheckFailed,
-    Reference,
-    Submission,
-    call_repr,
-    check_gradients,
-    check_unchanged,
-    close,
-    convs_of,
-    fail,
-    max_diff,
-    name_of,
-    ok,
-    randomize_,
-    require_tensor,
-    seeded,
-)
+from refinenet_edu.grading.harness import (CheckFailed, Reference, Submission, call_repr, close, convs_of, fail,
+                                           max_diff, ok, randomize_, seeded)
 
 __all__ = ["check_adaptive_conv", "check_block_forward"]
 
@@ -80,9 +65,9 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     graded assignments) so is the library's ``AdaptiveConv`` itself.
     """
     __tracebackhide__ = True
-    what = name_of(factory, "adaptive_conv")
-    student = Submission(factory, what, Reference((AdaptiveConv, ResidualConvUnit)),
+    student = Submission(factory, "adaptive_conv", Reference((AdaptiveConv, ResidualConvUnit)),
                          allow_reference=allow_reference)
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     call = call_repr(what, (in_channels, width, num_rcus))
     with seeded(seed):
@@ -115,10 +100,9 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     randomize_(convs_of(module), gen)
     x = torch.randn(2, in_channels, *size, generator=gen)
     with torch.no_grad():
-        y = require_tensor(student.call(module, x), what, (2, width, *size))
+        y = student.call(module, x, shape=(2, width, *size))
         try:
-            y0 = first(x)
-            chain = y0
+            y0 = chain = first(x)
             for u in units:
                 chain = student.call(u, chain)
         except CheckFailed as err:
@@ -131,25 +115,20 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     if not close(y, chain):
         with torch.no_grad():
             outs = [u(y0) for u in units]
-            variants = [
-                (sum(outs), "the RCUs are wired in PARALLEL: each reads the convolution's output and their "
-                 "outputs are summed."),
-                (y0 + sum(o - y0 for o in outs), "the RCUs are wired in PARALLEL: each reads the convolution's "
-                 "output and their residual branches are added to it."),
-                (outs[-1] if outs else y0, "only the last RCU reaches the output: every RCU reads the "
-                 "convolution's output, so the earlier ones are computed and thrown away."),
-            ]
-        for value, mistake in variants:
-            if close(y, value):
-                raise fail(what, mistake, "apply them one after the other: `nn.Sequential(conv, "
-                           "ResidualConvUnit(width), ResidualConvUnit(width))`.",
-                           "the RCUs form a chain: each refines the previous one's output (Sec. 3.2).")
+        student.named_mistake(y, [
+            (sum(outs), "the RCUs are wired in PARALLEL: each reads the convolution's output and their outputs are "
+             "summed."),
+            (y0 + sum(o - y0 for o in outs), "the RCUs are wired in PARALLEL: each reads the convolution's output "
+             "and their residual branches are added to it."),
+            (outs[-1] if outs else y0, "only the last RCU reaches the output: every RCU reads the convolution's "
+             "output, so the earlier ones are computed and thrown away."),
+        ], fix="apply them one after the other: `nn.Sequential(conv, ResidualConvUnit(width), "
+               "ResidualConvUnit(width))`.", why="the RCUs form a chain: each refines the previous one's output "
+               "(Sec. 3.2).")
         raise fail(what, "the output differs from conv -> RCU -> RCU built from your own layers (largest "
                    f"difference {max_diff(y, chain):.3g}).", _CHAIN_FIX)
-    xg = x.clone().requires_grad_(True)
-    module.zero_grad(set_to_none=True)
-    check_gradients(module, [xg], student.call(module, xg), what, ["the input"])
-    student.refuse_reuse(module, fix="build the chain from your own ResidualConvUnit (Task 1), not from "
+    student.check_gradients(module, [x], ["the input"])
+    student.refuse_reuse(fix="build the chain from your own ResidualConvUnit (Task 1), not from "
                          "refinenet_edu's ResidualConvUnit or AdaptiveConv.")
     own = "" if student.is_reference else " (your own)"
     ok(f"{what}: 3x3 conv {in_channels} -> {width} (no bias), then {num_rcus} chained RCUs{own}, gradients flow.")
@@ -165,8 +144,8 @@ _FORWARD_FIX = ("`adapted = [layer(p) for layer, p in zip(block.adaptive, paths)
                 "`block.output(block.crp(block.fusion(*adapted)))`.")
 
 
-def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> list[tuple[str, Any]]:
-    """What common wrong forward passes compute on ``paths``: (the mistake, a function giving its output)."""
+def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> list[tuple[Any, str]]:
+    """What common wrong forward passes compute on ``paths``: (a function giving its output, the mistake)."""
     def adapted():
         return [layer(p) for layer, p in zip(block.adaptive, paths)]
 
@@ -175,22 +154,19 @@ def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> l
         size = max((t.shape[-2:] for t in a), key=lambda hw: hw[0] * hw[1])
         return sum(F.interpolate(t, size=size, mode="bilinear", align_corners=False) for t in a)
 
-    mistakes = [
-        ("the paths skip the adaptive convolutions (block.adaptive).",
-         lambda: block.output(block.crp(block.fusion(*paths)))),
-        ("chained residual pooling (block.crp) is skipped.", lambda: block.output(block.fusion(*adapted()))),
-        ("the output RCUs (block.output) are skipped.", lambda: block.crp(block.fusion(*adapted()))),
-        ("both CRP and the output RCUs are skipped.", lambda: block.fusion(*adapted())),
-        ("the output RCUs run before CRP.", lambda: block.crp(block.output(block.fusion(*adapted())))),
-        ("CRP runs on every path before fusion, instead of once on the fused map.",
-         lambda: block.output(block.fusion(*[block.crp(a) for a in adapted()]))),
-        ("the paths are upsampled and summed without fusion's convolutions (block.fusion).",
-         lambda: block.output(block.crp(summed()))),
-    ]
-    for i in range(len(paths)):
-        mistakes.append((f"only path {i} reaches the output; the other paths are dropped instead of fused.",
-                         lambda i=i: block.output(block.crp(adapted()[i]))))
-    return mistakes
+    return [
+        (lambda: block.output(block.crp(block.fusion(*paths))),
+         "the paths skip the adaptive convolutions (block.adaptive)."),
+        (lambda: block.output(block.fusion(*adapted())), "chained residual pooling (block.crp) is skipped."),
+        (lambda: block.crp(block.fusion(*adapted())), "the output RCUs (block.output) are skipped."),
+        (lambda: block.fusion(*adapted()), "both CRP and the output RCUs are skipped."),
+        (lambda: block.crp(block.output(block.fusion(*adapted()))), "the output RCUs run before CRP."),
+        (lambda: block.output(block.fusion(*[block.crp(a) for a in adapted()])),
+         "CRP runs on every path before fusion, instead of once on the fused map."),
+        (lambda: block.output(block.crp(summed())),
+         "the paths are upsampled and summed without fusion's convolutions (block.fusion)."),
+    ] + [(lambda i=i: block.output(block.crp(adapted()[i])),
+          f"only path {i} reaches the output; the other paths are dropped instead of fused.") for i in range(len(paths))]
 
 
 def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
@@ -207,48 +183,39 @@ def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
     ``block.forward``) is refused: it matches by construction.
     """
     __tracebackhide__ = True
-    what = name_of(forward_fn, "forward")
+    student = Submission(forward_fn, "forward", Reference(
+        (RefineNetBlock,), allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit)))
+    what = student.what
     if not callable(forward_fn):
         raise fail(what, f"expected a function, got a {type(forward_fn).__name__}.",
                    "pass your function itself: check_block_forward(my_forward).")
-    student = Submission(forward_fn, what, Reference(
-        (RefineNetBlock,), allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit)))
     gen = torch.Generator().manual_seed(seed)
-    for case, in_channels, widths, sizes in _BLOCK_CASES:
+    for name, in_channels, widths, sizes in _BLOCK_CASES:
         with seeded(seed):
             block = RefineNetBlock(list(in_channels), list(widths), crp_blocks=2, output_rcus=2)
         randomize_(convs_of(block), gen)
         paths = tuple(torch.randn(2, c, *hw, generator=gen) for c, hw in zip(in_channels, sizes))
         before = [p.clone() for p in paths]
-        shapes = ", ".join(str(list(p.shape)) for p in paths)
+        case = f"{name}, paths " + ", ".join(str(list(p.shape)) for p in paths)
         expected_shape = (2, block.out_channels, *max(sizes, key=lambda hw: hw[0] * hw[1]))
         with torch.no_grad():
-            y = require_tensor(student.call(forward_fn, block, *paths, context=f" ({case})", fix=_FORWARD_FIX),
-                               what, expected_shape)
+            y = student.call(forward_fn, block, *paths, context=f" ({name})", fix=_FORWARD_FIX,
+                             shape=expected_shape)
             expected = block.output(block.crp(block.fusion(*[a(p) for a, p in zip(block.adaptive, paths)])))
         for p, b in zip(paths, before):
-            check_unchanged(p, b, what)
+            student.check_unchanged(p, b)
         if tuple(y.shape) != expected_shape:
             raise fail(what, f"returned shape {list(y.shape)}; the block gives {list(expected_shape)}.",
                        _FORWARD_FIX, "a block's output has the fused width (block.out_channels) at the largest "
-                       "input resolution.", case=f"{case}, paths {shapes}")
+                       "input resolution.", case=case)
         if not close(y, expected):
-            for mistake, compute in _block_mistakes(block, paths):
-                try:
-                    with torch.no_grad():
-                        wrong = compute()
-                except Exception:  # noqa: BLE001 - that mistake cannot even run on these paths
-                    continue
-                if wrong.shape == y.shape and close(y, wrong):
-                    raise fail(what, mistake, _FORWARD_FIX,
-                               "Sec. 3.2: adaptive convolutions per path, then one fused map, refined by CRP, "
-                               "then the output RCUs.", case=f"{case}, paths {shapes}")
+            student.named_mistake(y, _block_mistakes(block, paths), fix=_FORWARD_FIX, case=case,
+                                  why="Sec. 3.2: adaptive convolutions per path, then one fused map, refined by CRP, "
+                                  "then the output RCUs.")
             raise fail(what, f"the output differs from the block's (largest difference {max_diff(y, expected):.3g}).",
-                       _FORWARD_FIX, case=f"{case}, paths {shapes}")
-        grads = [p.clone().requires_grad_(True) for p in paths]
-        block.zero_grad(set_to_none=True)
-        check_gradients(block, grads, student.call(forward_fn, block, *grads, context=f" ({case})"), what,
-                        [f"path {i}" for i in range(len(grads))])
+                       _FORWARD_FIX, case=case)
+        student.check_gradients(block, paths, [f"path {i}" for i in range(len(paths))],
+                                run=lambda grads: student.call(forward_fn, block, *grads, context=f" ({name})"))
     student.refuse_reuse(fix="call the parts yourself: block.adaptive, block.fusion, block.crp and block.output, "
                          "not block(*paths) or block.forward(*paths).")
     ok(f"{what}: adaptive convolutions -> fusion -> CRP -> output RCUs, on blocks of 1, 2 and 3 paths; "

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from refinenet_edu.engine import metrics as reference_metrics
-from refinenet_edu.grading.harness import Reference, Submission, as_tensor, fail, name_of, ok
+from refinenet_edu.grading.harness import Reference, Submission, as_tensor, fail, ok
 
 __all__ = ["BAND_VARIANTS", "band_variant", "check_boundary_band"]
 
@@ -105,8 +105,8 @@ def check_boundary_band(fn: Callable, *, seed: int = 0) -> None:
     :func:`refinenet_edu.engine.metrics.boundary_band` at ``k`` = 1, 2, 3 on two mask sizes.
     """
     __tracebackhide__ = True
-    what = name_of(fn, "boundary_band")
-    student = Submission(fn, what, Reference((reference_metrics.boundary_band,)))
+    student = Submission(fn, "boundary_band", Reference((reference_metrics.boundary_band,)))
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     for mask in _masks(gen):
         for k in (3, 1, 2):  # k = 3 first: there a window of side k and a band of k - 1 differ
@@ -128,9 +128,8 @@ def check_boundary_band(fn: Callable, *, seed: int = 0) -> None:
                 got = got.bool()
             if torch.equal(got, expected):
                 continue
-            for _, variant, mistake, fix in BAND_VARIANTS:
-                if torch.equal(got, variant(mask, k)):
-                    raise fail(what, mistake, fix, case=case)
+            student.named_mistake(got, [(lambda v=v: v(mask, k), mistake, fix) for _, v, mistake, fix in BAND_VARIANTS],
+                                  same=torch.equal, case=case)
             missing, extra = int((expected & ~got).sum()), int((got & ~expected).sum())
             raise fail(what, f"{missing} pixel(s) of the band are missing and {extra} pixel(s) outside it are in "
                        "it, and that matches none of the usual mistakes.",

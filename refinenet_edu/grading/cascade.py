@@ -11,7 +11,6 @@ is what the student must not reuse.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,19 +18,7 @@ import torch
 from torch import nn
 
 from refinenet_edu.nn.components import RefineNetBlock
-from refinenet_edu.grading.harness import (
-    CheckFailed,
-    Reference,
-    Submission,
-    check_gradients,
-    close,
-    fail,
-    max_diff,
-    name_of,
-    ok,
-    require_tensor,
-    seeded,
-)
+from refinenet_edu.grading.harness import CheckFailed, Reference, Submission, close, fail, max_diff, ok, seeded
 
 __all__ = ["check_cascade", "feature_sizes"]
 
@@ -40,18 +27,6 @@ _STRIDES = (4, 8, 16, 32)
 _STAGE_OF = {"refinenet4": 3, "refinenet3": 2, "refinenet2": 1, "refinenet1": 0}
 _ORDER_FIX = ("forward(features) gets the list [1/4, 1/8, 1/16, 1/32]: r4 = refinenet4(features[3]), "
               "r3 = refinenet3(r4, features[2]), and so on down to refinenet1.")
-
-
-def _library_cascades() -> tuple[type, ...]:
-    """The library's classes that run the 4-cascade (the model; a decoder class where the library has one)."""
-    found = []
-    for module_name, name in (("refinenet_edu.nn.model", "RefineNet"), ("refinenet_edu.nn.decoder", "RefineNetDecoder"),
-                              ("refinenet_edu.nn.model", "RefineNet")):
-        try:
-            found.append(getattr(importlib.import_module(module_name), name))
-        except (ImportError, AttributeError):
-            continue
-    return tuple(dict.fromkeys(found))
 
 
 def feature_sizes(image_size: tuple[int, int]) -> list[tuple[int, int]]:
@@ -114,9 +89,11 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
     calls the library's own cascade (the RefineNet model) is refused.
     """
     __tracebackhide__ = True
-    what = name_of(cascade_class, "FourCascadedDecoder")
-    student = Submission(cascade_class, what, Reference(_library_cascades(), allowed=(RefineNetBlock,)),
+    from refinenet_edu.nn.model import RefineNet  # imported here: it pulls in torchvision, which takes seconds
+
+    student = Submission(cascade_class, "FourCascadedDecoder", Reference((RefineNet,), allowed=(RefineNetBlock,)),
                          allow_reference=allow_reference)
+    what = student.what
     enc_channels, widths = list(enc_channels), list(widths)
     with seeded(seed):
         dec = student.build((enc_channels, widths), dict(crp_blocks=crp_blocks, output_rcus=output_rcus),
@@ -204,7 +181,7 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
         if any(out is o for o in outputs.values()):
             raise fail(what, f"forward returns {describe(out)}, not RefineNet-1's output at 1/4 resolution "
                        f"{list(want_shape)}.", "return the output of refinenet1, the last block.")
-    y = require_tensor(out, what, want_shape)
+    y = student.one_tensor(out, want_shape)
     if tuple(y.shape) != want_shape:
         raise fail(what, f"the output has shape {list(y.shape)}; expected RefineNet-1's output {list(want_shape)} "
                    "(1/4 of the input).", "return the output of refinenet1.")
@@ -216,10 +193,9 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
         raise fail(what, "the output differs from the chain r4 = refinenet4(f4), r3 = refinenet3(r4, f3), ... "
                    f"(largest difference {max_diff(y, r):.3g}).", "return refinenet1's output unchanged.")
 
-    fg = [f.clone().requires_grad_(True) for f in feats]
-    dec.zero_grad(set_to_none=True)
-    check_gradients(dec, fg, student.call(dec, fg), what, [f"features[{i}] (1/{s})" for i, s in enumerate(_STRIDES)])
-    student.refuse_reuse(dec, fix="wire the four RefineNetBlocks yourself in your own nn.Module, without the "
+    student.check_gradients(dec, feats, [f"features[{i}] (1/{s})" for i, s in enumerate(_STRIDES)],
+                            run=lambda grads: student.call(dec, grads))
+    student.refuse_reuse(fix="wire the four RefineNetBlocks yourself in your own nn.Module, without the "
                          "library's RefineNet model.")
     ok(f"{what}: refinenet4(1/32) -> refinenet3(+1/16) -> refinenet2(+1/8) -> refinenet1(+1/4), each block "
        f"built for the right paths, output {list(want_shape)} at 1/4, gradients reach all four encoder paths.")

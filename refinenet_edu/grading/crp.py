@@ -18,23 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ChainedResidualPooling
-from refinenet_edu.grading.harness import (
-    Reference,
-    Submission,
-    call_repr,
-    check_gradients,
-    close,
-    convs_of,
-    fail,
-    identity_,
-    max_diff,
-    name_of,
-    ok,
-    param_count,
-    randomize_,
-    require_tensor,
-    seeded,
-)
+from refinenet_edu.grading.harness import (Reference, Submission, call_repr, close, convs_of, copy_weights_, fail,
+                                           identity_, max_diff, ok, param_count, randomize_, seeded)
 
 __all__ = ["check_crp", "crp_reference"]
 
@@ -68,7 +53,7 @@ def _probe(student: Submission, crp: nn.Module, convs: Sequence[nn.Conv2d], num_
     x = torch.zeros(1, channels, side, side)
     x[:, :, centre, centre] = 1.0
     with torch.no_grad():
-        y = require_tensor(student.call(crp, x, context=" (a single bright pixel)"), what, x.shape)
+        y = student.call(crp, x, context=" (a single bright pixel)", shape=x.shape)
         expected = crp_reference(x, convs)
     if y.shape != x.shape:
         return  # the shape test that follows explains this
@@ -136,20 +121,17 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
     library's class itself.
     """
     __tracebackhide__ = True
-    what = name_of(crp_class, "ChainedResidualPooling")
-    student = Submission(crp_class, what, Reference((ChainedResidualPooling,)), allow_reference=allow_reference)
-    usage = "check_crp(ChainedResidualPooling)"
+    student = Submission(crp_class, "ChainedResidualPooling", Reference((ChainedResidualPooling,)),
+                         allow_reference=allow_reference)
+    what, usage = student.what, "check_crp(ChainedResidualPooling)"
     gen = torch.Generator().manual_seed(seed)
+    conv_fix = ("`self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) "
+                "for _ in range(num_blocks))`.")
     # Probe at least 3 blocks: with 2, parallel 5x5 pools and chained 3x3 pools both give a 5 px response.
-    block_counts = sorted({3, num_blocks}, reverse=True) if num_blocks >= 2 else [num_blocks]
-    built = []
-    for n in block_counts:
+    for n in sorted({3, num_blocks}, reverse=True) if num_blocks >= 2 else [num_blocks]:
         with seeded(seed):
             crp = student.build((channels, n), usage=usage)
-        built.append(crp)
         convs = convs_of(crp)
-        conv_fix = ("`self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) "
-                    "for _ in range(num_blocks))`.")
         if len(convs) != n:
             raise fail(what, f"{call_repr(what, (channels, n))} has {len(convs)} distinct convolution(s); a chain "
                        f"of {n} blocks needs one 3x3 convolution per block.", conv_fix,
@@ -166,26 +148,22 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
         x = torch.randn(2, channels, *size, generator=gen)
         y = student.call_keeping_shape(crp, x, fix="keep the size: `nn.MaxPool2d(5, stride=1, padding=2)`, "
                                        "convs with padding=1.")
-        before = x  # unchanged: call_keeping_shape checked it
         with torch.no_grad():
-            expected = crp_reference(before, convs)
-            if not close(y, expected):
-                if close(y, crp_reference(before, convs, conv_first=True)):
-                    raise fail(what, "each block convolves and then pools; this assignment (like the paper's "
-                               "CRP) pools first, then convolves.", "`top = conv(pool(top))`.",
-                               "conv-then-pool is the 'improved' CRP of the later official models.")
-                raise fail(what, "the output differs from the chain of pool+conv blocks (largest difference "
-                           f"{max_diff(y, expected):.3g}).", f"{_LOOP}.")
-            with seeded(seed):
-                ref = ChainedResidualPooling(channels, n)
-            for rc, sc in zip(ref.convs, convs):
-                rc.weight.copy_(sc.weight)
-            if not close(y, ref(before)):  # pragma: no cover - the two references agree
+            expected = crp_reference(x, convs)
+        if not close(y, expected):
+            student.named_mistake(y, [(lambda: crp_reference(x, convs, conv_first=True),
+                                       "each block convolves and then pools; this assignment (like the paper's CRP) "
+                                       "pools first, then convolves.", "`top = conv(pool(top))`.",
+                                       "conv-then-pool is the 'improved' CRP of the later official models.")])
+            raise fail(what, "the output differs from the chain of pool+conv blocks (largest difference "
+                       f"{max_diff(y, expected):.3g}).", f"{_LOOP}.")
+        with seeded(seed):
+            ref = ChainedResidualPooling(channels, n)
+        copy_weights_(convs, ref.convs)
+        with torch.no_grad():
+            if not close(y, ref(x)):  # pragma: no cover - the two references agree
                 raise fail(what, "the output differs from refinenet_edu's ChainedResidualPooling.", f"{_LOOP}.")
-
-        xg = before.clone().requires_grad_(True)
-        crp.zero_grad(set_to_none=True)
-        check_gradients(crp, [xg], student.call(crp, xg), what, ["the input x"])
+        student.check_gradients(crp, [x], ["the input x"])
 
     # CRP off: num_blocks=0 is just the ReLU (used by the experiment "CRP on vs off").
     with seeded(seed):
@@ -196,7 +174,6 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
     if param_count(crp0) != 0 or not close(y0, F.relu(x)):
         raise fail(what, "with num_blocks=0 (CRP switched off) the module should have no parameters and return "
                    "relu(x).", "build the convs with `range(num_blocks)` and let the loop run zero times.")
-    for crp in built + [crp0]:
-        student.refuse_reuse(crp, fix=_OWN_FIX)
+    student.refuse_reuse(fix=_OWN_FIX)
     ok(f"{what}: chained (impulse response grows 4 px per block), {num_blocks} pool+conv blocks, every block's "
        "output summed, matches refinenet_edu's ChainedResidualPooling, num_blocks=0 is relu(x), gradients flow.")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from refinenet_edu.grading.harness import Reference, Submission, fail, name_of, ok, seeded
+from refinenet_edu.grading.harness import Reference, Submission, fail, ok, seeded
 
 __all__ = ["TinySegNet", "check_eval_mode"]
 
@@ -67,9 +67,9 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
     from refinenet_edu.engine.evaluation import evaluate
     from refinenet_edu.engine.inference import predict_labels, predict_probabilities
 
-    what = name_of(predict_fn, "predict")
-    student = Submission(predict_fn, what, Reference((predict_labels, predict_probabilities, evaluate)),
+    student = Submission(predict_fn, "predict", Reference((predict_labels, predict_probabilities, evaluate)),
                          allow_reference=allow_reference)
+    what = student.what
     if not callable(predict_fn):
         raise fail(what, f"expected a function predict(model, images), got a {type(predict_fn).__name__}.",
                    "pass the function itself: check_eval_mode(predict).")

@@ -19,22 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import MultiResolutionFusion
-from refinenet_edu.grading.harness import (
-    Reference,
-    Submission,
-    check_gradients,
-    close,
-    convs_of,
-    fail,
-    identity_,
-    max_diff,
-    name_of,
-    ok,
-    param_count,
-    randomize_,
-    require_tensor,
-    seeded,
-)
+from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, identity_,
+                                           max_diff, ok, param_count, randomize_, seeded)
 
 __all__ = ["check_fusion", "fusion_reference"]
 
@@ -114,26 +100,25 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     class itself.
     """
     __tracebackhide__ = True
-    what = name_of(fusion_class, "MultiResolutionFusion")
-    student = Submission(fusion_class, what, Reference((MultiResolutionFusion,)), allow_reference=allow_reference)
-    usage = "check_fusion(MultiResolutionFusion)"
+    student = Submission(fusion_class, "MultiResolutionFusion", Reference((MultiResolutionFusion,)),
+                         allow_reference=allow_reference)
+    what, usage = student.what, "check_fusion(MultiResolutionFusion)"
     gen = torch.Generator().manual_seed(seed)
-    built = []
 
     # 1. Two paths of equal width, identity convs: the output should be high + up(low).
     for order in ("low, high", "high, low"):
         with seeded(seed):
             fusion = student.build(([4, 4],), usage=usage)
-        built.append(fusion)
-        convs = _fusion_convs(fusion, [4, 4], what)
-        for c in convs:
+        for c in _fusion_convs(fusion, [4, 4], what):
             identity_(c)
         low = torch.randn(2, 4, 4, 5, generator=gen)
         high = torch.randn(2, 4, 8, 10, generator=gen)
-        paths = [low, high] if order == "low, high" else [high, low]
-        with torch.no_grad():
-            y = require_tensor(student.call(fusion, *paths, context=f" (paths in the order {order})"), what,
-                               high.shape)
+
+        def fuse(low, high, **kwargs):
+            with torch.no_grad():
+                return student.call(fusion, *([low, high] if order == "low, high" else [high, low]), **kwargs)
+
+        y = fuse(low, high, context=f" (paths in the order {order})", shape=high.shape)
         if tuple(y.shape[-2:]) == tuple(low.shape[-2:]):
             raise fail(what, f"the output is at the LOW resolution (4x5 for paths [{order}] of 4x5 and 8x10): the "
                        "high-resolution path was downsampled, or the wrong branch upsampled.",
@@ -149,26 +134,20 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                        f"(high) the output has shape {list(y.shape)}; expected {list(high.shape)}.",
                        _WRONG_BRANCH_FIX)
         # The high-resolution path alone must come through unchanged (identity conv).
-        with torch.no_grad():
-            zero_low = [torch.zeros_like(low), high] if order == "low, high" else [high, torch.zeros_like(low)]
-            y_high = student.call(fusion, *zero_low)
-        if not close(y_high, high):
+        if not close(fuse(torch.zeros_like(low), high), high):
             raise fail(what, "the high-resolution path is resampled (e.g. downsampled and upsampled again), "
                        "which blurs away its detail.", _WRONG_BRANCH_FIX,
                        "with the low-resolution path set to zero and identity convolutions, the output should "
                        "be the high-resolution path itself. " + _WRONG_BRANCH_WHY)
-        with torch.no_grad():
-            zero_high = [low, torch.zeros_like(high)] if order == "low, high" else [torch.zeros_like(high), low]
-            y_low = student.call(fusion, *zero_high)
-            target = _up(low, high.shape[-2:])
+        y_low, target = fuse(low, torch.zeros_like(high)), _up(low, high.shape[-2:])
         if not close(y_low, target):
             bilinear = "`F.interpolate(y, size=size, mode='bilinear', align_corners=False)`."
-            if close(y_low, _up(low, high.shape[-2:], mode="nearest")):
-                raise fail(what, "the low-resolution path is upsampled with nearest-neighbour interpolation; "
-                           "the paper (and refinenet_edu) upsample bilinearly.", bilinear)
-            if close(y_low, _up(low, high.shape[-2:], align_corners=True)):
-                raise fail(what, "the low-resolution path is upsampled with align_corners=True; this assignment "
-                           "follows refinenet_edu's default, align_corners=False.", bilinear)
+            student.named_mistake(y_low, [
+                (_up(low, high.shape[-2:], mode="nearest"), "the low-resolution path is upsampled with "
+                 "nearest-neighbour interpolation; the paper (and refinenet_edu) upsample bilinearly.", bilinear),
+                (_up(low, high.shape[-2:], align_corners=True), "the low-resolution path is upsampled with "
+                 "align_corners=True; this assignment follows refinenet_edu's default, align_corners=False.",
+                 bilinear)])
             raise fail(what, "the low-resolution path does not come out upsampled bilinearly to the high "
                        f"resolution (largest difference {max_diff(y_low, target):.3g}).", _WRONG_BRANCH_FIX,
                        "with the high-resolution path set to zero and identity convolutions, the output should "
@@ -177,28 +156,27 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
             raise fail(what, "the output is not the sum of the (convolved, upsampled) paths.",
                        "add the paths: `out = out + y` for each path.")
 
+    def built_with_reference(in_channels):
+        with seeded(seed):
+            fusion, ref = student.build((in_channels,), usage=usage), MultiResolutionFusion(in_channels)
+        convs = _fusion_convs(fusion, in_channels, what)
+        randomize_(convs, gen)
+        copy_weights_(convs, ref.convs)
+        return fusion, ref, convs
+
     # 2. Different widths, random weights: equality with the reference.
-    in_channels = [6, 4]
-    with seeded(seed):
-        fusion = student.build((in_channels,), usage=usage)
-        ref = MultiResolutionFusion(in_channels)
-    built.append(fusion)
-    convs = _fusion_convs(fusion, in_channels, what)
-    randomize_(convs, gen)
-    with torch.no_grad():
-        for rc, sc in zip(ref.convs, convs):
-            rc.weight.copy_(sc.weight)
+    fusion, ref, convs = built_with_reference([6, 4])
     low = torch.randn(2, 6, 4, 5, generator=gen)
     high = torch.randn(2, 4, 8, 10, generator=gen)
     with torch.no_grad():
-        y = student.call(fusion, low, high)
-        expected = ref(low, high)
+        y, expected = student.call(fusion, low, high), ref(low, high)
     if not close(y, expected):
-        if close(y, fusion_reference([low, high], convs, conv_after_upsample=True), atol=1e-4):
-            raise fail(what, "each path is upsampled first and convolved afterwards.",
-                       "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.",
-                       "the paper convolves each path at its own resolution, then upsamples: cheaper, and what "
-                       "the reference does (the two differ near the borders).")
+        student.named_mistake(y, [(lambda: fusion_reference([low, high], convs, conv_after_upsample=True),
+                                   "each path is upsampled first and convolved afterwards.",
+                                   "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.",
+                                   "the paper convolves each path at its own resolution, then upsamples: cheaper, "
+                                   "and what the reference does (the two differ near the borders).")],
+                              same=lambda a, b: close(a, b, atol=1e-4))
         diff = max_diff(y, expected) if isinstance(y, torch.Tensor) and y.shape == expected.shape else float("nan")
         raise fail(what, "the output differs from refinenet_edu's MultiResolutionFusion with the same weights "
                    f"(largest difference {diff:.3g}).",
@@ -216,29 +194,19 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                    "apart.")
 
     # 4. Three paths (a single-RefineNet / 2-cascade block), largest resolution in the middle.
-    in3 = [8, 5, 6]
-    with seeded(seed):
-        f3 = student.build((in3,), usage=usage)
-        ref3 = MultiResolutionFusion(in3)
-    built.append(f3)
-    convs3 = _fusion_convs(f3, in3, what)
-    randomize_(convs3, gen)
-    with torch.no_grad():
-        for rc, sc in zip(ref3.convs, convs3):
-            rc.weight.copy_(sc.weight)
+    f3, ref3, _ = built_with_reference([8, 5, 6])
     paths3 = [torch.randn(1, 8, 3, 3, generator=gen), torch.randn(1, 5, 9, 11, generator=gen),
               torch.randn(1, 6, 5, 6, generator=gen)]
     with torch.no_grad():
         y3, e3 = student.call(f3, *paths3, context=" (three paths)"), ref3(*paths3)
     if not close(y3, e3):
-        raise fail(what, f"with three paths of widths {in3} and sizes 3x3, 9x11, 5x6 the output "
+        raise fail(what, f"with three paths of widths [8, 5, 6] and sizes 3x3, 9x11, 5x6 the output "
                    f"({list(getattr(y3, 'shape', []))}) differs from the reference ({list(e3.shape)}: smallest "
                    "width, largest resolution).", "loop over all paths; do not assume there are exactly two.")
 
     # 5. One path: nothing to fuse.
     with seeded(seed):
         f1 = student.build(([5],), usage=usage)
-    built.append(f1)
     x1 = torch.randn(1, 5, 6, 7, generator=gen)
     with torch.no_grad():
         y1 = student.call(f1, x1, context=" (one path)")
@@ -248,12 +216,8 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                    "return `paths[0]`.", "RefineNet-4 takes the 1/32 path alone.")
 
     # 6. Gradients reach every path and every conv.
-    lg, hg = low.clone().requires_grad_(True), high.clone().requires_grad_(True)
-    fusion.zero_grad(set_to_none=True)
-    check_gradients(fusion, [lg, hg], student.call(fusion, lg, hg), what,
-                    ["the low-resolution path", "the high-resolution path"])
-    for module in built:
-        student.refuse_reuse(module, fix=_OWN_FIX)
+    student.check_gradients(fusion, [low, high], ["the low-resolution path", "the high-resolution path"])
+    student.refuse_reuse(fix=_OWN_FIX)
     ok(f"{what}: a 3x3 conv per path to the smallest width, bilinear upsampling to the LARGEST resolution "
        "(either order, odd sizes, 3 paths), single path passes through, matches refinenet_edu's "
        "MultiResolutionFusion, gradients flow.")

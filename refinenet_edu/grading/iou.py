@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 
 from refinenet_edu.engine import metrics as reference_metrics
-from refinenet_edu.grading.harness import Reference, Submission, as_tensor, fail, name_of, ok
+from refinenet_edu.grading.harness import Reference, Submission, as_tensor, fail, ok
 
 __all__ = ["CM_CASE", "check_confusion_matrix", "check_iou", "check_miou", "metric_variants"]
 
@@ -49,9 +49,8 @@ def check_confusion_matrix(fn: Callable, *, seed: int = 0, allow_reference: bool
     classes do not occur. Compared with :func:`refinenet_edu.engine.metrics.confusion_matrix`.
     """
     __tracebackhide__ = True
-    what = name_of(fn, "confusion_matrix")
-    student = Submission(fn, what, _REFERENCE, allow_reference=allow_reference)
-    confusion_matrix = reference_metrics.confusion_matrix
+    student = Submission(fn, "confusion_matrix", _REFERENCE, allow_reference=allow_reference)
+    what, confusion_matrix = student.what, reference_metrics.confusion_matrix
     pred = torch.tensor([0, 1, 1, 2, 2, 0])
     target = torch.tensor([0, 1, 2, 2, 0, 0])
     case = "pred [0,1,1,2,2,0], target [0,1,2,2,0,0]"
@@ -132,11 +131,15 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True))
 
 
+def _same_number(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+
+
 def check_iou(fn: Callable, *, allow_reference: bool = True) -> None:
     """Check ``fn(cm) -> [C]`` per-class IoU ``TP / (TP + FP + FN)``, NaN for absent classes."""
     __tracebackhide__ = True
-    what = name_of(fn, "iou_from_confusion")
-    student = Submission(fn, what, _REFERENCE, allow_reference=allow_reference)
+    student = Submission(fn, "iou_from_confusion", _REFERENCE, allow_reference=allow_reference)
+    what = student.what
     cm = CM_CASE.clone()
     got = as_tensor(student.call(fn, cm.clone(), context=f" (the confusion matrix {cm.tolist()})"), what)
     expected = reference_metrics.iou_from_confusion(cm)
@@ -147,9 +150,8 @@ def check_iou(fn: Callable, *, allow_reference: bool = True) -> None:
         raise fail(what, f"returned {got.dtype} values; IoUs are fractions.", "convert the counts: `cm = cm.double()`.")
     got = got.double()
     if not _same(got, expected):
-        for variant, mistake, fix in metric_variants(cm).values():
-            if _same(got, variant):
-                raise fail(what, mistake, fix, case=f"the matrix {cm.tolist()} (rows = ground truth).")
+        student.named_mistake(got, metric_variants(cm).values(), same=_same,
+                              case=f"the matrix {cm.tolist()} (rows = ground truth).")
         if bool(torch.isnan(got[:2]).any()) or bool(torch.isnan(got[3:]).any()):
             raise fail(what, f"NaN for a class that occurs (got {got.tolist()}); only a class absent from both the "
                        "ground truth and the prediction (union 0) is NaN.",
@@ -184,8 +186,8 @@ def check_miou(fn: Callable, iou_fn: Callable | None = None, *, allow_reference:
     IoU, and IoU formulas that are off.
     """
     __tracebackhide__ = True
-    what = name_of(fn, "miou_from_confusion")
-    student = Submission(fn, what, _REFERENCE, allow_reference=allow_reference)
+    student = Submission(fn, "miou_from_confusion", _REFERENCE, allow_reference=allow_reference)
+    what = student.what
     cm = CM_CASE.clone()
     raw = student.call(fn, cm.clone(), context=f" (the confusion matrix {cm.tolist()})")
     try:
@@ -198,7 +200,7 @@ def check_miou(fn: Callable, iou_fn: Callable | None = None, *, allow_reference:
     accepted = [expected]
     if own is not None and bool((~torch.isnan(own)).any()):
         accepted.append(float(torch.nanmean(own)))
-    if any(math.isclose(got, value, rel_tol=1e-6, abs_tol=1e-9) for value in accepted):
+    if any(_same_number(got, value) for value in accepted):
         empty = student.call(fn, torch.zeros(3, 3, dtype=torch.int64), context=" (an all-zero confusion matrix)")
         try:
             empty = float(empty)
@@ -239,9 +241,7 @@ def check_miou(fn: Callable, iou_fn: Callable | None = None, *, allow_reference:
         raise fail(what, "returned NaN although several classes occur: a plain mean over IoUs that include NaN "
                    "(a class absent from both ground truth and prediction) is NaN.",
                    "`torch.nanmean(iou)` (or average `iou[~torch.isnan(iou)]`).")
-    for value, mistake, fix in candidates:
-        if math.isclose(got, value, rel_tol=1e-6, abs_tol=1e-9):
-            raise fail(what, mistake, fix, case=f"the matrix {cm.tolist()} (rows = ground truth).")
+    student.named_mistake(got, candidates, same=_same_number, case=f"the matrix {cm.tolist()} (rows = ground truth).")
     mean_of = f"{accepted[-1]:.6f} (the mean of your IoUs)" if len(accepted) > 1 else f"{expected:.6f}"
     raise fail(what, f"got {got:.6f}, expected {mean_of} for the matrix {cm.tolist()} (rows = ground truth).",
                "mIoU = the mean of the per-class IoUs that are not NaN: `torch.nanmean(iou_from_confusion(cm))`.")

@@ -18,20 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinenet_edu.grading.harness import (
-    Reference,
-    Submission,
-    close,
-    convs_of,
-    fail,
-    max_diff,
-    name_of,
-    ok,
-    param_count,
-    randomize_,
-    require_tensor,
-    seeded,
-)
+from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, max_diff, ok,
+                                           param_count, randomize_, seeded)
 from refinenet_edu.nn.components import ChainedResidualPooling, RefineNetBlock, ResidualConvUnit
 
 __all__ = ["check_lw_block", "lw_block"]
@@ -89,8 +77,8 @@ def check_lw_block(factory: Any, *, seed: int = 0) -> None:
     next to a block of the same widths with 3x3 convolutions and RCUs (the library's defaults).
     """
     __tracebackhide__ = True
-    what = name_of(factory, "make_lw_block")
-    student = Submission(factory, what, Reference(()))
+    student = Submission(factory, "make_lw_block", Reference(()))
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     counts = []
     for in_channels, width in (([12, 6], 4), ([10, 7], 6)):
@@ -103,17 +91,13 @@ def check_lw_block(factory: Any, *, seed: int = 0) -> None:
             raise fail(what, f"{param_count(block)} parameters; the light-weight block of in_channels="
                        f"{list(in_channels)}, width={width} has {param_count(ref)}.", _FIX)
         randomize_(convs_of(ref), gen)
-        with torch.no_grad():
-            for mine, theirs in zip(convs_of(block), convs_of(ref)):
-                mine.weight.copy_(theirs.weight)
-                if mine.bias is not None and theirs.bias is not None:
-                    mine.bias.copy_(theirs.bias)
+        copy_weights_(convs_of(ref), convs_of(block))
         block.eval()
         low = torch.randn(2, in_channels[0], 3, 4, generator=gen)
         high = torch.randn(2, in_channels[1], 5, 7, generator=gen)  # not a factor 2: the corners matter
         with torch.no_grad():
-            y = require_tensor(student.call(block, low, high, context=f" (in_channels={list(in_channels)}, "
-                                            f"width={width})"), what, (2, width, 5, 7))
+            y = student.call(block, low, high, context=f" (in_channels={list(in_channels)}, width={width})",
+                             shape=(2, width, 5, 7))
             expected = ref(low, high)
             if not close(y, expected):
                 other = lw_block(in_channels, width, align_corners=False)

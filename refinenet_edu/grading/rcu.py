@@ -16,20 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ResidualConvUnit
-from refinenet_edu.grading.harness import (
-    Reference,
-    Submission,
-    check_gradients,
-    close,
-    convs_of,
-    fail,
-    max_diff,
-    name_of,
-    ok,
-    param_count,
-    randomize_,
-    seeded,
-)
+from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, max_diff, ok,
+                                           param_count, randomize_, seeded)
 
 __all__ = ["RCU_VARIANTS", "check_rcu", "rcu_convs"]
 
@@ -79,8 +67,6 @@ RCU_VARIANTS: list[tuple[str, Callable, str, str]] = [
 
 _OWN_FIX = ("write the unit yourself: `class ResidualConvUnit(nn.Module)` with its own conv1 and conv2 "
             "(nn.Conv2d) and a forward of your own, without refinenet_edu.")
-
-
 _CONV_FIX = ("create `self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=True)` and "
              "`self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)` in __init__, with the "
              "`channels` your __init__ receives.")
@@ -129,56 +115,44 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
 
     ``rcu_class(channels)`` must build a module with two 3x3 convolutions
     ``conv1`` (with bias) and ``conv2`` (without) whose forward is
-    ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count,
+    ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count
+    (also at a second width, so that a width written into the code fails),
     the output shape (odd sizes), that the input is not modified in place,
     numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit`
     holding the same weights, and that gradients reach the input and every
-    parameter. It also builds the class at a second width, so that a width
-    written into the code fails. A misplaced ReLU is named. A class that derives from, holds or
+    parameter. A misplaced ReLU is named. A class that derives from, holds or
     calls the library's RCU is refused; with ``allow_reference=False`` (the
     graded assignments) so is the library's class itself.
     """
     __tracebackhide__ = True
-    what = name_of(rcu_class, "ResidualConvUnit")
-    student = Submission(rcu_class, what, Reference((ResidualConvUnit,)), allow_reference=allow_reference)
+    student = Submission(rcu_class, "ResidualConvUnit", Reference((ResidualConvUnit,)), allow_reference=allow_reference)
+    what, usage = student.what, "check_rcu(ResidualConvUnit)"
     gen = torch.Generator().manual_seed(seed)
     with seeded(seed):
-        rcu = student.build((channels,), usage="check_rcu(ResidualConvUnit)")
+        rcu = student.build((channels,), usage=usage)
         conv1, conv2 = rcu_convs(rcu, what, channels)
         ref = ResidualConvUnit(channels)
-        second = student.build((other_width(channels),), usage="check_rcu(ResidualConvUnit)")
-    rcu_convs(second, what, other_width(channels))
+        rcu_convs(student.build((other_width(channels),), usage=usage), what, other_width(channels))
     n_ref, n_student = param_count(ref), param_count(rcu)
     if n_student != n_ref:
         raise fail(what, f"{n_student} parameters; an RCU of {channels} channels has {n_ref} (two 3x3 convs, a "
                    "bias on conv1 only).", "create only conv1 and conv2 in __init__.")
     randomize_([conv1, conv2], gen)
-    with torch.no_grad():
-        ref.conv1.weight.copy_(conv1.weight)
-        ref.conv1.bias.copy_(conv1.bias)
-        ref.conv2.weight.copy_(conv2.weight)
+    copy_weights_([conv1, conv2], [ref.conv1, ref.conv2])
 
     x = torch.randn(2, channels, *size, generator=gen)
     y = student.call_keeping_shape(rcu, x, fix="keep the shape: 3x3 convolutions with padding=1 and the same "
                                    "number of channels.")
-    before = x  # unchanged: call_keeping_shape checked it
     with torch.no_grad():
-        expected = ref(before)
+        expected = ref(x)
     if not close(y, expected):
         c1 = lambda t: F.conv2d(t, conv1.weight, conv1.bias, padding=1)  # noqa: E731
         c2 = lambda t: F.conv2d(t, conv2.weight, None, padding=1)  # noqa: E731
-        with torch.no_grad():
-            for _, formula, mistake, fix in RCU_VARIANTS:
-                if close(y, formula(before, c1, c2)):
-                    raise fail(what, mistake, fix)
+        student.named_mistake(y, [(lambda f=f: f(x, c1, c2), mistake, fix) for _, f, mistake, fix in RCU_VARIANTS])
         raise fail(what, "the output differs from x + conv2(relu(conv1(relu(x)))) (largest difference "
                    f"{max_diff(y, expected):.3g}) and matches none of the usual mistakes.",
                    f"write forward exactly as the formula: {_FORMULA}.")
-
-    xg = before.clone().requires_grad_(True)
-    rcu.zero_grad(set_to_none=True)
-    check_gradients(rcu, [xg], student.call(rcu, xg), what, ["the input x"])
-    student.refuse_reuse(rcu, fix=_OWN_FIX)
-    student.refuse_reuse(second, fix=_OWN_FIX)
+    student.check_gradients(rcu, [x], ["the input x"])
+    student.refuse_reuse(fix=_OWN_FIX)
     ok(f"{what}: 3x3 convs, {n_ref} parameters, shape kept, x + conv2(relu(conv1(relu(x)))) matches "
        "refinenet_edu's ResidualConvUnit, gradients flow.")

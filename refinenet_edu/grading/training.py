@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.engine import loop
-from refinenet_edu.grading.harness import CheckFailed, Reference, Submission, fail, name_of, ok, seeded, student_line
+from refinenet_edu.grading.harness import Reference, Submission, fail, ok, seeded
 
 __all__ = ["TRAIN_STEP_VARIANTS", "check_train_step", "reference_step"]
 
@@ -129,6 +129,18 @@ def _batches(gen: torch.Generator, num_classes: int, batch: int, size: tuple[int
     return out
 
 
+def _explain(err: BaseException) -> tuple[str, str] | None:
+    """What an exception raised in a training step stands for (see ``Submission.call``)."""
+    text = str(err)
+    if "out of bounds" in text or "255" in text:
+        return (": the loss does not ignore the label 255 (padding and object outlines), which is no class.",
+                f"{_LOSS}.")
+    if "does not require grad" in text:
+        return (": the loss was computed without gradients (under `torch.no_grad()`, or detached).",
+                "compute the loss with gradients, then call `loss.backward()`.")
+    return None
+
+
 def _same(a, b) -> bool:
     return len(a) == len(b) and all(torch.allclose(x, y, rtol=1e-4, atol=1e-6) for x, y in zip(a, b))
 
@@ -142,28 +154,13 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
     5 classes, batch 3, 5x9), comparing the losses, the learning rates and the final weights.
     """
     __tracebackhide__ = True
-    what = name_of(fn, "train_step")
-    student = Submission(fn, what, Reference((loop.train_step,)))
+    student = Submission(fn, "train_step", Reference((loop.train_step,)))
+    what = student.what
 
     def call(step, *args):
         __tracebackhide__ = True
-        try:
-            with student.watching(), student.limits(f"{what}(model, images, masks, optimizer, scheduler)"):
-                value = step(*args)
-        except (NotImplementedError, CheckFailed):
-            raise
-        except Exception as err:
-            text = f"{type(err).__name__}: {' '.join(str(err).split())}".rstrip(".")
-            where = student_line(err)
-            if "out of bounds" in text or "255" in text:
-                raise fail(what, f"raised {text}: the loss does not ignore the label 255 (padding and object "
-                           "outlines), which is no class.", f"{_LOSS}.", where=where) from err
-            if "does not require grad" in text:
-                raise fail(what, f"raised {text}: the loss was computed without gradients (under "
-                           "`torch.no_grad()`, or detached).", "compute the loss with gradients, then call "
-                           "`loss.backward()`.", where=where) from err
-            raise fail(what, f"raised {text}.", "zero_grad, forward, loss, backward, step, scheduler step; "
-                       "compare the shapes at the line below with the task.", where=where) from err
+        value = student.call(step, *args, explain=_explain, fix="zero_grad, forward, loss, backward, step, scheduler "
+                             "step; compare the shapes at the line below with the task.")
         try:
             return float(value)
         except Exception as err:  # noqa: BLE001
