@@ -1,41 +1,19 @@
 """The checks that grade the assignments (``assignments/``), with feedback a student can act on.
 
-One module per component of the paper (Lin et al., CVPR 2017), plus the
-metrics and the evaluation, on one shared harness:
+One module per thing checked, on one shared :mod:`.harness`: :mod:`.rcu` (Sec. 3.2, Fig. 3(b)),
+:mod:`.block` (adaptive convolutions and a block's forward pass, Fig. 3(a)), :mod:`.fusion` (Fig. 3(c)),
+:mod:`.crp` (Fig. 3(d)), :mod:`.cascade` (the 4-cascade, Sec. 3.1), :mod:`.iou` (confusion matrix, IoU,
+mIoU), :mod:`.eval_mode`, :mod:`.augmentation` (notebook 06), :mod:`.training` (notebook 07),
+:mod:`.boundary` (notebook 08), :mod:`.lightweight` (notebook 10).
 
-* :mod:`.rcu` - :func:`check_rcu`, the Residual Conv Unit (Sec. 3.2, Fig. 3(b));
-* :mod:`.block` - :func:`check_adaptive_conv`, the adaptive convolutions of a
-  block's path (Fig. 3(a)), judged on the student's own RCUs, and
-  :func:`check_block_forward`, a block's forward pass written from its parts;
-* :mod:`.fusion` - :func:`check_fusion`, multi-resolution fusion (Fig. 3(c));
-* :mod:`.crp` - :func:`check_crp`, chained residual pooling (Fig. 3(d));
-* :mod:`.cascade` - :func:`check_cascade`, the 4-cascade (Sec. 3.1);
-* :mod:`.iou` - :func:`check_confusion_matrix`, :func:`check_iou`,
-  :func:`check_miou` (the mean judged on the student's own IoUs);
-* :mod:`.eval_mode` - :func:`check_eval_mode`, prediction with dropout and
-  batch norm in evaluation mode;
-* :mod:`.augmentation` - :func:`check_joint_augment`, the joint image/mask
-  augmentation (scale, crop padded with the ignore label, flip; notebook 06);
-* :mod:`.training` - :func:`check_train_step`, one training step (loss
-  ignoring 255, zero_grad, backward, step, schedule step; notebook 07);
-* :mod:`.boundary` - :func:`check_boundary_band`, the trimap band of pixels
-  near a label boundary (notebook 08);
-* :mod:`.lightweight` - :func:`check_lw_block`, a Light-Weight RefineNet block
-  built from the library's parts (notebook 10);
-* :mod:`.harness` - building and calling the student's code, refusing reuse
-  of the library's reference, the :class:`CheckFailed` message;
-
-Each check compares the student's code numerically with the library's
-reference and, when they differ, names the mistake (most of them shipped
-by public ports: the ``bug-*`` sources in docs/paper.md), then the fix. A class or function that derives from,
-holds or calls the reference is refused: it would pass without anything
-written. The library's reference itself passes (the course notebooks show it
-passing), except with ``allow_reference=False``, which every graded cell of
-the assignments uses. A failed check raises :class:`CheckFailed` (an ``AssertionError``,
-so nbgrader marks the test cell failed); a passed one prints a line starting
-with "✓". ``NotImplementedError`` from a part not written yet passes through.
-All checks run in well under a second on a CPU and leave the global random
-state alone.
+Each check compares the student's code numerically with the library's reference and, when they differ,
+names the mistake (most of them shipped by public ports: the ``bug-*`` sources in docs/paper.md), then the
+fix. A class or function that derives from, holds or calls the reference is refused: it would pass without
+anything written. The library's reference itself passes (the course notebooks show it passing), except
+with ``allow_reference=False``, which every graded cell of the assignments uses. A failed check raises
+:class:`CheckFailed` (an ``AssertionError``, so nbgrader marks the test cell failed); a passed one prints a
+line starting with "✓". ``NotImplementedError`` from a part not written yet passes through. All checks run
+in well under a second on a CPU and leave the global random state alone.
 """
 
 from typing import TYPE_CHECKING

@@ -1,11 +1,7 @@
 """Check of a joint image/mask augmentation (notebook 06): scale, crop padded with the ignore label, flip.
 
-:func:`check_joint_augment` grades ``fn(image, mask, scale, crop, top, left, flip) -> (image, mask)``, the
-deterministic half of a training transform (the random numbers are drawn once, outside, so that image and
-mask get the same ones). It compares the result with :func:`joint_augment`, on two image sizes, scales
-above and below 1 and crops that need padding, and names the classic mistakes: the mask not transformed
-with the image, the mask interpolated bilinearly, padded with 0 instead of the ignore label, flipped on
-its own or upside down, ``int()`` instead of ``round()`` for the new size, the crop's offsets swapped.
+:func:`joint_augment` is the reference; its keyword arguments write out the classic mistakes
+(:data:`AUGMENT_VARIANTS`) that :func:`check_joint_augment` names.
 """
 
 from __future__ import annotations

@@ -1,15 +1,8 @@
-"""Checks of a RefineNet block (paper Sec. 3.2, Fig. 3(a)): one path's adaptive convolutions, and the block's forward pass.
+"""Checks of a RefineNet block (paper Sec. 3.2, Fig. 3(a)): one path's adaptive convolutions, and the block's
+forward pass written from its parts (adaptive convolutions -> fusion -> CRP -> output RCUs).
 
-:func:`check_block_forward` judges a forward pass written from the block's
-parts (adaptive convolutions per path -> multi-resolution fusion -> chained
-residual pooling -> output RCUs) on blocks of one, two and three paths, and
-names a skipped, misplaced or per-path stage.
-
-:func:`check_adaptive_conv` judges the wiring only: a 3x3 convolution to the
-path's width, then the student's own RCUs one after the other. The
-reference it compares with is that chain built from the student's RCU
-modules (conv -> the student's RCU -> RCU), so a mistake inside the RCU costs
-the RCU's test (:func:`~refinenet_edu.grading.rcu.check_rcu`), not this one.
+:func:`check_adaptive_conv` judges the wiring only: it compares with the chain built from the student's own
+conv and RCU modules, so a mistake inside the RCU costs the RCU's test, not this one.
 """
 
 from __future__ import annotations

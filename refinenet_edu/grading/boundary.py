@@ -1,11 +1,6 @@
-"""Check of the trimap boundary band (notebook 08, section 4): the pixels within ``k`` pixels of a label boundary.
-
-:func:`check_boundary_band` grades ``fn(mask, k) -> bool [H, W]`` against
-:func:`refinenet_edu.engine.metrics.boundary_band`: a pixel is in the band when a pixel of another label lies
-in the ``(2k+1) x (2k+1)`` square around it (clipped at the image border); the ignore label 255 counts as a
-label, but ignored pixels are never in the band. It names the classic mistakes: one side of each boundary
-only, a diamond instead of a square, a band one pixel too narrow or too wide (or ``k`` used as the window's
-side), the image border taken for a boundary, and ignored pixels left in the band.
+"""Check of the trimap boundary band (notebook 08, section 4): the pixels within ``k`` pixels of a label
+boundary, against :func:`refinenet_edu.engine.metrics.boundary_band`; :data:`BAND_VARIANTS` are the classic
+mistakes it names.
 """
 
 from __future__ import annotations

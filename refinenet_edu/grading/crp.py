@@ -1,11 +1,8 @@
 """Check of chained residual pooling (paper Sec. 3.2, Fig. 3(d)).
 
-:func:`check_crp` probes the student's module with identity convolutions and
-a single bright pixel: N chained 5x5 max-pools spread it to 1 + 4N pixels,
-while pools wired in parallel (a bug a public port has shipped:
-docs/paper.md, source ``bug-crp-parallel``) stay at 5. It then compares the module with the library's
-:class:`~refinenet_edu.nn.components.ChainedResidualPooling` holding the same
-weights.
+:func:`check_crp` probes the student's module with identity convolutions and a single bright pixel: N
+chained 5x5 max-pools spread it to 1 + 4N pixels, while pools wired in parallel (a bug a public port has
+shipped: docs/paper.md, source ``bug-crp-parallel``) stay at 5.
 """
 
 from __future__ import annotations

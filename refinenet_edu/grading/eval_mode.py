@@ -1,13 +1,7 @@
 """Check of a prediction function in evaluation mode (dropout and batch norm at test time).
 
-Evaluating without ``model.eval()`` is a bug a public port has shipped
-(markshih91/refinenet_pytorch, whose batch norm stays in training mode:
-docs/paper.md, source ``bug-no-eval``); with dropout still active the
-predictions are noisy and change from call to call.
-:func:`check_eval_mode` hands the student's ``predict`` a model in training
-mode, as it is right after training, and watches its dropout and batch norm
-layers. The library's own prediction functions are the reference the
-student must not call.
+Evaluating without ``model.eval()`` is a bug a public port has shipped (markshih91/refinenet_pytorch, whose
+batch norm stays in training mode: docs/paper.md, source ``bug-no-eval``).
 """
 
 from __future__ import annotations

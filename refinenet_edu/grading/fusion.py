@@ -1,12 +1,7 @@
 """Check of multi-resolution fusion (paper Sec. 3.2, Fig. 3(c)).
 
-:func:`check_fusion` feeds the student's module two paths in both orders,
-sizes that are not a factor 2 apart, three paths and a single one, and
-compares it with the library's
-:class:`~refinenet_edu.nn.components.MultiResolutionFusion` holding the same
-weights. The easy mistake of upsampling the wrong branch (output at the
-low resolution, or the high-resolution path resampled) is named; no public
-port was found to ship it (docs/paper.md, source ``bug-fusion-branch``).
+The easy mistake of upsampling the wrong branch (output at the low resolution, or the high-resolution path
+resampled) is named; no public port was found to ship it (docs/paper.md, source ``bug-fusion-branch``).
 """
 
 from __future__ import annotations

@@ -1,26 +1,12 @@
 """The shared harness of the assignment checks: building and calling the student's code, short feedback.
 
-Every ``check_*`` function of :mod:`refinenet_edu.grading` runs the student's
-class or function through a :class:`Submission`, which builds and calls it
-(``NotImplementedError``, a part not written yet, passes through untouched;
-any other exception becomes a :class:`CheckFailed` that points to the
-student's own line), gives up on a call after :data:`TIME_LIMIT` seconds,
-names the first usual mistake whose output the student's output matches, and
-refuses a class that derives from, holds or calls the library's reference
-implementation (the code the check compares with): it would pass without
-anything written.
-
-A :class:`CheckFailed` message puts the named mistake and the fix first::
-
-    CheckFailed: ResidualConvUnit: the shortcut carries relu(x) instead of x.
-    Fix: keep the un-activated input for the sum: ...
-    Why: ...
-
-Its lines are at most 80 characters wide (``nbgrader validate`` cuts lines at
-87), and in Jupyter (IPython) its traceback is the message alone: the check
-functions' frames are hidden (``__tracebackhide__``, which pytest honours too)
-and ``_render_traceback_`` leaves out the library source that IPython would
-otherwise print under the student's cell.
+A :class:`Submission` builds and calls the student's class or function (``NotImplementedError`` passes
+through; any other exception becomes a :class:`CheckFailed` that points to the student's own line), gives up
+on an endless loop, names the first usual mistake the output matches, and refuses code that derives from,
+holds or calls the library's reference. A :class:`CheckFailed` message puts the mistake and the fix first
+(``Fix:``, then ``Where:``, ``Case:``, ``Why:``), in lines of at most 80 characters (``nbgrader validate``
+cuts at 87); in Jupyter its traceback is the message alone (``_render_traceback_``; the checks' frames are
+hidden with ``__tracebackhide__``, which pytest honours too).
 """
 
 from __future__ import annotations
@@ -164,10 +150,6 @@ def as_tensor(value: Any, what: str) -> torch.Tensor:
                    "return a torch tensor.") from err
 
 
-# --------------------------------------------------------------------------
-# where the student's code raised
-# --------------------------------------------------------------------------
-
 _LIBRARY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKIP_DIRS = tuple({os.path.dirname(os.__file__), os.path.dirname(torch.__file__), _LIBRARY_DIR})
 
@@ -221,20 +203,12 @@ def _describe(t: Any) -> str:
     return type(t).__name__
 
 
-# --------------------------------------------------------------------------
-# the student's code under a check
-# --------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class Reference:
-    """The library code a check compares with, which the student's code must not use.
-
-    ``objects`` are the reference classes or functions; every function defined
-    in their modules counts as reference code. ``allowed`` are library classes
-    the task gives the student (the 4-cascade is built from the library's
-    ``RefineNetBlock``): holding or calling them is fine.
-    """
+    """The library code a check compares with (``objects``; everything defined in their modules counts), which
+    the student's code must not use, but for the library classes the task gives (``allowed``, e.g. the
+    4-cascade's ``RefineNetBlock``)."""
 
     objects: tuple[Any, ...]
     allowed: tuple[type, ...] = ()
@@ -257,17 +231,11 @@ def _library_name(obj: Any) -> str:
 
 
 class Submission:
-    """The student's class or function under a check: build it, call it, and watch what it uses.
+    """The student's class or function under a check, named ``what`` (its own name, else ``default``).
 
-    ``what`` is the name the student gave it (``default`` when it has none).
-    Calls into the reference's modules made while the student's code runs are
-    recorded with ``sys.setprofile``; :meth:`refuse_reuse` raises if the
-    student's code derives from, holds or called the reference. With
-    ``allow_reference=True`` (every check's default) the reference itself
-    (``obj`` is one of ``Reference.objects``) is accepted: the course notebooks
-    check the library's own components to show what passing looks like. The
-    graded assignments pass ``allow_reference=False``, so that
-    ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
+    Calls into the reference's modules are recorded with ``sys.setprofile`` while the student's code runs.
+    With ``allow_reference=True`` the reference itself is accepted (the notebooks show it passing); the graded
+    assignments pass ``False``, so that ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
     """
 
     def __init__(self, obj: Any, default: str, reference: Reference, *, allow_reference: bool = True):

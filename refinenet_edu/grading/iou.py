@@ -1,14 +1,8 @@
 """Checks of the segmentation metrics: confusion matrix, per-class IoU, mean IoU (paper Sec. 4 reports mIoU).
 
-Each check judges its own function: :func:`check_miou` compares the mean with
-the mean of the student's own per-class IoUs (and with the library's mIoU), so
-a wrong IoU costs the IoU's test, not the mean's. The usual confusions are
-named: transposed matrices, ignored pixels counted, recall / precision / Dice
-instead of IoU, absent classes as 0 instead of NaN, pixel accuracy and
-frequency-weighted IoU instead of the mean. Calling the library's own
-functions (:mod:`refinenet_edu.engine.metrics`, the reference) is refused; with
-``allow_reference=False`` (the graded assignments) so is passing them
-themselves.
+Each check judges its own function: :func:`check_miou` accepts the mean of the student's own per-class
+IoUs, so a wrong IoU costs the IoU's test, not the mean's. The reference is
+:mod:`refinenet_edu.engine.metrics`.
 """
 
 from __future__ import annotations

@@ -1,13 +1,9 @@
 """Check of a Light-Weight RefineNet block built from the library's parts (notebook 10, section 1).
 
-:func:`check_lw_block` grades ``factory(in_channels, width) -> module``, a block of Light-Weight RefineNet
-(Nekrasov et al., BMVC 2018) as the library's ``light-weight`` preset builds it: every path adapted to
-``width`` by a 1x1 convolution without RCUs, multi-resolution fusion and chained residual pooling (4 blocks)
-with 1x1 convolutions, no output RCUs, upsampling with ``align_corners=True``. Using the library's parts is
-the point here (``RefineNetBlock``'s arguments, or ``AdaptiveConv``, ``MultiResolutionFusion`` and
-``ChainedResidualPooling``). It compares the student's block with the library's at two sets of widths, so
-that sizes written into the code fail, and names the classic mistakes: 3x3 convolutions kept, RCUs kept,
-a path left without its adaptation convolution, the wrong upsampling corners, a CRP of another length.
+Light-Weight RefineNet (Nekrasov et al., BMVC 2018) as the library's ``light-weight`` preset builds it:
+every path adapted to ``width`` by a 1x1 convolution without RCUs, fusion and chained residual pooling
+(4 blocks) with 1x1 convolutions, no output RCUs, upsampling with ``align_corners=True``. Using the
+library's parts is the point here, so nothing is refused.
 """
 
 from __future__ import annotations

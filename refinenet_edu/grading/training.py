@@ -1,12 +1,7 @@
 """Check of one training step (notebook 07): loss, zero_grad, backward, optimizer step, schedule step.
 
-:func:`check_train_step` grades ``fn(model, images, masks, optimizer, scheduler) -> loss``: cross-entropy
-that ignores the label 255, the gradients cleared before the backward pass, one optimizer step and one
-step of the learning-rate schedule per batch. It runs the student's step and :func:`reference_step` from
-the same weights on a tiny network for a few batches, at two sizes (classes, batch, image), and names the
-classic mistakes: gradients that pile up over the steps (no ``optimizer.zero_grad()``), gradients cleared
-between ``backward`` and ``step`` (nothing learned), a schedule stepped once per epoch instead of once per
-step, or before the optimizer, a loss that does not ignore 255, and a step run under ``torch.no_grad()``.
+:func:`reference_step` is the reference; its keyword arguments write out the classic mistakes
+(:data:`TRAIN_STEP_VARIANTS`) that :func:`check_train_step` names.
 """
 
 from __future__ import annotations
