@@ -1,35 +1,20 @@
 """Downloading PASCAL VOC 2012 and SBD: mirrors in order, checksums, resume, atomic extraction.
 
-``refinenet-edu data --download voc2012 --root DIR`` (or :func:`download_dataset`)
-gets one archive of :data:`ARCHIVES` and leaves the dataset where the readers
-of :mod:`refinenet_edu.datasets.voc` look for it:
+``refinenet-edu data --download NAME --root DIR`` (or :func:`download_dataset`) gets one archive of
+:data:`ARCHIVES` and leaves the dataset where :mod:`refinenet_edu.datasets.voc` looks for it:
+``DIR/VOCdevkit/VOC2012`` (``voc2012``, about 2 GB) or ``DIR/benchmark_RELEASE/dataset`` (``sbd``, about
+1.4 GB). Each step can be interrupted without leaving a broken dataset behind:
 
-- ``voc2012``: ``VOCtrainval_11-May-2012.tar`` (about 2 GB) ->
-  ``DIR/VOCdevkit/VOC2012`` (what ``voc2012(DIR)`` reads);
-- ``sbd``: SBD's ``benchmark.tgz`` (about 1.4 GB) ->
-  ``DIR/benchmark_RELEASE/dataset`` (what ``sbd(DIR)`` reads; the extra
-  masks of the "augmented" training set, ``voc2012-aug``).
+1. The mirrors are tried in order. Bytes go to ``DIR/<archive>.part``, which a later run continues with an
+   HTTP ``Range`` request (any mirror can: they serve the same bytes). A mirror that refuses, answers an
+   error or an HTML page (a login or firewall page) or closes the connection early is skipped.
+2. The complete file's MD5 is compared with the published one; only then is it renamed to
+   ``DIR/<archive>``. A wrong checksum discards the ``.part`` (never a file you put there yourself).
+3. The dataset folder is extracted into a temporary sibling folder, checked, and renamed into place, so
+   ``DIR/VOCdevkit/VOC2012`` either is complete or does not exist.
 
-How (each step can be interrupted without leaving a broken dataset behind):
-
-1. The mirrors are tried in order. Bytes go to ``DIR/<archive>.part``; a
-   ``.part`` left by an interrupted run is continued with an HTTP ``Range``
-   request (any mirror can continue it: they serve the same bytes). A mirror
-   that refuses the connection, answers an error, an HTML page (a login or
-   firewall page instead of the archive) or closes the connection early is
-   skipped, and the next one is tried.
-2. The complete file's MD5 is compared with the published one; only then is
-   it renamed to ``DIR/<archive>``. A wrong checksum discards the ``.part``
-   (never a file you put there yourself: that one is reported, not deleted).
-3. The dataset folder is extracted into a temporary sibling folder
-   (``DIR/.<name>.extracting-*``), checked, and renamed into place at the end,
-   so ``DIR/VOCdevkit/VOC2012`` either is complete or does not exist. A full
-   disk or a damaged archive removes the temporary folder.
-
-Every failure is a :class:`DownloadError` (a ``ValueError``, so the command
-line prints it as one line) that names the file and says what to do,
-including how to download by hand when every mirror fails. Downloading is
-never started implicitly: only ``--download`` / ``download=True`` do it.
+Every failure is a :class:`DownloadError` (a ``ValueError``, which the command line prints as one line)
+that names the file and says what to do. Downloading never starts implicitly.
 """
 
 from __future__ import annotations
@@ -52,12 +37,8 @@ __all__ = ["ARCHIVES", "Archive", "DownloadError", "dataset_folder", "download_d
 
 @dataclass(frozen=True)
 class Archive:
-    """One downloadable archive: where to get it, how to check it, what to extract.
-
-    ``member``: the folder inside the archive that is the dataset; it is
-    extracted to ``root / member``. ``expect``: paths (relative to
-    ``member``) that a complete copy has.
-    """
+    """One downloadable archive. ``member``: the folder inside it that is the dataset (extracted to
+    ``root / member``); ``expect``: paths (relative to ``member``) that a complete copy has."""
 
     name: str
     filename: str
@@ -153,32 +134,22 @@ def _missing(folder: Path, archive: Archive) -> list[str]:
     return [p for p in archive.expect if not (folder / p).exists()]
 
 
-def download_dataset(
-    name: str | Archive,
-    root: str | os.PathLike,
-    *,
-    progress: bool = True,
-    timeout: float = 30.0,
-) -> Path:
-    """Download, check and extract dataset ``name`` (a key of :data:`ARCHIVES`) under ``root``.
-
-    Returns the dataset folder (``root / archive.member``). A complete
-    folder already there is used as it is (nothing is downloaded); an
-    incomplete one is an error (it is yours: it is not touched). An archive
-    already in ``root`` (e.g. downloaded by hand) is checked and extracted.
-    ``timeout``: seconds a mirror may stay silent before the next one is tried.
-    """
+def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: bool = True,
+                     timeout: float = 30.0) -> Path:
+    """Download, check and extract dataset ``name`` (a key of :data:`ARCHIVES`) under ``root``; returns the
+    dataset folder. A complete folder already there is used as it is; an incomplete one is an error (and left
+    alone). An archive already in ``root`` (downloaded by hand) is checked and extracted. ``timeout``: seconds
+    a mirror may stay silent before the next one is tried."""
     archive = _archive(name)
     root = Path(root).expanduser()
     dest = root / archive.member
     if dest.exists():
         missing = _missing(dest, archive)
-        if not missing:
-            _say(progress, f"{archive.about}: already in {dest}")
-            return dest
-        raise DownloadError(
-            f"{dest}: exists but is incomplete (no {missing[0]}), perhaps half extracted by hand; "
-            f"move it away or delete it and run again (it was left as it is)")
+        if missing:
+            raise DownloadError(f"{dest}: exists but is incomplete (no {missing[0]}), perhaps half extracted by hand; "
+                                "move it away or delete it and run again (it was left as it is)")
+        _say(progress, f"{archive.about}: already in {dest}")
+        return dest
     created = [p for p in (root, *root.parents) if not p.exists()]  # the folders this run makes, deepest first
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -198,9 +169,9 @@ def _download_into(archive: Archive, root: Path, dest: Path, *, progress: bool, 
     if path.is_file():
         md5 = file_md5(path)
         if md5 != archive.md5:
-            raise DownloadError(
-                f"{path}: MD5 is {md5}, expected {archive.md5}: the file is damaged, incomplete or another release; "
-                f"delete it and run again to download it, or {_manual_steps(archive, root)}")
+            raise DownloadError(f"{path}: MD5 is {md5}, expected {archive.md5}: the file is damaged, incomplete or "
+                                f"another release; delete it and run again to download it, or "
+                                f"{_manual_steps(archive, root)}")
         _say(progress, f"{path}: checksum OK (already downloaded)")
     else:
         _fetch(archive, path, progress=progress, timeout=timeout)
@@ -214,7 +185,6 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
-# ------------------------------------------------------------------ downloading
 def _fetch(archive: Archive, path: Path, *, progress: bool, timeout: float) -> None:
     """Get ``path`` from the first mirror that delivers the right bytes."""
     part = path.with_name(path.name + ".part")
@@ -333,7 +303,6 @@ def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> No
         raise _MirrorFailed(f"connection closed after {received:,} of {total:,} bytes")
 
 
-# ------------------------------------------------------------------ extracting
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, folder: Path) -> None:
     """Extract one member safely: no absolute paths, nothing outside ``folder``, no links or devices."""
     if hasattr(tarfile, "data_filter"):  # Python 3.12, and 3.10.12 / 3.11.4 onwards

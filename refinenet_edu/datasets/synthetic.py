@@ -1,8 +1,5 @@
-"""SynthScenes: the embedded dataset, generated deterministically.
-
-A student without internet or GPU still needs data on which the paper's
-claims can be *measured*. SynthScenes is drawn so that each claim has a
-class that needs it (see ``data/README.md`` for the measured frequencies):
+"""SynthScenes: the embedded dataset, drawn so that each claim of the paper has a class that needs it
+(``data/README.md`` gives the measured frequencies):
 
 - 0 ``background``: blotchy random-colour texture; also 0-2 "occluder"
   patches per image laid over everything (occlusion).
@@ -25,10 +22,8 @@ Colours of every class come from overlapping random distributions, each
 image gets a smooth illumination field and pixel noise, and objects occur
 at radii from 4 to 36 px (at 128x128), so colour alone separates nothing.
 
-Every sample is a pure function of ``(seed, split, index, size)``:
-:func:`render_sample` draws one, :func:`generate_dataset` writes a whole
-folder in PASCAL VOC layout. Everything is vectorised numpy; the default
-750 images take a few seconds.
+Every sample is a pure function of ``(seed, split, index, size)``: :func:`render_sample` draws one,
+:func:`generate_dataset` writes a whole folder in PASCAL VOC layout.
 """
 
 from __future__ import annotations
@@ -46,19 +41,8 @@ from PIL import Image
 
 from refinenet_edu.datasets.palette import IGNORE_INDEX, write_mask_png
 
-__all__ = [
-    "CLASS_DESCRIPTIONS",
-    "CLASS_NAMES",
-    "DATASET_NAME",
-    "GENERATOR_VERSION",
-    "PAINTERS",
-    "PALETTE",
-    "Painters",
-    "Sample",
-    "encode_jpeg",
-    "generate_dataset",
-    "render_sample",
-]
+__all__ = ["CLASS_DESCRIPTIONS", "CLASS_NAMES", "DATASET_NAME", "GENERATOR_VERSION", "PAINTERS", "PALETTE", "Painters",
+           "Sample", "encode_jpeg", "generate_dataset", "render_sample"]
 
 DATASET_NAME = "synthscenes"
 #: Bump when the drawing code changes, so old folders can be told apart.
@@ -75,15 +59,7 @@ CLASS_DESCRIPTIONS = {
     "dot": "3 px specks: the smallest structures, need high resolution",
 }
 #: RGB colour of each class in the palette PNGs (index 255 gets palette.IGNORE_COLOUR).
-PALETTE = (
-    (0, 0, 0),
-    (0, 114, 178),
-    (150, 150, 150),
-    (230, 159, 0),
-    (220, 20, 60),
-    (240, 228, 66),
-    (0, 200, 120),
-)
+PALETTE = ((0, 0, 0), (0, 114, 178), (150, 150, 150), (230, 159, 0), (220, 20, 60), (240, 228, 66), (0, 200, 120))
 
 BACKGROUND, WATER, PAVEMENT, BOAT, CAR, WIRE, DOT = range(len(CLASS_NAMES))
 _SPLIT_CODES = {"train": 0, "val": 1}
@@ -103,9 +79,6 @@ class Sample:
     mask: np.ndarray
 
 
-# --------------------------------------------------------------------------
-# Noise and textures (all return float arrays; colours in 0..255)
-# --------------------------------------------------------------------------
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -180,18 +153,11 @@ def _checker_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return _mix(np.mod(u + v, 2.0), a, b)
 
 
-# --------------------------------------------------------------------------
-# Scene layout
-# --------------------------------------------------------------------------
 
 
 def _regions(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean water and pavement masks: large smooth blobs, never overlapping.
-
-    Scenes hold both regions (half of them), one of the two, or neither.
-    Which region is laid first (and so cut by the other) is random, so the
-    two have the same shape distribution.
-    """
+    """Boolean water and pavement masks: large smooth blobs, never overlapping. Half the scenes hold both;
+    which is laid first (and so cut by the other) is random, so the two have the same shape distribution."""
     kind = rng.choice(4, p=[0.5, 0.2, 0.2, 0.1])  # both, water, pavement, none
     want_water, want_pavement = kind in (0, 1), kind in (0, 2)
     masks = {}
@@ -233,11 +199,8 @@ def _object_level(shape: dict, size: int, cy: float, cx: float):
 
 
 def _room(region: np.ndarray, half: int) -> np.ndarray:
-    """Pixels whose (2*half+1)^2 window (clipped to the image) lies in ``region``.
-
-    An integral image of the pixels outside the region makes this O(1) per
-    pixel for any window size.
-    """
+    """Pixels whose (2*half+1)^2 window (clipped to the image) lies in ``region`` (an integral image of the
+    pixels outside it makes this O(1) per pixel for any window size)."""
     size = region.shape[0]
     ii = np.zeros((size + 1, size + 1), np.int64)
     ii[1:, 1:] = np.cumsum(np.cumsum(~region, axis=0), axis=1)
@@ -248,12 +211,9 @@ def _room(region: np.ndarray, half: int) -> np.ndarray:
 
 
 def _place_objects(rng, size, image, mask, region, label) -> None:
-    """Paint 1-4 objects inside ``region`` (bool), 1 px from its edge, as ``label``.
-
-    Radii are drawn from the same distribution for boats and cars; a radius
-    that finds no room in the region is shrunk and tried again. Objects may
-    overlap each other (the later one occludes the earlier).
-    """
+    """Paint 1-4 objects inside ``region`` (bool), 1 px from its edge, as ``label``. Radii are drawn from
+    the same distribution for boats and cars; a radius that finds no room is shrunk and tried again. Objects
+    may overlap (the later one occludes the earlier)."""
     region = _room(region, 1)  # keep a 1 px margin: every object is ringed by its region
     if region.sum() < 30:
         return
@@ -327,10 +287,8 @@ _SQUARE3 = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 
 def _stamp(image, mask, pts: np.ndarray, brush, colour: np.ndarray, label: int) -> None:
-    """Paint ``brush`` (pixel offsets) at each integer point of ``pts`` [N, 2].
-
-    ``colour`` is one RGB triple or one per point.
-    """
+    """Paint ``brush`` (pixel offsets) at each integer point of ``pts`` [N, 2]; ``colour``: one RGB triple or
+    one per point."""
     size = mask.shape[0]
     for oy, ox in brush:
         y, x = pts[:, 0] + oy, pts[:, 1] + ox
@@ -350,17 +308,12 @@ def _paint_dots(rng, size, image, mask) -> None:
     _stamp(image, mask, pts[~square], _PLUS, colours[~square], DOT)
 
 
-# --------------------------------------------------------------------------
-# Public API
-# --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Painters:
-    """What :func:`render_sample` draws on the two regions, in this order (each draws from the sample's
-    random stream into ``image`` and ``mask`` in place). A variant of the generator (the pilots in
-    ``results/pilots-*``) passes its own, e.g. ``dataclasses.replace(PAINTERS, paint_wires=...)``.
-    """
+    """What :func:`render_sample` draws, in this order, from the sample's random stream into ``image`` and
+    ``mask``. A variant of the generator (``results/pilots-*``) passes ``dataclasses.replace(PAINTERS, ...)``."""
 
     place_objects: Callable = _place_objects  # (rng, size, image, mask, region, label): boats, cars
     paint_occluders: Callable = _paint_occluders  # (rng, size, image, mask, background)
@@ -373,12 +326,8 @@ PAINTERS = Painters()
 
 
 def render_sample(seed: int, split: str, index: int, size: int = 128, *, painters: Painters = PAINTERS) -> Sample:
-    """Draw sample ``index`` of ``split`` ('train' or 'val'); a pure function.
-
-    The random stream is ``SeedSequence([seed, split_code, index])``, so a
-    sample does not depend on how many others are generated. ``painters``:
-    what draws the objects, occluders, wires and dots (default: the shipped set's).
-    """
+    """Draw sample ``index`` of ``split`` ('train' or 'val'). The random stream is ``SeedSequence([seed,
+    split_code, index])``, so a sample does not depend on how many others are generated."""
     if split not in _SPLIT_CODES:
         raise ValueError(f"split must be one of {sorted(_SPLIT_CODES)}, got {split!r}")
     if size < 32:
@@ -421,12 +370,8 @@ GENERATED_FILES = ("meta.json", "ImageSets/Segmentation/*.txt", "JPEGImages/*.jp
 
 
 def refuse_to_replace(folder: Path) -> None:
-    """Raise ``FileExistsError`` unless ``folder`` is a set this generator made and holds nothing else.
-
-    The marker is the generator's own ``meta.json`` (``"generator":
-    "refinenet_edu.datasets.synthetic"``); any other file or folder inside
-    (a thesis.tex, a user's notes) keeps the whole folder from being replaced.
-    """
+    """Raise ``FileExistsError`` unless ``folder`` holds this generator's ``meta.json`` and nothing but what
+    the generator writes: any other file (a thesis.tex, a user's notes) keeps the folder from being replaced."""
     folder = Path(folder)
     try:
         meta = json.loads((folder / "meta.json").read_text())
@@ -448,33 +393,19 @@ def refuse_to_replace(folder: Path) -> None:
         )
 
 
-def generate_dataset(
-    out_dir: str | Path,
-    *,
-    seed: int = 0,
-    size: int = 128,
-    train_count: int = 600,
-    val_count: int = 150,
-    jpeg_quality: int = 92,
-    overwrite: bool = False,
-    render: Callable[[int, str, int, int], Sample] | None = None,
-    generator_version: int | str = GENERATOR_VERSION,
-) -> Path:
+def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, train_count: int = 600,
+                     val_count: int = 150, jpeg_quality: int = 92, overwrite: bool = False,
+                     render: Callable[[int, str, int, int], Sample] | None = None,
+                     generator_version: int | str = GENERATOR_VERSION) -> Path:
     """Write SynthScenes to ``out_dir`` in PASCAL VOC layout and return its path.
 
-    Layout: ``JPEGImages/<id>.jpg`` (quality ``jpeg_quality``, no chroma
-    subsampling so 1 px wires keep their colour), ``SegmentationClass/<id>.png``
-    (palette PNG, lossless), ``ImageSets/Segmentation/{train,val}.txt`` and
-    ``meta.json``. Ids are ``train_00000``, ``val_00000``, ...
-
-    The folder is written beside ``out_dir`` under a temporary name and
-    renamed into place at the end, so an interrupted run leaves nothing
-    half-written. An existing ``out_dir`` is replaced only if ``overwrite``,
-    and only when this generator made it (:func:`refuse_to_replace`): a folder
-    holding anything else is never deleted.
-    The same arguments give byte-identical files (same numpy / Pillow build).
-    ``render(seed, split, index, size)`` draws each sample (default: :func:`render_sample`) and
-    ``generator_version`` is what ``meta.json`` records: a variant of the generator passes both.
+    ``JPEGImages/<id>.jpg`` (no chroma subsampling, so 1 px wires keep their colour),
+    ``SegmentationClass/<id>.png`` (palette PNG), ``ImageSets/Segmentation/{train,val}.txt``, ``meta.json``;
+    ids ``train_00000``, ``val_00000``, ... The folder is written under a temporary name and renamed into
+    place at the end, so an interrupted run leaves nothing half-written; an existing ``out_dir`` is replaced
+    only with ``overwrite`` and only when this generator made it (:func:`refuse_to_replace`). The same
+    arguments give byte-identical files (same numpy / Pillow build). A variant of the generator passes its own
+    ``render(seed, split, index, size)`` and the ``generator_version`` that ``meta.json`` records.
     """
     out_dir = Path(out_dir)
     if train_count < 1 or val_count < 1:

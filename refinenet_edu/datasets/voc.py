@@ -33,24 +33,9 @@ from refinenet_edu.datasets.palette import voc_palette
 from refinenet_edu.files import not_a_file
 from refinenet_edu.resources import downloads_root, resource
 
-__all__ = [
-    "DATASET_NAMES",
-    "DatasetError",
-    "MissingDataError",
-    "SBDSegmentation",
-    "VOCAugSegmentation",
-    "VOCSegmentationFolder",
-    "VOC_CLASSES",
-    "VOC_PALETTE",
-    "load_dataset",
-    "load_image",
-    "load_mask",
-    "read_split_ids",
-    "sbd",
-    "sbd_folder",
-    "voc2012",
-    "voc2012_aug",
-]
+__all__ = ["DATASET_NAMES", "DatasetError", "MissingDataError", "SBDSegmentation", "VOCAugSegmentation",
+           "VOCSegmentationFolder", "VOC_CLASSES", "VOC_PALETTE", "load_dataset", "load_image", "load_mask",
+           "read_split_ids", "sbd", "sbd_folder", "voc2012", "voc2012_aug"]
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
@@ -79,9 +64,7 @@ class MissingDataError(DatasetError, FileNotFoundError):
 VOC_PALETTE = tuple(voc_palette(len(VOC_CLASSES)))
 
 
-# --------------------------------------------------------------------------
-# Reading and validating single files (shared with checks.check_voc_folder)
-# --------------------------------------------------------------------------
+# Reading and validating single files (shared with validation.check_voc_folder)
 
 
 def _leaves_folder(sample_id: str) -> bool:
@@ -92,11 +75,8 @@ def _leaves_folder(sample_id: str) -> bool:
 
 def split_entries(root: Path, split: str, problems: list | None = None) -> list[tuple[int, str]]:
     """``(line number, id)`` for each id listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line).
-
-    An id that leaves the dataset folder (``../x``, ``/abs/x``) is a
-    :class:`DatasetError` naming its line; with ``problems`` (a list) such
-    errors are appended there and the line skipped instead of raising.
-    """
+    An id that leaves the folder (``../x``, ``/abs/x``) is a :class:`DatasetError` naming its line, or, with
+    ``problems`` (a list), appended there and skipped."""
     split_file = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not split_file.is_file():
         folder = split_file.parent
@@ -167,11 +147,8 @@ def load_image(path: str | Path) -> np.ndarray:
 
 
 def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """Label array [H, W] (uint8) of a palette or single-channel index PNG.
-
-    Raises :class:`DatasetError` for colour masks and for labels that are
-    neither a class (``0 .. num_classes-1``) nor ``ignore_index``.
-    """
+    """Label array [H, W] (uint8) of a palette or single-channel index PNG; a :class:`DatasetError` for colour
+    masks and for labels that are neither a class (``0 .. num_classes-1``) nor ``ignore_index``."""
     path = Path(path)
     img = _open_fully(path)
     if img.mode in ("P", "L"):
@@ -179,20 +156,15 @@ def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np
     elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
         labels = np.asarray(img).astype(np.int64)
     else:
-        raise DatasetError(
-            path,
-            f"mask has mode {img.mode!r}: save masks as palette PNGs or single-channel "
-            "index PNGs (pixel value = class id), not colour images",
-        )
+        raise DatasetError(path, f"mask has mode {img.mode!r}: save masks as palette PNGs or single-channel "
+                                 "index PNGs (pixel value = class id), not colour images")
     if labels.ndim != 2:
         raise DatasetError(path, f"mask must be 2-D, got shape {labels.shape}")
     values = np.unique(labels)
     bad = values[(values >= num_classes) & (values != ignore_index)]
     if bad.size:
-        raise DatasetError(
-            path,
-            f"label values {bad.tolist()[:10]} are neither a class (0..{num_classes - 1}) nor {ignore_index} (ignore)",
-        )
+        raise DatasetError(path, f"label values {bad.tolist()[:10]} are neither a class (0..{num_classes - 1}) "
+                                 f"nor {ignore_index} (ignore)")
     return labels.astype(np.uint8, copy=False)  # every value is now < 256
 
 
@@ -201,11 +173,8 @@ def load_pair(image_path: Path, mask_path: Path, num_classes: int, ignore_index:
     image = load_image(image_path)
     mask = load_mask(mask_path, num_classes, ignore_index)
     if mask.shape != image.shape[:2]:
-        raise DatasetError(
-            mask_path,
-            f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
-            f"{image_path.name} ({image.shape[1]}x{image.shape[0]}, width x height)",
-        )
+        raise DatasetError(mask_path, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
+                                      f"{image_path.name} ({image.shape[1]}x{image.shape[0]}, width x height)")
     return image, mask
 
 
@@ -244,11 +213,6 @@ def resolve_classes(root: Path, num_classes=None, class_names=None, palette=None
     return names, palette[: len(names)], int(meta.get("ignore_index", 255))
 
 
-# --------------------------------------------------------------------------
-# The dataset class
-# --------------------------------------------------------------------------
-
-
 def _to_tv(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
     img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous())
     return img, tv_tensors.Mask(torch.from_numpy(mask.astype(np.int64)))
@@ -257,42 +221,25 @@ def _to_tv(image: np.ndarray, mask: np.ndarray) -> tuple[tv_tensors.Image, tv_te
 class VOCSegmentationFolder(Dataset):
     """Any folder in PASCAL VOC layout, as (image, mask) pairs.
 
-    Args:
-        root: the folder holding ``JPEGImages``, ``SegmentationClass`` and
-            ``ImageSets/Segmentation`` (for VOC 2012: ``VOCdevkit/VOC2012``).
-        split: name of a file in ``ImageSets/Segmentation`` (without ``.txt``).
-        transforms: a callable ``(image, mask) -> (image, mask)``, e.g.
-            :func:`~refinenet_edu.datasets.transforms.train_transforms`.
-        num_classes, class_names, palette: override ``meta.json``; without
-            either, the 21 PASCAL VOC classes and colours are assumed.
+    ``root`` holds ``JPEGImages``, ``SegmentationClass`` and ``ImageSets/Segmentation`` (for VOC 2012:
+    ``VOCdevkit/VOC2012``); ``split`` names a file in ``ImageSets/Segmentation``; ``transforms(image, mask)``
+    returns the pair transformed (e.g. :func:`~refinenet_edu.datasets.transforms.train_transforms`).
+    ``num_classes``, ``class_names``, ``palette`` override ``meta.json``; without either, the 21 PASCAL VOC
+    classes and colours are assumed. ``name`` comes from ``meta.json``, else the folder's name.
 
-    Attributes: ``root``, ``split``, ``ids``, ``class_names``, ``palette``,
-    ``num_classes``, ``ignore_index`` and ``name`` (from ``meta.json``, else
-    the folder's name).
-
-    Missing split file, empty split, or an image without its mask raise at
-    construction; a bad size, bad label or unreadable file raise when the
-    sample is read. Every error message starts with the file's path.
+    A missing split file, an empty split or an image without its mask raise at construction; a bad size, bad
+    label or unreadable file when the sample is read. Every error message starts with the file's path.
     """
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        transforms: Callable | None = None,
-        *,
-        num_classes: int | None = None,
-        class_names: list[str] | None = None,
-        palette: list | None = None,
-    ):
+    def __init__(self, root: str | Path, split: str = "train", transforms: Callable | None = None, *,
+                 num_classes: int | None = None, class_names: list[str] | None = None, palette: list | None = None):
         self.root = Path(root)
         self.split = split
         self.transforms = transforms
         if not self.root.is_dir():
             raise MissingDataError(self.root, "dataset folder not found")
-        self.class_names, self.palette, self.ignore_index = resolve_classes(
-            self.root, num_classes, class_names, palette
-        )
+        self.class_names, self.palette, self.ignore_index = resolve_classes(self.root, num_classes, class_names,
+                                                                            palette)
         self.name = str(read_meta(self.root).get("name") or self.root.name)
         self.num_classes = len(self.class_names)
         entries = split_entries(self.root, split)
@@ -301,10 +248,8 @@ class VOCSegmentationFolder(Dataset):
         for line, sample_id in entries:
             image = find_image(self.root, sample_id)
             if image is None:
-                raise MissingDataError(
-                    self.root / "JPEGImages" / f"{sample_id}.jpg",
-                    f"image for id {sample_id!r} of split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})",
-                )
+                raise MissingDataError(self.root / "JPEGImages" / f"{sample_id}.jpg", f"image for id {sample_id!r} of "
+                                       f"split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})")
             mask = self.root / "SegmentationClass" / f"{sample_id}.png"
             if not mask.is_file():
                 raise MissingDataError(mask, f"mask for image {image.name} not found")
@@ -330,27 +275,15 @@ class VOCSegmentationFolder(Dataset):
         return image, mask
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
-            f"{len(self)} images, {self.num_classes} classes)"
-        )
+        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, "
+                f"{len(self)} images, {self.num_classes} classes)")
 
 
-# --------------------------------------------------------------------------
-# PASCAL VOC 2012 and SBD through torchvision
-# --------------------------------------------------------------------------
-
-
-def voc2012(
-    root: str | Path, split: str = "train", download: bool = False, transforms: Callable | None = None
-) -> VOCSegmentationFolder:
-    """PASCAL VOC 2012 segmentation (splits ``train``, ``val``, ``trainval``).
-
-    ``root`` is the folder holding ``VOCdevkit/VOC2012`` (or that folder
-    itself). ``download=True`` fetches and extracts the 2 GB archive first
-    when it is not there (:func:`refinenet_edu.datasets.download.download_dataset`:
-    mirrors in order, MD5 checked, resumable); it is off by default.
-    """
+def voc2012(root: str | Path, split: str = "train", download: bool = False,
+            transforms: Callable | None = None) -> VOCSegmentationFolder:
+    """PASCAL VOC 2012 segmentation (splits ``train``, ``val``, ``trainval``) from ``root``, the folder holding
+    ``VOCdevkit/VOC2012`` (or that folder itself). ``download=True`` (off by default) first fetches the 2 GB
+    archive when it is not there (:func:`refinenet_edu.datasets.download.download_dataset`)."""
     root = Path(root).expanduser()
     voc_dir = root if (root / "ImageSets" / "Segmentation").is_dir() else root / "VOCdevkit" / "VOC2012"
     if download and not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
@@ -358,19 +291,16 @@ def voc2012(
 
         voc_dir = download_dataset("voc2012", root)
     elif not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
-        raise MissingDataError(
-            voc_dir,
-            f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) with "
-            f"`refinenet-edu data --download voc2012 --root {root}` (or voc2012(..., download=True)), or extract "
-            "VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 lies in that folder",
-        )
+        raise MissingDataError(voc_dir, f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) "
+                               f"with `refinenet-edu data --download voc2012 --root {root}` (or voc2012(..., "
+                               "download=True)), or extract VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 "
+                               "lies in that folder")
     return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
 
 
 def sbd_folder(root: str | Path) -> Path:
-    """SBD's dataset folder (the one holding ``img/`` and ``cls/``): ``root`` itself, else
-    ``root/sbd`` (the library's earlier default place), else ``root/benchmark_RELEASE/dataset``
-    (where ``benchmark.tgz`` and ``refinenet-edu data --download sbd`` put it)."""
+    """SBD's dataset folder (the one holding ``img/`` and ``cls/``): ``root`` itself, else ``root/sbd``, else
+    ``root/benchmark_RELEASE/dataset`` (where ``benchmark.tgz`` and ``--download sbd`` put it)."""
     root = Path(root).expanduser()
     for folder in (root, root / "sbd"):
         if (folder / "cls").is_dir():
@@ -379,16 +309,11 @@ def sbd_folder(root: str | Path) -> Path:
 
 
 class SBDSegmentation(Dataset):
-    """The Semantic Boundaries Dataset (Hariharan et al. 2011) as class masks.
-
-    A thin wrapper of ``torchvision.datasets.SBDataset`` (``mode="segmentation"``)
-    that returns the same ``(tv_tensors.Image, tv_tensors.Mask)`` pairs as
-    :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes
-    (``train`` 8,498, ``val`` 2,857); SBD and VOC 2012 share images, and
-    ``voc2012-aug`` (:class:`VOCAugSegmentation`) combines the two. ``root``
-    is the folder with ``img/`` and ``cls/``, or one holding
-    ``benchmark_RELEASE/dataset``; ``download=True`` fetches ``benchmark.tgz``
-    into it first when SBD is not there. Reading the ``.mat`` masks needs scipy.
+    """The Semantic Boundaries Dataset (Hariharan et al. 2011) as class masks: ``torchvision.datasets.SBDataset``
+    returning the same pairs as :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes
+    (``train`` 8,498, ``val`` 2,857) and share images with VOC 2012. ``root``: the folder with ``img/`` and
+    ``cls/``, or one holding ``benchmark_RELEASE/dataset``; ``download=True`` fetches ``benchmark.tgz`` into it
+    first. Reading the ``.mat`` masks needs scipy.
     """
 
     def __init__(self, root: str | Path, split: str = "train", download: bool = False, transforms=None):
@@ -406,12 +331,10 @@ class SBDSegmentation(Dataset):
             self.root = download_dataset("sbd", given)
             missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
         if missing:
-            raise MissingDataError(
-                self.root / missing[0],
-                f"SBD ({split!r} split) not found. Download it (about 1.4 GB) with "
-                f"`refinenet-edu data --download sbd --root {given}` (or sbd(..., download=True)), or extract "
-                "benchmark.tgz there (benchmark_RELEASE/dataset holds img/ and cls/)",
-            )
+            raise MissingDataError(self.root / missing[0], f"SBD ({split!r} split) not found. Download it (about "
+                                   f"1.4 GB) with `refinenet-edu data --download sbd --root {given}` (or sbd(..., "
+                                   "download=True)), or extract benchmark.tgz there (benchmark_RELEASE/dataset holds "
+                                   "img/ and cls/)")
         self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=False)
         self.ids = [Path(p).stem for p in self._sbd.images]
         self.name = "sbd"
@@ -437,15 +360,10 @@ def sbd(root: str | Path, split: str = "train", download: bool = False, transfor
 
 
 class VOCAugSegmentation(Dataset):
-    """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data).
-
-    The VOC 2012 ``train`` images first (with VOC's masks and their 255
-    borders), then every SBD image (its ``train`` and ``val``) that is neither
-    a VOC 2012 ``train`` nor a VOC 2012 ``val`` image (with SBD's masks, which
-    have no 255 borders). VOC 2012 ``val`` is left out: it is the validation
-    set (``voc2012_aug(root, "val")`` is VOC 2012 val itself). ``root``
-    holds ``VOCdevkit/VOC2012`` and SBD (``benchmark_RELEASE/dataset``, or
-    ``sbd_root``). Reading SBD's masks needs scipy.
+    """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data): the VOC 2012
+    ``train`` images (VOC's masks, with 255 borders), then every SBD image (``train`` and ``val``) that is not a
+    VOC 2012 ``train`` or ``val`` image (SBD's masks, without 255 borders). VOC 2012 ``val`` stays out: it is
+    the validation set. ``root`` holds ``VOCdevkit/VOC2012`` and SBD (or pass ``sbd_root``).
     """
 
     def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False,
@@ -494,23 +412,13 @@ def voc2012_aug(root: str | Path, split: str = "train", download: bool = False, 
     raise ValueError(f"voc2012-aug has the splits 'train' (VOC 2012 train + SBD) and 'val' (VOC 2012 val), not {split!r}")
 
 
-def load_dataset(
-    name_or_path: str | Path,
-    split: str = "train",
-    transforms: Callable | None = None,
-    *,
-    root: str | Path | None = None,
-    download: bool = False,
-) -> Dataset:
+def load_dataset(name_or_path: str | Path, split: str = "train", transforms: Callable | None = None, *,
+                 root: str | Path | None = None, download: bool = False) -> Dataset:
     """A dataset by name (``"synthscenes"``, ``"voc2012"``, ``"sbd"``, ``"voc2012-aug"``) or folder path.
 
-    ``"synthscenes"`` is the embedded set in the checkout's ``data/synthscenes``
-    (or ``root``). ``"voc2012"``, ``"sbd"`` and ``"voc2012-aug"`` (VOC 2012
-    train + SBD for training, VOC 2012 val for validation) look in ``root``
-    (default: :func:`refinenet_edu.resources.downloads_root`, the checkout's
-    ``data/`` or, installed from a wheel, the user's data folder), where
-    ``refinenet-edu data --download voc2012 --root ROOT`` (and ``sbd``) put them.
-    Anything else must be a folder in VOC layout.
+    ``"synthscenes"`` is the embedded set (or ``root``). The others look in ``root`` (default:
+    :func:`refinenet_edu.resources.downloads_root`), where ``refinenet-edu data --download NAME --root ROOT``
+    puts them. Anything else must be a folder in VOC layout.
     """
     name = str(name_or_path)
     if root is not None:
@@ -518,18 +426,12 @@ def load_dataset(
     if name == "synthscenes":
         folder = Path(root) if root is not None else resource("data", "synthscenes")
         if not folder.is_dir():
-            raise MissingDataError(
-                folder,
-                "the embedded SynthScenes set is not there; generate it with "
-                "`refinenet-edu data --out DIR` and pass DIR as the dataset path",
-            )
+            raise MissingDataError(folder, "the embedded SynthScenes set is not there; generate it with "
+                                           "`refinenet-edu data --out DIR` and pass DIR as the dataset path")
         return VOCSegmentationFolder(folder, split, transforms)
-    if name == "voc2012":
-        return voc2012(root if root is not None else downloads_root(), split, download, transforms)
-    if name == "sbd":
-        return sbd(root if root is not None else downloads_root(), split, download, transforms)
-    if name == "voc2012-aug":
-        return voc2012_aug(root if root is not None else downloads_root(), split, download, transforms)
+    readers = {"voc2012": voc2012, "sbd": sbd, "voc2012-aug": voc2012_aug}
+    if name in readers:
+        return readers[name](root if root is not None else downloads_root(), split, download, transforms)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return VOCSegmentationFolder(path, split, transforms)
