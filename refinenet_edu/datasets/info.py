@@ -1,12 +1,8 @@
 """What a segmentation dataset is, besides its images: :class:`DatasetInfo`, ids, pixel counts.
 
-A dataset of this package carries its class names, palette and ignore label
-as attributes (``VOCSegmentationFolder`` reads them from ``meta.json``).
-:meth:`DatasetInfo.of` reads them from any dataset, also through
-``torch.utils.data.Subset`` wrappers (and any wrapper with an ``info``
-attribute), so a subset never needs the attributes copied onto it. A
-checkpoint records ``DatasetInfo.as_dict()``, so a model knows the classes it
-predicts and the colours to draw them in.
+:meth:`DatasetInfo.of` reads a dataset's class names, palette and ignore label from its attributes, also
+through ``torch.utils.data.Subset`` wrappers (and any wrapper with an ``info`` attribute). A checkpoint
+records ``DatasetInfo.as_dict()``, so a model knows the classes it predicts and the colours to draw them in.
 """
 
 from __future__ import annotations
@@ -24,8 +20,7 @@ __all__ = ["DatasetInfo", "base_dataset", "sample_ids", "class_pixel_histogram",
 
 
 def base_dataset(ds) -> tuple[Any, list[int] | None]:
-    """Follow ``Subset`` wrappers down to the dataset that has the metadata,
-    returning it and the index map from positions in ``ds`` to it (or None)."""
+    """The dataset under ``Subset`` wrappers and the index map from positions in ``ds`` to it (or None)."""
     from torch.utils.data import Subset
 
     indices = None
@@ -47,9 +42,9 @@ def sample_ids(ds) -> list | None:
 
 
 def fingerprint(ds) -> str | None:
-    """A short hash of which samples ``ds`` holds: their ids and, where the dataset has them as files
-    (``images``/``masks`` lists of paths), those files' sizes; None for a dataset with no ids. Cheap (no
-    file is read), so a checkpoint can record it and a resumed run can refuse other data."""
+    """A short hash of which samples ``ds`` holds: their ids and the sizes of their files (``images``/``masks``
+    lists of paths), None without ids. Cheap (no file is read): a checkpoint records it, and a resumed run
+    refuses other data."""
     import hashlib
     import json
     import os
@@ -119,15 +114,10 @@ class DatasetInfo:
 
 
 def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index: int | None = None) -> dict:
-    """Pixel counts per class over a whole dataset.
-
-    Returns a dict with ``class_names``, ``counts`` (int64 array, one entry
-    per class), ``frequency`` (counts / labelled pixels), ``ignored`` (pixels
-    with the ignore label) and ``total`` (all pixels). When the dataset offers
-    ``read_mask`` (as :class:`~refinenet_edu.datasets.VOCSegmentationFolder`
-    does), or is a ``torch.utils.data.Subset`` of one, the stored masks are
-    counted, without decoding images or applying transforms; otherwise the
-    masks that ``dataset[i]`` returns.
+    """Pixel counts per class over a whole dataset: a dict with ``class_names``, ``counts`` (int64, one per
+    class), ``frequency`` (counts / labelled pixels), ``ignored`` (pixels with the ignore label) and ``total``.
+    A dataset with ``read_mask`` (or a ``Subset`` of one) has its stored masks counted, without decoding images
+    or applying transforms; any other, the masks that ``dataset[i]`` returns.
     """
     num_classes = num_classes if num_classes is not None else dataset.num_classes
     ignore_index = ignore_index if ignore_index is not None else getattr(dataset, "ignore_index", 255)
@@ -168,11 +158,8 @@ def _mask_reader(dataset):
 
 
 def require_labelled_pixels(dataset, what: str | None = None) -> None:
-    """Raise ``ValueError`` naming ``dataset`` (``what``, default: its folder) unless one of its masks has a pixel that is not the ignore label.
-
-    Masks that are all "ignore" give a loss of 0 (or nan) and nothing to learn; this stops at the first
-    labelled pixel, so it costs one mask for any usable dataset.
-    """
+    """Raise ``ValueError`` naming ``dataset`` (``what``, default: its folder) unless a mask has a pixel that
+    is not the ignore label (all-"ignore" masks give a loss of 0 or nan); stops at the first labelled pixel."""
     info = DatasetInfo.of(dataset)
     read = _mask_reader(dataset)
     for i in range(len(dataset)):

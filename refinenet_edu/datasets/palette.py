@@ -51,10 +51,8 @@ def palette_lut(palette: Sequence[Sequence[int]], ignore_index: int | None = IGN
 
 
 def colorize(mask, palette: Sequence[Sequence[int]], ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """RGB uint8 array [H, W, 3] of a label mask: class i gets ``palette[i]``.
-
-    The ignore label gets VOC's cream colour; labels outside the palette, black.
-    """
+    """RGB uint8 array [H, W, 3] of a label mask: class i gets ``palette[i]``, the ignore label VOC's cream
+    colour, labels outside the palette black."""
     import torch
 
     labels = np.asarray(torch.as_tensor(mask).cpu()).astype(np.int64)

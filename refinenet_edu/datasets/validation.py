@@ -1,10 +1,7 @@
-"""Validate a VOC-layout folder and report every problem at once.
+"""Validate a VOC-layout folder and report every problem at once (``refinenet-edu data --check DIR``).
 
-:func:`check_voc_folder` uses the same readers as
-:class:`~refinenet_edu.datasets.voc.VOCSegmentationFolder`, so it finds
-exactly what the dataset class would raise on, but collects the problems
-instead of stopping at the first. ``refinenet-edu data --check DIR`` prints
-them and exits non-zero.
+:func:`check_voc_folder` uses the readers of :class:`~refinenet_edu.datasets.voc.VOCSegmentationFolder`, so
+it finds exactly what the dataset class would raise on, but collects the problems instead of stopping.
 """
 
 from __future__ import annotations
@@ -36,18 +33,13 @@ class DataProblem:
         return f"{self.path}: {self.message}"
 
 
-def check_voc_folder(
-    root: str | Path, splits: tuple[str, ...] | list[str] = ("train", "val"), num_classes: int | None = None
-) -> list[DataProblem]:
-    """Every problem found in ``root`` for the given splits (empty list: all good).
-
-    Checks: split file missing or empty; image without its mask (or a listed
-    id without an image); unreadable or truncated image or mask; mask size
-    different from its image; colour masks; label values that are neither a
-    class nor the ignore index; ids that leave the folder (``..``, absolute
-    paths, with their line), symlinks that point out of it, and a split
-    whose masks have no labelled pixel (all the ignore label). Classes come from ``num_classes``, else
-    ``meta.json``, else the 21 PASCAL VOC classes.
+def check_voc_folder(root: str | Path, splits: tuple[str, ...] | list[str] = ("train", "val"),
+                     num_classes: int | None = None) -> list[DataProblem]:
+    """Every problem found in ``root`` for the given splits (empty list: all good): split file missing or
+    empty; an image without its mask (or an id without an image); unreadable or truncated files; a mask of
+    another size than its image; colour masks; labels that are neither a class nor the ignore index; ids that
+    leave the folder (with their line), symlinks that point out of it; a split whose masks have no labelled
+    pixel. Classes come from ``num_classes``, else ``meta.json``, else the 21 PASCAL VOC classes.
     """
     root = Path(root)
     if not root.is_dir():
@@ -73,13 +65,8 @@ def check_voc_folder(
             image = find_image(root, sample_id)
             mask = root / "SegmentationClass" / f"{sample_id}.png"
             if image is None:
-                problems.append(
-                    DataProblem(
-                        root / "JPEGImages" / f"{sample_id}.jpg",
-                        f"image for id {sample_id!r} of split {split!r} not found "
-                        f"(tried {', '.join(IMAGE_EXTENSIONS)})",
-                    )
-                )
+                problems.append(DataProblem(root / "JPEGImages" / f"{sample_id}.jpg", f"image for id {sample_id!r} "
+                                            f"of split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})"))
             if not mask.is_file():
                 what = f"image {image.name}" if image is not None else f"id {sample_id!r}"
                 problems.append(DataProblem(mask, f"mask for {what} not found"))

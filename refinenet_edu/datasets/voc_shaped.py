@@ -1,26 +1,16 @@
 """A small generated dataset shaped like PASCAL VOC 2012 (and SBD), for tests and dry runs.
 
-Real PASCAL VOC differs from the embedded SynthScenes in ways that break code
-written for a set of equal squares: its images have many sizes (mostly about
-500x375, some far smaller, odd widths and heights are common), it has 21
-classes, and every object is outlined by a band of the ignore label 255.
-:func:`make_voc_shaped` writes a few such images in the very layout of the
-real archives, so that the whole real-data path (download, extraction,
-reading, training with validation, evaluation, saved predictions) can run on
-a CPU in seconds and without a network:
+Real PASCAL VOC breaks code written for a set of equal squares: its images have many sizes (mostly about
+500x375, some far smaller, odd sides common), 21 classes, and every object is outlined by a band of the
+ignore label 255. :func:`make_voc_shaped` writes a few such images in the layout of the real archives (no
+``meta.json``, as there), so that the whole real-data path runs on a CPU in seconds without a network::
 
-    ROOT/VOCdevkit/VOC2012/JPEGImages/<id>.jpg
-    ROOT/VOCdevkit/VOC2012/SegmentationClass/<id>.png      palette PNG, VOC colours, 255 borders
-    ROOT/VOCdevkit/VOC2012/ImageSets/Segmentation/{train,val,trainval}.txt
+    ROOT/VOCdevkit/VOC2012/{JPEGImages/<id>.jpg, SegmentationClass/<id>.png, ImageSets/Segmentation/*.txt}
     ROOT/benchmark_RELEASE/dataset/{img/<id>.jpg, cls/<id>.mat, train.txt, val.txt}   (``sbd=N``)
 
-There is no ``meta.json``: the real archives have none, and the readers fall
-back to the 21 VOC classes. The pictures are not photographs: each object is
-an ellipse or a box in a colour that depends on its class (so a network can
-learn something from them), on a noisy background. Sizes are those of
-``sizes`` (cycled), by default VOC's common ones at a fifth of their side, plus
-odd sizes and one image smaller than a 64-pixel crop. Every file is a pure
-function of the arguments.
+Each object is an ellipse or a box in its class's colour on a noisy background; sizes cycle through
+``sizes`` (VOC's common ones at a fifth of their side, odd ones, one smaller than a 64-pixel crop). Every
+file is a pure function of the arguments.
 """
 
 from __future__ import annotations
@@ -48,11 +38,8 @@ def _class_colour(label: int) -> np.ndarray:
 
 
 def render_voc_shaped(seed: int, index: int, size: tuple[int, int], border: int = 2):
-    """One image (uint8 [H, W, 3]) and its mask (uint8 [H, W], 0..20 and 255).
-
-    1-3 objects of random classes 1..20; every object gets a ``border``-pixel
-    band of 255 around it, as PASCAL VOC outlines its objects (5 px there).
-    """
+    """One image (uint8 [H, W, 3]) and its mask (uint8 [H, W]): 1-3 objects of random classes 1..20, each in
+    a ``border``-pixel band of 255, as PASCAL VOC outlines its objects (5 px there)."""
     rng = np.random.default_rng([seed, index])
     h, w = size
     yy, xx = np.mgrid[:h, :w]
@@ -76,36 +63,20 @@ def render_voc_shaped(seed: int, index: int, size: tuple[int, int], border: int 
 
 
 def write_sbd_mask(mask: np.ndarray, path: Path) -> None:
-    """Write a class mask as SBD does: a MATLAB file with the struct ``GTcls.Segmentation``.
-
-    SBD masks have no 255 borders (its annotations are boundaries, filled);
-    border pixels are written as background. Needs scipy.
-    """
+    """Write a class mask as SBD does: a MATLAB file with the struct ``GTcls.Segmentation``, without 255
+    borders (written as background: SBD's annotations are filled boundaries). Needs scipy."""
     from scipy.io import savemat
 
     seg = np.where(mask == IGNORE_INDEX, 0, mask).astype(np.uint8)
     savemat(path, {"GTcls": {"Segmentation": seg, "CategoriesPresent": np.unique(seg[seg > 0]).astype(np.uint8)}})
 
 
-def make_voc_shaped(
-    root: str | Path,
-    *,
-    train: int = 6,
-    val: int = 4,
-    sbd: int = 0,
-    seed: int = 0,
-    sizes: tuple[tuple[int, int], ...] = VOC_SHAPED_SIZES,
-    jpeg_quality: int = 90,
-) -> Path:
-    """Write a VOC 2012-shaped set under ``root`` (see the module docstring); returns ``root``.
-
-    ``train`` / ``val``: images of VOC's ``train`` and ``val`` splits (ids
-    ``2007_000000`` ...; ``trainval`` lists both). ``sbd``: also write an SBD
-    folder (``benchmark_RELEASE/dataset``) with that many extra images, plus
-    the first VOC train image and the first VOC val image, as the real SBD
-    shares images with VOC (the "augmented" training set must leave VOC val
-    out). Existing files of the same names are overwritten; nothing else in
-    ``root`` is touched.
+def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int = 0, seed: int = 0,
+                    sizes: tuple[tuple[int, int], ...] = VOC_SHAPED_SIZES, jpeg_quality: int = 90) -> Path:
+    """Write a VOC 2012-shaped set under ``root`` and return ``root``: ``train`` and ``val`` images (ids
+    ``2007_000000`` ...; ``trainval`` lists both) and, with ``sbd``, an SBD folder with that many extra images
+    plus the first VOC train and val images (the real SBD shares images with VOC, and the "augmented" training
+    set must leave VOC val out). Files of the same names are overwritten; nothing else is touched.
     """
     root = Path(root)
     if train < 1 or val < 1:

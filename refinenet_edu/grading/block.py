@@ -159,7 +159,8 @@ def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> l
         (lambda: block.output(block.crp(summed())),
          "the paths are upsampled and summed without fusion's convolutions (block.fusion)."),
     ] + [(lambda i=i: block.output(block.crp(adapted()[i])),
-          f"only path {i} reaches the output; the other paths are dropped instead of fused.") for i in range(len(paths))]
+          f"only path {i} reaches the output; the other paths are dropped instead of fused.")
+         for i in range(len(paths))]
 
 
 def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:

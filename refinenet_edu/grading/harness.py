@@ -186,9 +186,9 @@ def _integer_arithmetic(err: BaseException) -> tuple[str, str] | None:
     """The mistake and fix when ``err`` is torch refusing integer tensors (mean, nanmean) or an integer
     division by zero, else None."""
     text = str(err)
+    integer = any(f"Got: {t}" in text or f"got {t}" in text for t in ("Long", "Int", "Short", "Byte"))
     if isinstance(err, ZeroDivisionError) or isinstance(err, RuntimeError) and (
-            "ZeroDivisionError" in text
-            or "dtype" in text and any(f"Got: {t}" in text or f"got {t}" in text for t in ("Long", "Int", "Short", "Byte"))):
+            "ZeroDivisionError" in text or "dtype" in text and integer):
         return (": integer arithmetic. Counts are integer tensors (int64); `//` rounds down (and fails on 0), and "
                 "mean() refuses integers.", "convert the counts to floating point before dividing or averaging, e.g. "
                 "`counts = counts.double()`, and divide with `/`.")
