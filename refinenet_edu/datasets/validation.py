@@ -9,15 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from refinenet_edu.datasets.voc import (
-    IMAGE_EXTENSIONS,
-    DatasetError,
-    find_image,
-    load_pair,
-    resolve_classes,
-    split_entries,
-    symlink_out_of,
-)
+from refinenet_edu.datasets.voc import DatasetError, load_pair, resolve_classes, sample_files, split_entries
 
 __all__ = ["DataProblem", "check_voc_folder"]
 
@@ -62,19 +54,9 @@ def check_voc_folder(root: str | Path, splits: tuple[str, ...] | list[str] = ("t
             if sample_id in checked:
                 continue
             checked[sample_id] = None
-            image = find_image(root, sample_id)
-            mask = root / "SegmentationClass" / f"{sample_id}.png"
-            if image is None:
-                problems.append(DataProblem(root / "JPEGImages" / f"{sample_id}.jpg", f"image for id {sample_id!r} "
-                                            f"of split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})"))
-            if not mask.is_file():
-                what = f"image {image.name}" if image is not None else f"id {sample_id!r}"
-                problems.append(DataProblem(mask, f"mask for {what} not found"))
-            if image is None or not mask.is_file():
-                continue
-            outside = [err for p in (image, mask) if (err := symlink_out_of(root, p, split, line)) is not None]
-            problems += [DataProblem(err.path, err.reason) for err in outside]
-            if outside:  # never read outside the folder
+            image, mask, found = sample_files(root, split, line, sample_id)
+            problems += [DataProblem(err.path, err.reason) for err in found]
+            if found:
                 continue
             try:
                 _, labels = load_pair(image, mask, len(names), ignore_index)

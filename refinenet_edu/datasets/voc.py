@@ -111,22 +111,26 @@ def read_split_ids(root: Path, split: str) -> list[str]:
     return [sample_id for _, sample_id in split_entries(root, split)]
 
 
-def symlink_out_of(root: Path, path: Path, split: str, line: int) -> DatasetError | None:
-    """A :class:`DatasetError` when ``path`` resolves (through a symlink) outside ``root``, else None."""
-    target = Path(os.path.realpath(path))
-    if target.is_relative_to(Path(os.path.realpath(root))):
-        return None
-    return DatasetError(path, f"is a symlink to {target}, outside the dataset folder {root} (listed on line {line} "
-                              f"of ImageSets/Segmentation/{split}.txt); copy the file into the folder")
-
-
-def find_image(root: Path, sample_id: str) -> Path | None:
-    """``JPEGImages/<id>`` with the first extension that exists, else None."""
-    for ext in IMAGE_EXTENSIONS:
-        path = Path(root) / "JPEGImages" / f"{sample_id}{ext}"
-        if path.is_file():
-            return path
-    return None
+def sample_files(root: Path, split: str, line: int, sample_id: str) -> tuple[Path, Path, list[DatasetError]]:
+    """The image (``JPEGImages/<id>`` with the first extension that exists) and mask of ``sample_id``, and what
+    is wrong with them: missing, or resolving (through a symlink) outside ``root``, which is never read."""
+    images = [root / "JPEGImages" / f"{sample_id}{ext}" for ext in IMAGE_EXTENSIONS]
+    image = next((path for path in images if path.is_file()), None)
+    mask = root / "SegmentationClass" / f"{sample_id}.png"
+    problems = []
+    if image is None:
+        problems.append(MissingDataError(images[0], f"image for id {sample_id!r} of split {split!r} not found "
+                                                    f"(tried {', '.join(IMAGE_EXTENSIONS)})"))
+    if not mask.is_file():
+        problems.append(MissingDataError(mask, "mask for " + (f"image {image.name}" if image else f"id {sample_id!r}")
+                                         + " not found"))
+    for path in (image, mask) if not problems else ():
+        target = Path(os.path.realpath(path))
+        if not target.is_relative_to(Path(os.path.realpath(root))):
+            problems.append(DatasetError(path, f"is a symlink to {target}, outside the dataset folder {root} (listed "
+                                         f"on line {line} of ImageSets/Segmentation/{split}.txt); copy the file into "
+                                         "the folder"))
+    return image, mask, problems
 
 
 def _open_fully(path: Path) -> Image.Image:
@@ -246,16 +250,9 @@ class VOCSegmentationFolder(Dataset):
         self.ids = [sample_id for _, sample_id in entries]
         self.images, self.masks = [], []
         for line, sample_id in entries:
-            image = find_image(self.root, sample_id)
-            if image is None:
-                raise MissingDataError(self.root / "JPEGImages" / f"{sample_id}.jpg", f"image for id {sample_id!r} of "
-                                       f"split {split!r} not found (tried {', '.join(IMAGE_EXTENSIONS)})")
-            mask = self.root / "SegmentationClass" / f"{sample_id}.png"
-            if not mask.is_file():
-                raise MissingDataError(mask, f"mask for image {image.name} not found")
-            for path in (image, mask):  # never read outside the folder
-                if (err := symlink_out_of(self.root, path, split, line)) is not None:
-                    raise err
+            image, mask, problems = sample_files(self.root, split, line, sample_id)
+            if problems:
+                raise problems[0]
             self.images.append(image)
             self.masks.append(mask)
 
