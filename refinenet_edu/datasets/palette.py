@@ -1,10 +1,8 @@
 """Colours of the classes: palettes, the ignore colour, coloured masks and palette PNGs.
 
-A palette gives class ``i`` the colour ``palette[i]``; the ignore label
-(255, PASCAL VOC's object outlines) is drawn in VOC's cream colour
-:data:`IGNORE_COLOUR`. :func:`palette_lut` builds the one 256-entry lookup
-table that colouring a mask (:func:`colorize`) and writing a palette PNG
-(:func:`write_mask_png`, ``save_predictions``) both use.
+A palette gives class ``i`` the colour ``palette[i]``; the ignore label (255, PASCAL VOC's object outlines) is drawn
+in VOC's cream colour :data:`IGNORE_COLOUR`. :func:`palette_lut` builds the one 256-entry lookup table that colouring
+a mask (:func:`colorize`) and writing a palette PNG (:func:`write_mask_png`, ``save_predictions``) both use.
 """
 
 from __future__ import annotations

@@ -18,9 +18,8 @@
   need the high-resolution paths of the cascade (paper, Fig. 2(c)).
 - 6 ``dot``: specks 3 px wide; the smallest structures, same reason.
 
-Colours of every class come from overlapping random distributions, each
-image gets a smooth illumination field and pixel noise, and objects occur
-at radii from 4 to 36 px (at 128x128), so colour alone separates nothing.
+Colours of every class come from overlapping random distributions, each image gets a smooth illumination field and
+pixel noise, and objects occur at radii from 4 to 36 px (at 128x128), so colour alone separates nothing.
 
 Every sample is a pure function of ``(seed, split, index, size)``: :func:`render_sample` draws one,
 :func:`generate_dataset` writes a whole folder in PASCAL VOC layout.

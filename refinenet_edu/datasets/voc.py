@@ -7,12 +7,10 @@ A VOC-layout folder holds::
     ImageSets/Segmentation/<split>.txt   one id per line
     meta.json                    optional: class_names, palette, ignore_index
 
-Label 255 means "ignore" (PASCAL VOC marks object outlines with it).
-:class:`VOCSegmentationFolder` reads any such folder and returns
-``(tv_tensors.Image uint8 [3,H,W], tv_tensors.Mask int64 [H,W])`` pairs.
-Bad files raise :class:`DatasetError` (a ``ValueError``) whose message starts
-with the offending file's path; missing files raise :class:`MissingDataError`,
-which is also a ``FileNotFoundError``.
+Label 255 means "ignore" (PASCAL VOC marks object outlines with it). :class:`VOCSegmentationFolder` reads any such
+folder and returns ``(tv_tensors.Image uint8 [3,H,W], tv_tensors.Mask int64 [H,W])`` pairs. Bad files raise
+:class:`DatasetError` (a ``ValueError``) whose message starts with the offending file's path; missing files raise
+:class:`MissingDataError`, which is also a ``FileNotFoundError``.
 """
 
 from __future__ import annotations

@@ -25,10 +25,9 @@ def joint_augment(image: torch.Tensor, mask: torch.Tensor, scale: float, crop: i
                   size_of: Callable[[float], int] = round, swap_offsets: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The reference (keyword arguments left at their defaults), and the variants students write instead.
 
-    ``image`` float ``[3, H, W]``, ``mask`` int64 ``[H, W]``. Resize both to
-    ``(round(H * scale), round(W * scale))`` (image bilinear, mask nearest), pad the bottom and right to at
-    least ``crop`` x ``crop`` (image with 0, mask with 255), take rows ``top:top + crop`` and columns
-    ``left:left + crop``, and flip both left-right when ``flip``.
+    ``image`` float ``[3, H, W]``, ``mask`` int64 ``[H, W]``. Resize both to ``(round(H * scale), round(W * scale))``
+    (image bilinear, mask nearest), pad the bottom and right to at least ``crop`` x ``crop`` (image with 0, mask with
+    255), take rows ``top:top + crop`` and columns ``left:left + crop``, and flip both left-right when ``flip``.
     """
     h, w = image.shape[-2:]
     size = (int(size_of(h * scale)), int(size_of(w * scale)))
@@ -113,12 +112,11 @@ def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
 def check_joint_augment(fn: Callable, *, seed: int = 0) -> None:
     """Check ``fn(image, mask, scale, crop, top, left, flip) -> (image, mask)``.
 
-    ``image``: float ``[3, H, W]``; ``mask``: int64 ``[H, W]`` of class ids and 255. Resize both to
-    ``(round(H * scale), round(W * scale))``, the image bilinearly (antialiased or not) and the mask
-    with nearest neighbour; pad the bottom and right to at least ``crop`` x ``crop``, the image with 0
-    and the mask with 255; crop rows ``top:top + crop`` and columns ``left:left + crop``; flip both
-    left-right when ``flip``. Checked at two image sizes and crops, so that sizes written into the code
-    fail; the mask must stay int64.
+    ``image``: float ``[3, H, W]``; ``mask``: int64 ``[H, W]`` of class ids and 255. Resize both to ``(round(H *
+    scale), round(W * scale))``, the image bilinearly (antialiased or not) and the mask with nearest neighbour; pad
+    the bottom and right to at least ``crop`` x ``crop``, the image with 0 and the mask with 255; crop rows ``top:top
+    + crop`` and columns ``left:left + crop``; flip both left-right when ``flip``. Checked at two image sizes and
+    crops, so that sizes written into the code fail; the mask must stay int64.
     """
     __tracebackhide__ = True
     student = Submission(fn, "joint_augment", Reference((joint_augment,)))

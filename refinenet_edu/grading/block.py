@@ -47,15 +47,12 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
                         size: tuple[int, int] = (7, 9), seed: int = 0, allow_reference: bool = True) -> None:
     """Check the adaptive convolutions of one path (paper Sec. 3.2).
 
-    ``factory(in_channels, width, num_rcus)`` must build a 3x3 convolution
-    without bias from ``in_channels`` to ``width``, followed by ``num_rcus``
-    of the student's Residual Conv Units applied one after the other (a
-    chain, e.g. an ``nn.Sequential``). The output is compared with that chain
-    computed from the student's own conv and RCU modules, so only the wiring
-    is judged here; RCUs wired in parallel (each reading the convolution's
-    output) are named. Holding or calling the library's ``ResidualConvUnit``
-    or ``AdaptiveConv`` is refused; with ``allow_reference=False`` (the
-    graded assignments) so is the library's ``AdaptiveConv`` itself.
+    ``factory(in_channels, width, num_rcus)`` must build a 3x3 convolution without bias from ``in_channels`` to
+    ``width``, followed by ``num_rcus`` of the student's Residual Conv Units applied one after the other (a chain,
+    e.g. an ``nn.Sequential``). The output is compared with that chain computed from the student's own conv and RCU
+    modules, so only the wiring is judged here; RCUs wired in parallel (each reading the convolution's output) are
+    named. Holding or calling the library's ``ResidualConvUnit`` or ``AdaptiveConv`` is refused; with
+    ``allow_reference=False`` (the graded assignments) so is the library's ``AdaptiveConv`` itself.
     """
     __tracebackhide__ = True
     student = Submission(factory, "adaptive_conv", Reference((AdaptiveConv, ResidualConvUnit)),
@@ -166,15 +163,12 @@ def _block_mistakes(block: RefineNetBlock, paths: tuple[torch.Tensor, ...]) -> l
 def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
     """Check a RefineNet block's forward pass written from its parts (paper Sec. 3.2, Fig. 3(a)).
 
-    ``forward_fn(block, *paths)`` gets a built :class:`~refinenet_edu.nn.components.RefineNetBlock`
-    and its input paths (lowest resolution first) and must return what the
-    block computes: every path through its adaptive convolutions
-    (``block.adaptive[i]``), the adapted paths fused into one map at the
-    largest resolution (``block.fusion``), then chained residual pooling
-    (``block.crp``) and the output RCUs (``block.output``). It runs on blocks
-    of 1, 2 and 3 paths with random weights; a skipped, reordered or per-path
-    stage is named. Calling the block itself (``block(*paths)``,
-    ``block.forward``) is refused: it matches by construction.
+    ``forward_fn(block, *paths)`` gets a built :class:`~refinenet_edu.nn.components.RefineNetBlock` and its input
+    paths (lowest resolution first) and must return what the block computes: every path through its adaptive
+    convolutions (``block.adaptive[i]``), the adapted paths fused into one map at the largest resolution
+    (``block.fusion``), then chained residual pooling (``block.crp``) and the output RCUs (``block.output``). It runs
+    on blocks of 1, 2 and 3 paths with random weights; a skipped, reordered or per-path stage is named. Calling the
+    block itself (``block(*paths)``, ``block.forward``) is refused: it matches by construction.
     """
     __tracebackhide__ = True
     student = Submission(forward_fn, "forward", Reference(

@@ -74,16 +74,13 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
                   image_size: tuple[int, int] = (76, 92), seed: int = 0, allow_reference: bool = True) -> None:
     """Check a 4-cascaded RefineNet decoder class (paper Sec. 3.1).
 
-    ``cascade_class(enc_channels, widths, crp_blocks=..., output_rcus=...)``
-    must build four :class:`~refinenet_edu.nn.components.RefineNetBlock` s as
-    attributes ``refinenet4`` .. ``refinenet1``; ``forward(features)`` takes
-    the encoder's four feature maps ``[1/4, 1/8, 1/16, 1/32]`` and returns
-    RefineNet-1's output at 1/4 resolution. RefineNet-4 takes the 1/32 path
-    alone; RefineNet-k (k < 4) takes RefineNet-(k+1)'s output and the path of
-    its own stage. Checks the blocks' inputs and widths, the order of the
-    calls and what each block receives (by tensor identity), the output, and
-    gradients into all four feature maps. A class that derives from, holds or
-    calls the library's own cascade (the RefineNet model) is refused.
+    ``cascade_class(enc_channels, widths, crp_blocks=..., output_rcus=...)`` must build four
+    :class:`~refinenet_edu.nn.components.RefineNetBlock` s as attributes ``refinenet4`` .. ``refinenet1``;
+    ``forward(features)`` takes the encoder's four feature maps ``[1/4, 1/8, 1/16, 1/32]`` and returns RefineNet-1's
+    output at 1/4 resolution. RefineNet-4 takes the 1/32 path alone; RefineNet-k (k < 4) takes RefineNet-(k+1)'s
+    output and the path of its own stage. Checks the blocks' inputs and widths, the order of the calls and what each
+    block receives (by tensor identity), the output, and gradients into all four feature maps. A class that derives
+    from, holds or calls the library's own cascade (the RefineNet model) is refused.
     """
     __tracebackhide__ = True
     from refinenet_edu.nn.model import RefineNet  # imported here: it pulls in torchvision, which takes seconds

@@ -103,19 +103,12 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
               seed: int = 0, allow_reference: bool = True) -> None:
     """Check a chained residual pooling class (paper Sec. 3.2).
 
-    ``crp_class(channels, num_blocks)`` must build a module with one 3x3
-    convolution (no bias) per block whose forward is::
-
-        x = relu(x); out = x; top = x
-        for each block: top = conv(maxpool5x5(top)); out = out + top
-
-    Checks the layers, an impulse probe with identity convolutions (the
-    response must grow 4 px per chained block; parallel pools stay at 5 px),
-    numerical equality with :class:`refinenet_edu.nn.components.ChainedResidualPooling`
-    holding the same weights, ``num_blocks=0`` (CRP off: just the ReLU), and
-    gradients. A class that derives from, holds or calls the library's CRP is
-    refused; with ``allow_reference=False`` (the graded assignments) so is the
-    library's class itself.
+    ``crp_class(channels, num_blocks)`` must build one 3x3 convolution (no bias) per block, and its forward
+    is ``x = relu(x); out = x; top = x``, then for each block ``top = conv(maxpool5x5(top)); out = out + top``.
+    Checks the layers, an impulse probe with identity convolutions (the response must grow 4 px per chained
+    block), equality with :class:`refinenet_edu.nn.components.ChainedResidualPooling` holding the same
+    weights, ``num_blocks=0`` (CRP off: just the ReLU), and gradients. A class that derives from, holds or
+    calls the library's CRP is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
     student = Submission(crp_class, "ChainedResidualPooling", Reference((ChainedResidualPooling,)),

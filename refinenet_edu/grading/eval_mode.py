@@ -6,6 +6,7 @@ batch norm stays in training mode: docs/paper.md, source ``bug-no-eval``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import torch
@@ -36,25 +37,19 @@ class TinySegNet(nn.Module):
 
 def _layers(kinds: list[str]) -> str:
     """'nn.Dropout (2 layers) and nn.BatchNorm2d (1 layer)': what ran, by kind, not by internal name."""
-    counts: dict[str, int] = {}
-    for k in kinds:
-        counts[k] = counts.get(k, 0) + 1
-    return " and ".join(f"{k} ({n} layer{'s' if n > 1 else ''})" for k, n in counts.items())
+    return " and ".join(f"{k} ({n} layer{'s' if n > 1 else ''})" for k, n in Counter(kinds).items())
 
 
 def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, images: torch.Tensor | None = None,
                     seed: int = 0, allow_reference: bool = True) -> None:
     """Check ``predict_fn(model, images) -> labels [N, H, W]`` for evaluation-time behaviour.
 
-    The model is handed over in training mode, as it is right after training.
-    The prediction must run with dropout and batch norm in evaluation mode
-    (``model.eval()``; with dropout still active two predictions of the
-    same images differ), without building an autograd
-    graph, and return the arg-max class per pixel. By default a small net with
-    batch norm and dropout p=0.5 is used; pass your own ``model`` (and
-    ``images``) to check a real one. Calling the library's prediction
-    functions (``refinenet_edu.engine.inference``'s ``predict_labels``, ``predict_probabilities``,
-    anything in ``refinenet_edu.engine.evaluation``) is refused.
+    The model is handed over in training mode, as it is right after training. The prediction must run with
+    dropout and batch norm in evaluation mode (``model.eval()``; with dropout still active two predictions of
+    the same images differ), without building an autograd graph, and return the arg-max class per pixel. By
+    default a small net with batch norm and dropout p=0.5 is used; pass your own ``model`` (and ``images``) to
+    check a real one. Calling the library's prediction functions (``refinenet_edu.engine.inference``,
+    ``refinenet_edu.engine.evaluation``) is refused.
     """
     __tracebackhide__ = True
     # Imported here: refinenet_edu.engine.evaluation pulls in torchvision (2 s), which the other checks do not need.

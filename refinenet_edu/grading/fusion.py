@@ -17,7 +17,7 @@ from refinenet_edu.nn.components import MultiResolutionFusion
 from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, identity_,
                                            max_diff, ok, param_count, randomize_, seeded)
 
-__all__ = ["check_fusion", "fusion_reference"]
+__all__ = ["check_fusion"]
 
 _OWN_FIX = ("write the module yourself: `class MultiResolutionFusion(nn.Module)` with its own convs and "
             "forward, without refinenet_edu.")
@@ -36,9 +36,7 @@ _ODD_FIX = "upsample with `size=` the largest path's size, not `scale_factor=2`.
 def _up(x: torch.Tensor, size, *, mode: str = "bilinear", align_corners: bool | None = False) -> torch.Tensor:
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    if mode == "nearest":
-        return F.interpolate(x, size=size, mode="nearest")
-    return F.interpolate(x, size=size, mode=mode, align_corners=align_corners)
+    return F.interpolate(x, size=size, mode=mode, align_corners=None if mode == "nearest" else align_corners)
 
 
 def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> list[nn.Conv2d]:
@@ -66,33 +64,21 @@ def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> l
     return convs
 
 
-def fusion_reference(paths: Sequence[torch.Tensor], convs: Sequence[nn.Conv2d], *, mode="bilinear",
-                     align_corners=False, conv_after_upsample=False) -> torch.Tensor:
-    """Fusion written out with the given convolutions, and the variants students write instead."""
+def _upsampled_then_convolved(paths: Sequence[torch.Tensor], convs: Sequence[nn.Conv2d]) -> torch.Tensor:
+    """The mistake of upsampling each path first and convolving it afterwards."""
     size = max((p.shape[-2:] for p in paths), key=lambda s: s[0] * s[1])
-    out = 0
-    for p, c in zip(paths, convs):
-        y = c(_up(p, size, mode=mode, align_corners=align_corners)) if conv_after_upsample else \
-            _up(c(p), size, mode=mode, align_corners=align_corners)
-        out = out + y
-    return out
+    return sum(c(_up(p, size)) for p, c in zip(paths, convs))
 
 
 def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = True) -> None:
     """Check a multi-resolution fusion class (paper Sec. 3.2).
 
-    ``fusion_class(in_channels)`` (one entry per path) must build one 3x3
-    convolution (no bias) per path to the smallest width; ``forward(*paths)``
-    convolves each path, upsamples it (bilinear, ``align_corners=False``) to
-    the largest resolution among the paths and sums them. With one path it
-    returns the path unchanged. Checks: the output resolution for both
-    orders of the paths (the bug "fusion upsamples the wrong branch" puts it
-    at the low resolution), that the high-resolution path is not resampled,
-    odd sizes (not an exact factor of 2), three paths, numerical equality
-    with :class:`refinenet_edu.nn.components.MultiResolutionFusion`, gradients.
-    A class that derives from, holds or calls the library's fusion is refused;
-    with ``allow_reference=False`` (the graded assignments) so is the library's
-    class itself.
+    ``fusion_class(in_channels)`` (one entry per path) must build one 3x3 convolution (no bias) per path to the
+    smallest width; ``forward(*paths)`` convolves each path, upsamples it (bilinear, ``align_corners=False``) to the
+    largest resolution among the paths and sums them; one path comes back unchanged. Checks the output resolution for
+    both orders of the paths, that the high-resolution path is not resampled, odd sizes, three paths, equality with
+    :class:`refinenet_edu.nn.components.MultiResolutionFusion`, gradients. A class that derives from, holds or calls
+    the library's fusion is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
     student = Submission(fusion_class, "MultiResolutionFusion", Reference((MultiResolutionFusion,)),
@@ -166,7 +152,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     with torch.no_grad():
         y, expected = student.call(fusion, low, high), ref(low, high)
     if not close(y, expected):
-        student.named_mistake(y, [(lambda: fusion_reference([low, high], convs, conv_after_upsample=True),
+        student.named_mistake(y, [(lambda: _upsampled_then_convolved([low, high], convs),
                                    "each path is upsampled first and convolved afterwards.",
                                    "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.",
                                    "the paper convolves each path at its own resolution, then upsamples: cheaper, "

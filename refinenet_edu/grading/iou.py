@@ -1,8 +1,7 @@
 """Checks of the segmentation metrics: confusion matrix, per-class IoU, mean IoU (paper Sec. 4 reports mIoU).
 
-Each check judges its own function: :func:`check_miou` accepts the mean of the student's own per-class
-IoUs, so a wrong IoU costs the IoU's test, not the mean's. The reference is
-:mod:`refinenet_edu.engine.metrics`.
+Each check judges its own function: :func:`check_miou` accepts the mean of the student's own per-class IoUs, so a
+wrong IoU costs the IoU's test, not the mean's. The reference is :mod:`refinenet_edu.engine.metrics`.
 """
 
 from __future__ import annotations
@@ -172,12 +171,10 @@ def _own_ious(iou_fn: Callable | None, cm: torch.Tensor) -> torch.Tensor | None:
 def check_miou(fn: Callable, iou_fn: Callable | None = None, *, allow_reference: bool = True) -> None:
     """Check ``fn(cm) -> float``: the mean IoU over the classes whose IoU is not NaN.
 
-    ``iou_fn`` is the student's own per-class IoU function: a mean of its
-    values (NaN left out) passes, so that a wrong IoU is judged by the IoU's
-    test alone; so does the library's mIoU. Names the usual confusions: a NaN
-    result, absent classes counted as 0, classes averaged only over the
-    ground truth's, pixel accuracy, mean class accuracy, frequency-weighted
-    IoU, and IoU formulas that are off.
+    ``iou_fn`` is the student's own per-class IoU function: a mean of its values (NaN left out) passes, so that a
+    wrong IoU is judged by the IoU's test alone; so does the library's mIoU. Names the usual confusions: a NaN result,
+    absent classes counted as 0, classes averaged only over the ground truth's, pixel accuracy, mean class accuracy,
+    frequency-weighted IoU, and IoU formulas that are off.
     """
     __tracebackhide__ = True
     student = Submission(fn, "miou_from_confusion", _REFERENCE, allow_reference=allow_reference)

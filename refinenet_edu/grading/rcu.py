@@ -1,9 +1,8 @@
 """Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)): ``x + conv2(relu(conv1(relu(x))))``.
 
 :func:`check_rcu` compares the student's unit with the library's
-:class:`~refinenet_edu.nn.components.ResidualConvUnit` holding the same weights
-and, when they differ, names the misplaced ReLU that explains the output
-(a public port has shipped one: docs/paper.md, source ``bug-rcu-relu``).
+:class:`~refinenet_edu.nn.components.ResidualConvUnit` holding the same weights and, when they differ, names the
+misplaced ReLU that explains the output (a public port has shipped one: docs/paper.md, source ``bug-rcu-relu``).
 """
 
 from __future__ import annotations
@@ -113,16 +112,13 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
               allow_reference: bool = True) -> None:
     """Check a Residual Conv Unit class (paper Sec. 3.2).
 
-    ``rcu_class(channels)`` must build a module with two 3x3 convolutions
-    ``conv1`` (with bias) and ``conv2`` (without) whose forward is
-    ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count
-    (also at a second width, so that a width written into the code fails),
-    the output shape (odd sizes), that the input is not modified in place,
-    numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit`
-    holding the same weights, and that gradients reach the input and every
-    parameter. A misplaced ReLU is named. A class that derives from, holds or
-    calls the library's RCU is refused; with ``allow_reference=False`` (the
-    graded assignments) so is the library's class itself.
+    ``rcu_class(channels)`` must build a module with two 3x3 convolutions ``conv1`` (with bias) and ``conv2``
+    (without) whose forward is ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count (also at a
+    second width, so that a width written into the code fails), the output shape (odd sizes), that the input is not
+    modified in place, numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit` holding the same
+    weights, and that gradients reach the input and every parameter. A misplaced ReLU is named. A class that derives
+    from, holds or calls the library's RCU is refused; with ``allow_reference=False`` (the graded assignments) so is
+    the library's class itself.
     """
     __tracebackhide__ = True
     student = Submission(rcu_class, "ResidualConvUnit", Reference((ResidualConvUnit,)), allow_reference=allow_reference)
