@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-__all__ = ["ARCHIVES", "Archive", "DownloadError", "dataset_folder", "download_dataset", "file_md5"]
+__all__ = ["ARCHIVES", "Archive", "DownloadError", "download_dataset", "file_md5"]
 
 
 @dataclass(frozen=True)
@@ -100,11 +100,6 @@ class DownloadError(ValueError):
 
 class _MirrorFailed(Exception):
     """This mirror did not deliver; try the next one."""
-
-
-def dataset_folder(name: str, root: str | os.PathLike) -> Path:
-    """Where ``download_dataset(name, root)`` puts the dataset."""
-    return Path(root).expanduser() / _archive(name).member
 
 
 def file_md5(path: str | os.PathLike) -> str:
