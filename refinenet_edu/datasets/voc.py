@@ -332,11 +332,8 @@ class SBDSegmentation(Dataset):
                                    "img/ and cls/)")
         self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=False)
         self.ids = [Path(p).stem for p in self._sbd.images]
-        self.name = "sbd"
-        self.class_names = VOC_CLASSES
-        self.palette = list(VOC_PALETTE)
-        self.num_classes = len(VOC_CLASSES)
-        self.ignore_index = 255
+        self.name, self.class_names, self.palette = "sbd", VOC_CLASSES, list(VOC_PALETTE)
+        self.num_classes, self.ignore_index = len(VOC_CLASSES), 255
 
     def __len__(self) -> int:
         return len(self._sbd)
