@@ -1,18 +1,11 @@
 """Comparing the variants of an ablation: plain functions over a results file, no widgets.
 
-* :func:`summarize` - mean, standard deviation and values across seeds of one metric, per variant (``"miou"``,
-  ``"iou/boat"``, ``"boundary_miou/2"``, ``"params"``, ``"inference_ms/<device>"``, ...: :func:`metric_names`);
-* :func:`compare` - is variant A better than B by more than the seed spread, and what do a confidence interval and a
-  t-test (Welch's, or paired by seed) say about the difference? :func:`holm` corrects a family of such tests,
-  :func:`seeds_needed` says how many seeds a difference of a given size needs;
-* :func:`findings` - the paper's two claims, checked on these results;
-* :func:`diverged`, :func:`without_diverged` - runs whose training loss blew up, named and left out by one stated
-  rule rather than by eye;
-* :func:`format_table` - a text table of mean +- std.
-
-The dashboard (:mod:`refinenet_edu.viz.dashboard`) and the figures (:mod:`refinenet_edu.viz.plots`) are built on these.
-Runs trained "now" (from the dashboard, with a smaller budget) carry their own group name
-(:func:`refinenet_edu.experiments.results.add_live_run`), so they are never averaged with the shipped runs.
+:func:`summarize` gives a metric's mean, standard deviation and values across seeds, per variant; :func:`compare`
+asks whether variant A beats B by more than the seed spread, and what a t-test (Welch's, or paired by seed) says;
+:func:`holm` corrects a family of such tests and :func:`seeds_needed` sizes one; :func:`findings` checks the paper's
+two claims; :func:`without_diverged` leaves out runs whose training loss blew up, by one stated rule. The dashboard and
+the figures (:mod:`refinenet_edu.viz`) are built on these. Runs trained "now" from the dashboard carry their own group
+name (:func:`~refinenet_edu.experiments.results.add_live_run`), so they are never averaged with the shipped runs.
 """
 
 from __future__ import annotations
@@ -112,10 +105,6 @@ class Comparison:
         return bool(sa) and len(sa) == self.stat_a.n and len(sb) == self.stat_b.n and sorted(sa) == sorted(sb) \
             and len(set(sa)) == len(sa)
 
-    def _paired_differences(self) -> list[float]:
-        b = dict(zip(self.stat_b.seeds, self.stat_b.values))
-        return [va - b[seed] for seed, va in zip(self.stat_a.seeds, self.stat_a.values)]
-
     def test(self, *, paired: bool = False, level: float = 0.95) -> "TestResult":
         """A two-sided t-test of "no difference" and a ``level`` confidence interval of the difference.
 
@@ -129,7 +118,8 @@ class Comparison:
         if paired:
             if not self.paired:
                 raise ValueError(f"{self.a} and {self.b}: a paired test needs the same seeds in both")
-            d = self._paired_differences()
+            b = dict(zip(self.stat_b.seeds, self.stat_b.values))
+            d = [va - b[seed] for seed, va in zip(self.stat_a.seeds, self.stat_a.values)]
             n = len(d)
             if n < 2:
                 return TestResult(self.difference, math.nan, math.nan, math.nan, n - 1, "paired t", level)
@@ -314,9 +304,7 @@ def metric_value(results, run: dict, metric: str) -> float:
     kind, _, arg = metric.partition("/")
     costs = results.variants.get(run_group(run)) or results.variants.get(run["variant"], {})
     value: Any
-    if kind == "iou":
-        value = run.get("iou", {}).get(arg)
-    elif kind in ("boundary_miou", "boundary_accuracy"):
+    if kind in ("iou", "boundary_miou", "boundary_accuracy"):
         value = run.get(kind, {}).get(arg)
     elif kind in ("context_iou", "thin_iou"):
         cls = CONTEXT_CLASSES if kind == "context_iou" else THIN_CLASSES

@@ -134,38 +134,33 @@ def pretrain_encoder(
         raise ValueError(f"pretraining set: {len(train_set)} images, fewer than one batch of {config.batch_size}")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, poly_lambda(config.epochs * len(loader)))
     criterion = SegmentationLoss(ignore_index=255, label_map=label_map).to(device)
+    scaler = grad_scaler(device, dtype)
     history: list[dict] = []
     started = time.perf_counter()
-
-    def after_epoch(epoch: int, stats) -> None:
-        mean = stats.mean_loss
+    for epoch in range(1, config.epochs + 1):
+        # the loss is checked once per epoch, not per step: no device sync inside the epoch
+        mean = train_one_epoch(model, loader, optimizer, criterion=criterion, device=device, dtype=dtype,
+                               scaler=scaler, scheduler=scheduler, check_finite=False).mean_loss
         if not math.isfinite(mean):
-            raise TrainingDiverged(f"pretraining diverged at epoch {epoch + 1} (loss {mean}); nothing written; "
+            raise TrainingDiverged(f"pretraining diverged at epoch {epoch} (loss {mean}); nothing written; "
                                    f"lower --lr (now {config.lr})")
-        history.append({"epoch": epoch + 1, "loss": round(mean, 5), "seconds": round(time.perf_counter() - started, 1)})
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch, "loss": round(mean, 5), "seconds": round(seconds, 1)})
         if log is not None:
-            log(f"pretrain epoch {epoch + 1}/{config.epochs}: loss {mean:.4f} ({time.perf_counter() - started:.0f} s)")
-
-    # the loss is checked once per epoch (above), not per step: no device sync inside the epoch
-    scaler = grad_scaler(device, dtype)
-    for epoch in range(config.epochs):
-        after_epoch(epoch, train_one_epoch(model, loader, optimizer, criterion=criterion, device=device, dtype=dtype,
-                                           scaler=scaler, scheduler=scheduler, check_finite=False))
+            log(f"pretrain epoch {epoch}/{config.epochs}: loss {mean:.4f} ({seconds:.0f} s)")
     encoder.eval()
     return history
 
 
-def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict, *, half: bool = True) -> Path:
+def save_encoder(encoder: nn.Module, path: str | os.PathLike, info: dict) -> Path:
     """Write the encoder's ResNet state dict to ``path`` (atomically) and ``info`` beside it as ``PATH.json``.
 
     ``encoder``: a :class:`~refinenet_edu.nn.encoders.ResNetEncoder`; the keys are torchvision's (``conv1.weight``,
-    ``layer4.1.bn2.running_var``, ...). ``half``: floating-point tensors stored as float16, like the shipped checkpoints
+    ``layer4.1.bn2.running_var``, ...). Floating-point tensors are stored as float16, like the shipped checkpoints
     (half the size; loading casts them back to the model's dtype).
     """
-    body = getattr(encoder, "body", encoder)
-    state = {k: v.detach().cpu().clone() for k, v in body.state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu().clone()
+             for k, v in encoder.body.state_dict().items()}
     path = Path(path)
     check_finite(state, path)  # never write inf or NaN weights
     files.atomic_write(path, lambda f: torch.save(state, f))

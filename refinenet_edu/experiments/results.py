@@ -153,7 +153,7 @@ class AblationResults:
 
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
-            raise ValueError(f"--out {folder}: is a file; a results folder was expected")
+            raise ValueError(f"--out {folder}: is a file; a results folder was expected (choose another --out)")
         with output_lock(folder, wait=RESULTS_LOCK_WAIT):
             folder.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(folder, only=("results.json", "results.csv", "summary.csv"))
@@ -206,9 +206,7 @@ class AblationResults:
         header += [f"boundary_miou_{k}px" for k in bands] + [f"boundary_accuracy_{k}px" for k in bands]
         header += ["params", "flops"] + [f"inference_ms[{d}]" for d in devices]
         header += ["train_seconds", "epochs", "device", "precision"]
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(header)
+        rows = [header]
         for r in self.runs:
             v = parse_variant(r["variant"])
             costs = self.variants.get(r["variant"], {})
@@ -221,18 +219,15 @@ class AblationResults:
             row += [costs.get("params", r.get("params")), costs.get("flops")]
             row += [costs.get("inference_ms", {}).get(d) for d in devices]
             row += [r.get("train_seconds"), r.get("epochs"), r.get("device"), r.get("precision")]
-            w.writerow(["" if x is None else x for x in row])
-        return buf.getvalue()
+            rows.append(row)
+        return _csv_text(rows)
 
     def summary_csv(self) -> str:
         """One row per variant: runs, mean and sample standard deviation of the main metrics."""
         from refinenet_edu.experiments.comparison import metric_names, summarize
 
         metrics = [m for m in metric_names(self) if not m.startswith("inference_ms") and m not in ("params", "flops")]
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["variant", "label", "runs", "params", "flops"]
-                   + [f"{m}_{s}" for m in metrics for s in ("mean", "std")])
+        rows = [["variant", "label", "runs", "params", "flops"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")]]
         stats = {m: summarize(self, m) for m in metrics}
         for name in self.variant_names():
             if not any(r["variant"] == name for r in self.runs):
@@ -243,8 +238,16 @@ class AblationResults:
             for m in metrics:
                 s = stats[m].get(name)
                 row += [s.mean if s else None, s.std if s else None]
-            w.writerow(["" if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in row])
-        return buf.getvalue()
+            rows.append(row)
+        return _csv_text(rows)
+
+
+def _csv_text(rows: list[list]) -> str:
+    """CSV with ``\\n`` line ends; None and NaN are empty cells."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(
+        ["" if x is None or (isinstance(x, float) and math.isnan(x)) else x for x in row] for row in rows)
+    return buf.getvalue()
 
 
 def require_same_budget(data: dict, budget: dict | None, folder) -> None:
@@ -318,15 +321,13 @@ def add_live_run(results, record: dict, *, costs: dict | None = None, prediction
 def combine_results(sets, *, variant: str | None = None) -> AblationResults:
     """Several results sets as one :class:`AblationResults`, each set's runs grouped under its label.
 
-    ``sets`` maps a label to a results folder (or an :class:`AblationResults`),
-    e.g. ``{"cross-entropy": "results/losses/cross-entropy", "focal": ...}``: one results file holds one budget, so ``ablate`` keeps runs that
-    differ in a training option (``--loss``) in separate folders, and this puts them back side by side for
-    :func:`~refinenet_edu.experiments.comparison.summarize`, :func:`~refinenet_edu.experiments.comparison.compare` and
-    the figures, with the seeds kept (so a paired test can pair them). Each set must hold one variant, or ``variant``
-    picks it; all sets must be of the same data (the dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and
-    ``data["budget_differences"]`` how each differs from the first set's
-    (``["train.loss: 'cross-entropy' in cross-entropy, 'focal' in focal"]``), so that what else differs between the
-    sets is shown, not assumed.
+    ``sets`` maps a label to a results folder (or an :class:`AblationResults`), e.g. ``{"cross-entropy":
+    "results/losses/cross-entropy", "focal": ...}``: one results file holds one budget, so runs that differ in a training
+    option (``--loss``) live in separate folders, and this puts them side by side for the comparison functions and the
+    figures, seeds kept (so a paired test can pair them). Each set must hold one variant, or ``variant`` picks it; all
+    sets must be of the same data (the dataset's SHA-256). ``data["budgets"]`` keeps each set's budget and
+    ``data["budget_differences"]`` how each differs from the first set's (``["train.loss: 'cross-entropy' in
+    cross-entropy, 'focal' in focal"]``), so that what else differs between the sets is shown, not assumed.
     """
     if not sets:
         raise ValueError("combine_results: no results sets given")

@@ -13,14 +13,8 @@ Results go to ``OUT/results.json`` (everything, with provenance: command, commit
 ``OUT/results.csv`` (one row per run), ``OUT/summary.csv`` (mean and standard deviation per variant), and, for seed 0 by
 default, ``OUT/predictions/<variant>__seed<k>.npz`` (the predicted validation masks) and optionally small float16
 checkpoints in ``OUT/checkpoints/``. Results are written after every run; the same command again skips the runs already
-in the results file (resume), and refuses to mix in runs trained with another budget.
-
-Usage::
-
-    refinenet-edu ablate --seeds 0 1 2                    # the default grid
-    refinenet-edu ablate --cascades single 4-cascaded --crp-blocks 0 4 --grid full
-    refinenet-edu ablate --variants 4-cascaded-crp4 single-crp4 --epochs 10
-    refinenet-edu ablate --list                           # what is planned, what is done
+in the results file (resume), and refuses to mix in runs trained with another budget. ``refinenet-edu ablate --list``
+prints what is planned and what is done.
 """
 
 from __future__ import annotations
@@ -131,7 +125,6 @@ def dataset_fingerprint(data: str) -> dict:
     """Name, generator version and a SHA-256 over the split files, images and masks of ``data``."""
     from refinenet_edu.datasets import load_dataset
 
-    info: dict[str, Any] = {"name": str(data)}
     train = load_dataset(data, "train")  # data that cannot be read: refused before anything is written
     val = load_dataset(data, "val")
     root = Path(train.root)
@@ -143,38 +136,19 @@ def dataset_fingerprint(data: str) -> dict:
         for path in [*ds.images, *ds.masks]:
             digest.update(path.name.encode())
             digest.update(Path(path).read_bytes())
-    info.update(
-        generator_version=meta.get("generator_version"),
-        seed=meta.get("seed"),
-        train_images=len(train),
-        val_images=len(val),
-        class_names=list(train.class_names),
-        palette=[list(map(int, c)) for c in train.palette],
-        num_classes=int(train.num_classes),
-        sha256=digest.hexdigest(),
-    )
-    return info
-
-
-def _require_labelled(data: str, subset: int | None) -> None:
-    """Refuse, before any run, a training split (its first ``subset`` images) whose masks have no labelled pixel."""
-    from torch.utils.data import Subset
-
-    from refinenet_edu.datasets import load_dataset
-    from refinenet_edu.datasets.info import require_labelled_pixels
-
-    train = load_dataset(data, "train")
-    require_labelled_pixels(Subset(train, range(min(subset, len(train)))) if subset else train,
-                            f"--data {data}: the training split")
+    return {
+        "name": str(data), "generator_version": meta.get("generator_version"), "seed": meta.get("seed"),
+        "train_images": len(train), "val_images": len(val), "class_names": list(train.class_names),
+        "palette": [list(map(int, c)) for c in train.palette], "num_classes": int(train.num_classes),
+        "sha256": digest.hexdigest(),
+    }
 
 
 def budget_for(preset: str = "course", **overrides: Any):
     """The :class:`~refinenet_edu.engine.loop.TrainConfig` of ``preset``'s recipe with ``overrides``."""
     from refinenet_edu.engine.recipes import RECIPES, TrainConfig
 
-    cfg = RECIPES.get(preset, TrainConfig()).replace(**overrides)
-    cfg.__post_init__()
-    return cfg
+    return RECIPES.get(preset, TrainConfig()).replace(**overrides)  # replace checks the values
 
 
 def _model_config(variant: Variant, preset: str, num_classes: int, model_overrides: dict):
@@ -399,6 +373,18 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     }
 
 
+def _invocation(argv: list[str] | None, device: str) -> dict:
+    """A new entry of the results file's provenance: an id, the command, commit and versions, the device."""
+    from refinenet_edu.engine.provenance import provenance
+    from refinenet_edu.engine.runtime import describe_device, resolve_device
+
+    prov = provenance(argv)
+    if prov["commit"] is None and os.environ.get("REFINENET_EDU_COMMIT"):  # e.g. a copy of the checkout without .git
+        prov.update(commit=os.environ["REFINENET_EDU_COMMIT"],
+                    commit_source="REFINENET_EDU_COMMIT (the checkout had no .git)")
+    return {"id": uuid.uuid4().hex[:12], **prov, "device": describe_device(resolve_device(device))}
+
+
 def run_grid(
     variants: Sequence[Variant | str],
     seeds: Sequence[int],
@@ -429,27 +415,25 @@ def run_grid(
     state dict (the paper's protocol: one pretrained encoder, fine-tuned; see
     :mod:`refinenet_edu.experiments.pretraining`); its SHA-256 is part of the budget.
     """
-    from refinenet_edu.engine.provenance import provenance
-    from refinenet_edu.engine.runtime import describe_device, resolve_device
+    from torch.utils.data import Subset
 
+    from refinenet_edu.datasets import load_dataset
+    from refinenet_edu.datasets.info import require_labelled_pixels
     variants = [parse_variant(v) for v in variants]
     if not variants:
         raise ValueError("no variants to train")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("no seeds given")
-    if jobs < 1:
-        raise ValueError(f"jobs={jobs}: must be >= 1")
-    for choice, name in ((save_predictions, "save_predictions"), (save_checkpoints, "save_checkpoints")):
-        if choice not in ("none", "seed0", "all"):
-            raise ValueError(f"{name}={choice!r}: expected 'none', 'seed0' or 'all'")
     model_overrides = dict(model_overrides or {})
     cfg = train_config if train_config is not None else budget_for(preset)
     cfg = cfg.replace(device=device, precision=precision)
     out = Path(out)
 
     fingerprint = dataset_fingerprint(data)
-    _require_labelled(data, subset)
+    train = load_dataset(data, "train")  # refused before any run: a training split without a labelled pixel
+    require_labelled_pixels(Subset(train, range(min(subset, len(train)))) if subset else train,
+                            f"--data {data}: the training split")
     budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)  # missing file: error
     if encoder_weights:  # a file that does not fit the encoder: one clear error now, not one per run
         from refinenet_edu.nn.config import make_config
@@ -457,8 +441,6 @@ def run_grid(
 
         mc = make_config(preset, **model_overrides)
         ResNetEncoder(mc.backbone, weights=os.fspath(encoder_weights), width=mc.encoder_width)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file; a results folder was expected (choose another --out)")
     results = AblationResults.load(out) if (out / "results.json").is_file() else AblationResults()
     require_same_budget(results.data, budget, out)
     results.data["budget"] = budget
@@ -476,13 +458,10 @@ def run_grid(
     # seed-major: every variant's first seed before any second seed, so a stopped grid is still balanced
     todo = [(v, s) for s in seeds for v in variants if (v.name, s) not in results.done()]
     skipped = len(variants) * len(seeds) - len(todo)
-    prov = provenance(argv)
-    if prov["commit"] is None and os.environ.get("REFINENET_EDU_COMMIT"):  # e.g. a copy of the checkout without .git
-        prov.update(commit=os.environ["REFINENET_EDU_COMMIT"],
-                    commit_source="REFINENET_EDU_COMMIT (the checkout had no .git)")
-    device_name = describe_device(resolve_device(device))
-    invocation = {"id": uuid.uuid4().hex[:12], **prov, "device": device_name, "jobs": jobs, "threads": threads,
-                  "planned": len(todo), "skipped": skipped, "runs": [], "wall_seconds": 0.0}
+    invocation = {**_invocation(argv, device), "jobs": jobs, "threads": threads, "planned": len(todo),
+                  "skipped": skipped, "runs": [], "wall_seconds": 0.0}
+    device_name = invocation["device"]
+
     def untimed(v: Variant) -> bool:
         return time_inference_runs and device_name not in results.variants[v.name].get("inference_ms", {})
 
@@ -587,13 +566,9 @@ def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "au
            argv: list[str] | None = None, repeats: int = 30) -> AblationResults:
     """Measure the inference time of every variant in ``out`` on this device and add it to the file
     (replacing an earlier measurement on the same device)."""
-    from refinenet_edu.engine.provenance import provenance
-    from refinenet_edu.engine.runtime import describe_device, resolve_device
-
     results = AblationResults.load(out)
     started = time.perf_counter()
-    invocation = {"id": uuid.uuid4().hex[:12], **provenance(argv), "device": describe_device(resolve_device(device)),
-                  "retime": True}
+    invocation = {**_invocation(argv, device), "retime": True}
     results.add_invocation(invocation)
     budget = results.data.get("budget", {})
     preset = budget.get("preset", "course")

@@ -204,15 +204,6 @@ def draw_rcu_response(result: dict | None = None):
 
 
 # ---------------------------------------------------------------------------------------------------- 02: fusion
-def _water_sample(index: int, size: int, seed: int):
-    from refinenet_edu.datasets import CLASS_NAMES, render_sample
-
-    sample = render_sample(seed, "train", index, size)
-    image = torch.from_numpy(sample.image).permute(2, 0, 1).float() / 255
-    water = (torch.from_numpy(sample.mask).long() == CLASS_NAMES.index("water")).float()[None, None]
-    return sample, image, water
-
-
 def _edges_quarter(image: torch.Tensor) -> torch.Tensor:
     """Edge strength (Sobel) of the image at 1/4, scaled to a maximum of 1: notebook 02's fine path."""
     grey = F.avg_pool2d(image.mean(0)[None, None], 4, ceil_mode=True)
@@ -234,6 +225,8 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
     maps and two measures of how well the upsampled coarse path alone places the water: ``iou`` of
     ``upsampled > 0.5`` against the water fraction at 1/4 ``> 0.5``, and ``mae``, their mean absolute difference.
     """
+    from refinenet_edu.datasets import CLASS_NAMES, render_sample
+
     notes: list[str] = []
     stride = _clamp("coarse_stride", coarse_stride, FUSION_STRIDES[0], FUSION_STRIDES[-1], notes)
     if stride not in FUSION_STRIDES:
@@ -243,7 +236,9 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
     mode = _choice("mode", mode, FUSION_MODES, notes)
     index = _clamp("index", index, 0, 10_000, notes)
     size = _clamp("size", size, 32, 512, notes)
-    sample, image, water = _water_sample(index, size, seed)
+    sample = render_sample(seed, "train", index, size)
+    image = torch.from_numpy(sample.image).permute(2, 0, 1).float() / 255
+    water = (torch.from_numpy(sample.mask).long() == CLASS_NAMES.index("water")).float()[None, None]
     h, w = water.shape[-2:]
     coarse = F.adaptive_avg_pool2d(water, (-(-h // stride), -(-w // stride)))
     truth = F.adaptive_avg_pool2d(water, (-(-h // 4), -(-w // 4)))  # water fraction at 1/4
@@ -615,12 +610,9 @@ class Explorable:
         self.png = b""
         self.refresh()
 
-    def values(self) -> dict[str, Any]:
-        return {key: control.value for key, control in self.controls.items()}
-
     def refresh(self, change=None) -> None:
         try:
-            fig, text = self._update(**self.values())
+            fig, text = self._update(**{key: control.value for key, control in self.controls.items()})
             self.png = figure_png(fig)
             self.text = text
             self.image.value = self.png
