@@ -344,14 +344,23 @@ class AblationDashboard:
         epochs = int(epochs or self.train_epochs.value)
         options, start, tag = self.train_start()
         self.train_button.disabled = True
+        failed = None
         try:
+            # in a kernel, an Output widget shows and swallows an exception raised inside it: keep it, raise it below
             with self.train_log:
                 print(f"training {variant} for {epochs} epoch(s) now, {start} ...", flush=True)
-                out = self.trainer(variant, epochs=epochs, data=self.data, **options)
-                rec = out["record"]
-                print(f"done: mIoU {rec['miou']:.4f} in {rec['train_seconds']:.0f} s on {rec['device']}", flush=True)
+                try:
+                    out = self.trainer(variant, epochs=epochs, data=self.data, **options)
+                except Exception as err:  # noqa: BLE001 - raised again below, for the messages area
+                    failed = err
+                else:
+                    rec = out["record"]
+                    print(f"done: mIoU {rec['miou']:.4f} in {rec['train_seconds']:.0f} s on {rec['device']}",
+                          flush=True)
         finally:
             self.train_button.disabled = False
+        if failed is not None:
+            raise failed
         new, group = add_live_run(self.results, out["record"], costs=out.get("costs"),
                                   predictions=out.get("predictions"), group=f"{variant} (now, {epochs} ep{tag})")
         self.results = new

@@ -206,9 +206,12 @@ def test_on_epoch_sees_each_saved_epoch(tmp_path):
 
 
 def test_a_notebook_shows_the_interruption_as_one_line(tmp_path, capsys):
-    shell = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell.instance()
+    interactive = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell
     code = ("from refinenet_edu.engine.loop import TrainingInterrupted\n"
             "raise TrainingInterrupted('training interrupted in epoch 3; nothing was saved')")
-    shell.run_cell(code)
+    try:
+        interactive.instance().run_cell(code)
+    finally:
+        interactive.clear_instance()  # no IPython left behind for the tests that follow (ipywidgets asks for one)
     shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert shown == ["KeyboardInterrupt: training interrupted in epoch 3; nothing was saved"]

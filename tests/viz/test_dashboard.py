@@ -108,6 +108,24 @@ def test_errors_in_callbacks_are_shown_not_swallowed(tmp_path):
     assert not d.train_button.disabled
 
 
+def test_a_failed_training_is_reported_once_also_under_ipython(tmp_path):
+    # in a kernel the train log (an Output widget) swallows what is raised inside it; the error must still reach
+    # the messages area, and the dashboard must not go on as if the run had finished
+    interactive = pytest.importorskip("IPython.core.interactiveshell").InteractiveShell
+    interactive.instance()
+    try:
+        def broken(variant, *, epochs, **options):
+            raise RuntimeError("no GPU today")
+
+        d = AblationDashboard(fake_results(tmp_path), val_set=TinyVal(), trainer=broken)
+        d.train_button.click()
+    finally:
+        interactive.clear_instance()
+    assert isinstance(d.last_error, RuntimeError) and not d.live_runs
+    text = "".join(o.get("text", "") for o in d.messages.outputs)
+    assert "no GPU today" in text and "UnboundLocalError" not in text
+
+
 def test_several_results_sets(tmp_path):
     a = fake_results(tmp_path / "a")
     b = fake_results(tmp_path / "b")
