@@ -30,7 +30,8 @@ from refinenet_edu.datasets.palette import palette_lut
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities, window_size
 from refinenet_edu.engine.metrics import (
-    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, per_sample_confusion,
+    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, iou_from_confusion,
+    per_sample_confusion,
 )
 from refinenet_edu.engine.runtime import autocast, dtype_name, model_device
 from refinenet_edu.files import atomic_write
@@ -239,13 +240,13 @@ def evaluate(
                     cm.matrix += per.sum(0)
                     if bm is not None:
                         bm.update(pred, masks)
+                    n = images.shape[0]
+                    names = ids[seen:seen + n] if ids is not None else list(range(seen, seen + n))
                     if keep_per_image:
-                        per_image.extend(_image_scores(per, ids, seen))
+                        per_image.extend(_image_scores(per, names))
                     if on_prediction is not None:
-                        n = images.shape[0]
-                        names = ids[seen:seen + n] if ids is not None else list(range(seen, seen + n))
                         on_prediction(names, images.cpu(), pred.cpu())
-                    seen += images.shape[0]
+                    seen += n
         if isinstance(getattr(loader, "sampler", None), DistributedSampler):
             cm.reduce()
             if bm is not None:
@@ -265,20 +266,13 @@ def evaluate(
     )
 
 
-def _image_scores(per: torch.Tensor, ids: list | None, offset: int) -> list[ImageScore]:
-    c = per.double()
-    tp = c.diagonal(dim1=1, dim2=2)
-    union = c.sum(2) + c.sum(1) - tp
-    iou = torch.where(union > 0, tp / union, torch.full_like(tp, math.nan))
-    miou = iou.nanmean(1)  # NaN when the image has no scored pixel
-    total = c.sum((1, 2))
-    acc = torch.where(total > 0, tp.sum(1) / total, torch.full_like(total, math.nan))
-    out = []
-    for i, (m, a, t) in enumerate(zip(miou.tolist(), acc.tolist(), total.tolist())):
-        j = offset + i
-        image_id = ids[j] if ids is not None and j < len(ids) else j
-        out.append(ImageScore(id=image_id, miou=m, pixel_accuracy=a, num_pixels=int(t)))
-    return out
+def _image_scores(per: torch.Tensor, names: list) -> list[ImageScore]:
+    """One :class:`ImageScore` per confusion matrix of ``per`` ``[N, C, C]``."""
+    miou = iou_from_confusion(per).nanmean(1)  # NaN when the image has no scored pixel
+    tp, total = per.diagonal(dim1=1, dim2=2).sum(1).double(), per.sum((1, 2)).double()
+    acc = torch.where(total > 0, tp / total, torch.full_like(total, math.nan))
+    return [ImageScore(id=name, miou=m, pixel_accuracy=a, num_pixels=int(t))
+            for name, m, a, t in zip(names, miou.tolist(), acc.tolist(), total.tolist())]
 
 
 def _mask_array(mask) -> np.ndarray:

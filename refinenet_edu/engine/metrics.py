@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ConfusionMatrix", "SegmentationMetrics", "BoundaryMetrics", "boundary_band", "confusion_matrix",
-           "iou_from_confusion", "miou_from_confusion", "per_sample_confusion"]
+__all__ = ["ConfusionMatrix", "SegmentationMetrics", "BoundaryMetrics", "band_scores", "boundary_band",
+           "confusion_matrix", "iou_from_confusion", "miou_from_confusion", "per_sample_confusion"]
 
 
 def _as_label_tensor(x, name: str) -> torch.Tensor:
@@ -59,17 +59,13 @@ def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
     return shown + (f", ... ({len(uniq)} distinct)" if len(uniq) > limit else "")
 
 
-def _same_shape(pred: torch.Tensor, target: torch.Tensor) -> None:
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
-                         f"and target {tuple(target.shape)}")
-
-
 def _checked_pairs(pred, target, num_classes: int, ignore_index: int | None):
     """Validate ``pred``/``target`` and return them as ``[N, P]`` int64 plus the valid mask."""
     pred = _as_label_tensor(pred, "pred")
     target = _as_label_tensor(target, "target")
-    _same_shape(pred, target)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+                         f"and target {tuple(target.shape)}")
     pred, target = pred.long(), target.long().to(pred.device)
     valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
     t = target[valid]
@@ -118,14 +114,14 @@ def per_sample_confusion(pred, target, num_classes: int, ignore_index: int | Non
 
 
 def iou_from_confusion(cm) -> torch.Tensor:
-    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix.
+    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix (or ``[N, C, C]``, one per image).
 
-    Returns float64 ``[C]``; NaN for classes absent from both ground truth
+    Returns float64 ``[C]`` (``[N, C]``); NaN for classes absent from both ground truth
     (row sum 0) and prediction (column sum 0).
     """
     cm = torch.as_tensor(cm).double()
-    tp = cm.diagonal()
-    union = cm.sum(1) + cm.sum(0) - tp
+    tp = cm.diagonal(dim1=-2, dim2=-1)
+    union = cm.sum(-1) + cm.sum(-2) - tp
     iou = tp / union
     return torch.where(union > 0, iou, torch.full_like(iou, math.nan))
 
@@ -219,14 +215,6 @@ class SegmentationMetrics:
         return out
 
 
-def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
 class ConfusionMatrix:
     """Accumulates a ``[C, C]`` confusion matrix over batches (rows = ground truth).
 
@@ -255,13 +243,6 @@ class ConfusionMatrix:
         self.matrix += cm
         return self
 
-    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
-        """Add another accumulator's counts into this one (same number of classes)."""
-        if other.num_classes != self.num_classes:
-            raise ValueError(f"cannot merge {other.num_classes} classes into {self.num_classes}")
-        self.matrix += other.matrix.to(self.matrix.device)
-        return self
-
     def reduce(self) -> ConfusionMatrix:
         """Sum the matrix over all ``torch.distributed`` processes, in place.
 
@@ -269,19 +250,14 @@ class ConfusionMatrix:
         it (it is a collective); the matrix must be on a device the backend
         supports (CPU for gloo, cuda for nccl).
         """
-        _all_reduce_sum(self.matrix)
-        return self
+        import torch.distributed as dist
 
-    def reset(self) -> ConfusionMatrix:
-        self.matrix.zero_()
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)
         return self
 
     def compute(self, class_names: Sequence[str] | None = None) -> SegmentationMetrics:
         return SegmentationMetrics.from_confusion(self.matrix, class_names)
-
-    def __repr__(self) -> str:
-        return (f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
-                f"pixels={int(self.matrix.sum())})")
 
 
 def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tensor:
@@ -343,15 +319,12 @@ class BoundaryMetrics:
             raise ValueError(f"band widths must be >= 1, got {bands}")
         if ignore_index is None:
             raise ValueError("BoundaryMetrics needs an ignore_index to mark pixels outside a band")
-        self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
-        self.bands = bands
         self.matrices = {k: ConfusionMatrix(num_classes, ignore_index) for k in bands}
 
     def update(self, pred, target) -> BoundaryMetrics:
-        pred, target = torch.as_tensor(pred), torch.as_tensor(target)
-        _same_shape(pred, target)
-        target = target.to(pred.device)
+        """Add the pixels of one batch that lie in each band (the others count as ignored)."""
+        target = torch.as_tensor(target)
         flat = target.reshape(-1, *target.shape[-2:])
         for k, cm in self.matrices.items():
             band = boundary_band(flat, k, self.ignore_index).reshape(target.shape)
@@ -359,34 +332,14 @@ class BoundaryMetrics:
         return self
 
     def reduce(self) -> BoundaryMetrics:
-        """Sum all bands' matrices over DDP processes (one collective call)."""
-        if not self.matrices:
-            return self
-        stacked = torch.stack([cm.matrix for cm in self.matrices.values()])
-        _all_reduce_sum(stacked)
-        for cm, m in zip(self.matrices.values(), stacked):
-            cm.matrix = m.clone()
-        return self
-
-    def merge(self, other: BoundaryMetrics) -> BoundaryMetrics:
-        if other.bands != self.bands:
-            raise ValueError(f"cannot merge bands {other.bands} into {self.bands}")
-        for k in self.bands:
-            self.matrices[k].merge(other.matrices[k])
-        return self
-
-    def reset(self) -> BoundaryMetrics:
+        """Sum every band's matrix over DDP processes (see :meth:`ConfusionMatrix.reduce`)."""
         for cm in self.matrices.values():
-            cm.reset()
+            cm.reduce()
         return self
 
     def compute(self, class_names: Sequence[str] | None = None) -> dict[int, SegmentationMetrics]:
         """``{k: SegmentationMetrics}`` for every band width ``k``."""
         return {k: cm.compute(class_names) for k, cm in self.matrices.items()}
-
-    def as_dict(self) -> dict:
-        """``{"k": {"miou", "pixel_accuracy", "num_pixels"}}`` (JSON keys are strings)."""
-        return band_scores(self.compute())
 
 
 def band_scores(boundary: dict[int, SegmentationMetrics]) -> dict:
