@@ -64,7 +64,7 @@ def _variants_from_args(args) -> list[Variant]:
 
 def run(args: argparse.Namespace) -> int:
     if args.retime:
-        retime(args.out, device=args.device, precision=args.precision, argv=getattr(args, "_argv", None),
+        retime(args.out, device=args.device, precision=args.precision, argv=args._argv,
                repeats=args.timing_repeats)
         return 0
     variants = _variants_from_args(args)
@@ -73,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
         overrides["encoder_width"] = args.encoder_width
     if args.widths:
         overrides["widths"] = tuple(args.widths)
-    if args.subset is not None and args.subset < 1:
-        raise ValueError(f"--subset {args.subset}: must be >= 1")
     # check the model options now, before anything trains
     from refinenet_edu.nn.config import make_config
 
@@ -102,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         variants, args.seeds, args.out, preset=args.preset, data=args.data, train_config=cfg,
         model_overrides=overrides, subset=args.subset, jobs=args.jobs, threads=args.threads,
         save_predictions=args.save_predictions, save_checkpoints=args.save_checkpoints, device=args.device,
-        precision=args.precision, time_inference_runs=not args.no_timing, argv=getattr(args, "_argv", None),
+        precision=args.precision, time_inference_runs=not args.no_timing, argv=args._argv,
         progress=args.progress, encoder_weights=args.encoder_weights,
     )
     return 0

@@ -70,9 +70,7 @@ def _main(argv: list[str], command: str | None) -> int:
     except SystemExit as stop:  # --help (0) or a bad option (2, one line): the status, as for every failure
         return int(stop.code or 0)
     args._argv = ["refinenet-edu", *argv]  # for provenance records
-    module = importlib.import_module(args._module)
-    # the one error path: expected failures are one line and exit 2, Ctrl-C exits 130 (cli_errors)
-    return run_command(args.command, lambda: module.run(args), debug=args.debug)
+    return importlib.import_module(args._module).run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,7 +103,7 @@ def _evaluate(args: argparse.Namespace, out: Path) -> int:
                       on_prediction=save if args.save_predictions else None)
     print(result.table())
     data = {"checkpoint": str(source), "dataset": info.as_dict(), "split": args.split, "scales": list(scales),
-            "flip": args.flip, "provenance": provenance(getattr(args, "_argv", None)), **result.as_dict()}
+            "flip": args.flip, "provenance": provenance(args._argv), **result.as_dict()}
     atomic_write_json(out, data)
     print(f"wrote {out}")
     if args.save_predictions:

@@ -25,12 +25,7 @@ def add_data_arguments(parser, *, default: str | None = "synthscenes") -> None:
 def load_split(args, split: str, transforms):
     from refinenet_edu.datasets import load_dataset
 
-    kwargs = {}
-    if getattr(args, "data_root", None):
-        kwargs["root"] = args.data_root
-    if getattr(args, "download", False):
-        kwargs["download"] = True
-    return load_dataset(args.data, split, transforms=transforms, **kwargs)
+    return load_dataset(args.data, split, transforms=transforms, root=args.data_root or None, download=args.download)
 
 
 def subset(ds, n: int):
@@ -69,7 +64,7 @@ def config_from_args(args: argparse.Namespace) -> RefineNetConfig:
         crp_blocks=args.crp_blocks,
         crp_conv_first=args.crp_conv_first,
         output_rcus=args.output_rcus,
-        align_corners=None if getattr(args, "align_corners", None) is None else args.align_corners == "true",
+        align_corners=None if args.align_corners is None else args.align_corners == "true",
     )
 
 

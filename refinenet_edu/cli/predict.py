@@ -105,15 +105,15 @@ def run(args: argparse.Namespace) -> int:
             if target not in written:
                 raise ValueError(f"--out {args.out}: {args.out / target} exists and was not written by "
                                  "refinenet-edu predict; it is left as it is: choose another --out (or move the file)")
-            if written[target] not in (None, source):
+            if written[target] != source:
                 raise ValueError(f"--out {args.out}: {args.out / target} holds the prediction of another image, "
                                  f"{written[target]}; it is left as it is: predict {source} into another --out")
         _record(args.out, {**written, **targets})  # before writing: a run cut short still owns its files
         return _predict(args, files, names, *loaded)
 
 
-def _written_before(out: Path) -> dict[str, str | None]:
-    """The files earlier predict runs wrote in ``out`` -> the image each one is of (None: not recorded)."""
+def _written_before(out: Path) -> dict[str, str]:
+    """The files earlier predict runs wrote in ``out`` -> the image each one is of."""
     import json
 
     path = out / RECORD
@@ -121,15 +121,13 @@ def _written_before(out: Path) -> dict[str, str | None]:
         return {}
     try:
         written = json.loads(path.read_text(encoding="utf-8"))["written"]
-        if isinstance(written, list):  # the record of an older version: file names only
-            return {str(name): None for name in written}
-        return {str(name): (None if source is None else str(source)) for name, source in written.items()}
+        return {str(name): str(source) for name, source in written.items()}
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a record of refinenet-edu predict ({err}); move it away to predict into "
                          f"{out}") from err
 
 
-def _record(out: Path, written: dict[str, str | None]) -> None:
+def _record(out: Path, written: dict[str, str]) -> None:
     import json
 
     from refinenet_edu.files import atomic_write_text

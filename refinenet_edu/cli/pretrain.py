@@ -70,7 +70,7 @@ def _pretrain(args) -> int:
             "data": dataset_fingerprint(args.data), "history": history, "stored_as": "float16",
             "seconds": round(time.perf_counter() - started, 1),
             "device": describe_device(resolve_device(config.device)),
-            "provenance": provenance.provenance(getattr(args, "_argv", None))}
+            "provenance": provenance.provenance(args._argv)}
     save_encoder(encoder, args.out, info)
     print(f"wrote {args.out} ({history[-1]['loss']:.4f} final loss, {info['seconds']:.0f} s)")
     return 0

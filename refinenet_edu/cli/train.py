@@ -110,7 +110,7 @@ def _train(args: argparse.Namespace, out: Path) -> int:
         val_set = subset(val_set, max(1, args.subset // 4))
 
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance(getattr(args, "_argv", None))
+    prov = provenance(args._argv)
     if config.freeze_bn and args.weights is None:
         print(f"note: the {config.preset} preset freezes batch norm, which keeps the encoder's statistics as "
               "loaded; a random encoder has none (mean 0, variance 1: no normalisation) and a deep one diverges. "

@@ -164,7 +164,6 @@ def evaluate(
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
     window=None,
-    stride=None,
     bands: Sequence[int] = (1, 2, 4, 8, 16),
     device=None,
     amp_dtype: torch.dtype | None = None,
@@ -181,7 +180,7 @@ def evaluate(
     (a loader that collates with :func:`~refinenet_edu.datasets.loading.collate_images`, as
     :func:`~refinenet_edu.datasets.loading.eval_loader` does, may batch them too: each runs at its own size).
     Each batch goes through :func:`~refinenet_edu.engine.inference.predict_probabilities` (``scales``,
-    ``flip``, ``window``, ``stride``), the arg-max is compared with the mask, and the counts are accumulated in
+    ``flip``, ``window``), the arg-max is compared with the mask, and the counts are accumulated in
     a :class:`~refinenet_edu.engine.metrics.ConfusionMatrix` and a
     :class:`~refinenet_edu.engine.metrics.BoundaryMetrics` (``bands``; empty to skip).
 
@@ -232,7 +231,7 @@ def evaluate(
                     images = images.to(device, non_blocking=True)
                     masks = masks.to(device, non_blocking=True)
                     with autocast(device, amp_dtype or torch.float32):
-                        probs = predict_probabilities(model, images, scales=scales, flip=flip, window=window, stride=stride)
+                        probs = predict_probabilities(model, images, scales=scales, flip=flip, window=window)
                     if probs.shape[1] != num_classes:
                         raise ValueError(f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}")
                     pred = probs.argmax(1)

@@ -196,7 +196,7 @@ class SegmentationMetrics:
     def num_classes(self) -> int:
         return len(self.iou)
 
-    def as_dict(self, class_names: Sequence[str] | None = None, *, confusion: bool = True) -> dict:
+    def as_dict(self, class_names: Sequence[str] | None = None) -> dict:
         """JSON-friendly dict (NaN -> ``None``). Per-class values are keyed by
         class name when names are given (here or at construction), else listed."""
         names = list(class_names) if class_names is not None else self.class_names
@@ -210,8 +210,7 @@ class SegmentationMetrics:
                "class_accuracy": dict(zip(names, acc)) if names is not None else acc}
         if names is not None:
             out["class_names"] = list(names)
-        if confusion:
-            out["confusion"] = self.confusion.tolist()
+        out["confusion"] = self.confusion.tolist()
         return out
 
 
