@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 DEFAULT_COUNT = 750
-VAL_FRACTION = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,14 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     chk.add_argument("--num-classes", type=int, default=None, help="number of classes (default: meta.json, else 21)")
 
 
-def split_count(count: int) -> tuple[int, int]:
-    """(train, val) image counts for a total ``count``: a fifth (at least 1) is val."""
-    if count < 2:
-        raise ValueError(f"--count must be at least 2 (one train and one val image), got {count}")
-    val = max(1, round(count * VAL_FRACTION))
-    return count - val, val
-
-
 def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         return _generate(args)
@@ -68,7 +59,10 @@ def _download(args) -> int:
 def _generate(args) -> int:
     from refinenet_edu.datasets.synthetic import generate_dataset
 
-    train, val = split_count(args.count)
+    if args.count < 2:
+        raise ValueError(f"--count must be at least 2 (one train and one val image), got {args.count}")
+    val = max(1, round(args.count / 5))  # a fifth (at least 1) is val
+    train = args.count - val
     if args.size < 32:
         raise ValueError(f"--size must be at least 32, got {args.size}")
     if args.out.is_symlink():  # --force would replace the link by a folder and leave the old data in its target

@@ -225,8 +225,7 @@ def evaluate(
     start = time.perf_counter()
     try:
         with torch.inference_mode():
-            total = len(loader) if hasattr(loader, "__len__") else None
-            for batch in tqdm(loader, total=total, desc="evaluate", disable=not progress, leave=False):
+            for batch in tqdm(loader, desc="evaluate", disable=not progress, leave=False):
                 for images, masks in image_groups(batch[0], batch[1]):
                     images = images.to(device, non_blocking=True)
                     masks = masks.to(device, non_blocking=True)
