@@ -67,9 +67,8 @@ def output_names(files: list[Path]) -> list[str]:
 
 
 def _check_outputs(out: Path, files: list[Path], names: list[str], folders: list[Path]) -> None:
-    """Refuse an ``--out`` that is a file or an input folder, and any output that is an input."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out}: is a file; an output folder was expected (choose another --out)")
+    """Refuse an ``--out`` that is an input folder, and any output that is an input (a file at ``--out`` is
+    refused by :func:`~refinenet_edu.engine.locks.writing_folder`)."""
     resolved_out = out.resolve()
     for folder in folders:
         if folder.resolve() in (resolved_out, resolved_out / "overlays"):

@@ -230,16 +230,14 @@ def predict_probabilities(
     return probs.div_(n_views)
 
 
-def predict_dataset(model, dataset, *, batch_size: int = 16, device=None):
-    """Arg-max predictions of ``model`` on every image of ``dataset``: uint8 ``[N, H, W]``
-    (numpy) when the images share one size, else a list of ``[H, W]`` arrays."""
+def predict_dataset(model, dataset):
+    """Arg-max predictions of ``model`` (where it is, in float32) on every image of ``dataset``: uint8
+    ``[N, H, W]`` (numpy) when the images share one size, else a list of ``[H, W]`` arrays."""
     import numpy as np
 
     out = []
-    if device is not None:
-        model.to(device)
     with fast_inference(model, precision="fp32") as run:
-        for images, masks in eval_loader(dataset, batch_size=batch_size):
+        for images, masks in eval_loader(dataset, batch_size=16):
             for group, _ in image_groups(images, masks):
                 out.extend(run(group).argmax(1).to(torch.uint8).cpu().numpy())
     if not out:
