@@ -4,7 +4,7 @@ A checkout or an editable install finds ``data/``, ``results/`` and ``notebooks/
 package; a wheel carries copies (setup.py, ``refinenet_edu/_shipped``) and
 :func:`refinenet_edu.resources.resource` must find those. This test builds the wheel from this
 checkout, installs it into a fresh virtual environment, and from a folder outside the checkout
-trains one epoch on the embedded set and evaluates the shipped checkpoint.
+trains one epoch on the embedded set, evaluates the shipped checkpoint, prints a summary and predicts an image.
 
 To stay fast it installs the wheel alone (``--no-deps``) and lends the fresh environment the
 dependencies of the one running the tests (a ``.pth`` line naming its site-packages; ``.pth``
@@ -111,3 +111,16 @@ def test_evaluate_the_shipped_checkpoint_from_outside_the_checkout(installed):
     assert scores["dataset"]["name"] == "synthscenes"
     # the trained model, not a random one (which scores about 0.05): the shipped model is at 0.66 on all 150
     assert scores["metrics"]["miou"] > 0.3, scores["metrics"]["miou"]
+
+
+def test_summary_and_predict_from_outside_the_checkout(installed):
+    python, script, outside, _ = installed
+    shown = run([script, "summary", "--preset", "official", "--backbone", "resnet101", "--num-classes", "21"],
+                cwd=outside)
+    assert "118,052,437" in shown  # the official network's parameter count (tests/nn/test_port_layout.py)
+    checkpoint, image = run([python, "-c", "from refinenet_edu.resources import resource; "
+                             "print(resource('data', 'checkpoints', 'course-synthscenes.pt')); "
+                             "print(resource('data', 'synthscenes', 'JPEGImages', 'val_00000.jpg'))"],
+                            cwd=outside).split()
+    run([script, "predict", checkpoint, image, "--out", outside / "masks"], cwd=outside)
+    assert (outside / "masks" / "val_00000.png").is_file()
