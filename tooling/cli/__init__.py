@@ -52,4 +52,4 @@ def _main(argv: list[str], command: str) -> int:
     except SystemExit as stop:  # --help (0) or a bad option (2, one line)
         return int(stop.code or 0)
     args._argv = ["./course", *argv]
-    return run_command(command, lambda: args._run(args), debug=args.debug, prog="./course")
+    return int(args._run(args) or 0)  # main's run_command maps its failures to one line
