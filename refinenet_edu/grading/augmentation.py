@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from refinenet_edu.grading.harness import Reference, Submission, fail, ok
+from refinenet_edu.grading.harness import Submission, fail, ok
 
 __all__ = ["AUGMENT_VARIANTS", "check_joint_augment", "joint_augment"]
 
@@ -119,7 +119,7 @@ def check_joint_augment(fn: Callable, *, seed: int = 0) -> None:
     crops, so that sizes written into the code fail; the mask must stay int64.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "joint_augment", Reference((joint_augment,)))
+    student = Submission(fn, "joint_augment", (joint_augment,))
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     padded = 0

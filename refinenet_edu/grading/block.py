@@ -20,7 +20,7 @@ from refinenet_edu.nn.components import (
     RefineNetBlock,
     ResidualConvUnit,
 )
-from refinenet_edu.grading.harness import (CheckFailed, Reference, Submission, call_repr, close, convs_of, fail,
+from refinenet_edu.grading.harness import (CheckFailed, Submission, call_repr, close, conv_is, convs_of, fail,
                                            max_diff, ok, randomize_, seeded)
 
 __all__ = ["check_adaptive_conv", "check_block_forward"]
@@ -55,7 +55,7 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     ``allow_reference=False`` (the graded assignments) so is the library's ``AdaptiveConv`` itself.
     """
     __tracebackhide__ = True
-    student = Submission(factory, "adaptive_conv", Reference((AdaptiveConv, ResidualConvUnit)),
+    student = Submission(factory, "adaptive_conv", (AdaptiveConv, ResidualConvUnit),
                          allow_reference=allow_reference)
     what = student.what
     gen = torch.Generator().manual_seed(seed)
@@ -68,8 +68,7 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
         raise fail(what, f"{call} starts with {first_name}; the adaptive convolutions start with a 3x3 "
                    "convolution to the path's width.", _CHAIN_FIX)
     first, units = parts[0], parts[1:]
-    if tuple(first.weight.shape) != (width, in_channels, 3, 3) or first.bias is not None \
-            or first.padding != (1, 1) or first.stride != (1, 1):
+    if not conv_is(first, in_channels, width):
         raise fail(what, f"the first convolution is {first}.",
                    f"`nn.Conv2d({in_channels}, {width}, 3, padding=1, bias=False)`.",
                    "it is 3x3 from in_channels to width, padding 1, without bias; it sets the path's width "
@@ -171,8 +170,8 @@ def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
     block itself (``block(*paths)``, ``block.forward``) is refused: it matches by construction.
     """
     __tracebackhide__ = True
-    student = Submission(forward_fn, "forward", Reference(
-        (RefineNetBlock,), allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit)))
+    student = Submission(forward_fn, "forward", (RefineNetBlock,),
+                         allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit))
     what = student.what
     if not callable(forward_fn):
         raise fail(what, f"expected a function, got a {type(forward_fn).__name__}.",

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import torch
 
 from refinenet_edu.engine import metrics as reference_metrics
-from refinenet_edu.grading.harness import Reference, Submission, as_tensor, fail, ok
+from refinenet_edu.grading.harness import Submission, as_tensor, fail, ok
 
 __all__ = ["BAND_VARIANTS", "band_variant", "check_boundary_band"]
 
@@ -100,7 +100,7 @@ def check_boundary_band(fn: Callable, *, seed: int = 0) -> None:
     :func:`refinenet_edu.engine.metrics.boundary_band` at ``k`` = 1, 2, 3 on two mask sizes.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "boundary_band", Reference((reference_metrics.boundary_band,)))
+    student = Submission(fn, "boundary_band", (reference_metrics.boundary_band,))
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     for mask in _masks(gen):

@@ -8,6 +8,7 @@ own cascade (the ``RefineNet`` model) is what the student must not reuse.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,9 +16,9 @@ import torch
 from torch import nn
 
 from refinenet_edu.nn.components import RefineNetBlock
-from refinenet_edu.grading.harness import CheckFailed, Reference, Submission, close, fail, max_diff, ok, seeded
+from refinenet_edu.grading.harness import CheckFailed, Submission, close, fail, max_diff, ok, seeded
 
-__all__ = ["check_cascade", "feature_sizes"]
+__all__ = ["check_cascade"]
 
 _BLOCKS = ("refinenet4", "refinenet3", "refinenet2", "refinenet1")
 _STRIDES = (4, 8, 16, 32)
@@ -26,47 +27,33 @@ _ORDER_FIX = ("forward(features) gets the list [1/4, 1/8, 1/16, 1/32]: r4 = refi
               "r3 = refinenet3(r4, features[2]), and so on down to refinenet1.")
 
 
-def feature_sizes(image_size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Spatial sizes of a ResNet's four stages (each stride-2 step rounds up)."""
-    sizes = []
-    h, w = image_size
-    for k in range(5):
-        h, w = (h + 1) // 2, (w + 1) // 2
-        if k >= 1:
-            sizes.append((h, w))
-    return sizes
-
-
 def _check_built(what: str, blocks: dict[str, nn.Module], enc_channels: list[int], widths: list[int],
-                 crp_blocks: int, output_rcus: int) -> dict[str, int]:
-    """Each block's paths and widths (paper Sec. 3.1); returns each block's output width."""
+                 crp_blocks: int, output_rcus: int) -> int:
+    """Each block's paths and widths (paper Sec. 3.1); returns RefineNet-1's output width."""
     __tracebackhide__ = True
     prev_out = None
-    expected_out = {}
-    for name in _BLOCKS:
+    for name, b in blocks.items():
         s = _STAGE_OF[name]
+        if not isinstance(b, RefineNetBlock):
+            prev_out = min(widths[s], prev_out or widths[s])
+            continue
         want_in = ([] if prev_out is None else [prev_out]) + [enc_channels[s]]
         want_w = ([] if prev_out is None else [None]) + [widths[s]]
-        b = blocks[name]
-        if isinstance(b, RefineNetBlock):
-            got_w = [None if isinstance(a, nn.Identity) else getattr(a, "out_channels", "?") for a in b.adaptive]
-            if list(b.in_channels) != want_in or got_w != want_w:
-                prev_txt = "" if prev_out is None else (
-                    f"the previous block's output ({prev_out} channels, width None: it enters as it is), then ")
-                raise fail(what, f"{name} is built for paths with in_channels={list(b.in_channels)} and "
-                           f"widths={got_w}; expected in_channels={want_in}, widths={want_w}.",
-                           f"`RefineNetBlock({want_in}, {want_w}, crp_blocks=crp_blocks, output_rcus=output_rcus)`.",
-                           f"{name} takes {prev_txt}the 1/{_STRIDES[s]} features (enc_channels[{s}] = "
-                           f"{enc_channels[s]} channels) reduced to widths[{s}] = {widths[s]}.")
-            if b.crp.num_blocks != crp_blocks or len(b.output) != output_rcus:
-                raise fail(what, f"{name} has {b.crp.num_blocks} CRP blocks and {len(b.output)} output RCUs; the "
-                           f"cascade was asked for crp_blocks={crp_blocks}, output_rcus={output_rcus}.",
-                           "pass crp_blocks=crp_blocks, output_rcus=output_rcus to every RefineNetBlock.")
-            prev_out = b.out_channels
-        else:
-            prev_out = min(w for w in ([prev_out] if prev_out else []) + [widths[s]])
-        expected_out[name] = prev_out
-    return expected_out
+        got_w = [None if isinstance(a, nn.Identity) else getattr(a, "out_channels", "?") for a in b.adaptive]
+        if list(b.in_channels) != want_in or got_w != want_w:
+            prev_txt = "" if prev_out is None else (
+                f"the previous block's output ({prev_out} channels, width None: it enters as it is), then ")
+            raise fail(what, f"{name} is built for paths with in_channels={list(b.in_channels)} and "
+                       f"widths={got_w}; expected in_channels={want_in}, widths={want_w}.",
+                       f"`RefineNetBlock({want_in}, {want_w}, crp_blocks=crp_blocks, output_rcus=output_rcus)`.",
+                       f"{name} takes {prev_txt}the 1/{_STRIDES[s]} features (enc_channels[{s}] = "
+                       f"{enc_channels[s]} channels) reduced to widths[{s}] = {widths[s]}.")
+        if b.crp.num_blocks != crp_blocks or len(b.output) != output_rcus:
+            raise fail(what, f"{name} has {b.crp.num_blocks} CRP blocks and {len(b.output)} output RCUs; the "
+                       f"cascade was asked for crp_blocks={crp_blocks}, output_rcus={output_rcus}.",
+                       "pass crp_blocks=crp_blocks, output_rcus=output_rcus to every RefineNetBlock.")
+        prev_out = b.out_channels
+    return prev_out
 
 
 def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 64, 128),
@@ -85,24 +72,22 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
     __tracebackhide__ = True
     from refinenet_edu.nn.model import RefineNet  # imported here: it pulls in torchvision, which takes seconds
 
-    student = Submission(cascade_class, "FourCascadedDecoder", Reference((RefineNet,), allowed=(RefineNetBlock,)),
+    student = Submission(cascade_class, "FourCascadedDecoder", (RefineNet,), allowed=(RefineNetBlock,),
                          allow_reference=allow_reference)
     what = student.what
     enc_channels, widths = list(enc_channels), list(widths)
     with seeded(seed):
         dec = student.build((enc_channels, widths), dict(crp_blocks=crp_blocks, output_rcus=output_rcus),
                             usage="check_cascade(FourCascadedDecoder)")
-    blocks = {}
-    for name in _BLOCKS:
-        b = getattr(dec, name, None)
+    blocks = {name: getattr(dec, name, None) for name in _BLOCKS}
+    for name, b in blocks.items():
         if not isinstance(b, nn.Module):
             raise fail(what, f"has no block attribute {name!r}.",
                        "create the four blocks as self.refinenet4, self.refinenet3, self.refinenet2, self.refinenet1.")
-        blocks[name] = b
-    expected_out = _check_built(what, blocks, enc_channels, widths, crp_blocks, output_rcus)
+    out_channels = _check_built(what, blocks, enc_channels, widths, crp_blocks, output_rcus)
 
     gen = torch.Generator().manual_seed(seed)
-    sizes = feature_sizes(image_size)
+    sizes = [(math.ceil(image_size[0] / s), math.ceil(image_size[1] / s)) for s in _STRIDES]  # stride 2 rounds up
     feats = [torch.randn(2, c, *hw, generator=gen) for c, hw in zip(enc_channels, sizes)]
     labels = {id(f): f"features[{i}] (the 1/{_STRIDES[i]} path, {list(f.shape)})" for i, f in enumerate(feats)}
     calls: list[tuple[str, tuple]] = []
@@ -125,12 +110,6 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
 
         handles += [b.register_forward_pre_hook(pre), b.register_forward_hook(post)]
 
-    def expected_args(name: str) -> str:
-        own = f"features[{_STAGE_OF[name]}] (the 1/{_STRIDES[_STAGE_OF[name]]} path)"
-        if name == "refinenet4":
-            return own
-        return f"{_BLOCKS[_BLOCKS.index(name) - 1]}'s output, then {own}"
-
     def wiring_problem() -> CheckFailed | None:
         order = [n for n, _ in calls]
         for i, (name, args) in enumerate(calls):
@@ -139,12 +118,15 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
                             f"the finest: {list(_BLOCKS)}, each once.",
                             "call refinenet4 first, then refinenet3, refinenet2, refinenet1.")
             s = _STAGE_OF[name]
-            want = [feats[s]] if name == "refinenet4" else [outputs.get(_BLOCKS[_BLOCKS.index(name) - 1]), feats[s]]
+            previous = None if name == "refinenet4" else _BLOCKS[_BLOCKS.index(name) - 1]
+            want = [feats[s]] if previous is None else [outputs.get(previous), feats[s]]
             if len(args) != len(want) or any(a is not w for a, w in zip(args, want)):
                 got = ", ".join(describe(a) for a in args) or "nothing"
-                prev = "r" + str(int(name[-1]) + 1) + ", " if name != "refinenet4" else ""
-                return fail(what, f"{name} received [{got}]; it takes [{expected_args(name)}].",
-                            f"`{name}({prev}features[{s}])`, passing the tensors themselves, previous output first.",
+                takes, passes = f"features[{s}] (the 1/{_STRIDES[s]} path)", f"features[{s}]"
+                if previous:
+                    takes, passes = f"{previous}'s output, then {takes}", f"r{int(name[-1]) + 1}, {passes}"
+                return fail(what, f"{name} received [{got}]; it takes [{takes}].",
+                            f"`{name}({passes})`, passing the tensors themselves, previous output first.",
                             "each block after RefineNet-4 fuses the previous block's output with one encoder "
                             "path (Sec. 3.1).")
         if len(calls) > len(_BLOCKS):
@@ -153,13 +135,12 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
         return None
 
     try:
-        try:
-            out = student.call(dec, feats, fix=_ORDER_FIX)
-        except CheckFailed as err:
-            problem = wiring_problem()
-            if problem is not None:
-                raise problem from err.__cause__
-            raise
+        out = student.call(dec, feats, fix=_ORDER_FIX)
+    except CheckFailed as err:
+        problem = wiring_problem()
+        if problem is not None:
+            raise problem from err.__cause__
+        raise
     finally:
         for h in handles:
             h.remove()
@@ -170,7 +151,7 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
         missing = [n for n in _BLOCKS if n not in outputs]
         raise fail(what, f"{missing} never ran; all four blocks refine in turn.",
                    "call refinenet4, refinenet3, refinenet2 and refinenet1, each on the previous one's output.")
-    want_shape = (2, expected_out["refinenet1"], *sizes[0])
+    want_shape = (2, out_channels, *sizes[0])
     if isinstance(out, torch.Tensor) and out is not outputs["refinenet1"]:
         if any(out is o for o in outputs.values()):
             raise fail(what, f"forward returns {describe(out)}, not RefineNet-1's output at 1/4 resolution "

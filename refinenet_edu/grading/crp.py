@@ -7,7 +7,6 @@ shipped: docs/paper.md, source ``bug-crp-parallel``) stay at 5.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,46 +14,32 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ChainedResidualPooling
-from refinenet_edu.grading.harness import (Reference, Submission, call_repr, close, convs_of, copy_weights_, fail,
+from refinenet_edu.grading.harness import (Submission, call_repr, close, conv_is, convs_of, copy_weights_, fail,
                                            identity_, max_diff, ok, param_count, randomize_, seeded)
 
-__all__ = ["check_crp", "crp_reference"]
+__all__ = ["check_crp"]
 
 _LOOP = "x = relu(x); out = x; top = x; for each block: top = conv(pool(top)); out = out + top"
 _OWN_FIX = ("write the module yourself: `class ChainedResidualPooling(nn.Module)` with its own pool, convs and "
             "forward, without refinenet_edu.")
 
 
-def _support_width(y: torch.Tensor) -> int:
-    cols = (y.detach().abs() > 1e-6).flatten(0, -2).any(dim=0).nonzero()
-    return 0 if len(cols) == 0 else int(cols.max() - cols.min() + 1)
-
-
-def crp_reference(x: torch.Tensor, convs: Sequence[nn.Conv2d], *, conv_first: bool = False) -> torch.Tensor:
-    """Chained residual pooling written out, with the given convolutions (``conv_first``: the "improved" CRP)."""
-    top = out = F.relu(x)
-    for c in convs:
-        top = F.max_pool2d(c(top), 5, 1, 2) if conv_first else c(F.max_pool2d(top, 5, 1, 2))
-        out = out + top
-    return out
-
-
-def _probe(student: Submission, crp: nn.Module, convs: Sequence[nn.Conv2d], num_blocks: int, channels: int) -> None:
+def _probe(student: Submission, crp: nn.Module, ref: ChainedResidualPooling, channels: int) -> None:
     """Identity convs + an impulse: the response of N chained 5x5 max-pools is 1 + 4N px wide."""
     __tracebackhide__ = True
-    what = student.what
-    for c in convs:
+    what, num_blocks = student.what, ref.num_blocks
+    for c in convs_of(crp):
         identity_(c)
+    copy_weights_(convs_of(crp), ref.convs)
     side = 8 * num_blocks + 9
     centre = side // 2
     x = torch.zeros(1, channels, side, side)
     x[:, :, centre, centre] = 1.0
     with torch.no_grad():
         y = student.call(crp, x, context=" (a single bright pixel)", shape=x.shape)
-        expected = crp_reference(x, convs)
+        expected = ref(x)
     if y.shape != x.shape:
         return  # the shape test that follows explains this
-    want_width = 1 + 4 * num_blocks
     if close(y, expected):
         with torch.no_grad():
             y_neg = student.call(crp, -x, context=" (a single negative pixel)")
@@ -63,8 +48,9 @@ def _probe(student: Submission, crp: nn.Module, convs: Sequence[nn.Conv2d], num_
                        "begin forward with `x = F.relu(x)`; the running sum and the first block both use it.",
                        "chained residual pooling starts with a ReLU on its input (Sec. 3.2).")
         return
-    width = _support_width(y)
-    peak = float(y[0, 0, centre, centre])
+    cols = (y.detach().abs() > 1e-6).flatten(0, -2).any(dim=0).nonzero()
+    width = 0 if len(cols) == 0 else int(cols.max() - cols.min() + 1)
+    want_width, peak = 1 + 4 * num_blocks, float(y[0, 0, centre, centre])
     probe = (f"with identity convolutions, one bright pixel should spread to {want_width} px after {num_blocks} "
              f"chained 5x5 pools (+4 px per block) with centre value {1 + num_blocks}")
     if width == want_width and not bool(torch.allclose(y, y.round(), atol=1e-4)):
@@ -111,48 +97,42 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
     calls the library's CRP is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(crp_class, "ChainedResidualPooling", Reference((ChainedResidualPooling,)),
+    student = Submission(crp_class, "ChainedResidualPooling", (ChainedResidualPooling,),
                          allow_reference=allow_reference)
     what, usage = student.what, "check_crp(ChainedResidualPooling)"
     gen = torch.Generator().manual_seed(seed)
-    conv_fix = ("`self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) "
-                "for _ in range(num_blocks))`.")
     # Probe at least 3 blocks: with 2, parallel 5x5 pools and chained 3x3 pools both give a 5 px response.
     for n in sorted({3, num_blocks}, reverse=True) if num_blocks >= 2 else [num_blocks]:
         with seeded(seed):
-            crp = student.build((channels, n), usage=usage)
+            crp, ref = student.build((channels, n), usage=usage), ChainedResidualPooling(channels, n)
         convs = convs_of(crp)
         if len(convs) != n:
             raise fail(what, f"{call_repr(what, (channels, n))} has {len(convs)} distinct convolution(s); a chain "
-                       f"of {n} blocks needs one 3x3 convolution per block.", conv_fix,
-                       "a convolution re-used in every block shares one set of weights.")
+                       f"of {n} blocks needs one 3x3 convolution per block.",
+                       "`self.convs = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1, bias=False) "
+                       "for _ in range(num_blocks))`.", "a convolution re-used in every block shares one set of "
+                       "weights.")
         for c in convs:
-            if tuple(c.weight.shape) != (channels, channels, 3, 3) or c.padding != (1, 1) or c.stride != (1, 1) \
-                    or c.bias is not None:
+            if not conv_is(c, channels, channels):
                 raise fail(what, f"a block's convolution is {c}.", f"`nn.Conv2d({channels}, {channels}, 3, "
                            "padding=1, bias=False)`.", "each is 3x3 from channels to channels, stride 1, "
                            "padding 1, without bias (as in the official code).")
-        _probe(student, crp, convs, n, channels)
+        _probe(student, crp, ref, channels)
 
         randomize_(convs, gen)
+        copy_weights_(convs, ref.convs)
         x = torch.randn(2, channels, *size, generator=gen)
         y = student.call_keeping_shape(crp, x, fix="keep the size: `nn.MaxPool2d(5, stride=1, padding=2)`, "
                                        "convs with padding=1.")
         with torch.no_grad():
-            expected = crp_reference(x, convs)
+            expected = ref(x)
         if not close(y, expected):
-            student.named_mistake(y, [(lambda: crp_reference(x, convs, conv_first=True),
-                                       "each block convolves and then pools; this assignment (like the paper's CRP) "
-                                       "pools first, then convolves.", "`top = conv(pool(top))`.",
+            ref.conv_first = True
+            student.named_mistake(y, [(lambda: ref(x), "each block convolves and then pools; this assignment (like "
+                                       "the paper's CRP) pools first, then convolves.", "`top = conv(pool(top))`.",
                                        "conv-then-pool is the 'improved' CRP of the later official models.")])
             raise fail(what, "the output differs from the chain of pool+conv blocks (largest difference "
                        f"{max_diff(y, expected):.3g}).", f"{_LOOP}.")
-        with seeded(seed):
-            ref = ChainedResidualPooling(channels, n)
-        copy_weights_(convs, ref.convs)
-        with torch.no_grad():
-            if not close(y, ref(x)):  # pragma: no cover - the two references agree
-                raise fail(what, "the output differs from refinenet_edu's ChainedResidualPooling.", f"{_LOOP}.")
         student.check_gradients(crp, [x], ["the input x"])
 
     # CRP off: num_blocks=0 is just the ReLU (used by the experiment "CRP on vs off").

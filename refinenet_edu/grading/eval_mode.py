@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from refinenet_edu.grading.harness import Reference, Submission, fail, ok, seeded
+from refinenet_edu.grading.harness import Submission, fail, ok, seeded
 
 __all__ = ["TinySegNet", "check_eval_mode"]
 
@@ -56,7 +56,7 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
     from refinenet_edu.engine.evaluation import evaluate
     from refinenet_edu.engine.inference import predict_labels, predict_probabilities
 
-    student = Submission(predict_fn, "predict", Reference((predict_labels, predict_probabilities, evaluate)),
+    student = Submission(predict_fn, "predict", (predict_labels, predict_probabilities, evaluate),
                          allow_reference=allow_reference)
     what = student.what
     if not callable(predict_fn):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import MultiResolutionFusion
-from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, identity_,
+from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, copy_weights_, fail, identity_,
                                            max_diff, ok, param_count, randomize_, seeded)
 
 __all__ = ["check_fusion"]
@@ -43,8 +43,7 @@ def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> l
     """The fusion's convolutions, one per path; the fixes name the constructor's argument (``in_channels``),
     never the test's own widths, so that a hint cannot be pasted back as hard-coded sizes."""
     __tracebackhide__ = True
-    convs = convs_of(fusion)
-    width = min(in_channels)
+    convs, width = convs_of(fusion), min(in_channels)
     fix = ("`width = min(in_channels)`, then `self.convs = nn.ModuleList(nn.Conv2d(c, width, 3, padding=1, "
            "bias=False) for c in in_channels)` (one per path, in the order of the paths).")
     if len(convs) != len(in_channels):
@@ -57,17 +56,11 @@ def _fusion_convs(fusion: nn.Module, in_channels: Sequence[int], what: str) -> l
                        "channels to the smallest width among the paths.", fix,
                        "the same class must fuse paths of any widths: read them from `in_channels`, do not write "
                        "numbers into the code.")
-        if tuple(c.weight.shape) != (width, ci, 3, 3) or c.padding != (1, 1) or c.stride != (1, 1) or c.bias is not None:
+        if not conv_is(c, ci, width):
             raise fail(what, f"for a path with {ci} channels the convolution is {c}.", fix,
                        "it is 3x3 from the path's channels to the smallest width among the paths, stride 1, "
                        "padding 1, without bias.")
     return convs
-
-
-def _upsampled_then_convolved(paths: Sequence[torch.Tensor], convs: Sequence[nn.Conv2d]) -> torch.Tensor:
-    """The mistake of upsampling each path first and convolving it afterwards."""
-    size = max((p.shape[-2:] for p in paths), key=lambda s: s[0] * s[1])
-    return sum(c(_up(p, size)) for p, c in zip(paths, convs))
 
 
 def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = True) -> None:
@@ -81,7 +74,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     the library's fusion is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(fusion_class, "MultiResolutionFusion", Reference((MultiResolutionFusion,)),
+    student = Submission(fusion_class, "MultiResolutionFusion", (MultiResolutionFusion,),
                          allow_reference=allow_reference)
     what, usage = student.what, "check_fusion(MultiResolutionFusion)"
     gen = torch.Generator().manual_seed(seed)
@@ -152,7 +145,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     with torch.no_grad():
         y, expected = student.call(fusion, low, high), ref(low, high)
     if not close(y, expected):
-        student.named_mistake(y, [(lambda: _upsampled_then_convolved([low, high], convs),
+        student.named_mistake(y, [(lambda: sum(c(_up(p, high.shape[-2:])) for p, c in zip([low, high], convs)),
                                    "each path is upsampled first and convolved afterwards.",
                                    "`y = F.interpolate(conv(path), size=size, mode='bilinear', align_corners=False)`.",
                                    "the paper convolves each path at its own resolution, then upsamples: cheaper, "

@@ -21,13 +21,12 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["CheckFailed", "Reference", "Submission", "as_tensor", "call_repr", "close", "convs_of", "copy_weights_",
+__all__ = ["CheckFailed", "Submission", "as_tensor", "call_repr", "close", "conv_is", "convs_of", "copy_weights_",
            "fail", "identity_", "max_diff", "ok", "param_count", "randomize_", "seeded"]
 
 #: Widest line of a message (``nbgrader validate`` indents by 4 and cuts at 87 characters).
@@ -38,10 +37,8 @@ _PREFIX = "CheckFailed: "
 
 
 class CheckFailed(AssertionError):
-    """A check found a problem; the message names it, says how to fix it, then why.
-
-    An ``AssertionError``, so that nbgrader marks the test cell as failed.
-    """
+    """A check found a problem; the message names it, says how to fix it, then why (an ``AssertionError``, so
+    that nbgrader marks the test cell as failed)."""
 
     def _render_traceback_(self) -> list[str]:
         """What IPython (Jupyter, nbgrader's feedback) shows instead of a traceback: the message."""
@@ -49,12 +46,12 @@ class CheckFailed(AssertionError):
         return ["\x1b[0;31mCheckFailed\x1b[0m: " + lines[0], *lines[1:]]
 
 
-def _wrap(label: str, text: str, first_offset: int = 0) -> list[str]:
-    """``label text`` wrapped to :data:`WIDTH`, continuation lines indented by two spaces."""
-    head = f"{label} " if label else ""
-    wrapped = textwrap.wrap(head + " ".join(text.split()), width=WIDTH, initial_indent=" " * first_offset,
+def _wrap(text: str, first_offset: int = 0) -> list[str]:
+    """``text`` wrapped to :data:`WIDTH` (the first line ``first_offset`` shorter), continuation lines indented
+    by two spaces."""
+    wrapped = textwrap.wrap(" ".join(text.split()), width=WIDTH, initial_indent=" " * first_offset,
                             subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
-    if wrapped and first_offset:
+    if wrapped:
         wrapped[0] = wrapped[0][first_offset:]
     return wrapped
 
@@ -63,15 +60,15 @@ def fail(what: str, mistake: str, fix: str | None = None, why: str | None = None
          where: str | None = None, case: str | None = None) -> CheckFailed:
     """A :class:`CheckFailed`: ``what: mistake`` first, then ``Fix:``, ``Where:`` (the student's line that
     raised), ``Case:`` (the input the check used) and ``Why:`` lines."""
-    lines = _wrap("", f"{what}: {mistake}", first_offset=len(_PREFIX))
+    lines = _wrap(f"{what}: {mistake}", first_offset=len(_PREFIX))
     if fix:
-        lines += _wrap("Fix:", fix)
+        lines += _wrap(f"Fix: {fix}")
     if where:
-        lines += [where]
+        lines.append(where)
     if case:
-        lines += _wrap("Case:", case)
+        lines += _wrap(f"Case: {case}")
     if why:
-        lines += _wrap("Why:", why)
+        lines += _wrap(f"Why: {why}")
     return CheckFailed("\n".join(lines))
 
 
@@ -96,6 +93,14 @@ def call_repr(name: str, args: Sequence[Any], kwargs: dict[str, Any] | None = No
 def convs_of(module: nn.Module) -> list[nn.Conv2d]:
     """The module's distinct Conv2d layers in registration order (the module itself excluded)."""
     return [m for m in module.modules() if isinstance(m, nn.Conv2d) and m is not module]
+
+
+def conv_is(conv: nn.Conv2d, in_channels: int, out_channels: int, *, bias: bool | None = False) -> bool:
+    """Whether ``conv`` is 3x3 from ``in_channels`` to ``out_channels``, stride 1, padding 1, not dilated nor
+    grouped, with a bias only when ``bias`` (None: with or without)."""
+    return (tuple(conv.weight.shape) == (out_channels, in_channels, 3, 3) and conv.stride == (1, 1)
+            and conv.padding == (1, 1) and conv.dilation == (1, 1) and conv.groups == 1
+            and bias in (None, conv.bias is not None))
 
 
 def param_count(module: nn.Module) -> int:
@@ -154,26 +159,21 @@ _LIBRARY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SKIP_DIRS = tuple({os.path.dirname(os.__file__), os.path.dirname(torch.__file__), _LIBRARY_DIR})
 
 
-def _frame_label(filename: str, lineno: int) -> str:
-    """``Cell In[5], line 3`` for a notebook cell (as IPython writes it), else ``file.py, line 3``."""
-    try:
-        label = get_ipython().compile.format_code_name(filename)  # type: ignore[name-defined]  # noqa: F821
-    except Exception:  # noqa: BLE001 - not in IPython
-        label = None
-    if label:
-        return f"{label[0]} {label[1]}, line {lineno}"
-    return f"{os.path.basename(filename)}, line {lineno}"
-
-
 def student_line(err: BaseException) -> str | None:
-    """``Where:`` line naming the deepest frame of ``err``'s traceback that is the student's own code."""
+    """``Where:`` line naming the deepest frame of ``err``'s traceback that is the student's own code (a
+    notebook cell as IPython names it, ``Cell In[5], line 3``)."""
     frames = [f for f in traceback.extract_tb(err.__traceback__)
               if not os.path.abspath(f.filename).startswith(_SKIP_DIRS) and "site-packages" not in f.filename]
     if not frames:
         return None
     f = frames[-1]
+    try:
+        cell = get_ipython().compile.format_code_name(f.filename)  # type: ignore[name-defined]  # noqa: F821
+    except Exception:  # noqa: BLE001 - not in IPython
+        cell = None
+    place = f"{cell[0]} {cell[1]}" if cell else os.path.basename(f.filename)
+    where = f"Where: {place}, line {f.lineno}, in {f.name}"
     code = (f.line or "").strip()
-    where = f"Where: {_frame_label(f.filename, f.lineno)}, in {f.name}"
     return where + (f": {code}" if code and len(where) + len(code) + 2 <= WIDTH else "")
 
 
@@ -195,34 +195,12 @@ def _integer_arithmetic(err: BaseException) -> tuple[str, str] | None:
     return None
 
 
-def _describe(t: Any) -> str:
+def _shapes(t: Any) -> str:
     if isinstance(t, torch.Tensor):
         return str(list(t.shape))
     if isinstance(t, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in t):
         return "[" + ", ".join(str(list(x.shape)) for x in t) + "]"
     return type(t).__name__
-
-
-
-@dataclass(frozen=True)
-class Reference:
-    """The library code a check compares with (``objects``; everything defined in their modules counts), which
-    the student's code must not use, but for the library classes the task gives (``allowed``, e.g. the
-    4-cascade's ``RefineNetBlock``)."""
-
-    objects: tuple[Any, ...]
-    allowed: tuple[type, ...] = ()
-
-    def files(self) -> set[str]:
-        modules = {getattr(o, "__module__", None) for o in self.objects} - {None}
-        paths = {getattr(sys.modules.get(name), "__file__", None) for name in modules} - {None}
-        return paths | {os.path.realpath(p) for p in paths}
-
-    def owns(self, obj: Any) -> bool:
-        """Whether ``obj`` (a class or a function) is library reference code and not an allowed class."""
-        if isinstance(obj, type) and any(issubclass(obj, a) for a in self.allowed):
-            return False
-        return getattr(obj, "__module__", None) in {getattr(o, "__module__", None) for o in self.objects}
 
 
 def _library_name(obj: Any) -> str:
@@ -233,29 +211,38 @@ def _library_name(obj: Any) -> str:
 class Submission:
     """The student's class or function under a check, named ``what`` (its own name, else ``default``).
 
-    Calls into the reference's modules are recorded with ``sys.setprofile`` while the student's code runs.
-    With ``allow_reference=True`` the reference itself is accepted (the notebooks show it passing); the graded
-    assignments pass ``False``, so that ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
+    ``reference``: the library code the check compares with (everything defined in its modules counts), which
+    the student's code must not derive from, hold or call, but for the classes in ``allowed`` that the task
+    gives (the 4-cascade's ``RefineNetBlock``). Calls into the reference's modules are recorded with
+    ``sys.setprofile`` while the student's code runs. With ``allow_reference=True`` the reference itself is
+    accepted (the notebooks show it passing); the graded assignments pass ``False``, so that
+    ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
     """
 
-    def __init__(self, obj: Any, default: str, reference: Reference, *, allow_reference: bool = True):
-        self.obj = obj
+    def __init__(self, obj: Any, default: str, reference: tuple[Any, ...], *, allowed: tuple[type, ...] = (),
+                 allow_reference: bool = True):
+        self.obj, self.reference, self.allowed = obj, reference, allowed
         self.what = getattr(obj, "__name__", None) or type(obj).__name__ or default
-        self.reference = reference
-        self.is_reference = allow_reference and any(obj is o for o in reference.objects)
+        self.is_reference = allow_reference and any(obj is o for o in reference)
         self.built: list[nn.Module] = []  # every module built from the student's class, for refuse_reuse
         self.called: dict[str, str] = {}  # qualified name of reference code called -> "line N"
         self.warned: set[str] = set()  # the warnings already noted
-        self._files = reference.files()
+        self._modules = {o.__module__ for o in reference}
+        paths = {getattr(sys.modules.get(name), "__file__", None) for name in self._modules} - {None}
+        self._files = paths | {os.path.realpath(p) for p in paths}
+
+    def _owns(self, obj: Any) -> bool:
+        """Whether ``obj`` (a class or a function) is library reference code and not an allowed class."""
+        if isinstance(obj, type) and issubclass(obj, self.allowed):
+            return False
+        return getattr(obj, "__module__", None) in self._modules
 
     @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        """Record every call into the reference's modules while the block runs."""
-        if self.is_reference or not self._files:
-            yield
-            return
-        files, called, allowed = self._files, self.called, self.reference.allowed
-        previous = sys.getprofile()
+    def _running(self, call: str) -> Iterator[None]:
+        """Run the student's ``call``: record every call into the reference's modules, give up after
+        :data:`TIME_LIMIT` seconds (POSIX, main thread), and turn the warnings it gives into one note on standard
+        output (a warning is no mistake, and nbgrader counts anything on standard error as a failed cell)."""
+        files, called, allowed = self._files, self.called, self.allowed
 
         def profile(frame, event, arg):
             if event == "call" and frame.f_code.co_filename in files:
@@ -264,24 +251,16 @@ class Submission:
                 code = frame.f_code
                 called.setdefault(getattr(code, "co_qualname", code.co_name), f"line {code.co_firstlineno}")
 
-        sys.setprofile(profile)
-        try:
-            yield
-        finally:
-            sys.setprofile(previous)
-
-    @contextlib.contextmanager
-    def limits(self, call: str) -> Iterator[None]:
-        """Give up on ``call`` after :data:`TIME_LIMIT` seconds (POSIX, main thread), and turn the warnings it
-        gives into one note on standard output: a warning is no mistake, and nbgrader counts anything on
-        standard error as a failed cell."""
         def stop(signum, frame):
             raise fail(self.what, f"{call} did not return within {TIME_LIMIT} s.",
                        "look for a loop that never ends (a `while` whose condition never changes).")
 
+        previous_profile = sys.getprofile()
+        if files and not self.is_reference:
+            sys.setprofile(profile)
         timed = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
         if timed:
-            previous = signal.signal(signal.SIGALRM, stop)
+            previous_handler = signal.signal(signal.SIGALRM, stop)
             signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT)
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -290,7 +269,8 @@ class Submission:
         finally:
             if timed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
+                signal.signal(signal.SIGALRM, previous_handler)
+            sys.setprofile(previous_profile)
             for text in sorted({f"{w.category.__name__}: {w.message}" for w in caught} - self.warned)[:3]:
                 self.warned.add(text)
                 print(f"Note: your code warned (no points lost): {text}")
@@ -306,7 +286,7 @@ class Submission:
             raise fail(what, f"expected a class, got a {type(factory).__name__}.", f"call it as {usage}")
         call = call_repr(getattr(factory, "__name__", what), args, kwargs)
         try:
-            with self.watching(), self.limits(call):
+            with self._running(call):
                 module = factory(*args, **kwargs)
         except (NotImplementedError, CheckFailed):
             raise
@@ -329,16 +309,15 @@ class Submission:
         """
         __tracebackhide__ = True
         try:
-            with self.watching(), self.limits(f"{self.what}'s forward()" if isinstance(fn, nn.Module) else self.what):
+            with self._running(f"{self.what}'s forward()" if isinstance(fn, nn.Module) else self.what):
                 out = fn(*inputs)
         except (NotImplementedError, CheckFailed):
             raise
         except Exception as err:
-            where = student_line(err)
-            known = explain(err)
+            where, known = student_line(err), explain(err)
             if known:
                 raise fail(self.what, f"raised {_error_text(err)}{context}{known[0]}", known[1], where=where) from err
-            shapes = ", ".join(_describe(t) for t in inputs)
+            shapes = ", ".join(_shapes(t) for t in inputs)
             raise fail(self.what, f"raised {_error_text(err)} on input(s) {shapes}{context}.",
                        fix or "compare the shapes in your code with the task's formula"
                        + (" at the line below." if where else "."), where=where) from err
@@ -416,22 +395,21 @@ class Submission:
                 raise fail(what, f"parameter {pname!r} gets a non-finite gradient.",
                            "look for a division by zero or a log of zero in forward.")
 
-    def reuse(self) -> str | None:
+    def _reuse(self) -> str | None:
         """How the student's code uses the reference, or None."""
-        ref, obj = self.reference, self.obj
+        obj = self.obj
         if self.is_reference:
             return None
-        if any(obj is o for o in ref.objects) or (not isinstance(obj, type) and ref.owns(obj)):
+        if any(obj is o for o in self.reference) or (not isinstance(obj, type) and self._owns(obj)):
             return f"it is {_library_name(obj)} itself, imported from the library"
         if isinstance(obj, type):
             for base in obj.__mro__[1:]:
-                if ref.owns(base):
+                if self._owns(base):
                     return f"class {obj.__name__} derives from {_library_name(base)}"
         for module in self.built:
             for name, sub in module.named_modules():
-                if ref.owns(type(sub)) and not (sub is module and isinstance(obj, type)):
-                    held = f"self.{name}" if name else "what it returns"
-                    return f"it holds {_library_name(type(sub))} ({held})"
+                if self._owns(type(sub)) and not (sub is module and isinstance(obj, type)):
+                    return f"it holds {_library_name(type(sub))} ({f'self.{name}' if name else 'what it returns'})"
         if self.called:
             names = [n for n in self.called if "<" not in n] or list(self.called)
             return f"it calls the library's reference code ({', '.join(names[:3])})"
@@ -440,7 +418,7 @@ class Submission:
     def refuse_reuse(self, *, fix: str) -> None:
         """Raise if the student's code derives from, holds (in any module built) or called the reference."""
         __tracebackhide__ = True
-        found = self.reuse()
+        found = self._reuse()
         if found:
             raise fail(self.what, f"{found}, the reference this check compares your code with.", fix,
                        "reusing the reference matches it by construction, so nothing you wrote would be tested.")

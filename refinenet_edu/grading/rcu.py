@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ResidualConvUnit
-from refinenet_edu.grading.harness import (Reference, Submission, close, convs_of, copy_weights_, fail, max_diff, ok,
+from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, copy_weights_, fail, max_diff, ok,
                                            param_count, randomize_, seeded)
 
-__all__ = ["RCU_VARIANTS", "check_rcu", "rcu_convs"]
+__all__ = ["RCU_VARIANTS", "check_rcu"]
 
 _FORMULA = "out = conv1(F.relu(x)); out = conv2(F.relu(out)); return x + out"
 
@@ -71,12 +71,10 @@ _CONV_FIX = ("create `self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, b
              "`channels` your __init__ receives.")
 
 
-def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.Conv2d]:
-    """``conv1`` and ``conv2`` of an RCU-like module, checked for shape and bias layout.
-
-    The fixes name the constructor's argument (``channels``), never the test's own width, so that a hint
-    cannot be pasted back as a hard-coded size.
-    """
+def _rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """``conv1`` and ``conv2`` of an RCU-like module, checked for shape and bias layout. The fixes name the
+    constructor's argument (``channels``), never the test's own width, so that a hint cannot be pasted back as a
+    hard-coded size."""
     __tracebackhide__ = True
     named = [getattr(rcu, n, None) for n in ("conv1", "conv2")]
     convs = named if all(isinstance(c, nn.Conv2d) for c in named) else convs_of(rcu)
@@ -88,8 +86,7 @@ def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.C
                        "channels: a width is written into the code instead of read from the argument.",
                        "`nn.Conv2d(channels, channels, 3, padding=1, ...)`, where `channels` is the argument of "
                        "__init__.", "the same class must build an RCU of any width (RefineNet uses 256 and 512).")
-        if tuple(c.weight.shape) != (channels, channels, 3, 3) or c.stride != (1, 1) or c.padding != (1, 1) \
-                or c.dilation != (1, 1) or c.groups != 1:
+        if not conv_is(c, channels, channels, bias=None):
             raise fail(what, f"built with channels={channels}, conv{i} is {c}.",
                        "`nn.Conv2d(channels, channels, kernel_size=3, padding=1, ...)`.",
                        "both convolutions are 3x3 from `channels` to `channels`, stride 1, padding 1, so that "
@@ -101,11 +98,6 @@ def rcu_convs(rcu: nn.Module, what: str, channels: int) -> tuple[nn.Conv2d, nn.C
                    "the official code (and refinenet_edu) gives conv1 a bias and conv2 none, which makes the "
                    "parameter counts match the published network.")
     return convs[0], convs[1]
-
-
-def other_width(channels: int) -> int:
-    """A second width to build the student's class at, so that a width written into the code fails."""
-    return channels + 3 if channels < 8 else channels - 3
 
 
 def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 11), seed: int = 0,
@@ -121,14 +113,15 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(rcu_class, "ResidualConvUnit", Reference((ResidualConvUnit,)), allow_reference=allow_reference)
+    student = Submission(rcu_class, "ResidualConvUnit", (ResidualConvUnit,), allow_reference=allow_reference)
     what, usage = student.what, "check_rcu(ResidualConvUnit)"
     gen = torch.Generator().manual_seed(seed)
     with seeded(seed):
         rcu = student.build((channels,), usage=usage)
-        conv1, conv2 = rcu_convs(rcu, what, channels)
+        conv1, conv2 = _rcu_convs(rcu, what, channels)
         ref = ResidualConvUnit(channels)
-        rcu_convs(student.build((other_width(channels),), usage=usage), what, other_width(channels))
+        other = channels + 3 if channels < 8 else channels - 3  # a width written into the code fails here
+        _rcu_convs(student.build((other,), usage=usage), what, other)
     n_ref, n_student = param_count(ref), param_count(rcu)
     if n_student != n_ref:
         raise fail(what, f"{n_student} parameters; an RCU of {channels} channels has {n_ref} (two 3x3 convs, a "
@@ -142,9 +135,8 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     with torch.no_grad():
         expected = ref(x)
     if not close(y, expected):
-        c1 = lambda t: F.conv2d(t, conv1.weight, conv1.bias, padding=1)  # noqa: E731
-        c2 = lambda t: F.conv2d(t, conv2.weight, None, padding=1)  # noqa: E731
-        student.named_mistake(y, [(lambda f=f: f(x, c1, c2), mistake, fix) for _, f, mistake, fix in RCU_VARIANTS])
+        student.named_mistake(y, [(lambda f=f: f(x, ref.conv1, ref.conv2), mistake, fix)
+                                  for _, f, mistake, fix in RCU_VARIANTS])
         raise fail(what, "the output differs from x + conv2(relu(conv1(relu(x)))) (largest difference "
                    f"{max_diff(y, expected):.3g}) and matches none of the usual mistakes.",
                    f"write forward exactly as the formula: {_FORMULA}.")
