@@ -74,22 +74,12 @@ TRAIN_STEP_VARIANTS: list[tuple[str, dict, str, str]] = [
 ]
 
 
-class _TinyNet(nn.Module):
-    """A 2-layer network: scores at the input's resolution, so that the loss needs no resizing."""
-
-    def __init__(self, num_classes: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
-        self.conv2 = nn.Conv2d(6, num_classes, 1)
-
-    def forward(self, x):
-        return self.conv2(F.relu(self.conv1(x)))
-
-
 def _setup(num_classes: int, seed: int):
+    """A 2-layer network (scores at the input's resolution, so that the loss needs no resizing) with fixed
+    weights, and the generator of the batches."""
     gen = torch.Generator().manual_seed(seed)
     with seeded(seed):  # the layers' default initialisation draws from the global generator: leave it alone
-        model = _TinyNet(num_classes)
+        model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, num_classes, 1))
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
@@ -112,16 +102,6 @@ def _run(step: Callable, model: nn.Module, batches, call: Callable | None = None
             losses.append(call(step, *args) if call else step(*args))
     rates.append(optimizer.param_groups[0]["lr"])
     return losses, rates, [p.detach().clone() for p in model.parameters()]
-
-
-def _batches(gen: torch.Generator, num_classes: int, batch: int, size: tuple[int, int]):
-    out = []
-    for _ in range(_STEPS):
-        images = torch.randn(batch, 3, *size, generator=gen)
-        masks = torch.randint(0, num_classes, (batch, *size), generator=gen)
-        masks[torch.rand(masks.shape, generator=gen) < 0.2] = IGNORE
-        out.append((images, masks))
-    return out
 
 
 def _explain(err: BaseException) -> tuple[str, str] | None:
@@ -164,19 +144,22 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
 
     for num_classes, batch, size in ((3, 2, (6, 7)), (5, 3, (5, 9))):
         model, gen = _setup(num_classes, seed)
-        batches = _batches(gen, num_classes, batch, size)
+        batches = []
+        for _ in range(_STEPS):
+            images = torch.randn(batch, 3, *size, generator=gen)
+            masks = torch.randint(0, num_classes, (batch, *size), generator=gen)
+            masks[torch.rand(masks.shape, generator=gen) < 0.2] = IGNORE
+            batches.append((images, masks))
         case = f"{num_classes} classes, {_STEPS} batches of {batch} images {size[0]}x{size[1]}, SGD with momentum"
         losses, rates, weights = _run(fn, model, batches, call)
         e_losses, e_rates, e_weights = _run(reference_step, model, batches)
-        if _same(weights, e_weights) and rates == e_rates and all(
-                math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) for a, b in zip(losses, e_losses)):
+        losses_match = all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) for a, b in zip(losses, e_losses))
+        if _same(weights, e_weights) and rates == e_rates and losses_match:
             continue
-        if _same(weights, [p.detach() for p in model.parameters()]):
-            if rates != e_rates:  # nothing learned, and the schedule moved: a step without gradients
-                raise fail(what, "the weights did not change over three steps: no gradient reached them (the "
-                           "loss computed under `torch.no_grad()`, or detached, or `backward` never called).",
-                           "compute the loss with gradients, then `loss.backward()` and `optimizer.step()`.",
-                           case=case)
+        if rates != e_rates and _same(weights, [p.detach() for p in model.parameters()]):  # a step without gradients
+            raise fail(what, "the weights did not change over three steps: no gradient reached them (the "
+                       "loss computed under `torch.no_grad()`, or detached, or `backward` never called).",
+                       "compute the loss with gradients, then `loss.backward()` and `optimizer.step()`.", case=case)
         for _, kwargs, mistake, fix in TRAIN_STEP_VARIANTS:
             v_losses, v_rates, v_weights = _run(lambda *a, kw=kwargs: reference_step(*a, **kw), model, batches)
             if _same(weights, v_weights) and rates == v_rates:
@@ -185,7 +168,7 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
             raise fail(what, f"the learning rates at the start of each step were {[round(r, 4) for r in rates]}; "
                        f"expected {[round(r, 4) for r in e_rates]} (one scheduler step per batch).",
                        "call `scheduler.step()` exactly once per batch, after `optimizer.step()`.", case=case)
-        if not all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) for a, b in zip(losses, e_losses)):
+        if not losses_match:
             raise fail(what, f"the losses returned were {[round(v, 4) for v in losses]}; expected "
                        f"{[round(v, 4) for v in e_losses]}.", f"{_LOSS}, and `return loss.item()`.", case=case)
         raise fail(what, "after three steps the weights differ from those of zero_grad, backward, step.",
