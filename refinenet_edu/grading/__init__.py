@@ -1,19 +1,17 @@
 """The checks that grade the assignments (``assignments/``), with feedback a student can act on.
 
-One module per thing checked, on one shared :mod:`.harness`: :mod:`.rcu` (Sec. 3.2, Fig. 3(b)),
-:mod:`.block` (adaptive convolutions and a block's forward pass, Fig. 3(a)), :mod:`.fusion` (Fig. 3(c)),
-:mod:`.crp` (Fig. 3(d)), :mod:`.cascade` (the 4-cascade, Sec. 3.1), :mod:`.iou` (confusion matrix, IoU,
-mIoU), :mod:`.eval_mode`, :mod:`.augmentation` (notebook 06), :mod:`.training` (notebook 07),
-:mod:`.boundary` (notebook 08), :mod:`.lightweight` (notebook 10).
+One module per thing checked, on one shared :mod:`.harness`: :mod:`.rcu` (Sec. 3.2, Fig. 3(b)), :mod:`.block`
+(adaptive convolutions and a block's forward pass, Fig. 3(a)), :mod:`.fusion` (Fig. 3(c)), :mod:`.crp` (Fig. 3(d)),
+:mod:`.cascade` (the 4-cascade, Sec. 3.1), :mod:`.iou` (confusion matrix, IoU, mIoU), :mod:`.eval_mode`,
+:mod:`.augmentation` (notebook 06), :mod:`.training` (07), :mod:`.boundary` (08), :mod:`.lightweight` (10).
 
-Each check compares the student's code numerically with the library's reference and, when they differ,
-names the mistake (most of them shipped by public ports: the ``bug-*`` sources in docs/paper.md), then the
-fix. A class or function that derives from, holds or calls the reference is refused: it would pass without
-anything written. The library's reference itself passes (the course notebooks show it passing), except
-with ``allow_reference=False``, which every graded cell of the assignments uses. A failed check raises
-:class:`CheckFailed` (an ``AssertionError``, so nbgrader marks the test cell failed); a passed one prints a
-line starting with "✓". ``NotImplementedError`` from a part not written yet passes through. All checks run
-in well under a second on a CPU and leave the global random state alone.
+Each check compares the student's code numerically with the library's reference and, when they differ, names the
+mistake (most of them shipped by public ports: the ``bug-*`` sources in docs/paper.md), then the fix. Code that
+derives from, holds or calls the reference is refused: it would pass without anything written. The reference itself
+passes (the course notebooks show it), except with ``allow_reference=False``, which every graded cell of the
+assignments uses. A failed check raises :class:`CheckFailed` (an ``AssertionError``, so nbgrader marks the test cell
+failed); a passed one prints a line starting with "✓". ``NotImplementedError`` from a part not written yet passes
+through. All checks run in well under a second on a CPU and leave the global random state alone.
 """
 
 from typing import TYPE_CHECKING

@@ -34,12 +34,8 @@ def _parts(module: nn.Module) -> list[nn.Module]:
     """The module's layers in registration order, looking through plain containers (duplicates kept)."""
     out: list[nn.Module] = []
     for child in module._modules.values():
-        if child is None:
-            continue
-        if type(child) in _CONTAINERS:
-            out += _parts(child)
-        else:
-            out.append(child)
+        if child is not None:
+            out += _parts(child) if type(child) in _CONTAINERS else [child]
     return out
 
 

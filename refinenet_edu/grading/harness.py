@@ -225,7 +225,7 @@ class Submission:
         self.what = getattr(obj, "__name__", None) or type(obj).__name__ or default
         self.is_reference = allow_reference and any(obj is o for o in reference)
         self.built: list[nn.Module] = []  # every module built from the student's class, for refuse_reuse
-        self.called: dict[str, str] = {}  # qualified name of reference code called -> "line N"
+        self.called: dict[str, None] = {}  # the qualified names of the reference code called, in order
         self.warned: set[str] = set()  # the warnings already noted
         self._modules = {o.__module__ for o in reference}
         paths = {getattr(sys.modules.get(name), "__file__", None) for name in self._modules} - {None}
@@ -248,8 +248,7 @@ class Submission:
             if event == "call" and frame.f_code.co_filename in files:
                 if allowed and isinstance(_owner(frame), allowed):
                     return
-                code = frame.f_code
-                called.setdefault(getattr(code, "co_qualname", code.co_name), f"line {code.co_firstlineno}")
+                called[getattr(frame.f_code, "co_qualname", frame.f_code.co_name)] = None
 
         def stop(signum, frame):
             raise fail(self.what, f"{call} did not return within {TIME_LIMIT} s.",

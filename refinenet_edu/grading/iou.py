@@ -24,15 +24,13 @@ _IOU_FIX = "IoU_c = cm[c, c] / (row_c + col_c - cm[c, c]), NaN where the union i
 
 #: The test matrix (rows = ground truth): two ordinary classes, one absent from both (IoU NaN), one only
 #: predicted and one only in the ground truth (IoU 0 each).
-CM_CASE = torch.tensor(
-    [
-        [50, 5, 0, 3, 0],
-        [4, 30, 0, 2, 0],
-        [0, 0, 0, 0, 0],  # class 2: absent from ground truth and prediction -> NaN
-        [0, 0, 0, 0, 0],  # class 3: only predicted (false positives) -> IoU 0
-        [6, 0, 0, 1, 0],  # class 4: only in the ground truth, never predicted -> IoU 0
-    ]
-)
+CM_CASE = torch.tensor([
+    [50, 5, 0, 3, 0],
+    [4, 30, 0, 2, 0],
+    [0, 0, 0, 0, 0],  # class 2: absent from ground truth and prediction -> NaN
+    [0, 0, 0, 0, 0],  # class 3: only predicted (false positives) -> IoU 0
+    [6, 0, 0, 1, 0],  # class 4: only in the ground truth, never predicted -> IoU 0
+])
 
 
 def check_confusion_matrix(fn: Callable, *, seed: int = 0, allow_reference: bool = True) -> None:
