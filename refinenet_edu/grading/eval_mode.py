@@ -66,12 +66,11 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
         net = model if model is not None else TinySegNet()
         if images is None:
             images = torch.randn(2, 3, 36, 44)
-        with torch.no_grad():  # give batch norm non-trivial running statistics
-            if model is None:
-                net.train()
+        net.train()
+        if model is None:
+            with torch.no_grad():  # give batch norm non-trivial running statistics
                 for _ in range(3):
                     net(torch.randn(4, 3, 36, 44) * 2 + 0.5)
-        net.train()
         seen: dict[int, tuple[str, bool]] = {}  # id(layer) -> (kind, ran in training mode at least once)
         grad_enabled: list[bool] = []
         handles = [net.register_forward_pre_hook(lambda m, a: grad_enabled.append(torch.is_grad_enabled()))]
