@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
-import argparse
 
+from refinenet_edu.cli.errors import kept, non_negative_int, positive_int
+from refinenet_edu.cli.options import add_train_arguments
 from refinenet_edu.experiments.results import AblationResults
 from refinenet_edu.experiments.runner import budget_for, retime, run_grid
-from refinenet_edu.experiments.variants import Variant, make_grid, parse_variant
+from refinenet_edu.experiments.variants import make_grid, parse_variant
+from refinenet_edu.nn.config import CASCADES, PRESETS, make_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from refinenet_edu.cli.errors import non_negative_int, positive_int
-    from refinenet_edu.cli.options import add_train_arguments
-    from refinenet_edu.nn.config import CASCADES, PRESETS
-
     v = parser.add_argument_group("variants (default: every cascade at CRP 4, and CRP 0 / 2 / 4 on the 4-cascade)")
     v.add_argument("--variants", nargs="+", metavar="NAME",
                    help="variants by name, e.g. 4-cascaded-crp4 single-crp4 4-cascaded-crp0 4-cascaded-crp4-rcu3 "
@@ -56,51 +55,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="progress bars with --jobs 1; with more jobs, one line per epoch of each run")
 
 
-def _variants_from_args(args) -> list[Variant]:
-    if args.variants:
-        return [parse_variant(n) for n in args.variants]
-    return make_grid(args.cascades, args.crp_blocks, args.output_rcus, args.light_weight, grid=args.grid)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.retime:
-        retime(args.out, device=args.device, precision=args.precision, argv=args._argv,
-               repeats=args.timing_repeats)
+        retime(args.out, device=args.device, precision=args.precision, argv=args._argv, repeats=args.timing_repeats)
         return 0
-    variants = _variants_from_args(args)
+    variants = ([parse_variant(n) for n in args.variants] if args.variants else
+                make_grid(args.cascades, args.crp_blocks, args.output_rcus, args.light_weight, grid=args.grid))
     overrides: dict[str, Any] = {}
     if args.encoder_width is not None:
         overrides["encoder_width"] = args.encoder_width
     if args.widths:
         overrides["widths"] = tuple(args.widths)
-    # check the model options now, before anything trains
-    from refinenet_edu.nn.config import make_config
-
-    for v in variants:
+    for v in variants:  # the model options are checked now, before anything trains
         make_config(args.preset, **{**overrides, **v.overrides()})
-    cfg = budget_for(
-        args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
-        eval_every=args.eval_every, num_workers=args.num_workers, encoder_lr_ratio=args.encoder_lr_ratio,
-        loss=args.loss,
-    )
+    cfg = budget_for(args.preset, epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, lr=args.lr,
+                     eval_every=args.eval_every, num_workers=args.num_workers, encoder_lr_ratio=args.encoder_lr_ratio,
+                     loss=args.loss)
     if args.list:
-        done = set()
-        if (Path(args.out) / "results.json").is_file():
-            done = AblationResults.load(args.out).done()
+        done = AblationResults.load(args.out).done() if (args.out / "results.json").is_file() else set()
         for v in variants:
             marks = " ".join(f"{s}{'*' if (v.name, s) in done else ''}" for s in args.seeds)
             print(f"{v.name:<32} {v.label:<40} seeds {marks}")
         print(f"({cfg.epochs} epochs, batch {cfg.batch_size}, crop {cfg.crop_size}, loss {cfg.loss}; "
               f"* = done in {args.out})")
         return 0
-    from refinenet_edu.cli.errors import kept
-
     kept(f"{args.out / 'results.json'} keeps every run that finished; the same command trains the rest")
-    run_grid(
-        variants, args.seeds, args.out, preset=args.preset, data=args.data, train_config=cfg,
-        model_overrides=overrides, subset=args.subset, jobs=args.jobs, threads=args.threads,
-        save_predictions=args.save_predictions, save_checkpoints=args.save_checkpoints, device=args.device,
-        precision=args.precision, time_inference_runs=not args.no_timing, argv=args._argv,
-        progress=args.progress, encoder_weights=args.encoder_weights,
-    )
+    run_grid(variants, args.seeds, args.out, preset=args.preset, data=args.data, train_config=cfg,
+             model_overrides=overrides, subset=args.subset, jobs=args.jobs, threads=args.threads,
+             save_predictions=args.save_predictions, save_checkpoints=args.save_checkpoints, device=args.device,
+             precision=args.precision, time_inference_runs=not args.no_timing, argv=args._argv,
+             progress=args.progress, encoder_weights=args.encoder_weights)
     return 0

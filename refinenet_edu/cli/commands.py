@@ -1,12 +1,10 @@
 """The ``refinenet-edu`` command line.
 
-Each sub-command lives in its own module of this package, named in
-``COMMANDS``; that module defines ``add_arguments(parser)`` and
-``run(args) -> int`` and nothing else the library needs: the work is done by
-the library's layers below (``nn``, ``datasets``, ``engine``,
-``experiments``). The modules are imported only when their
-command is used, so ``refinenet-edu --help`` is fast. Every command runs
-through the one error path of :mod:`refinenet_edu.cli.errors`.
+Each sub-command lives in its own module of this package, named in ``COMMANDS``; that module defines
+``add_arguments(parser)`` and ``run(args) -> int`` and nothing else the library needs: the work is done by the library's
+layers below (``nn``, ``datasets``, ``engine``, ``experiments``). The modules are imported only when their command is
+used, so ``refinenet-edu --help`` is fast. Every command runs through the one error path of
+:mod:`refinenet_edu.cli.errors`.
 """
 
 from __future__ import annotations

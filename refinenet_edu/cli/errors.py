@@ -1,13 +1,11 @@
 """The one error path of the ``refinenet-edu`` command line.
 
-Every sub-command runs through :func:`run_command`. An *expected* failure --
-bad input, a missing or unreadable file, a full or read-only disk, an output
-held by another command, a diverged or out-of-memory run -- ends as one line
-on stderr, ``refinenet-edu <command>: error: <what> ... <what to do>``, and
-exit status 2 (argparse's own status for a bad option). Ctrl-C ends with
-status 130 and says what was kept (:func:`kept`); so does SIGTERM, with status 143. Anything else is a bug: one
-line asking to re-run with ``--debug`` (status 1). ``--debug`` (or
-``REFINENET_EDU_DEBUG=1``) shows the traceback of every failure instead.
+Every sub-command runs through :func:`run_command`. An *expected* failure -- bad input, a missing or unreadable file, a
+full or read-only disk, an output held by another command, a diverged or out-of-memory run -- ends as one line on
+stderr, ``refinenet-edu <command>: error: <what> ... <what to do>``, and exit status 2 (argparse's own status for a bad
+option). Ctrl-C ends with status 130 and says what was kept (:func:`kept`); so does SIGTERM, with status 143. Anything
+else is a bug: one line asking to re-run with ``--debug`` (status 1). ``--debug`` (or ``REFINENET_EDU_DEBUG=1``) shows
+the traceback of every failure instead.
 """
 
 from __future__ import annotations

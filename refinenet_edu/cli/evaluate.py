@@ -1,11 +1,9 @@
 """``refinenet-edu evaluate``: score a checkpoint on a dataset split.
 
-Prints the table (per-class IoU, mIoU, pixel and mean class accuracy,
-frequency-weighted IoU, boundary mIoU per trimap band) and writes it as JSON.
-``--multi-scale`` averages softmax scores over the official code's scales,
-``--flip`` adds the mirrored image. ``--from-port FILE`` scores the public
-PyTorch port's converted weights instead of a checkpoint (the full network's
-real number on VOC 2012 val: the port reports 80.5 mIoU, single scale).
+Prints the table (per-class IoU, mIoU, pixel and mean class accuracy, frequency-weighted IoU, boundary mIoU per trimap
+band) and writes it as JSON. ``--multi-scale`` averages softmax scores over the official code's scales, ``--flip`` adds
+the mirrored image. ``--from-port FILE`` scores the public PyTorch port's converted weights instead of a checkpoint (the
+full network's real number on VOC 2012 val: the port reports 80.5 mIoU, single scale).
 """
 
 from __future__ import annotations

@@ -1,18 +1,14 @@
 """``refinenet-edu predict``: segment image files with a checkpoint.
 
-For every input image writes ``<out>/<name>.png`` (a palette PNG of class
-indices) and ``<out>/overlays/<name>.png`` (the image with the classes
-coloured over it). ``<name>`` is the file's stem; files sharing a stem
-(``photo.jpg``, ``photo.png``) keep their suffix in it (``photo_jpg``,
-``photo_png``), and two files of one name from two folders are refused, so no
-two outputs share a name. An output that would replace an input, or an
-``--out`` that is an input folder, is refused, and so is one that would
-replace a file predict did not write: the files a run writes are listed in
-``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock) with the image each
-is of, and only those are replaced by a later run, and only by the prediction of the same
-image (another folder's ``a0.jpg`` into the same ``--out`` is refused). Images of any size work; one smaller than the network's
-32-pixel minimum is scaled up for the network and its scores scaled back
-(``predict_probabilities``).
+For every input image writes ``<out>/<name>.png`` (a palette PNG of class indices) and ``<out>/overlays/<name>.png``
+(the image with the classes coloured over it). ``<name>`` is the file's stem; files sharing a stem (``photo.jpg``,
+``photo.png``) keep their suffix in it (``photo_jpg``, ``photo_png``), and two files of one name from two folders are
+refused, so no two outputs share a name. An output that would replace an input, or an ``--out`` that is an input folder,
+is refused, and so is one that would replace a file predict did not write: the files a run writes are listed in
+``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock) with the image each is of, and only those are
+replaced by a later run, and only by the prediction of the same image (another folder's ``a0.jpg`` into the same
+``--out`` is refused). Images of any size work; one smaller than the network's 32-pixel minimum is scaled up for the
+network and its scores scaled back (``predict_probabilities``).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """``refinenet-edu train``: train a RefineNet.
 
-With no options it trains the course preset on the embedded dataset
-(``synthscenes``) with the course recipe, on the best device available, and
-writes checkpoints, ``history.json`` and ``provenance.json`` to
-``runs/<preset>-<date>``.
+With no options it trains the course preset on the embedded dataset (``synthscenes``) with the course recipe, on the
+best device available, and writes checkpoints, ``history.json`` and ``provenance.json`` to ``runs/<preset>-<date>``.
 """
 
 from __future__ import annotations

@@ -94,8 +94,7 @@ class Comparison:
 
     @property
     def welch_t(self) -> float:
-        va, vb = self.stat_a.std**2 / max(1, self.stat_a.n), self.stat_b.std**2 / max(1, self.stat_b.n)
-        se = math.sqrt(va + vb)
+        se = math.sqrt(self.stat_a.std**2 / self.stat_a.n + self.stat_b.std**2 / self.stat_b.n)
         return self.difference / se if se > 0 else math.copysign(math.inf, self.difference) if self.difference else 0.0
 
     @property
@@ -115,32 +114,26 @@ class Comparison:
         """
         from scipy import stats as st
 
+        na, nb, diff = self.stat_a.n, self.stat_b.n, self.difference
+        name = "paired t" if paired else "Welch t"
         if paired:
             if not self.paired:
                 raise ValueError(f"{self.a} and {self.b}: a paired test needs the same seeds in both")
             b = dict(zip(self.stat_b.seeds, self.stat_b.values))
             d = [va - b[seed] for seed, va in zip(self.stat_a.seeds, self.stat_a.values)]
-            n = len(d)
-            if n < 2:
-                return TestResult(self.difference, math.nan, math.nan, math.nan, n - 1, "paired t", level)
-            sd = statistics.stdev(d)
-            se, df = sd / math.sqrt(n), n - 1
-            name = "paired t"
+            se, df = (statistics.stdev(d) / math.sqrt(na) if na > 1 else math.nan), na - 1
+        elif na < 2 or nb < 2:
+            se = df = math.nan
         else:
-            na, nb = self.stat_a.n, self.stat_b.n
-            if na < 2 or nb < 2:
-                return TestResult(self.difference, math.nan, math.nan, math.nan, math.nan, "Welch t", level)
             va, vb = self.stat_a.std**2 / na, self.stat_b.std**2 / nb
             se = math.sqrt(va + vb)
             df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if se > 0 else na + nb - 2
-            name = "Welch t"
-        diff = self.difference
+        if math.isnan(se):  # one run: no interval
+            return TestResult(diff, math.nan, math.nan, math.nan, df, name, level)
         if se == 0:
-            p = 1.0 if diff == 0 else 0.0
-            return TestResult(diff, diff, diff, p, df, name, level)
+            return TestResult(diff, diff, diff, 1.0 if diff == 0 else 0.0, df, name, level)
         half = _t_quantile(level, df) * se
-        p = float(2 * st.t.sf(abs(diff) / se, df))
-        return TestResult(diff, diff - half, diff + half, p, df, name, level)
+        return TestResult(diff, diff - half, diff + half, float(2 * st.t.sf(abs(diff) / se, df)), df, name, level)
 
     def sentence(self, scale: float = 100.0, unit: str = " points") -> str:
         verdict = (
@@ -217,13 +210,10 @@ def run_group(run: dict) -> str:
 
 
 def groups(results) -> list[str]:
-    """Group names in order: the results' variants, then live runs."""
-    names = list(results.variant_names())
-    for r in results.runs:
-        g = run_group(r)
-        if g not in names:
-            names.append(g)
-    return [n for n in names if any(run_group(r) == n for r in results.runs)]
+    """The groups that have runs, in order: the results' variants, then live runs."""
+    present = {run_group(r) for r in results.runs}
+    names = dict.fromkeys([*results.variant_names(), *(run_group(r) for r in results.runs)])
+    return [n for n in names if n in present]
 
 
 def diverged(run: dict, factor: float = DIVERGED_FACTOR) -> int | None:
@@ -328,11 +318,9 @@ def summarize(results, metric: str = "miou", variants: Sequence[str] | None = No
         pairs = [(seed, v) for seed, v in pairs if not math.isnan(v)]
         if not pairs:
             continue
-        values = [v for _, v in pairs]
-        seeds = tuple(seed for seed, _ in pairs) if all(seed is not None for seed, _ in pairs) else ()
-        mean = statistics.fmean(values)
+        seeds, values = zip(*pairs)
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[name] = Stat(mean, std, len(values), tuple(values), seeds)
+        out[name] = Stat(statistics.fmean(values), std, len(values), values, () if None in seeds else seeds)
     return out
 
 
@@ -370,14 +358,11 @@ def findings(results) -> list[Comparison]:
 def _fmt(stat: Stat | None, metric: str, digits: int) -> str:
     if stat is None:
         return "-"
-    if is_fraction(metric):
-        text = f"{100 * stat.mean:.{digits}f}"
-        return text + (f" ± {100 * stat.std:.{digits}f}" if stat.n > 1 else "")
     if metric in ("params", "flops"):
         return f"{stat.mean / 1e6:.2f} M" if metric == "params" else f"{stat.mean / 1e9:.2f} G"
-    if metric.startswith("inference_ms/"):  # one measurement per variant, no seed spread
-        return f"{stat.mean:.{digits}f}"
-    return f"{stat.mean:.{digits}f}" + (f" ± {stat.std:.{digits}f}" if stat.n > 1 else "")
+    scale = 100 if is_fraction(metric) else 1
+    spread = stat.n > 1 and not metric.startswith("inference_ms/")  # one measurement per variant, no seed spread
+    return f"{scale * stat.mean:.{digits}f}" + (f" ± {scale * stat.std:.{digits}f}" if spread else "")
 
 
 def format_table(

@@ -123,11 +123,7 @@ class AblationResults:
 
     def variant_names(self) -> list[str]:
         """Variants in the order they were first added."""
-        names = list(self.variants)
-        for r in self.runs:
-            if r["variant"] not in names:
-                names.append(r["variant"])
-        return names
+        return list(dict.fromkeys([*self.variants, *(r["variant"] for r in self.runs)]))
 
     # ---- writing
     def add_run(self, record: dict) -> None:
@@ -188,12 +184,7 @@ class AblationResults:
 
     def inference_devices(self) -> list[str]:
         """The devices on which inference was timed, in the order first seen."""
-        devices: list[str] = []
-        for v in self.variants.values():
-            for d in v.get("inference_ms", {}):
-                if d not in devices:
-                    devices.append(d)
-        return devices
+        return list(dict.fromkeys(d for v in self.variants.values() for d in v.get("inference_ms", {})))
 
     def csv(self) -> str:
         """One row per run: variant, seed, metrics, costs."""

@@ -60,7 +60,7 @@ class RunSpec:
     train_config: dict = dataclasses.field(default_factory=dict)
     model_overrides: dict = dataclasses.field(default_factory=dict)
     subset: int | None = None
-    out: str | None = None  # where predictions / checkpoints go
+    out: str | None = None  # the results folder, where predictions / checkpoints go
     save_predictions: bool = False
     save_checkpoint: bool = False
     threads: int | None = None
@@ -96,10 +96,7 @@ class _InMemory:
         return len(self.items)
 
     def __getitem__(self, index: int):
-        image, mask = self.items[index]
-        if self.transforms is not None:
-            return self.transforms(image, mask)
-        return image, mask
+        return self.transforms(*self.items[index])
 
     def read_mask(self, index: int):
         """The stored mask of sample ``index``, without the transforms (what ``class_pixel_histogram`` counts)."""
@@ -110,15 +107,12 @@ def load_splits(data: str, train_config, subset: int | None = None):
     """Training and validation sets, decoded into memory (``subset``: first N / N//4 images)."""
     from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms
 
-    base_train = load_dataset(data, "train")
-    base_val = load_dataset(data, "val")
-    n_train = len(base_train) if not subset else min(subset, len(base_train))
-    n_val = len(base_val) if not subset else min(max(1, subset // 4), len(base_val))
-    tt = train_transforms(
-        train_config.crop_size, scale_range=train_config.scale_range, hflip=train_config.hflip,
-        jitter=train_config.jitter,
-    )
-    return _InMemory(base_train, tt, range(n_train)), _InMemory(base_val, eval_transforms(), range(n_val))
+    train, val = load_dataset(data, "train"), load_dataset(data, "val")
+    n_train = min(subset or len(train), len(train))
+    n_val = min(max(1, subset // 4) if subset else len(val), len(val))
+    tt = train_transforms(train_config.crop_size, scale_range=train_config.scale_range, hflip=train_config.hflip,
+                          jitter=train_config.jitter)
+    return _InMemory(train, tt, range(n_train)), _InMemory(val, eval_transforms(), range(n_val))
 
 
 def dataset_fingerprint(data: str) -> dict:
@@ -127,10 +121,8 @@ def dataset_fingerprint(data: str) -> dict:
 
     train = load_dataset(data, "train")  # data that cannot be read: refused before anything is written
     val = load_dataset(data, "val")
-    root = Path(train.root)
-    meta = {}
-    if (root / "meta.json").is_file():
-        meta = json.loads((root / "meta.json").read_text())
+    meta_file = Path(train.root) / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     digest = hashlib.sha256()
     for ds in (train, val):
         for path in [*ds.images, *ds.masks]:
@@ -251,8 +243,7 @@ def train_variant(
     from refinenet_edu.engine.loop import train
 
     variant = parse_variant(variant)
-    cfg = train_config if train_config is not None else budget_for(preset)
-    cfg = cfg.replace(seed=seed)
+    cfg = (train_config or budget_for(preset)).replace(seed=seed)
     train_set, val_set = datasets if datasets is not None else load_splits(data, cfg, subset)
     info = DatasetInfo.of(train_set)
     config = _model_config(variant, preset, info.num_classes, model_overrides or {})
@@ -261,33 +252,22 @@ def train_variant(
     started = time.perf_counter()
     result = train(model, train_set, val_set, cfg, progress=progress, on_epoch=on_epoch)
     train_seconds = time.perf_counter() - started
-    ev = evaluate(
-        model, eval_loader(val_set, batch_size=cfg.batch_size), num_classes=info.num_classes,
-        bands=BANDS, progress=False, keep_per_image=False,
-    )
+    ev = evaluate(model, eval_loader(val_set, batch_size=cfg.batch_size), num_classes=info.num_classes, bands=BANDS,
+                  progress=False, keep_per_image=False)
     m = ev.metrics
-    names = list(info.class_names)
     record = {
-        "variant": variant.name,
-        "label": variant.label,
-        "seed": int(seed),
-        "miou": _float(m.miou),
-        "pixel_accuracy": _float(m.pixel_accuracy),
+        "variant": variant.name, "label": variant.label, "seed": int(seed),
+        "miou": _float(m.miou), "pixel_accuracy": _float(m.pixel_accuracy),
         "mean_class_accuracy": _float(m.mean_class_accuracy),
-        "iou": {n: _float(v) for n, v in zip(names, m.iou)},
+        "iou": {n: _float(v) for n, v in zip(info.class_names, m.iou)},
         "boundary_miou": {str(k): _float(b.miou) for k, b in ev.boundary.items()},
         "boundary_accuracy": {str(k): _float(b.pixel_accuracy) for k, b in ev.boundary.items()},
-        "params": count_parameters(model),
-        "train_seconds": round(train_seconds, 2),
-        "epochs": len(result.history),
+        "params": count_parameters(model), "train_seconds": round(train_seconds, 2), "epochs": len(result.history),
         "final_loss": result.history[-1]["loss"] if result.history else None,
-        "history": [
-            {"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": _float(h.get("miou"))} for h in result.history
-        ],
-        "device": result.device,
-        "precision": result.precision,
-        "train_images": len(train_set),
-        "val_images": len(val_set),
+        "history": [{"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": _float(h.get("miou"))}
+                    for h in result.history],
+        "device": result.device, "precision": result.precision,
+        "train_images": len(train_set), "val_images": len(val_set),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     return record, model, val_set
@@ -301,8 +281,9 @@ def _log_epoch(variant: str, seed: int, epochs: int, record: dict) -> None:
           f"({record['elapsed']:.0f} s)", flush=True)
 
 
-def _run_spec(spec: RunSpec) -> dict:
-    """Train and score one :class:`RunSpec` (in this process or a worker), save what it asks for; the record."""
+def _run_spec(spec: RunSpec) -> dict | None:
+    """Train and score one :class:`RunSpec` (in this process or a worker), save what it asks for; the record (None:
+    another ablate into ``spec.out`` finished this run meanwhile)."""
     import numpy as np
 
     from refinenet_edu.datasets.info import DatasetInfo
@@ -310,6 +291,9 @@ def _run_spec(spec: RunSpec) -> dict:
     from refinenet_edu.engine.recipes import TrainConfig
     from refinenet_edu.engine.runtime import cpu_threads
 
+    if spec.out and (Path(spec.out) / "results.json").is_file() \
+            and (spec.variant, spec.seed) in AblationResults.load(spec.out).done():
+        return None
     cfg = TrainConfig(**{**spec.train_config, "scale_range": tuple(spec.train_config.get("scale_range", (0.75, 1.25)))})
     with cpu_threads(spec.threads):  # for this run only; the caller's are restored
         record, model, val_set = train_variant(
@@ -318,24 +302,20 @@ def _run_spec(spec: RunSpec) -> dict:
             on_epoch=partial(_log_epoch, spec.variant, spec.seed, cfg.epochs) if spec.log_epochs else None,
             encoder_weights=spec.encoder_weights,
         )
-    if spec.out and (spec.save_predictions or spec.save_checkpoint):
-        out = Path(spec.out)
-        stem = f"{spec.variant}__seed{spec.seed}"
-        if spec.save_predictions:
-            masks = predict_dataset(model, val_set)
-            buf = io.BytesIO()
-            np.savez_compressed(buf, **pack_masks(masks), ids=np.array(list(val_set.ids)))
-            atomic_write_bytes(out / "predictions" / f"{stem}.npz", buf.getvalue())
-            record["predictions"] = f"predictions/{stem}.npz"
-        if spec.save_checkpoint:
-            from refinenet_edu.engine.checkpoints import save_checkpoint
+    stem = f"{spec.variant}__seed{spec.seed}"
+    if spec.save_predictions:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **pack_masks(predict_dataset(model, val_set)), ids=np.array(list(val_set.ids)))
+        atomic_write_bytes(Path(spec.out) / "predictions" / f"{stem}.npz", buf.getvalue())
+        record["predictions"] = f"predictions/{stem}.npz"
+    if spec.save_checkpoint:
+        from refinenet_edu.engine.checkpoints import save_checkpoint
 
-            save_checkpoint(
-                out / "checkpoints" / f"{stem}.pt", model.cpu(), half=True,
-                metrics={"miou": record["miou"]}, train_config=cfg.to_dict(),
-                dataset={k: v for k, v in DatasetInfo.of(val_set).as_dict().items() if k in ("class_names", "palette")},
-            )
-            record["checkpoint"] = f"checkpoints/{stem}.pt"
+        info = DatasetInfo.of(val_set)
+        save_checkpoint(Path(spec.out) / "checkpoints" / f"{stem}.pt", model.cpu(), half=True,
+                        metrics={"miou": record["miou"]}, train_config=cfg.to_dict(),
+                        dataset={"class_names": list(info.class_names), "palette": [list(c) for c in info.palette]})
+        record["checkpoint"] = f"checkpoints/{stem}.pt"
     return record
 
 
@@ -353,14 +333,12 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     train = {k: v for k, v in cfg.to_dict().items()
              if k not in ("seed", "device", "num_workers", "compile", "channels_last", "precision")}
     # an option at its default is left out, so that the budget equals that of a results file which does not record it
-    if train.get("schedule") == "poly":
-        train.pop("schedule")
-        train.pop("step_at", None)
-    if train.get("loss") == "cross-entropy":
-        train.pop("loss")
-        train.pop("focal_gamma", None)
-    elif train.get("loss") != "focal":  # gamma shapes the focal loss only
-        train.pop("focal_gamma", None)
+    if train["schedule"] == "poly":  # step_at shapes the step schedule only
+        del train["schedule"], train["step_at"]
+    if train["loss"] != "focal":  # gamma shapes the focal loss only
+        del train["focal_gamma"]
+    if train["loss"] == "cross-entropy":
+        del train["loss"]
     extra = {"encoder_weights": encoder_fingerprint(encoder_weights)} if encoder_weights else {}
     return {
         **extra,
@@ -419,15 +397,11 @@ def run_grid(
 
     from refinenet_edu.datasets import load_dataset
     from refinenet_edu.datasets.info import require_labelled_pixels
-    variants = [parse_variant(v) for v in variants]
-    if not variants:
-        raise ValueError("no variants to train")
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("no seeds given")
+    variants, seeds = [parse_variant(v) for v in variants], [int(s) for s in seeds]
+    if not variants or not seeds:
+        raise ValueError("run_grid: no variants or no seeds to train")
     model_overrides = dict(model_overrides or {})
-    cfg = train_config if train_config is not None else budget_for(preset)
-    cfg = cfg.replace(device=device, precision=precision)
+    cfg = (train_config or budget_for(preset)).replace(device=device, precision=precision)
     out = Path(out)
 
     fingerprint = dataset_fingerprint(data)
@@ -445,13 +419,13 @@ def run_grid(
     require_same_budget(results.data, budget, out)
     results.data["budget"] = budget
     results.data["dataset"] = fingerprint
-    num_classes = int(fingerprint.get("num_classes") or 0)
+    num_classes = fingerprint["num_classes"]
 
     # parameters and FLOPs (cheap: the meta device)
     for v in variants:
         entry = results.variants.setdefault(v.name, {})
         entry.update(v.as_dict())
-        if "params" not in entry and num_classes:
+        if "params" not in entry:
             entry.update(variant_costs(v, preset=preset, num_classes=num_classes, model_overrides=model_overrides,
                                        input_size=(cfg.crop_size, cfg.crop_size)))
 
@@ -460,10 +434,9 @@ def run_grid(
     skipped = len(variants) * len(seeds) - len(todo)
     invocation = {**_invocation(argv, device), "jobs": jobs, "threads": threads, "planned": len(todo),
                   "skipped": skipped, "runs": [], "wall_seconds": 0.0}
-    device_name = invocation["device"]
 
     def untimed(v: Variant) -> bool:
-        return time_inference_runs and device_name not in results.variants[v.name].get("inference_ms", {})
+        return time_inference_runs and invocation["device"] not in results.variants[v.name].get("inference_ms", {})
 
     if todo or any(untimed(v) for v in variants):
         results.add_invocation(invocation)
@@ -483,13 +456,21 @@ def run_grid(
             encoder_weights=os.fspath(Path(encoder_weights).resolve()) if encoder_weights else None,
         )
 
-    def finished(record: dict) -> None:
+    failures: list[str] = []
+    for spec, record in _outcomes([spec_for(v, s) for v, s in todo], jobs):
+        name = f"{spec.variant} seed {spec.seed}"
+        if record is None:
+            log(f"  {name}: finished meanwhile by another ablate into {out}; skipped")
+            continue
+        if isinstance(record, Exception):
+            failures.append(f"{name}: {type(record).__name__}: {record}")
+            log(f"  FAILED {failures[-1]}")
+            continue
         results.add_run(record)
-        invocation["runs"].append(f"{record['variant']}/seed{record['seed']}")
+        invocation["runs"].append(f"{spec.variant}/seed{spec.seed}")
         invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
         results.save(out)
-        done = len(invocation["runs"])
-        log(f"  [{done}/{len(todo)}] {record['variant']} seed {record['seed']}: mIoU {record['miou']:.4f}, "
+        log(f"  [{len(invocation['runs'])}/{len(todo)}] {name}: mIoU {record['miou']:.4f}, "
             f"boundary(2px) mIoU {record['boundary_miou'].get('2', float('nan')):.4f}, "
             f"{record['train_seconds']:.0f} s  ({invocation['wall_seconds']:.0f} s so far)")
         jump = first_loss_jump(record["history"])  # the rule of comparison.diverged
@@ -497,42 +478,8 @@ def run_grid(
             log(f"      warning: its training loss blew up ({jump.describe()}); "
                 "comparison.without_diverged leaves such runs out of a comparison")
 
-    failures: list[str] = []
-
-    def failed(v: Variant, s: int, err: BaseException) -> None:
-        failures.append(f"{v.name} seed {s}: {type(err).__name__}: {err}")
-        log(f"  FAILED {v.name} seed {s}: {type(err).__name__}: {err}")
-
-    if jobs == 1:
-        for v, s in todo:
-            if (out / "results.json").is_file() and (v.name, s) in AblationResults.load(out).done():
-                log(f"  {v.name} seed {s}: finished meanwhile by another ablate into {out}; skipped")
-                continue
-            try:
-                record = _run_spec(spec_for(v, s))
-            except (KeyboardInterrupt, ValueError):
-                raise
-            except Exception as err:  # one failed run does not stop the others; reported at the end
-                failed(v, s, err)
-            else:
-                finished(record)
-    elif todo:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx) as pool:
-            futures = {pool.submit(_run_spec, spec_for(v, s)): (v, s) for v, s in todo}
-            for fut in as_completed(futures):
-                try:
-                    record = fut.result()
-                except Exception as err:
-                    failed(*futures[fut], err)
-                else:
-                    finished(record)
-
     for v in variants:
-        if untimed(v) and num_classes:
+        if untimed(v):
             _time_variant(v, results.variants[v.name], preset, num_classes, model_overrides, cfg.crop_size, device,
                           precision, log)
     invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
@@ -544,6 +491,32 @@ def run_grid(
         raise RunsFailed(f"{len(failures)} run(s) failed (the others are saved; run again to retry them): "
                            + "; ".join(failures))
     return results
+
+
+def _outcomes(specs: list[RunSpec], jobs: int):
+    """``(spec, record)`` of each run as it ends, ``(spec, the exception)`` of one that failed, ``(spec, None)`` of one
+    that another ablate finished meanwhile: one after another in this process (``jobs=1``, where a ValueError, bad
+    input every run would meet, stops the grid), else ``jobs`` at a time in worker processes."""
+    if jobs == 1 or not specs:
+        for spec in specs:
+            try:
+                yield spec, _run_spec(spec)
+            except (KeyboardInterrupt, ValueError):
+                raise
+            except Exception as err:  # one failed run does not stop the others; reported at the end
+                yield spec, err
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(specs)), mp_context=ctx) as pool:
+        futures = {pool.submit(_run_spec, spec): spec for spec in specs}
+        for fut in as_completed(futures):
+            try:
+                yield futures[fut], fut.result()
+            except Exception as err:
+                yield futures[fut], err
 
 
 def _time_variant(v: Variant, entry: dict, preset: str, num_classes: int, model_overrides: dict, size: int, device,
