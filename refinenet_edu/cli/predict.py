@@ -1,19 +1,20 @@
 """``refinenet-edu predict``: segment image files with a checkpoint.
 
 For every input image writes ``<out>/<name>.png`` (a palette PNG of class indices) and ``<out>/overlays/<name>.png``
-(the image with the classes coloured over it). ``<name>`` is the file's stem; files sharing a stem (``photo.jpg``,
-``photo.png``) keep their suffix in it (``photo_jpg``, ``photo_png``), and two files of one name from two folders are
-refused, so no two outputs share a name. An output that would replace an input, or an ``--out`` that is an input folder,
-is refused, and so is one that would replace a file predict did not write: the files a run writes are listed in
-``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock) with the image each is of, and only those are
-replaced by a later run, and only by the prediction of the same image (another folder's ``a0.jpg`` into the same
-``--out`` is refused). Images of any size work; one smaller than the network's 32-pixel minimum is scaled up for the
-network and its scores scaled back (``predict_probabilities``).
+(the image with the classes coloured over it). ``<name>`` is the file's stem, with its suffix where two inputs share a
+stem (``photo_jpg``, ``photo_png``); two files of one name from two folders are refused. Nothing but predict's own
+output of the same image is replaced: ``<out>/.refinenet-edu-predict.json`` (updated under the folder's lock) lists the
+files each run wrote and the image each is of, and an output that would replace an input, a file predict did not write
+or the prediction of another image is refused, as is an ``--out`` that is an input folder. Images of any size work; one
+smaller than the network's 32-pixel minimum is scaled up for the network and its scores scaled back
+(``predict_probabilities``).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 from pathlib import Path
 
 
@@ -49,10 +50,8 @@ def _image_files(paths: list[Path]) -> list[Path]:
 
 def output_names(files: list[Path]) -> list[str]:
     """One output stem per input file, never two alike (see the module docstring)."""
-    by_stem: dict[str, list[Path]] = {}
-    for f in files:
-        by_stem.setdefault(f.stem, []).append(f)
-    names = [f.stem if len(by_stem[f.stem]) == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files]
+    stems = collections.Counter(f.stem for f in files)
+    names = [f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix.lstrip('.').lower()}" for f in files]
     seen: dict[str, Path] = {}
     for f, name in zip(files, names):
         if name in seen:
@@ -80,7 +79,7 @@ def _check_outputs(out: Path, files: list[Path], names: list[str], folders: list
 
 def run(args: argparse.Namespace) -> int:
     from refinenet_edu.engine.locks import writing_folder
-    from refinenet_edu.files import not_a_file
+    from refinenet_edu.files import atomic_write_text, not_a_file
 
     if not args.checkpoint.is_file():
         raise ValueError(f"checkpoint {args.checkpoint}: {not_a_file(args.checkpoint)} (refinenet-edu train writes "
@@ -91,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = _load(args)  # a refused checkpoint leaves nothing in --out
     with writing_folder(args.out, subfolders=("overlays",)):  # one writer (engine.locks)
         written = _written_before(args.out)
-        targets = {}
-        for f, name in zip(files, names):
-            targets[f"{name}.png"] = targets[f"overlays/{name}.png"] = str(f.resolve())
+        targets = {f"{d}{name}.png": str(f.resolve()) for f, name in zip(files, names) for d in ("", "overlays/")}
         for target, source in targets.items():
             if not (args.out / target).exists():
                 continue
@@ -103,14 +100,13 @@ def run(args: argparse.Namespace) -> int:
             if written[target] != source:
                 raise ValueError(f"--out {args.out}: {args.out / target} holds the prediction of another image, "
                                  f"{written[target]}; it is left as it is: predict {source} into another --out")
-        _record(args.out, {**written, **targets})  # before writing: a run cut short still owns its files
+        record = {"written": dict(sorted({**written, **targets}.items()))}
+        atomic_write_text(args.out / RECORD, json.dumps(record, indent=1) + "\n")  # a run cut short owns its files
         return _predict(args, files, names, *loaded)
 
 
 def _written_before(out: Path) -> dict[str, str]:
     """The files earlier predict runs wrote in ``out`` -> the image each one is of."""
-    import json
-
     path = out / RECORD
     if not path.is_file():
         return {}
@@ -120,14 +116,6 @@ def _written_before(out: Path) -> dict[str, str]:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a record of refinenet-edu predict ({err}); move it away to predict into "
                          f"{out}") from err
-
-
-def _record(out: Path, written: dict[str, str]) -> None:
-    import json
-
-    from refinenet_edu.files import atomic_write_text
-
-    atomic_write_text(out / RECORD, json.dumps({"written": dict(sorted(written.items()))}, indent=1) + "\n")
 
 
 def _load(args: argparse.Namespace):

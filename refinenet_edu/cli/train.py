@@ -152,12 +152,9 @@ def _evaluate_best(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.cli import main
 
     command = ["evaluate", str(out / "best.pt"), "--data", str(args.data), "--split", "val", "--device", args.device]
-    if args.data_root:
-        command += ["--data-root", str(args.data_root)]
-    if args.subset:
-        command += ["--subset", str(max(1, args.subset // 4))]
-    if args.quiet:
-        command.append("--quiet")
+    command += ["--data-root", str(args.data_root)] if args.data_root else []
+    command += ["--subset", str(max(1, args.subset // 4))] if args.subset else []
+    command += ["--quiet"] if args.quiet else []
     runs = [("single scale", [], "evaluation-val.json")]
     if args.evaluate == "multi-scale":
         runs.append(("multi-scale + flip", ["--multi-scale", "--flip"], "evaluation-val-multiscale.json"))

@@ -269,11 +269,8 @@ def _with_recipe_defaults(budget: dict) -> dict:
     files from before the option still match."""
     from refinenet_edu.engine.recipes import TrainConfig
 
-    defaults = TrainConfig()
-    train = dict(budget.get("train", {}))
-    for key in ("loss", "focal_gamma"):
-        train.setdefault(key, getattr(defaults, key))
-    return {**budget, "train": train}
+    defaults = {"loss": TrainConfig.loss, "focal_gamma": TrainConfig.focal_gamma}
+    return {**budget, "train": {**defaults, **budget.get("train", {})}}
 
 
 def load_results(path: str | Path | None = None):
@@ -291,8 +288,7 @@ def add_live_run(results, record: dict, *, costs: dict | None = None, prediction
     ``(results, group)``.
     """
     new = copy.deepcopy(results)
-    group = group or f"{record['variant']} (now, {record.get('epochs', '?')} ep)"
-    base = group
+    group = base = group or f"{record['variant']} (now, {record.get('epochs', '?')} ep)"
     k = 2
     while group in groups(new):
         group = f"{base} #{k}"
@@ -320,8 +316,6 @@ def combine_results(sets, *, variant: str | None = None) -> AblationResults:
     ``data["budget_differences"]`` how each differs from the first set's (``["train.loss: 'cross-entropy' in
     cross-entropy, 'focal' in focal"]``), so that what else differs between the sets is shown, not assumed.
     """
-    if not sets:
-        raise ValueError("combine_results: no results sets given")
     combined = AblationResults()
     combined.data.update(budget={}, budgets={}, budget_differences={}, sets={})
     first_label, first_budget = "", None
