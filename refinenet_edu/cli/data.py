@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def _download(args) -> int:
 
 def _generate(args) -> int:
     from refinenet_edu.datasets.synthetic import generate_dataset
+    from refinenet_edu.engine.locks import output_lock
+    from refinenet_edu.files import remove_stale_temporaries
 
     if args.count < 2:
         raise ValueError(f"--count must be at least 2 (one train and one val image), got {args.count}")
@@ -66,8 +69,6 @@ def _generate(args) -> int:
     if args.size < 32:
         raise ValueError(f"--size must be at least 32, got {args.size}")
     if args.out.is_symlink():  # --force would replace the link by a folder and leave the old data in its target
-        import os
-
         state = "a dangling link" if not args.out.exists() else "a symbolic link"
         raise ValueError(f"--out {args.out}: is {state} (to {os.readlink(args.out)}); a link is refused, with or "
                          "without --force: pass the folder itself or a new one")
@@ -75,17 +76,11 @@ def _generate(args) -> int:
         raise ValueError(f"--out {args.out}: is a file; a folder was expected (nothing is replaced, even with --force)")
     if args.out.exists() and not args.force:
         raise ValueError(f"{args.out} already exists; pass --force to replace it")
-    from refinenet_edu.engine.locks import output_lock
-    from refinenet_edu.files import remove_stale_temporaries
-
     with output_lock(args.out):  # one writer (engine.locks); then what a killed run left beside it goes
         remove_stale_temporaries(args.out.parent, only=(), also=(f".{args.out.name}.partial-*", f".{args.out.name}.old-*"))
-        start = time.perf_counter()
-        try:
-            out = generate_dataset(args.out, seed=args.seed, size=args.size, train_count=train, val_count=val,
-                                   overwrite=args.force)
-        except FileExistsError as err:
-            raise ValueError(str(err)) from None
+        start = time.perf_counter()  # a refused replacement is a FileExistsError with its own message
+        out = generate_dataset(args.out, seed=args.seed, size=args.size, train_count=train, val_count=val,
+                               overwrite=args.force)
     seconds = time.perf_counter() - start
     print(f"wrote {train} train + {val} val images ({args.size}x{args.size}, seed {args.seed}) to {out} in {seconds:.1f} s")
     return 0

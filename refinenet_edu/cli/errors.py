@@ -128,9 +128,8 @@ def _worker_error(text: str) -> str | None:
         kind = getattr(importlib.import_module(module or "builtins"), name)
     except (ImportError, AttributeError, ValueError):
         return None
-    if isinstance(kind, type) and issubclass(kind, (ValueError, OSError, MemoryError)) and message:
-        return message
-    return None
+    expected = isinstance(kind, type) and issubclass(kind, (ValueError, OSError, MemoryError))
+    return message if expected and message else None
 
 
 class Terminated(KeyboardInterrupt):

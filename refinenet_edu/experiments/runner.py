@@ -341,10 +341,7 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
         del train["loss"]
     extra = {"encoder_weights": encoder_fingerprint(encoder_weights)} if encoder_weights else {}
     return {
-        **extra,
-        "preset": preset,
-        "train": train,
-        "subset": subset,
+        **extra, "preset": preset, "train": train, "subset": subset,
         "model_overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in model_overrides.items()},
         "data": {k: fingerprint.get(k) for k in ("name", "generator_version", "sha256", "train_images", "val_images")},
         "scored": "the model after the last epoch, float32, on the whole validation split",
