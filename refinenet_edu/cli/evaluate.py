@@ -69,10 +69,8 @@ def _evaluate(args: argparse.Namespace, out: Path) -> int:
     from refinenet_edu.files import atomic_write_json
     from refinenet_edu.datasets.info import DatasetInfo
 
-    if args.from_port is not None:
-        ckpt, source = {"dataset": {"name": "voc2012"}}, args.from_port
-    else:
-        ckpt, source = load_checkpoint(args.checkpoint), args.checkpoint
+    source = args.from_port or args.checkpoint
+    ckpt = {"dataset": {"name": "voc2012"}} if args.from_port is not None else load_checkpoint(source)
     if args.data is None:
         args.data = (ckpt.get("dataset") or {}).get("name") or "synthscenes"
     ds = load_split(args, args.split, eval_transforms())
