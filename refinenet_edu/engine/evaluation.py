@@ -30,8 +30,8 @@ from refinenet_edu.datasets.palette import palette_lut
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities, window_size
 from refinenet_edu.engine.metrics import (
-    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, iou_from_confusion,
-    per_sample_confusion,
+    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, confusion_matrix,
+    iou_from_confusion,
 )
 from refinenet_edu.engine.runtime import autocast, dtype_name, model_device
 from refinenet_edu.files import atomic_write
@@ -48,6 +48,12 @@ class ImageScore:
     miou: float
     pixel_accuracy: float
     num_pixels: int
+
+    @classmethod
+    def of(cls, id, cm: torch.Tensor) -> ImageScore:
+        """The scores of the image ``id`` from its confusion matrix ``cm``."""
+        tp, total = int(cm.diagonal().sum()), int(cm.sum())
+        return cls(id, float(iou_from_confusion(cm).nanmean()), tp / total if total else math.nan, total)
 
     def as_dict(self) -> dict:
         return {"id": self.id if isinstance(self.id, (str, int)) else str(self.id), "miou": _float_or_none(self.miou),
@@ -234,14 +240,14 @@ def evaluate(
                     if probs.shape[1] != num_classes:
                         raise ValueError(f"the model predicts {probs.shape[1]} classes but num_classes={num_classes}")
                     pred = probs.argmax(1)
-                    per = per_sample_confusion(pred, masks, num_classes, ignore_index)
-                    cm.matrix += per.sum(0)
+                    cm.update(pred, masks)
                     if bm is not None:
                         bm.update(pred, masks)
                     n = images.shape[0]
                     names = ids[seen:seen + n] if ids is not None else list(range(seen, seen + n))
                     if keep_per_image:
-                        per_image.extend(_image_scores(per, names))
+                        per_image += [ImageScore.of(name, confusion_matrix(p, t, num_classes, ignore_index))
+                                      for name, p, t in zip(names, pred, masks)]
                     if on_prediction is not None:
                         on_prediction(names, images.cpu(), pred.cpu())
                     seen += n
@@ -262,15 +268,6 @@ def evaluate(
         window=window_size(window, "window") if window is not None else None,
         settings={"amp_dtype": dtype_name(amp_dtype)} if amp_dtype is not None else {},
     )
-
-
-def _image_scores(per: torch.Tensor, names: list) -> list[ImageScore]:
-    """One :class:`ImageScore` per confusion matrix of ``per`` ``[N, C, C]``."""
-    miou = iou_from_confusion(per).nanmean(1)  # NaN when the image has no scored pixel
-    tp, total = per.diagonal(dim1=1, dim2=2).sum(1).double(), per.sum((1, 2)).double()
-    acc = torch.where(total > 0, tp / total, torch.full_like(total, math.nan))
-    return [ImageScore(id=name, miou=m, pixel_accuracy=a, num_pixels=int(t))
-            for name, m, a, t in zip(names, miou.tolist(), acc.tolist(), total.tolist())]
 
 
 def _mask_array(mask) -> np.ndarray:

@@ -43,42 +43,13 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ConfusionMatrix", "SegmentationMetrics", "BoundaryMetrics", "band_scores", "boundary_band",
-           "confusion_matrix", "iou_from_confusion", "miou_from_confusion", "per_sample_confusion"]
-
-
-def _as_label_tensor(x, name: str) -> torch.Tensor:
-    t = torch.as_tensor(x)
-    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"{name} must hold integer class labels, got dtype {t.dtype}")
-    return t
+           "confusion_matrix", "iou_from_confusion", "miou_from_confusion"]
 
 
 def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
     uniq = torch.unique(values).tolist()
     shown = ", ".join(str(v) for v in uniq[:limit])
     return shown + (f", ... ({len(uniq)} distinct)" if len(uniq) > limit else "")
-
-
-def _checked_pairs(pred, target, num_classes: int, ignore_index: int | None):
-    """Validate ``pred``/``target`` and return them as ``[N, P]`` int64 plus the valid mask."""
-    pred = _as_label_tensor(pred, "pred")
-    target = _as_label_tensor(target, "target")
-    if pred.shape != target.shape:
-        raise ValueError(f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
-                         f"and target {tuple(target.shape)}")
-    pred, target = pred.long(), target.long().to(pred.device)
-    valid = torch.ones_like(target, dtype=torch.bool) if ignore_index is None else target != ignore_index
-    t = target[valid]
-    bad = (t < 0) | (t >= num_classes)
-    if bool(bad.any()):
-        raise ValueError(f"target has labels outside [0, {num_classes - 1}] that are not the ignore index "
-                         f"{ignore_index}: {_describe_values(t[bad])}")
-    p = pred[valid]
-    bad = (p < 0) | (p >= num_classes)
-    if bool(bad.any()):
-        raise ValueError(f"pred has labels outside [0, {num_classes - 1}] (on pixels that are not ignored): "
-                         f"{_describe_values(p[bad])}")
-    return pred, target, valid
 
 
 def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 255) -> torch.Tensor:
@@ -88,40 +59,39 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
     shape. Returns an int64 ``[num_classes, num_classes]`` tensor on ``pred``'s
     device, rows = ground truth, columns = prediction; pixels whose target is
     ``ignore_index`` are skipped. Computed with one ``torch.bincount`` of
-    ``target * C + pred``.
+    ``target * C + pred``. Raises ``TypeError`` for labels that are not integers
+    and ``ValueError`` for a shape mismatch or a label outside ``[0, C)`` on a
+    scored pixel.
     """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    pred, target, valid = _checked_pairs(pred, target, num_classes, ignore_index)
-    index = target[valid] * num_classes + pred[valid]
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+    for name, t in (("pred", pred), ("target", target)):
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"{name} must hold integer class labels, got dtype {t.dtype}")
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target must have the same shape, got pred {tuple(pred.shape)} "
+                         f"and target {tuple(target.shape)}")
+    pred, target = pred.long(), target.long().to(pred.device)
+    if ignore_index is not None:
+        keep = target != ignore_index
+        pred, target = pred[keep], target[keep]
+    for name, labels in (("target", target), ("pred", pred)):
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if len(bad):
+            raise ValueError(f"{name} has labels outside [0, {num_classes - 1}] on pixels that are not ignored "
+                             f"(ignore index {ignore_index}): {_describe_values(bad)}")
+    index = target.reshape(-1) * num_classes + pred.reshape(-1)
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def per_sample_confusion(pred, target, num_classes: int, ignore_index: int | None = 255) -> torch.Tensor:
-    """One confusion matrix per sample of a batch: ``[N, ...] -> int64 [N, C, C]``.
-
-    Same convention as :func:`confusion_matrix`; one ``bincount`` for the whole
-    batch. Used for per-image scores.
-    """
-    pred, target, valid = _checked_pairs(pred, target, num_classes, ignore_index)
-    if pred.dim() == 0:
-        raise ValueError("per_sample_confusion needs a batch dimension")
-    n = pred.shape[0]
-    c2 = num_classes**2
-    sample = torch.arange(n, device=pred.device).view(-1, *([1] * (pred.dim() - 1))).expand_as(pred)
-    index = sample[valid] * c2 + target[valid] * num_classes + pred[valid]
-    return torch.bincount(index, minlength=n * c2).reshape(n, num_classes, num_classes)
-
-
 def iou_from_confusion(cm) -> torch.Tensor:
-    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix (or ``[N, C, C]``, one per image).
+    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix.
 
-    Returns float64 ``[C]`` (``[N, C]``); NaN for classes absent from both ground truth
+    Returns float64 ``[C]``; NaN for classes absent from both ground truth
     (row sum 0) and prediction (column sum 0).
     """
     cm = torch.as_tensor(cm).double()
-    tp = cm.diagonal(dim1=-2, dim2=-1)
-    union = cm.sum(-1) + cm.sum(-2) - tp
+    tp = cm.diagonal()
+    union = cm.sum(1) + cm.sum(0) - tp
     iou = tp / union
     return torch.where(union > 0, iou, torch.full_like(iou, math.nan))
 
@@ -141,7 +111,7 @@ def _nanmean(x: torch.Tensor) -> float:
 
 def _float_or_none(x: float) -> float | None:
     """JSON has no NaN: map it to ``None`` (``null``)."""
-    return None if x is None or math.isnan(x) else float(x)
+    return None if math.isnan(x) else float(x)
 
 
 @dataclass
@@ -227,8 +197,6 @@ class ConfusionMatrix:
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, device=None):
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = int(num_classes)
         self.ignore_index = ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)

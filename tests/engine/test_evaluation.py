@@ -199,6 +199,7 @@ def test_evaluate_per_image_scores_and_ranking():
     res2 = evaluate(model, loader, num_classes=3, progress=False, bands=(1, 4), keep_per_image=True)
     assert torch.equal(res2.metrics.confusion, cm)
     assert [s.id for s in res2.per_image] == ds.ids
+    assert [s.as_dict() for s in res2.per_image] == [s.as_dict() for s in res.per_image]
     assert res2.boundary[4].num_pixels == res.boundary[4].num_pixels
     # a Subset keeps the right ids
     sub = torch.utils.data.Subset(ds, [3, 0])
