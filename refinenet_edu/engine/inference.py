@@ -1,30 +1,15 @@
 """Prediction: the fast settings, the official multi-scale protocol, whole datasets.
 
-Three things make most of the difference, and all three are safe for
-prediction (``docs/benchmarks.md`` has the measured effect of each):
+Three settings make most of the difference, all safe for prediction (``docs/benchmarks.md`` has the measured effect
+of each): ``torch.inference_mode()`` (no autograd bookkeeping); the ``channels_last`` memory layout (oneDNN and cuDNN
+run their fastest convolutions on NHWC tensors and convert NCHW ones around every convolution); and lower precision
+through ``torch.autocast`` (``precision="auto"``: :func:`~refinenet_edu.engine.runtime.resolve_precision`), which
+changes the class scores by about 1e-2 and so moves the arg-max of a small fraction of pixels (the tests check > 99%
+agreement with float32).
 
-* ``torch.inference_mode()`` - no autograd bookkeeping at all (a little
-  faster and lighter than ``torch.no_grad()``).
-* ``channels_last`` memory layout - oneDNN (CPU) and cuDNN (GPU) run their
-  fastest convolutions on NHWC tensors; with the default NCHW layout they
-  convert the activations around every convolution.
-* Lower precision through ``torch.autocast`` - convolutions run in bfloat16
-  (CPUs with native bf16 instructions - AVX512-BF16 or AMX - and CUDA GPUs
-  of compute capability 8.0 and later) or float16 (older CUDA GPUs, such as
-  a T4), while reductions and the outputs that need it stay in float32. The
-  class scores change by about 1e-2, which moves the arg-max of a small
-  fraction of pixels (the tests check > 99% agreement with float32).
-
-``precision="auto"`` (:func:`~refinenet_edu.engine.runtime.resolve_precision`)
-picks bfloat16 only where the hardware runs it natively, float16 on older
-CUDA GPUs, and float32 elsewhere (MPS, CPUs without native bf16), because
-emulated bf16 is *slower*.
-
-The official code's multi-scale test is slower, and not always more
-accurate (on SynthScenes it lowers mIoU: notebook 08):
-:func:`predict_probabilities` averages the softmax over several scales
-(:data:`OFFICIAL_SCALES`) and horizontal flips, and cuts images larger than
-a window into overlapping tiles (sliding-window inference).
+The official code's multi-scale test is slower, and not always more accurate (on SynthScenes it lowers mIoU:
+notebook 08): :func:`predict_probabilities` averages the softmax over several scales (:data:`OFFICIAL_SCALES`) and
+horizontal flips, and cuts images larger than a window into overlapping tiles (sliding-window inference).
 
 Usage::
 
@@ -69,16 +54,11 @@ def fast_inference(
 ) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
     """Run ``model`` for prediction with the fast settings; yields ``run(images) -> scores``.
 
-    Inside the block the model is in ``eval()`` mode (dropout off - running
-    a prediction with dropout on is a classic port bug) and every call runs
-    under ``torch.inference_mode()`` and ``autocast``. ``run`` returns float32
-    scores ``[N, C, H, W]`` (a dict output, as torchvision's segmentation
-    models give, is reduced to its ``"out"``). The previous train/eval mode is
-    restored on exit.
-
-    ``channels_last=True`` converts the model's 4-D weights to the
-    channels_last layout *in place*: the numbers are the same, only their
-    order in memory changes, and the model trains fine in either layout.
+    Inside the block the model is in ``eval()`` mode (dropout off) and every call runs under
+    ``torch.inference_mode()`` and ``autocast``. ``run`` returns float32 scores ``[N, C, H, W]`` (of a dict output,
+    as torchvision's segmentation models give, its ``"out"``). The previous train/eval mode is restored on exit.
+    ``channels_last=True`` converts the model's 4-D weights to that layout *in place*: the same numbers in another
+    order in memory, with which the model trains fine too.
     """
     device = model_device(model)
     dtype = resolve_precision(precision, device)
@@ -129,8 +109,6 @@ def window_size(v, name: str) -> tuple[int, int]:
 def _scores_at_input_size(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Model class scores at ``x``'s resolution, as float32 ``[N, C, h, w]``."""
     out = class_scores(model(x))
-    if out.dim() != 4 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"model must return scores [N, C, H, W], got {tuple(out.shape)}")
     if out.shape[-2:] != x.shape[-2:]:
         out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return out.float()
@@ -144,12 +122,9 @@ def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
 
 
 def _sliding_window_scores(model, x, window: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
-    """Scores of overlapping ``window``-sized tiles, averaged where they overlap.
-
-    Tiles step by ``stride``; the last tile of a row/column is shifted back
-    to end at the image border (as in PSPNet's and mmsegmentation's
-    evaluators), so every tile lies inside the image and no tile sees padding.
-    """
+    """Scores of overlapping ``window``-sized tiles ``stride`` apart, averaged where they overlap. The last tile of
+    a row or column is shifted back to end at the image border (as in PSPNet's and mmsegmentation's evaluators), so
+    that no tile sees padding."""
     n, _, h, w = x.shape
     th, tw = min(window[0], h), min(window[1], w)
     total = None

@@ -1,25 +1,16 @@
 """One writer per output: a lock beside every file or folder a command writes.
 
-Two commands writing one output folder would lose each other's work (two
-``train`` runs into one ``--out`` leave ``best.pt`` of one and ``last.pt`` of
-the other). Every command that writes (``train``, ``ablate``, ``pretrain``,
-``data``, ``predict``, ``evaluate``) therefore holds :func:`output_lock` on its
-output while it writes: a second command on the same output stops at once with
-:class:`LockHeld`, a one-line message naming the output, the process holding
-it and its command.
+Two commands writing one output folder would lose each other's work (two ``train`` runs into one ``--out`` leave
+``best.pt`` of one and ``last.pt`` of the other). Every command that writes therefore holds :func:`output_lock` on
+its output while it writes, and a second command on the same output stops at once with :class:`LockHeld`, a
+one-line message naming the output, the process holding it and its command.
 
-The lock is ``fcntl.flock`` on a small file beside the output
-(``runs/.course-run.lock`` for ``runs/course-run``; the output itself may not
-exist yet, and ``data --force`` renames it). The kernel drops the lock when
-its process dies, so the lock of a killed run (``kill -9``) is stale at once
-and the next command takes it over; the file records the holder (pid, host,
-command, start) only to name it in the message, and is removed on release.
-Where ``fcntl`` is missing (Windows) the file is created exclusively instead,
-and a file naming a process that no longer runs on this host is taken over.
-
-``ablate`` writes one results file from several invocations (e.g. one per
-GPU): it takes the lock only around each read-merge-write of ``results.json``
-and waits for it (``wait=`` seconds) instead of failing.
+The lock is ``fcntl.flock`` on a file beside the output (``runs/.course-run.lock`` for ``runs/course-run``; the
+output may not exist yet). The kernel drops it when its process dies, so the lock of a killed run is free at once;
+the file records the holder (pid, host, command, start) only for the message. Where ``fcntl`` is missing (Windows)
+the file is created exclusively instead, and a file naming a process that no longer runs on this host is taken
+over. ``ablate``, which merges several invocations into one results file, takes the lock only around each
+read-merge-write and waits for it (``wait=`` seconds).
 """
 
 from __future__ import annotations
@@ -38,6 +29,8 @@ try:  # POSIX
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
+
+from refinenet_edu.files import remove_stale_temporaries
 
 __all__ = ["LockHeld", "lock_path", "output_lock"]
 
@@ -89,8 +82,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True
+    except OSError:  # e.g. PermissionError: it runs, as another user
+        pass
     return True
 
 
@@ -169,8 +162,6 @@ def writing_folder(folder: str | os.PathLike, *, option: str = "--out", subfolde
     of :func:`~refinenet_edu.files.atomic_write` are removed from ``folder`` and its ``subfolders``, since no
     other command writes there while the lock is held.
     """
-    from refinenet_edu.files import remove_stale_temporaries
-
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{option} {folder}: is a file; an output folder was expected (choose another {option})")
@@ -187,8 +178,6 @@ def writing_file(path: str | os.PathLike, *, option: str = "--out", companions: 
 
     A folder at ``path`` is a ``ValueError``; stale temporaries of these files are removed.
     """
-    from refinenet_edu.files import remove_stale_temporaries
-
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{option} {path}: is a folder; an output file was expected (give a file name)")

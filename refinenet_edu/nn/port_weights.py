@@ -6,25 +6,9 @@ original host is gone, copies circulate). Its network is the official architectu
 preset: a torchvision-layout ResNet-101 encoder, widths 512 (1/32) / 256, two adaptive RCUs per path, 4-block chained
 residual pooling (pool, then conv), three output RCUs per block, no RCUs before the classifier, dropout 0.5 on the 1/16
 and 1/32 features and before the classifier, bilinear upsampling with ``align_corners=True``, input normalised with
-ImageNet's mean and std. Only the parameter names differ. Its block ``g`` (1 = the 1/32 block) is our
-``refinenet{5-g}``:
-
-=====================================================  ===============================================
-port (``g`` = 1..4, ``i`` = RCU, ``k`` = CRP block)      ``official`` preset
-=====================================================  ===============================================
-``conv1``, ``bn1``, ``layer1`` .. ``layer4``              ``encoder.body.`` + the same name
-``p_ims1d2_outl{g}_dimred``                             ``blocks.refinenet{5-g}.adaptive.{p}.0``
-``adapt_stage{g}_b.0.{i}_conv``                         ``...adaptive.{p}.{i}.conv1`` (with bias)
-``adapt_stage{g}_b.0.{i}_conv_relu_varout_dimred``      ``...adaptive.{p}.{i}.conv2``
-``adapt_stage{g}_b2_joint_varout_dimred`` (g >= 2)      ``blocks.refinenet{5-g}.fusion.convs.1``
-``mflow_conv_g{g}_b3_joint_varout_dimred`` (g <= 3)     ``blocks.refinenet{4-g}.fusion.convs.0``
-``mflow_conv_g{g}_pool.0.{k}_outvar_dimred``            ``blocks.refinenet{5-g}.crp.convs.{k-1}``
-``mflow_conv_g{g}_b.0.{i}_conv`` / ``..._dimred``       ``blocks.refinenet{5-g}.output.{i-1}.conv1`` / ``conv2``
-``clf_conv``                                            ``classifier.1``
-=====================================================  ===============================================
-
-(``p`` is 0 for RefineNet-4, whose only path is the encoder's, and 1 for the others, whose path 0 is the previous
-block's output.) The port's model returns the class scores at 1/4 of the input, our ``scores_1_4``.
+ImageNet's mean and std. Only the parameter names differ (:func:`port_key_map`): the encoder's are ours without
+``encoder.body.``, and the port's block ``g`` (1 = the 1/32 block) is our ``refinenet{5-g}``. The port's model
+returns the class scores at 1/4 of the input, our ``scores_1_4``.
 
 Usage::
 
@@ -41,6 +25,9 @@ from pathlib import Path
 
 import torch
 
+from refinenet_edu.files import read_torch_file
+from refinenet_edu.nn.config import make_config
+
 __all__ = ["PORT_LAYERS", "convert_port_state_dict", "load_port_weights", "port_key_map", "to_port_state_dict"]
 
 #: ResNet blocks per stage -> backbone, to recognise the encoder of a port state dict.
@@ -50,7 +37,12 @@ _RCU = (("_conv", "conv1"), ("_conv_relu_varout_dimred", "conv2"))
 
 
 def port_key_map() -> dict[str, str]:
-    """Port parameter-name prefix -> ours, for the decoder and the classifier (see the module table)."""
+    """Port parameter-name prefix -> ours, for the decoder and the classifier.
+
+    Per block ``g``: the adaptive convolutions of path ``p`` (0 for RefineNet-4, whose only path is the encoder's, 1
+    for the others, whose path 0 is the previous block's output), the fusion convolutions (the one of the previous
+    block's output carries that block's ``g`` in the port), chained residual pooling, the output RCUs.
+    """
     names: dict[str, str] = {"clf_conv": "classifier.1"}
     for g in range(1, 5):
         block = f"blocks.refinenet{5 - g}"
@@ -123,18 +115,14 @@ def load_port_weights(source: str | os.PathLike | Mapping[str, torch.Tensor], *,
     (ResNet-101 for ``rf101_voc``) and the number of classes (21) are read from the weights; ``align_corners`` is True,
     as in the port. Raises ``ValueError`` naming the file for anything that is not such a state dict.
     """
-    from refinenet_edu.nn.config import make_config
     from refinenet_edu.nn.model import RefineNet
 
-    name = str(source) if not isinstance(source, Mapping) else "the state dict"
     if isinstance(source, Mapping):
-        state = source
+        name, state = "the state dict", source
     else:
-        path = Path(source).expanduser()
+        name, path = str(source), Path(source).expanduser()
         if not path.is_file():
             raise ValueError(f"{path}: no such file (the port's weights, e.g. rf101_voc.pth.tar)")
-        from refinenet_edu.files import read_torch_file
-
         state = read_torch_file(path, what="the port's weights")
     if isinstance(state, Mapping) and "model_config" in state:
         raise ValueError(f"{name}: a refinenet-edu checkpoint, not the port's weights; "
