@@ -13,11 +13,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.nn.components import (
-        AdaptiveConv,
-        ChainedResidualPooling,
-        MultiResolutionFusion,
-        RefineNetBlock,
-        ResidualConvUnit,
+        AdaptiveConv, ChainedResidualPooling, MultiResolutionFusion, RefineNetBlock, ResidualConvUnit,
     )
     from refinenet_edu.nn.config import BACKBONES, CASCADES, MIN_INPUT_SIZE, PRESETS, RefineNetConfig, make_config
     from refinenet_edu.nn.encoders import ResNetEncoder

@@ -1,10 +1,8 @@
 """How each package of ``refinenet_edu`` names its public parts without importing them all at start-up.
 
-Every ``__init__.py`` lists its public names twice over, in one place: an ``if TYPE_CHECKING:`` block of ordinary
-imports (what an editor's go-to-definition and a type checker read) and the table ``_EXPORTS`` that maps each name
-to the module defining it (a test checks that the two agree). At run time a name is imported the first time it is
-used, so ``refinenet-edu --help`` starts without loading PyTorch and ``import refinenet_edu.nn.config`` does not
-pay for torchvision.
+Every ``__init__.py`` lists its names in an ``if TYPE_CHECKING:`` block of plain imports (what editors read) and in
+the table ``_EXPORTS`` (name -> module), from which a name is imported on first use: ``refinenet-edu --help`` starts
+without loading PyTorch (``docs/contributing.md``).
 """
 
 from __future__ import annotations

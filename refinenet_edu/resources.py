@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["KINDS", "checkout_root", "downloads_root", "my_course_model", "resource", "runs_root"]
+__all__ = ["KINDS", "checkout_root", "downloads_root", "my_course_model", "resource"]
 
 #: The top-level folders of the repository that the library reads.
 KINDS = ("data", "results", "notebooks")
@@ -60,13 +60,9 @@ def downloads_root() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "refinenet-edu"
 
 
-def runs_root() -> Path:
-    """Where a student's own runs are kept between notebooks: the checkout's ``runs/`` (which ``.gitignore``
-    keeps out of git), or ``runs/`` in :func:`downloads_root` for a wheel install."""
-    root = checkout_root()
-    return root / "runs" if root is not None else downloads_root() / "runs"
-
-
 def my_course_model() -> Path:
-    """The model the student trained in notebook 07, as 07 keeps it for notebook 08 (it may not exist yet)."""
-    return runs_root() / "notebook-07" / "my-course-model.pt"
+    """The model the student trained in notebook 07, as 07 keeps it for notebook 08 (it may not exist yet), in the
+    checkout's ``runs/`` (which ``.gitignore`` keeps out of git), or in ``runs/`` of :func:`downloads_root` for a wheel."""
+    root = checkout_root()
+    runs = root / "runs" if root is not None else downloads_root() / "runs"
+    return runs / "notebook-07" / "my-course-model.pt"

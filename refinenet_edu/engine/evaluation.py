@@ -181,25 +181,20 @@ def evaluate(
 ) -> EvaluationResult:
     """Score a segmentation model on a dataset (or a ``DataLoader``).
 
-    The dataset yields ``(image [3, H, W], mask [H, W])`` with ``ignore_index`` (the dataset's, else 255) for
-    pixels not scored; a dataset is wrapped in a ``DataLoader`` with batch size 1, so images may differ in size
-    (a loader that collates with :func:`~refinenet_edu.datasets.loading.collate_images`, as
-    :func:`~refinenet_edu.datasets.loading.eval_loader` does, may batch them too: each runs at its own size).
-    Each batch goes through :func:`~refinenet_edu.engine.inference.predict_probabilities` (``scales``,
-    ``flip``, ``window``), the arg-max is compared with the mask, and the counts are accumulated in
-    a :class:`~refinenet_edu.engine.metrics.ConfusionMatrix` and a
-    :class:`~refinenet_edu.engine.metrics.BoundaryMetrics` (``bands``; empty to skip).
+    The dataset yields ``(image [3, H, W], mask [H, W])``, ``ignore_index`` (the dataset's, else 255) marking the
+    pixels not scored; a dataset is loaded one image at a time, so images may differ in size (a loader such as
+    :func:`~refinenet_edu.datasets.loading.eval_loader` batches them: each runs at its own size). Each batch goes
+    through :func:`~refinenet_edu.engine.inference.predict_probabilities` (``scales``, ``flip``, ``window``), in
+    ``eval()`` mode (restored afterwards) under ``torch.inference_mode()``, and the arg-max is counted in a
+    :class:`~refinenet_edu.engine.metrics.ConfusionMatrix` and a :class:`~refinenet_edu.engine.metrics.BoundaryMetrics`
+    (``bands``; empty to skip).
 
-    ``device``: where to run (the model is moved there); default: where the model is. ``amp_dtype``: e.g.
-    ``torch.bfloat16`` to run the model under ``torch.autocast`` (probabilities are still averaged in float32).
-    The model is put in ``eval()`` mode (dropout off, batch-norm statistics frozen) and run under
-    ``torch.inference_mode()``; its previous training/eval mode is restored afterwards.
-    ``on_prediction(ids, images, predictions)``, if given, is called after every batch (or image) with the
-    image ids (or positions), the input images and the predicted masks (int64 ``[N, H, W]``, on the CPU),
-    e.g. to save them (:func:`save_predictions`) in the same pass.
-
+    ``device``: where to run (the model is moved there; default: where it is). ``amp_dtype``: e.g. ``torch.bfloat16``
+    to run the model under ``torch.autocast`` (probabilities are still averaged in float32).
+    ``on_prediction(ids, images, predictions)`` is called after every batch with the image ids (or positions), the
+    images and the predicted masks (int64 ``[N, H, W]``, on the CPU), e.g. to save them (:func:`save_predictions`).
     With a ``DistributedSampler``, every process evaluates its own shard and the confusion matrices are summed
-    across processes (a collective: call it on every rank); per-image scores stay local to each process.
+    across processes (call it on every rank); per-image scores stay local to each process.
     """
     from torch.utils.data import DataLoader, DistributedSampler
     from tqdm.auto import tqdm

@@ -185,16 +185,8 @@ class SegmentationMetrics:
 
 
 class ConfusionMatrix:
-    """Accumulates a ``[C, C]`` confusion matrix over batches (rows = ground truth).
-
-    >>> cm = ConfusionMatrix(3)
-    >>> cm.update(pred, mask)          # any matching shapes, e.g. [N, H, W]
-    >>> cm.reduce()                    # sum over DDP processes (no-op otherwise)
-    >>> cm.compute().miou
-
-    The matrix lives on the device of the first update (cuda works; the
-    counting is one vectorised ``torch.bincount``).
-    """
+    """Accumulates a ``[C, C]`` confusion matrix over batches (rows = ground truth), on the device of the
+    first update: ``ConfusionMatrix(3).update(pred, mask).reduce().compute().miou``."""
 
     def __init__(self, num_classes: int, ignore_index: int | None = 255, device=None):
         self.num_classes = int(num_classes)
@@ -202,8 +194,7 @@ class ConfusionMatrix:
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
 
     def update(self, pred, target) -> ConfusionMatrix:
-        """Add the pixels of one batch. Raises ValueError on a shape mismatch or a
-        label outside ``[0, C)`` (other than ``ignore_index``)."""
+        """Add the pixels of one batch (any matching shapes, e.g. ``[N, H, W]``): :func:`confusion_matrix`."""
         cm = confusion_matrix(pred, target, self.num_classes, self.ignore_index)
         if self.matrix.device != cm.device:
             self.matrix = self.matrix.to(cm.device)
@@ -211,12 +202,8 @@ class ConfusionMatrix:
         return self
 
     def reduce(self) -> ConfusionMatrix:
-        """Sum the matrix over all ``torch.distributed`` processes, in place.
-
-        A no-op when no process group is initialised. Every process must call
-        it (it is a collective); the matrix must be on a device the backend
-        supports (CPU for gloo, cuda for nccl).
-        """
+        """Sum the matrix over all ``torch.distributed`` processes, in place (a collective: every process calls
+        it, with the matrix on a device its backend supports); a no-op without a process group."""
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
@@ -255,16 +242,13 @@ def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tenso
         raise ValueError(f"target must be [H, W] or [N, H, W], got {tuple(target.shape)}")
     labels = target if target.dim() == 3 else target[None]
     x = labels[:, None].float()  # labels up to 2**24 are exact in float32
-    if k == 0:
-        band = torch.zeros_like(labels, dtype=torch.bool)
-    else:
-        size = 2 * k + 1
+    size = 2 * k + 1
 
-        def pool_max(t):
-            t = F.max_pool2d(t, (1, size), stride=1, padding=(0, k))
-            return F.max_pool2d(t, (size, 1), stride=1, padding=(k, 0))
+    def pool_max(t):
+        t = F.max_pool2d(t, (1, size), stride=1, padding=(0, k))
+        return F.max_pool2d(t, (size, 1), stride=1, padding=(k, 0))
 
-        band = (pool_max(x) != -pool_max(-x))[:, 0]
+    band = (pool_max(x) != -pool_max(-x))[:, 0]
     if ignore_index is not None:
         band &= labels != ignore_index
     return band if target.dim() == 3 else band[0]

@@ -1,15 +1,7 @@
-"""The building blocks of RefineNet (Lin et al., CVPR 2017, Sec. 3.2, Fig. 3).
-
-Each class is one box of the paper's Fig. 3:
-
-* :class:`ResidualConvUnit` (RCU, Fig. 3(b)) - a simplified ResNet unit.
-* :class:`AdaptiveConv` (Fig. 3(a), "adaptive convolutions") - per input path, a convolution that sets the width,
-  then RCUs.
-* :class:`MultiResolutionFusion` (Fig. 3(c)) - brings every path to the smallest width and the largest resolution,
-  then sums them.
-* :class:`ChainedResidualPooling` (CRP, Fig. 3(d)) - a chain of pool+conv blocks whose outputs are summed with the
-  input; captures context from a large image region.
-* :class:`RefineNetBlock` (Fig. 3(a)) - adaptive convs -> fusion -> CRP -> output convolutions (RCUs).
+"""The building blocks of RefineNet (Lin et al., CVPR 2017, Sec. 3.2), one class per box of the paper's Fig. 3:
+:class:`ResidualConvUnit` (RCU, Fig. 3(b)), :class:`AdaptiveConv` (the adaptive convolutions of Fig. 3(a)),
+:class:`MultiResolutionFusion` (Fig. 3(c)), :class:`ChainedResidualPooling` (CRP, Fig. 3(d)) and the
+:class:`RefineNetBlock` that chains them (Fig. 3(a)).
 
 There is no batch norm anywhere in the decoder, as in the paper and the official code. Bias terms follow the public
 PyTorch port of the official ResNet-101 VOC model (the first conv of an RCU has a bias, every other decoder conv has

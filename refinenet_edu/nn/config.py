@@ -92,10 +92,7 @@ class RefineNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(self.widths))
         object.__setattr__(self, "scales", tuple(self.scales))
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the bad field and what is allowed."""
+        # a ValueError names the bad field and what is allowed
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes={self.num_classes!r}: must be an integer >= 1")
         if self.backbone not in BACKBONES:

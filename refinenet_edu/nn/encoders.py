@@ -21,17 +21,12 @@ from torchvision.models._utils import IntermediateLayerGetter
 # the backbones' names and shapes are data in config (which imports no torchvision); re-exported here
 from refinenet_edu.nn.config import BACKBONES, STAGE_CHANNELS, STRIDES
 
-__all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights", "stage_channels"]
+__all__ = ["BACKBONES", "STAGE_CHANNELS", "STRIDES", "ResNetEncoder", "resolve_weights"]
 
 
 #: torchvision's base width (channels of the stem and of layer1's blocks)
 STANDARD_WIDTH = 64
 _BASIC_LAYERS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
-
-
-def stage_channels(backbone: str, width: int = STANDARD_WIDTH) -> tuple[int, int, int, int]:
-    """Channels of layer1..layer4 of ``backbone`` at base ``width``."""
-    return tuple(c * width // STANDARD_WIDTH for c in STAGE_CHANNELS[backbone])
 
 
 class NarrowResNet(torchvision.models.ResNet):
@@ -148,7 +143,7 @@ class ResNetEncoder(nn.Module):
             _load_local_state_dict(resnet, local)
         self.backbone = backbone
         self.width = width
-        self.channels = stage_channels(backbone, width)
+        self.channels = tuple(c * width // STANDARD_WIDTH for c in STAGE_CHANNELS[backbone])
         self.freeze_bn = freeze_bn
         self.body = IntermediateLayerGetter(
             resnet, return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"}

@@ -12,9 +12,8 @@ Cascades, chosen by ``RefineNetConfig.cascade`` (wiring in :data:`refinenet_edu.
   and 1/4 paths.
 * ``single`` (Fig. 7(a)): one RefineNet takes all four paths at once.
 * ``4-cascaded-2-scale`` (Fig. 7(c), Sec. 4.3): the image at ``config.scales`` (1.2x and 0.6x) goes into two
-  independent ResNets (``encoder`` and ``encoder_2``, no shared weights). Their 7 paths enter the blocks by
-  resolution: RefineNet-4 takes 1.2x stage 4 + 0.6x stages 3 and 4, RefineNet-3 the previous output + 1.2x stage 3
-  + 0.6x stage 2, RefineNet-2 and -1 the previous output + 1.2x stage 2 / stage 1.
+  independent ResNets (``encoder`` and ``encoder_2``, no shared weights), whose 7 paths enter the blocks by
+  resolution.
 
 Usage::
 
@@ -45,14 +44,10 @@ class RefineNet(nn.Module):
     def __init__(self, config: RefineNetConfig, *, weights: Any = None):
         super().__init__()
         self.config = config
-        self.encoder = ResNetEncoder(
-            config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
-        )
-        if config.two_scale:
-            # Fig. 7(c): the second scale has a ResNet of its own, started from the same weights.
-            self.encoder_2 = ResNetEncoder(
-                config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width
-            )
+        resnet = dict(backbone=config.backbone, weights=weights, freeze_bn=config.freeze_bn, width=config.encoder_width)
+        self.encoder = ResNetEncoder(**resnet)
+        if config.two_scale:  # Fig. 7(c): the second scale has a ResNet of its own, started from the same weights
+            self.encoder_2 = ResNetEncoder(**resnet)
         # Dropout on the two deepest encoder outputs (official code).
         self.encoder_dropout = nn.Dropout(config.encoder_dropout)
 
@@ -73,13 +68,8 @@ class RefineNet(nn.Module):
                 in_channels.append(enc_channels[stage - 1])
                 widths.append(config.path_width(scale, stage))
             block = RefineNetBlock(
-                in_channels,
-                widths,
-                adaptive_rcus=config.adaptive_rcus,
-                crp_blocks=config.crp_blocks,
-                crp_conv_first=config.crp_conv_first,
-                output_rcus=config.output_rcus,
-                kernel_size=config.kernel_size,
+                in_channels, widths, adaptive_rcus=config.adaptive_rcus, crp_blocks=config.crp_blocks,
+                crp_conv_first=config.crp_conv_first, output_rcus=config.output_rcus, kernel_size=config.kernel_size,
                 align_corners=config.align_corners,
             )
             blocks.append(block)
