@@ -207,11 +207,7 @@ def evaluate(
         raise ValueError(f"num_classes={num_classes} but the dataset has {info.num_classes} classes")
     if ignore_index is None:
         ignore_index = info.ignore_index
-    if class_names is None and info.class_names:
-        class_names = info.class_names
-    class_names = list(class_names) if class_names is not None else None
-    if class_names is not None and len(class_names) != num_classes:
-        raise ValueError(f"{len(class_names)} class names for num_classes={num_classes}")
+    class_names = list(class_names or info.class_names) or None  # their number is checked with the metrics
     ids = _ids_in_order(loader)
 
     device = torch.device(device) if device is not None else model_device(model)

@@ -215,25 +215,15 @@ class ConfusionMatrix:
 
 
 def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tensor:
-    """Pixels within ``k`` pixels of a label boundary (the "trimap" band).
+    """Pixels within ``k`` pixels of a label boundary (the "trimap" band), a bool tensor shaped like ``target``
+    (integer labels ``[H, W]`` or ``[N, H, W]``).
 
-    Definition: a pixel ``p`` is in the band of width ``k`` when some pixel
-    ``q`` with ``max(|dy|, |dx|) <= k`` (a ``(2k+1) x (2k+1)`` square around
-    ``p``, clipped at the image border) carries a different label. This puts
-    both sides of every boundary in the band, so the band is about ``2k``
-    pixels wide, as in the trimap experiments of Kohli et al. (2009) and
-    DeepLab (Chen et al. 2015). It is computed as
-    ``max_pool(label) != min_pool(label)`` over that square (the window holds
-    two different labels iff one of them differs from ``p``'s), with
-    separable max-pools, so it runs on any device.
-
-    The ignore label counts as a label when finding boundaries -- PASCAL
-    VOC draws a void band along every object outline, so the pixels next to
-    it are exactly the object borders -- but ignored pixels are never in
-    the returned band. The image border is not a boundary.
-
-    ``target``: integer labels ``[H, W]`` or ``[N, H, W]``. Returns a bool
-    tensor of the same shape.
+    A pixel ``p`` is in the band when some pixel of the ``(2k+1) x (2k+1)`` square around it (clipped at the image
+    border, which is no boundary) carries a different label: both sides of every boundary, a band about ``2k`` pixels
+    wide, as in the trimap experiments of Kohli et al. (2009) and DeepLab (Chen et al. 2015). Computed as
+    ``max_pool(label) != min_pool(label)`` over that square, with separable max-pools, on any device. The ignore label
+    counts as a label when finding boundaries (PASCAL VOC draws a void band along every object outline, so the
+    pixels next to it are the object borders), but ignored pixels are never in the band.
     """
     if k < 0:
         raise ValueError(f"band width k must be >= 0, got {k}")

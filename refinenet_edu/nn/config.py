@@ -97,13 +97,10 @@ class RefineNetConfig:
             raise ValueError(f"num_classes={self.num_classes!r}: must be an integer >= 1")
         if self.backbone not in BACKBONES:
             raise ValueError(f"backbone={self.backbone!r}: expected one of {list(BACKBONES)}")
-        if self.encoder_width not in (8, 16, 32, 64) or (
-            self.encoder_width != 64 and self.backbone not in ("resnet18", "resnet34")
-        ):
-            raise ValueError(
-                f"encoder_width={self.encoder_width!r}: expected 64 (torchvision's ResNet), or 8/16/32 "
-                "for a narrow resnet18/resnet34"
-            )
+        narrow = self.encoder_width in (8, 16, 32) and self.backbone in ("resnet18", "resnet34")
+        if self.encoder_width != 64 and not narrow:
+            raise ValueError(f"encoder_width={self.encoder_width!r}: expected 64 (torchvision's ResNet), or 8/16/32 "
+                             "for a narrow resnet18/resnet34")
         if self.cascade not in CASCADES:
             raise ValueError(f"cascade={self.cascade!r}: expected one of {list(CASCADES)}")
         if len(self.widths) != 4 or any(not isinstance(w, int) or w < 1 for w in self.widths):
