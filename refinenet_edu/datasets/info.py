@@ -7,6 +7,9 @@ records ``DatasetInfo.as_dict()``, so a model knows the classes it predicts and 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,10 +48,6 @@ def fingerprint(ds) -> str | None:
     """A short hash of which samples ``ds`` holds: their ids and the sizes of their files (``images``/``masks``
     lists of paths), None without ids. Cheap (no file is read): a checkpoint records it, and a resumed run
     refuses other data."""
-    import hashlib
-    import json
-    import os
-
     base, indices = base_dataset(ds)
     ids = sample_ids(ds)
     if ids is None:
@@ -83,13 +82,9 @@ class DatasetInfo:
         info = getattr(base, "info", None)
         if isinstance(info, DatasetInfo):
             return info
-        return cls(
-            name=str(getattr(base, "name", "") or getattr(base, "root", "")),
-            class_names=tuple(getattr(base, "class_names", ())),
-            palette=tuple(tuple(int(c) for c in rgb) for rgb in getattr(base, "palette", ())),
-            num_classes=int(getattr(base, "num_classes", 0) or 0),
-            ignore_index=int(getattr(base, "ignore_index", IGNORE_INDEX)),
-        )
+        found = {key: getattr(base, key) for key in ("class_names", "palette", "num_classes", "ignore_index")
+                 if hasattr(base, key)}
+        return cls.from_dict({**found, "name": getattr(base, "name", "") or getattr(base, "root", "")})
 
     @classmethod
     def from_dict(cls, data: dict) -> "DatasetInfo":
@@ -144,12 +139,10 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
 def _mask_reader(dataset):
     """``read(i)``: the stored mask of sample ``i`` (``read_mask``, also through a ``Subset``), else ``dataset[i][1]``
     with torch's random state put back afterwards (a random augmentation must not shift a seeded run)."""
-    read = getattr(dataset, "read_mask", None)
-    if read is not None:
-        return read
-    if isinstance(dataset, torch.utils.data.Subset) and hasattr(dataset.dataset, "read_mask"):
-        base_read, indices = dataset.dataset.read_mask, list(dataset.indices)
-        return lambda i: base_read(indices[i])
+    base, indices = base_dataset(dataset)
+    if hasattr(base, "read_mask"):
+        return base.read_mask if indices is None else lambda i: base.read_mask(indices[i])
+
     def read_sample_mask(i):
         with torch.random.fork_rng(devices=[]):
             return dataset[i][1]

@@ -78,8 +78,6 @@ class Sample:
     mask: np.ndarray
 
 
-
-
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
     """Value noise in [0, 1]: a (cells+1)^2 random grid, smoothly interpolated."""
     grid = rng.random((cells + 1, cells + 1))
@@ -150,8 +148,6 @@ def _checker_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     u = np.floor((x * np.cos(theta) + y * np.sin(theta)) / period)
     v = np.floor((-x * np.sin(theta) + y * np.cos(theta)) / period)
     return _mix(np.mod(u + v, 2.0), a, b)
-
-
 
 
 def _regions(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -305,8 +301,6 @@ def _paint_dots(rng, size, image, mask) -> None:
     square = rng.random(n) < 0.5
     _stamp(image, mask, pts[square], _SQUARE3, colours[square], DOT)
     _stamp(image, mask, pts[~square], _PLUS, colours[~square], DOT)
-
-
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,8 @@ from refinenet_edu.files import not_a_file
 from refinenet_edu.resources import downloads_root, resource
 
 __all__ = ["DATASET_NAMES", "DatasetError", "MissingDataError", "SBDSegmentation", "VOCAugSegmentation",
-           "VOCSegmentationFolder", "VOC_CLASSES", "VOC_PALETTE", "load_dataset", "load_image", "load_mask",
-           "read_split_ids", "sbd", "sbd_folder", "voc2012", "voc2012_aug"]
+           "VOCSegmentationFolder", "VOC_CLASSES", "VOC_PALETTE", "load_dataset", "load_image", "load_mask", "sbd",
+           "voc2012", "voc2012_aug"]
 
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
@@ -104,11 +104,6 @@ def split_entries(root: Path, split: str, problems: list | None = None) -> list[
     return entries
 
 
-def read_split_ids(root: Path, split: str) -> list[str]:
-    """Ids listed in ``ImageSets/Segmentation/<split>.txt`` (first word per line), all inside the folder."""
-    return [sample_id for _, sample_id in split_entries(root, split)]
-
-
 def sample_files(root: Path, split: str, line: int, sample_id: str) -> tuple[Path, Path, list[DatasetError]]:
     """The image (``JPEGImages/<id>`` with the first extension that exists) and mask of ``sample_id``, and what
     is wrong with them: missing, or resolving (through a symlink) outside ``root``, which is never read."""
@@ -131,6 +126,11 @@ def sample_files(root: Path, split: str, line: int, sample_id: str) -> tuple[Pat
     return image, mask, problems
 
 
+def load_image(path: str | Path) -> np.ndarray:
+    """RGB uint8 array [H, W, 3] of an image file (any mode Pillow can convert)."""
+    return np.array(_open_fully(path).convert("RGB"))  # a writable copy
+
+
 def _open_fully(path: Path) -> Image.Image:
     """Open and decode a whole image file, so truncation shows up here."""
     try:
@@ -143,25 +143,14 @@ def _open_fully(path: Path) -> Image.Image:
         raise DatasetError(path, f"unreadable or truncated image file ({err})") from None
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 array [H, W, 3] of an image file (any mode Pillow can convert)."""
-    return np.array(_open_fully(Path(path)).convert("RGB"))  # a writable copy
-
-
 def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
     """Label array [H, W] (uint8) of a palette or single-channel index PNG; a :class:`DatasetError` for colour
     masks and for labels that are neither a class (``0 .. num_classes-1``) nor ``ignore_index``."""
-    path = Path(path)
     img = _open_fully(path)
-    if img.mode in ("P", "L"):
-        labels = np.asarray(img)
-    elif img.mode in ("I", "I;16", "I;16B", "I;16L"):
-        labels = np.asarray(img).astype(np.int64)
-    else:
+    if img.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
         raise DatasetError(path, f"mask has mode {img.mode!r}: save masks as palette PNGs or single-channel "
                                  "index PNGs (pixel value = class id), not colour images")
-    if labels.ndim != 2:
-        raise DatasetError(path, f"mask must be 2-D, got shape {labels.shape}")
+    labels = np.asarray(img).astype(np.int64)
     values = np.unique(labels)
     bad = values[(values >= num_classes) & (values != ignore_index)]
     if bad.size:
@@ -293,23 +282,27 @@ def voc2012(root: str | Path, split: str = "train", download: bool = False,
     return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
 
 
-def sbd_folder(root: str | Path) -> Path:
-    """SBD's dataset folder (the one holding ``img/`` and ``cls/``): ``root`` itself, else ``root/sbd``, else
-    ``root/benchmark_RELEASE/dataset`` (where ``benchmark.tgz`` and ``--download sbd`` put it)."""
-    root = Path(root).expanduser()
-    for folder in (root, root / "sbd"):
-        if (folder / "cls").is_dir():
-            return folder
-    return root / "benchmark_RELEASE" / "dataset"
+class _VOCClasses(Dataset):
+    """A dataset with the 21 PASCAL VOC classes, whose ``_pair(index)`` reads one untransformed sample."""
+
+    class_names, palette, num_classes, ignore_index = VOC_CLASSES, list(VOC_PALETTE), len(VOC_CLASSES), 255
+
+    def __getitem__(self, index: int):
+        image, mask = self._pair(index)
+        if self.transforms is not None:
+            image, mask = self.transforms(image, mask)
+        return image, mask
 
 
-class SBDSegmentation(Dataset):
+class SBDSegmentation(_VOCClasses):
     """The Semantic Boundaries Dataset (Hariharan et al. 2011) as class masks: ``torchvision.datasets.SBDataset``
     returning the same pairs as :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes
     (``train`` 8,498, ``val`` 2,857) and share images with VOC 2012. ``root``: the folder with ``img/`` and
-    ``cls/``, or one holding ``benchmark_RELEASE/dataset``; ``download=True`` fetches ``benchmark.tgz`` into it
-    first. Reading the ``.mat`` masks needs scipy.
+    ``cls/`` (or a subfolder ``sbd/``), or one holding ``benchmark_RELEASE/dataset``; ``download=True`` fetches
+    ``benchmark.tgz`` into it first. Reading the ``.mat`` masks needs scipy.
     """
+
+    name = "sbd"
 
     def __init__(self, root: str | Path, split: str = "train", download: bool = False, transforms=None):
         from torchvision.datasets import SBDataset
@@ -318,7 +311,8 @@ class SBDSegmentation(Dataset):
         if importlib.util.find_spec("scipy") is None:
             raise ModuleNotFoundError("SBD masks are MATLAB .mat files; reading them needs scipy (pip install scipy)")
         given = Path(root).expanduser()
-        self.root = sbd_folder(given)
+        self.root = next((f for f in (given, given / "sbd") if (f / "cls").is_dir()),
+                         given / "benchmark_RELEASE" / "dataset")
         missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
         if missing and download:
             from refinenet_edu.datasets.download import download_dataset
@@ -332,37 +326,33 @@ class SBDSegmentation(Dataset):
                                    "img/ and cls/)")
         self._sbd = SBDataset(str(self.root), image_set=split, mode="segmentation", download=False)
         self.ids = [Path(p).stem for p in self._sbd.images]
-        self.name, self.class_names, self.palette = "sbd", VOC_CLASSES, list(VOC_PALETTE)
-        self.num_classes, self.ignore_index = len(VOC_CLASSES), 255
 
     def __len__(self) -> int:
         return len(self._sbd)
 
-    def __getitem__(self, index: int):
+    def _pair(self, index: int):
         image, target = self._sbd[index]
-        image, mask = _to_tv(np.array(image.convert("RGB")), np.array(target))
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image, mask
+        return _to_tv(np.array(image.convert("RGB")), np.array(target))
 
 
-def sbd(root: str | Path, split: str = "train", download: bool = False, transforms=None) -> SBDSegmentation:
-    """The Semantic Boundaries Dataset (see :class:`SBDSegmentation`); download is off by default."""
-    return SBDSegmentation(root, split, download=download, transforms=transforms)
+#: the Semantic Boundaries Dataset, ``sbd(root, split, download=False, transforms=None)``
+sbd = SBDSegmentation
 
 
-class VOCAugSegmentation(Dataset):
+class VOCAugSegmentation(_VOCClasses):
     """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data): the VOC 2012
     ``train`` images (VOC's masks, with 255 borders), then every SBD image (``train`` and ``val``) that is not a
     VOC 2012 ``train`` or ``val`` image (SBD's masks, without 255 borders). VOC 2012 ``val`` stays out: it is
     the validation set. ``root`` holds ``VOCdevkit/VOC2012`` and SBD (or pass ``sbd_root``).
     """
 
+    name, split = "voc2012-aug", "train"
+
     def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False,
                  sbd_root: str | Path | None = None):
         root = Path(root).expanduser()
         self.voc = voc2012(root, "train", download=download)
-        voc_val = set(read_split_ids(self.voc.root, "val"))
+        voc_val = {sample_id for _, sample_id in split_entries(self.voc.root, "val")}
         sbd_sets = [SBDSegmentation(sbd_root if sbd_root is not None else root, split, download=download)
                     for split in ("train", "val")]
         seen = set(self.voc.ids) | voc_val
@@ -374,22 +364,14 @@ class VOCAugSegmentation(Dataset):
                     seen.add(sample_id)
                     self._items.append((ds, i))
                     self.ids.append(sample_id)
-        self.transforms = transforms
-        self.root = self.voc.root
-        self.split = "train"
-        self.name = "voc2012-aug"
-        self.class_names, self.palette = VOC_CLASSES, list(VOC_PALETTE)
-        self.num_classes, self.ignore_index = len(VOC_CLASSES), 255
+        self.transforms, self.root = transforms, self.voc.root
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def __getitem__(self, index: int):
+    def _pair(self, index: int):
         ds, i = self._items[index]
-        image, mask = ds[i]  # both readers are built without transforms
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image, mask
+        return ds[i]  # both readers are built without transforms
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} images: VOC 2012 train + SBD - VOC 2012 val)"
