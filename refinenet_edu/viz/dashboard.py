@@ -1,22 +1,11 @@
 """The ablation dashboard: a thin ipywidgets layer over :mod:`refinenet_edu.experiments.comparison`.
 
-Usage in a notebook::
-
-    from refinenet_edu.viz.dashboard import AblationDashboard
-    dash = AblationDashboard("results/ablation")      # or {"30 epochs": ..., "60 epochs": ...}
-    dash                                               # displays it (and a static picture of it, see
-                                                       # AblationDashboard._repr_mimebundle_)
-
-Controls: the results set, the variants to compare, the metric, the cost
-on the x axis of the trade-off chart, the validation image, and a "train now"
-control that trains a chosen variant on this machine (with progress) and adds
-it to the comparison under its own name (it is never averaged with the shipped
-runs, which had another budget).
-
-Every chart is a PNG in an ``ipywidgets.Image`` drawn by a function of
-:mod:`refinenet_edu.experiments.comparison`; the callbacks only read the controls, call
-those functions and set the images. An error inside a callback is shown in the
-dashboard's "messages" area, never swallowed.
+``AblationDashboard("results/ablation")`` (or ``{"30 epochs": ..., "60 epochs": ...}``), displayed in a notebook.
+Controls: the results set, the variants to compare, the metric, the cost on the x axis of the trade-off chart, the
+validation image, and "train now", which trains a chosen variant on this machine and adds it under its own name
+(never averaged with the shipped runs, which had another budget). Every chart is a PNG in an ``ipywidgets.Image``
+drawn by :mod:`refinenet_edu.viz.plots`; the callbacks only read the controls and set the images. An error inside
+a callback is shown in the dashboard's "messages" area, never swallowed.
 """
 
 from __future__ import annotations
@@ -76,17 +65,9 @@ class AblationDashboard:
     ``data`` set's ``val`` split, untransformed).
     """
 
-    def __init__(
-        self,
-        results,
-        *,
-        data: str = "synthscenes",
-        trainer: Callable[..., dict] | None = None,
-        train_epochs: int = 5,
-        train_options: Mapping[str, Any] | None = None,
-        val_set=None,
-        selection: tuple[str, ...] = DEFAULT_SELECTION,
-    ):
+    def __init__(self, results, *, data: str = "synthscenes", trainer: Callable[..., dict] | None = None,
+                 train_epochs: int = 5, train_options: Mapping[str, Any] | None = None, val_set=None,
+                 selection: tuple[str, ...] = DEFAULT_SELECTION):
         import ipywidgets as w
 
         self.sets = self._load_sets(results)
@@ -141,58 +122,44 @@ class AblationDashboard:
         for i, title in enumerate(["mean ± std", "accuracy vs cost", "per class", "predictions", "train now"]):
             tabs.set_title(i, title)
         self.tabs = tabs
-        self.widget = w.VBox(
-            [w.HBox([w.VBox([self.source, self.metric, self.cost]), self.variants]), tabs,
-             w.HTML("<b>messages</b>"), self.messages],
-            layout=w.Layout(width="100%"),
-        )
+        self.widget = w.VBox([w.HBox([w.VBox([self.source, self.metric, self.cost]), self.variants]), tabs,
+                              w.HTML("<b>messages</b>"), self.messages], layout=w.Layout(width="100%"))
         self.widget.add_class("ablation-dashboard")
         self.refresh()
 
     # ------------------------------------------------------------------ setup
     @staticmethod
     def _load_sets(results) -> dict:
-
-        def one(r):
-            return r if isinstance(r, AblationResults) else load_results(r)
-
-        if isinstance(results, Mapping):
-            sets = {str(k): one(v) for k, v in results.items()}
-        else:
-            r = one(results)
+        if not isinstance(results, Mapping):
+            r = results if isinstance(results, AblationResults) else load_results(results)
             epochs = r.data.get("budget", {}).get("train", {}).get("epochs")
-            sets = {f"{epochs} epochs" if epochs else "results": r}
-        if not sets:
+            results = {f"{epochs} epochs" if epochs else "results": r}
+        if not results:
             raise ValueError("no results to show")
-        return sets
+        return {str(k): v if isinstance(v, AblationResults) else load_results(v) for k, v in results.items()}
 
     def _fill_options(self, selection=DEFAULT_SELECTION) -> None:
-        self._filling = True  # the option changes below must not redraw one chart per change
-        try:
-            self._set_options(selection)
-        finally:
-            self._filling = False
-
-    def _set_options(self, selection) -> None:
         from refinenet_edu.experiments.variants import DEFAULT_GRID
 
-        names = comparison.groups(self.results)
-        # runs trained now come first, where the list shows them without scrolling
-        names = sorted(names, key=lambda n: not self.results.variants.get(n, {}).get("live"))
-        keep = [v for v in (self.variants.value or selection) if v in names]
-        self.variants.options = names
-        self.variants.value = tuple(keep or names[:4])
-        metrics = comparison.metric_names(self.results)
-        scores = [m for m in metrics if m not in ("params", "flops")]
-        self._set_choices(self.metric, [(comparison.metric_label(m), m) for m in scores], "miou")
-        costs = ["params", "flops"] + [m for m in metrics if m.startswith("inference_ms/")]
-        self._set_choices(self.cost, [(comparison.metric_label(m), m) for m in costs], "params")
-        trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
-                                                       if not self.results.variants.get(n, {}).get("live")]
-        names = list(dict.fromkeys(trainable))
-        self._set_choices(self.train_variant, names, names[0])
-        n_val = len(self.val_set) if self.val_set is not None else 1
-        self.image_index.max = max(0, n_val - 1)
+        self._filling = True  # the option changes below must not redraw one chart per change
+        try:
+            # runs trained now come first, where the list shows them without scrolling
+            names = sorted(comparison.groups(self.results), key=lambda n: not self.results.variants.get(n, {}).get("live"))
+            keep = [v for v in (self.variants.value or selection) if v in names]
+            self.variants.options = names
+            self.variants.value = tuple(keep or names[:4])
+            metrics = comparison.metric_names(self.results)
+            scores = [m for m in metrics if m not in ("params", "flops")]
+            self._set_choices(self.metric, [(comparison.metric_label(m), m) for m in scores], "miou")
+            costs = ["params", "flops"] + [m for m in metrics if m.startswith("inference_ms/")]
+            self._set_choices(self.cost, [(comparison.metric_label(m), m) for m in costs], "params")
+            trainable = [v.name for v in DEFAULT_GRID] + [n for n in self.results.variant_names()
+                                                           if not self.results.variants.get(n, {}).get("live")]
+            names = list(dict.fromkeys(trainable))
+            self._set_choices(self.train_variant, names, names[0])
+            self.image_index.max = max(0, len(self.val_set) - 1) if self.val_set is not None else 0
+        finally:
+            self._filling = False
 
     @staticmethod
     def _set_choices(dropdown, options: list, default) -> None:
@@ -372,10 +339,6 @@ class AblationDashboard:
         self.draw_predictions()
         return group
 
-    def _encoder(self) -> dict | None:
-        """The pretrained encoder the selected set's runs started from (its results name it), or None."""
-        return self.results.data.get("budget", {}).get("encoder_weights")
-
     def train_start(self) -> tuple[dict, str, str]:
         """The trainer's options for "Train now", where its training starts (in words) and the run's name tag.
 
@@ -387,7 +350,7 @@ class AblationDashboard:
         from refinenet_edu.experiments.runner import encoder_fingerprint
 
         options = dict(self.train_options)
-        encoder = self._encoder()
+        encoder = self.results.data.get("budget", {}).get("encoder_weights")  # the encoder its runs started from
         if options.get("encoder_weights"):
             return options, f"from the encoder {options['encoder_weights']}", ", given encoder"
         if not encoder:

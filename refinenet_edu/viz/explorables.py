@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from refinenet_edu.viz.plots import class_legend, figure_png
+from refinenet_edu.viz.plots import class_legend, figure_png, new_figure
 
 __all__ = [
     "Explorable", "RCU_PATTERNS", "FUSION_MODES", "CRP_CONVS",
@@ -50,8 +50,6 @@ CRP_MAX_BLOCKS = 10
 CRP_MAX_POOL = 15
 FUSION_STRIDES = (4, 8, 16, 32, 64)
 
-DPI = 80  # the course's figure resolution (the notebooks set the same)
-
 
 # ---------------------------------------------------------------------------------------------------- helpers
 def _clamp(name: str, value: Any, lo: float, hi: float, notes: list[str], *, integer: bool = True):
@@ -59,10 +57,9 @@ def _clamp(name: str, value: Any, lo: float, hi: float, notes: list[str], *, int
     try:
         v = float(value)
     except (TypeError, ValueError):
-        notes.append(f"{name}={value!r} is not a number: using {lo:g}")
-        v = lo
+        v = np.nan
     if not np.isfinite(v):
-        notes.append(f"{name}={value!r} is not finite: using {lo:g}")
+        notes.append(f"{name}={value!r} is not a finite number: using {lo:g}")
         v = lo
     clamped = min(max(v, lo), hi)
     if integer:
@@ -90,12 +87,6 @@ def _support_width(y: torch.Tensor) -> int:
     """Width in pixels of the columns where ``y`` is non-zero (0 for an all-zero map)."""
     cols = (y != 0).any(0).nonzero()
     return 0 if len(cols) == 0 else int(cols.max() - cols.min() + 1)
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI)
 
 
 def _imshow(ax, image, title: str, **kwargs) -> None:
@@ -176,7 +167,7 @@ def _rcu_summary(r: dict) -> str:
 def draw_rcu_response(result: dict | None = None):
     """Input, output and residual of :func:`rcu_response` (its default values when ``result`` is None)."""
     r = rcu_response() if result is None else result
-    fig = _figure(10.5, 3.6)
+    fig = new_figure(10.5, 3.6)
     axes = fig.subplots(1, 3)
     c = r["size"] // 2
     shown = min(c, max(8, 2 * r["num_rcus"] + 4))  # the central part, with a margin around the response
@@ -262,7 +253,7 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
 def draw_fusion_maps(result: dict | None = None):
     """The image, the coarse path, its upsampling, the fine path and their sum (default values if None)."""
     r = fusion_maps() if result is None else result
-    fig = _figure(12.5, 3.5)
+    fig = new_figure(12.5, 3.5)
     axes = fig.subplots(1, 5)
     s = r["coarse_stride"]
     ch, cw = r["coarse"].shape
@@ -332,7 +323,7 @@ def draw_crp_impulse(result: dict | None = None):
     """The CRP's impulse response and its profile through the centre (default values if None)."""
     r = crp_impulse() if result is None else result
     y, size = r["response"], r["size"]
-    fig = _figure(10.5, 3.9)
+    fig = new_figure(10.5, 3.9)
     ax_map, ax_line = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
     _imshow(ax_map, y, f"CRP output, {r['num_blocks']} blocks, pool {r['pool_size']}x{r['pool_size']}",
             cmap="viridis", vmin=0)
@@ -464,7 +455,7 @@ def draw_block_stages(result: dict):
 
     r = result
     stages = r["stages"]
-    fig = _figure(2.3 * (len(stages) + 1), 3.3)
+    fig = new_figure(2.3 * (len(stages) + 1), 3.3)
     axes = fig.subplots(1, len(stages) + 1)
     _imshow(axes[0], denormalize(r["image"]).permute(1, 2, 0).numpy(), f"validation image {r['index']}")
     for ax, row in zip(axes[1:], stages):
@@ -561,7 +552,7 @@ def draw_cascade_readout(result: dict, palette, class_names):
     from refinenet_edu.datasets import colorize, denormalize
 
     r = result
-    fig = _figure(12.5, 3.7)
+    fig = new_figure(12.5, 3.7)
     axes = fig.subplots(1, 5)
     h, w = r["feature_size"]
     _imshow(axes[0], denormalize(r["image"]).permute(1, 2, 0).numpy(), f"validation image {r['index']}")

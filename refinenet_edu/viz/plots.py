@@ -14,7 +14,7 @@ from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.experiments.comparison import groups, is_fraction, metric_label, summarize
 
 __all__ = ["plot_history", "LiveTrainingPlot", "class_legend", "show_samples", "plot_bars", "plot_tradeoff",
-           "plot_per_class", "plot_boundary", "plot_predictions", "figure_png"]
+           "plot_per_class", "plot_boundary", "plot_predictions", "figure_png", "new_figure"]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -118,12 +118,17 @@ def show_samples(dataset, n: int = 6, *, indices: Sequence[int] | None = None, f
 # ---------------------------------------------------------------------------------------------------- the ablation
 
 
-def _axes(ax, figsize):
+def new_figure(width: float, height: float):
+    """A matplotlib figure at the course's 80 dpi, outside pyplot: no global figure state, nothing shown twice."""
     from matplotlib.figure import Figure
 
+    return Figure(figsize=(width, height), dpi=80)
+
+
+def _axes(ax, figsize):
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=figsize, dpi=80)  # not pyplot: no global figure state, nothing shown twice
+    fig = new_figure(*figsize)
     return fig, fig.add_subplot()
 
 
@@ -265,12 +270,10 @@ def plot_predictions(image, mask, predictions: dict, palette, class_names=None):
     uint8; ``mask``: ``[H, W]``; ``predictions``: ``{name: [H, W] mask}``
     (``None`` for a variant without stored predictions).
     """
-    from matplotlib.figure import Figure
-
     panels = [("image", to_uint8_image(image).permute(1, 2, 0).numpy()), ("ground truth", colorize(np.asarray(mask), palette))]
     for name, pred in predictions.items():
         panels.append((name, None if pred is None else colorize(np.asarray(pred), palette)))
-    fig = Figure(figsize=(2.1 * len(panels), 2.6), dpi=80)
+    fig = new_figure(2.1 * len(panels), 2.6)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (title, arr) in zip(axes, panels):
         if arr is None:
