@@ -109,14 +109,6 @@ def file_md5(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _archive(name) -> Archive:
-    if isinstance(name, Archive):
-        return name
-    if name not in ARCHIVES:
-        raise DownloadError(f"no download for {name!r}: choose one of {', '.join(ARCHIVES)}")
-    return ARCHIVES[name]
-
-
 def _manual_steps(archive: Archive, root: Path) -> str:
     return (f"download {archive.filename} by hand (from {archive.mirrors[0] if archive.mirrors else 'its publisher'} "
             f"or any copy with MD5 {archive.md5}), "
@@ -133,7 +125,9 @@ def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: 
     dataset folder. A complete folder already there is used as it is; an incomplete one is an error (and left
     alone). An archive already in ``root`` (downloaded by hand) is checked and extracted. ``timeout``: seconds
     a mirror may stay silent before the next one is tried."""
-    archive = _archive(name)
+    archive = name if isinstance(name, Archive) else ARCHIVES.get(name)
+    if archive is None:
+        raise DownloadError(f"no download for {name!r}: choose one of {', '.join(ARCHIVES)}")
     root = Path(root).expanduser()
     dest = root / archive.member
     if dest.exists():
@@ -218,11 +212,6 @@ def _lock(f, part: Path) -> None:
         raise DownloadError(f"{part}: another download of this file is running; wait for it to finish") from None
 
 
-def _looks_like_html(chunk: bytes) -> bool:
-    head = chunk[:512].lstrip().lower()
-    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<?xml"))
-
-
 def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> None:
     """Append ``url``'s bytes to ``f`` from its current size (a Range request), until the end."""
     from tqdm.auto import tqdm
@@ -271,7 +260,8 @@ def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> No
                     raise _MirrorFailed(f"connection broke after {received:,} bytes ({err})") from None
                 if not chunk:
                     break
-                if received == 0 and _looks_like_html(chunk):  # the first chunk of a download from the start
+                html_start = (b"<!doctype html", b"<html", b"<head", b"<?xml")
+                if received == 0 and chunk[:512].lstrip().lower().startswith(html_start):  # a download's first bytes
                     raise _MirrorFailed("answered an HTML page, not the archive: a login, error or firewall page")
                 try:
                     f.write(chunk)

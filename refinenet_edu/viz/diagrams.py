@@ -1,15 +1,8 @@
-"""Box-and-arrow diagrams of RefineNet's parts, drawn with matplotlib.
-
-The notebooks draw each component next to its code, so that a reader can put the picture, the paper's figure
-and the source side by side: :func:`draw_rcu` (the Residual Conv Unit, paper Fig. 3(b)), :func:`draw_fusion`
-(multi-resolution fusion, Fig. 3(c)), :func:`draw_crp` (chained residual pooling, Fig. 3(d), or the "parallel
-pools" port bug), :func:`draw_refinenet_block` (a whole RefineNet block, Fig. 3(a)) and :func:`draw_cascade`
-(the encoder and a cascade of blocks, Fig. 2(c) and Fig. 7, for any cascade of
-:data:`refinenet_edu.nn.config.CASCADES`).
-
-Every function takes an optional matplotlib ``ax`` and returns the figure. They are built on :class:`Diagram`:
-named boxes and circles at data coordinates, and arrows that start and end on their borders (straight, or
-through waypoints for skip connections).
+"""Box-and-arrow diagrams of RefineNet's parts, drawn with matplotlib, so that a notebook can put the picture, the
+paper's figure and the source side by side: :func:`draw_rcu` (Fig. 3(b)), :func:`draw_fusion` (Fig. 3(c)),
+:func:`draw_crp` (Fig. 3(d), or the "parallel pools" port bug), :func:`draw_refinenet_block` (Fig. 3(a)) and
+:func:`draw_cascade` (Fig. 2(c) and Fig. 7). Each takes an optional matplotlib ``ax`` and returns the figure; all
+are built on :class:`Diagram`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,6 @@ Each explorable has three layers, so that its numbers can be tested without a br
 
 The components are the library's own, with the paper's figures: the RCU is Fig. 3(b), multi-resolution fusion
 Fig. 3(c), chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and the 4-cascade Fig. 2(c).
-Displayed in a notebook, an explorable's output also carries a PNG of its figure at its default values: a stored
-notebook keeps the PNG (``./course execute`` strips the widget view), so a reader who does not run the cell sees it.
 """
 
 from __future__ import annotations
@@ -126,12 +124,10 @@ def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "i
     size = _clamp("size", size, 4 * n + 5, 201, notes)
     x = torch.zeros(1, 1, size, size, dtype=torch.float64)
     c = size // 2
-    if pattern == "impulse":
-        x[..., c, c] = 1.0
-    elif pattern == "negative impulse":
-        x[..., c, c] = -1.0
-    else:  # edge: 0 on the left half, 1 on the right half
+    if pattern == "edge":  # 0 on the left half, 1 on the right half
         x[..., c:] = 1.0
+    else:
+        x[..., c, c] = -1.0 if pattern == "negative impulse" else 1.0
     units = nn.Sequential(*[ResidualConvUnit(1) for _ in range(n)]).double()
     with torch.no_grad():
         for i, unit in enumerate(units):
@@ -576,8 +572,8 @@ class Explorable:
 
     ``update(**values)`` must return ``(figure, readout_text)``. Every change of a control redraws; an error in
     the callback is shown in the read-out (with its last traceback line), never swallowed. Displayed in a
-    notebook, the output carries the widget view and a PNG of the current figure, which is what a stored
-    notebook shows once its widget views are stripped.
+    notebook, the output carries the widget view and a PNG of the current figure: a stored notebook keeps the PNG
+    (``./course execute`` strips the widget view), so a reader who does not run the cell sees it.
     """
 
     css_class = "refinenet-explorable"
@@ -709,18 +705,15 @@ def explore_block(model=None, dataset=None) -> Explorable:
     }, update, name="block")
 
 
-def explore_cascade(model=None, dataset=None, prototypes=None, *, probe=None, probe_images: int = 32) -> Explorable:
-    """Notebook 05: RefineNet-4 ... RefineNet-1 of the shipped model on any validation image.
-
-    ``probe``: the images that define the class prototypes (default: the training set's first ``probe_images``).
-    """
+def explore_cascade(model=None, dataset=None, prototypes=None) -> Explorable:
+    """Notebook 05: RefineNet-4 ... RefineNet-1 of the shipped model on any validation image (``prototypes``,
+    default: :func:`class_prototypes` of the first 32 training images)."""
     from refinenet_edu.datasets import CLASS_NAMES, PALETTE, eval_transforms, load_dataset
 
     if model is None or dataset is None:
         model, dataset = load_course_model()
     if prototypes is None:
-        probe = load_dataset("synthscenes", "train", eval_transforms()) if probe is None else probe
-        prototypes = class_prototypes(model, probe, probe_images)
+        prototypes = class_prototypes(model, load_dataset("synthscenes", "train", eval_transforms()))
     names = [n for n in model.blocks if n in prototypes]
     palette, class_names = getattr(dataset, "palette", PALETTE), getattr(dataset, "class_names", CLASS_NAMES)
 

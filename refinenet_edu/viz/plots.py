@@ -41,30 +41,20 @@ def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str
 
 
 class LiveTrainingPlot:
-    """Redraws :func:`plot_history` in place in a notebook after every epoch.
+    """Redraws :func:`plot_history` in place in a notebook after every epoch: pass it to the training loop,
+    ``train(..., on_epoch=LiveTrainingPlot())``, which calls it with each epoch's record."""
 
-    Pass it to the training loop, ``train(..., on_epoch=LiveTrainingPlot())``:
-    it is called with each epoch's record. ``history``: records to start
-    from (a resumed run's).
-    """
-
-    def __init__(self, history: Sequence[dict] = ()) -> None:
+    def __init__(self) -> None:
         from IPython.display import display
 
-        self.history = list(history)
-        self._handle = display(display_id=True)
-        self.update(self.history)
+        self.history: list[dict] = []
+        self._handle = display(display_id=True)  # None outside IPython: nothing is shown
 
     def __call__(self, record: dict) -> None:
-        self.history.append(record)
-        self.update(self.history)
-
-    def update(self, history: Sequence[dict]) -> None:
         import matplotlib.pyplot as plt
 
-        if not history:
-            return
-        fig = plot_history(history)
+        self.history.append(record)
+        fig = plot_history(self.history)
         if self._handle is not None:
             self._handle.update(fig)
         plt.close(fig)
@@ -82,32 +72,26 @@ def class_legend(target, class_names: Sequence[str], palette: Sequence[Sequence[
     return target.legend(handles=handles, fontsize=fontsize, frameon=False, **legend_options)
 
 
-def show_samples(dataset, n: int = 6, *, indices: Sequence[int] | None = None, figsize_per_sample: float = 2.2,
-                 fontsize: float = 8):
-    """A matplotlib figure: each sample's image above its mask overlaid in colour (60% opacity).
+def show_samples(dataset, n: int = 6, *, figsize_per_sample: float = 2.2, fontsize: float = 8):
+    """A matplotlib figure: the first ``n`` samples' images above their masks overlaid in colour (60% opacity).
 
-    Takes the first ``n`` samples unless ``indices`` is given. Float images are assumed normalised with ImageNet
-    statistics and are denormalised. ``fontsize`` (points) sets the titles and the legend; at 80 dpi 12 points
-    are 13 pixels. Returns the figure (call ``plt.close(fig)`` when done outside notebooks).
+    Float images are assumed normalised with ImageNet statistics and are denormalised. ``fontsize`` (points) sets
+    the titles and the legend; at 80 dpi 12 points are 13 pixels. Returns the figure (call ``plt.close(fig)`` when
+    done outside notebooks).
     """
     import matplotlib.pyplot as plt
 
-    indices = list(indices) if indices is not None else list(range(min(n, len(dataset))))
-    info = DatasetInfo.of(dataset)
-    ids = sample_ids(dataset)
-    fig, axes = plt.subplots(
-        2, len(indices), figsize=(figsize_per_sample * len(indices), figsize_per_sample * 2 + 0.6), squeeze=False
-    )
-    for col, index in enumerate(indices):
-        image, mask = dataset[index]
+    n = min(n, len(dataset))
+    info, ids = DatasetInfo.of(dataset), sample_ids(dataset)
+    fig, axes = plt.subplots(2, n, figsize=(figsize_per_sample * n, figsize_per_sample * 2 + 0.6), squeeze=False)
+    for i in range(n):
+        image, mask = dataset[i]
         rgb = to_uint8_image(image).permute(1, 2, 0).numpy()
-        colours = colorize(mask, info.palette, info.ignore_index)
-        overlay = (rgb * 0.4 + colours * 0.6).round().astype(np.uint8)
-        axes[0, col].imshow(rgb)
-        axes[1, col].imshow(overlay)
-        title = ids[index] if ids is not None else f"#{index}"
-        axes[0, col].set_title(str(title), fontsize=fontsize)
-        for ax in axes[:, col]:
+        overlay = rgb * 0.4 + colorize(mask, info.palette, info.ignore_index) * 0.6
+        axes[0, i].imshow(rgb)
+        axes[1, i].imshow(overlay.round().astype(np.uint8))
+        axes[0, i].set_title(str(ids[i] if ids is not None else f"#{i}"), fontsize=fontsize)
+        for ax in axes[:, i]:
             ax.set_axis_off()
     class_legend(fig, info.class_names, info.palette, fontsize=fontsize, loc="lower center",
                  ncol=min(len(info.class_names), 7))
