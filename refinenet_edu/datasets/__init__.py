@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from refinenet_edu._exports import lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
-    from refinenet_edu.datasets.validation import DataProblem, check_voc_folder
+    from refinenet_edu.datasets.validation import check_voc_folder
     from refinenet_edu.datasets.info import DatasetInfo, class_pixel_histogram
     from refinenet_edu.datasets.palette import IGNORE_COLOUR, IGNORE_INDEX, colorize, voc_palette
     from refinenet_edu.datasets.synthetic import (
@@ -47,7 +47,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     )
 
 _EXPORTS = {
-    "DataProblem": "refinenet_edu.datasets.validation",
     "check_voc_folder": "refinenet_edu.datasets.validation",
     "DatasetInfo": "refinenet_edu.datasets.info",
     "class_pixel_histogram": "refinenet_edu.datasets.info",

@@ -90,6 +90,7 @@ ARCHIVES: dict[str, Archive] = {
 
 CHUNK = 1 << 20
 USER_AGENT = "refinenet-edu (python urllib)"
+TIMEOUT = 30.0  # seconds a mirror may stay silent before the next one is tried
 
 
 class DownloadError(ValueError):
@@ -119,12 +120,10 @@ def _missing(folder: Path, archive: Archive) -> list[str]:
     return [p for p in archive.expect if not (folder / p).exists()]
 
 
-def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: bool = True,
-                     timeout: float = 30.0) -> Path:
+def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: bool = True) -> Path:
     """Download, check and extract dataset ``name`` (a key of :data:`ARCHIVES`) under ``root``; returns the
     dataset folder. A complete folder already there is used as it is; an incomplete one is an error (and left
-    alone). An archive already in ``root`` (downloaded by hand) is checked and extracted. ``timeout``: seconds
-    a mirror may stay silent before the next one is tried."""
+    alone). An archive already in ``root`` (downloaded by hand) is checked and extracted."""
     archive = name if isinstance(name, Archive) else ARCHIVES.get(name)
     if archive is None:
         raise DownloadError(f"no download for {name!r}: choose one of {', '.join(ARCHIVES)}")
@@ -152,7 +151,7 @@ def download_dataset(name: str | Archive, root: str | os.PathLike, *, progress: 
                                     f"{_manual_steps(archive, root)}")
             _say(progress, f"{path}: checksum OK (already downloaded)")
         else:
-            _fetch(archive, path, progress=progress, timeout=timeout)
+            _fetch(archive, path, progress=progress)
         _extract(archive, path, dest, progress=progress)
     except BaseException:
         with contextlib.suppress(OSError):  # a refused or failed download leaves no empty --root (a kept .part stays)
@@ -168,7 +167,7 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
-def _fetch(archive: Archive, path: Path, *, progress: bool, timeout: float) -> None:
+def _fetch(archive: Archive, path: Path, *, progress: bool) -> None:
     """Get ``path`` from the first mirror that delivers the right bytes."""
     part = path.with_name(path.name + ".part")
     failures = []
@@ -177,7 +176,7 @@ def _fetch(archive: Archive, path: Path, *, progress: bool, timeout: float) -> N
         try:
             for url in archive.mirrors:
                 try:
-                    _fetch_one(url, f, part, progress=progress, timeout=timeout)
+                    _fetch_one(url, f, part, progress=progress)
                 except _MirrorFailed as err:
                     failures.append(f"{url}: {err}")
                     _say(progress, f"  {url}: {err}; trying the next mirror")
@@ -212,7 +211,7 @@ def _lock(f, part: Path) -> None:
         raise DownloadError(f"{part}: another download of this file is running; wait for it to finish") from None
 
 
-def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> None:
+def _fetch_one(url: str, f, part: Path, *, progress: bool) -> None:
     """Append ``url``'s bytes to ``f`` from its current size (a Range request), until the end."""
     from tqdm.auto import tqdm
 
@@ -221,7 +220,7 @@ def _fetch_one(url: str, f, part: Path, *, progress: bool, timeout: float) -> No
     if offset:
         headers["Range"] = f"bytes={offset}-"
     try:
-        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=TIMEOUT)
     except urllib.error.HTTPError as err:
         if err.code == 416 and offset:  # nothing left to send: the .part is complete (the checksum decides)
             return

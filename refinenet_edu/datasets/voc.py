@@ -343,18 +343,16 @@ class VOCAugSegmentation(_VOCClasses):
     """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data): the VOC 2012
     ``train`` images (VOC's masks, with 255 borders), then every SBD image (``train`` and ``val``) that is not a
     VOC 2012 ``train`` or ``val`` image (SBD's masks, without 255 borders). VOC 2012 ``val`` stays out: it is
-    the validation set. ``root`` holds ``VOCdevkit/VOC2012`` and SBD (or pass ``sbd_root``).
+    the validation set. ``root`` holds ``VOCdevkit/VOC2012`` and SBD.
     """
 
     name, split = "voc2012-aug", "train"
 
-    def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False,
-                 sbd_root: str | Path | None = None):
+    def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False):
         root = Path(root).expanduser()
         self.voc = voc2012(root, "train", download=download)
         voc_val = {sample_id for _, sample_id in split_entries(self.voc.root, "val")}
-        sbd_sets = [SBDSegmentation(sbd_root if sbd_root is not None else root, split, download=download)
-                    for split in ("train", "val")]
+        sbd_sets = [SBDSegmentation(root, split, download=download) for split in ("train", "val")]
         seen = set(self.voc.ids) | voc_val
         self._items: list[tuple[Dataset, int]] = [(self.voc, i) for i in range(len(self.voc))]
         self.ids = list(self.voc.ids)

@@ -30,6 +30,7 @@ __all__ = ["VOC_SHAPED_SIZES", "make_voc_shaped", "render_voc_shaped", "write_sb
 VOC_SHAPED_SIZES: tuple[tuple[int, int], ...] = ((75, 100), (100, 75), (67, 100), (41, 57), (100, 67), (77, 93))
 
 NUM_CLASSES = len(VOC_CLASSES)
+JPEG_QUALITY = 90
 
 
 def _class_colour(label: int) -> np.ndarray:
@@ -72,7 +73,7 @@ def write_sbd_mask(mask: np.ndarray, path: Path) -> None:
 
 
 def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int = 0, seed: int = 0,
-                    sizes: tuple[tuple[int, int], ...] = VOC_SHAPED_SIZES, jpeg_quality: int = 90) -> Path:
+                    sizes: tuple[tuple[int, int], ...] = VOC_SHAPED_SIZES) -> Path:
     """Write a VOC 2012-shaped set under ``root`` and return ``root``: ``train`` and ``val`` images (ids
     ``2007_000000`` ...; ``trainval`` lists both) and, with ``sbd``, an SBD folder with that many extra images
     plus the first VOC train and val images (the real SBD shares images with VOC, and the "augmented" training
@@ -93,7 +94,7 @@ def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int 
     for i, sample_id in enumerate(splits["train"] + splits["val"]):
         image, mask = render_voc_shaped(seed, i, sizes[i % len(sizes)])
         samples[sample_id] = (image, mask)
-        (voc / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, jpeg_quality))
+        (voc / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, JPEG_QUALITY))
         write_mask_png(mask, voc / "SegmentationClass" / f"{sample_id}.png", palette)
     for split, ids in (*splits.items(), ("trainval", splits["train"] + splits["val"])):
         (voc / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
@@ -108,7 +109,7 @@ def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int 
         ids = shared + extra
         for sample_id in ids:
             image, mask = samples[sample_id]
-            (folder / "img" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, jpeg_quality))
+            (folder / "img" / f"{sample_id}.jpg").write_bytes(encode_jpeg(image, JPEG_QUALITY))
             write_sbd_mask(mask, folder / "cls" / f"{sample_id}.mat")
         half = max(1, len(ids) // 2)
         (folder / "train.txt").write_text("\n".join(ids[:half]) + "\n")

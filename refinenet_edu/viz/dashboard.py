@@ -66,8 +66,7 @@ class AblationDashboard:
     """
 
     def __init__(self, results, *, data: str = "synthscenes", trainer: Callable[..., dict] | None = None,
-                 train_epochs: int = 5, train_options: Mapping[str, Any] | None = None, val_set=None,
-                 selection: tuple[str, ...] = DEFAULT_SELECTION):
+                 train_epochs: int = 5, train_options: Mapping[str, Any] | None = None, val_set=None):
         import ipywidgets as w
 
         self.sets = self._load_sets(results)
@@ -104,7 +103,7 @@ class AblationDashboard:
                                                           overflow="auto", display="flex", flex_flow="column-reverse"))
         log_box.add_class("train-log")
 
-        self._fill_options(selection)
+        self._fill_options()
         self.source.observe(self._guard(self._on_source), names="value")
         self.variants.observe(self._guard(self._on_selection), names="value")
         self.metric.observe(self._guard(self._on_selection), names="value")
@@ -112,16 +111,13 @@ class AblationDashboard:
         self.image_index.observe(self._guard(self._on_image), names="value")
         self.train_button.on_click(self._guard(self._on_train_click))
 
-        tabs = w.Tab(children=[
+        self.tabs = tabs = w.Tab(children=[
             w.VBox([self.bars, self.summary]),
             w.VBox([self.tradeoff, self.tradeoff_note]),
             self.per_class,
             w.VBox([self.image_index, self.predictions]),
             w.VBox([w.HBox([self.train_variant, self.train_epochs, self.train_button]), log_box]),
-        ])
-        for i, title in enumerate(["mean ± std", "accuracy vs cost", "per class", "predictions", "train now"]):
-            tabs.set_title(i, title)
-        self.tabs = tabs
+        ], titles=("mean ± std", "accuracy vs cost", "per class", "predictions", "train now"))
         self.widget = w.VBox([w.HBox([w.VBox([self.source, self.metric, self.cost]), self.variants]), tabs,
                               w.HTML("<b>messages</b>"), self.messages], layout=w.Layout(width="100%"))
         self.widget.add_class("ablation-dashboard")
@@ -138,14 +134,14 @@ class AblationDashboard:
             raise ValueError("no results to show")
         return {str(k): v if isinstance(v, AblationResults) else load_results(v) for k, v in results.items()}
 
-    def _fill_options(self, selection=DEFAULT_SELECTION) -> None:
+    def _fill_options(self) -> None:
         from refinenet_edu.experiments.variants import DEFAULT_GRID
 
         self._filling = True  # the option changes below must not redraw one chart per change
         try:
             # runs trained now come first, where the list shows them without scrolling
             names = sorted(comparison.groups(self.results), key=lambda n: not self.results.variants.get(n, {}).get("live"))
-            keep = [v for v in (self.variants.value or selection) if v in names]
+            keep = [v for v in (self.variants.value or DEFAULT_SELECTION) if v in names]
             self.variants.options = names
             self.variants.value = tuple(keep or names[:4])
             metrics = comparison.metric_names(self.results)

@@ -339,17 +339,15 @@ def draw_crp_impulse(result: dict | None = None):
 
 
 # ---------------------------------------------------------------------------------------------------- shipped model
-def load_course_model(device: str | torch.device = "cpu"):
-    """The shipped course model (``data/checkpoints/course-synthscenes.pt``), in eval mode, and its validation set.
-
-    Returns ``(model, val_set)``; ``val_set`` yields normalised images and masks.
-    """
+def load_course_model():
+    """``(model, val_set)``: the shipped course model (``data/checkpoints/course-synthscenes.pt``) on the CPU, in
+    eval mode, and its validation set (normalised images and masks)."""
     from refinenet_edu.datasets import eval_transforms, load_dataset
     from refinenet_edu.engine.checkpoints import load_model
     from refinenet_edu.resources import resource
 
-    model = load_model(resource("data", "checkpoints", "course-synthscenes.pt"), device=device)
-    return model.eval(), load_dataset("synthscenes", "val", eval_transforms())
+    model = load_model(resource("data", "checkpoints", "course-synthscenes.pt"))  # on the CPU, in eval mode
+    return model, load_dataset("synthscenes", "val", eval_transforms())
 
 
 def _block_inputs(model, image: torch.Tensor, name: str) -> list[torch.Tensor]:

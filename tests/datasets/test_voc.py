@@ -264,7 +264,7 @@ def test_every_problem_is_reported_at_once(tmp_path, capsys):
     assert cli_main(["data", "--check", str(tmp_path), "--splits", "train", "val", "test"]) == 1
     out = capsys.readouterr().out
     assert "4 problem(s)" in out
-    assert check_voc_folder(tmp_path / "missing")[0].message == "dataset folder not found"
+    assert check_voc_folder(tmp_path / "missing")[0].reason == "dataset folder not found"
 
 
 def test_num_classes_for_check(tmp_path):
