@@ -172,7 +172,7 @@ class AblationDashboard:
                 from refinenet_edu.datasets import load_dataset
 
                 self._val_set = load_dataset(self.data, "val")
-            except Exception:  # no images: the predictions view says so
+            except Exception:  # no images: the predictions view stays empty
                 self._val_set = None
         return self._val_set
 
@@ -185,9 +185,7 @@ class AblationDashboard:
                 return None
             try:
                 return fn(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - shown to the reader
-                # append_* rather than ``with self.messages:`` so that the
-                # message is kept even where no kernel routes the output
+            except Exception as err:  # noqa: BLE001 - shown to the reader, kept even where no kernel routes output
                 self.messages.append_stderr(
                     f"error in {getattr(fn, '__name__', 'callback')}: {type(err).__name__}: {err}\n"
                     + traceback.format_exc()

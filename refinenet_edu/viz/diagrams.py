@@ -223,9 +223,9 @@ def draw_crp(ax=None, *, num_blocks: int = 4, chained: bool = True, title: str |
 
 
 def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = (("RefineNet-4", 512), ("1/16", 1024)),
-                         widths: Sequence[int | None] = (None, 256), adaptive_rcus: int = 2, crp_blocks: int = 4,
-                         output_rcus: int = 3, title: str | None = "A RefineNet block, Fig. 3(a)"):
-    """Adaptive convolutions per path -> fusion -> chained residual pooling -> output RCUs.
+                         widths: Sequence[int | None] = (None, 256), title: str | None = "A RefineNet block, Fig. 3(a)"):
+    """Adaptive convolutions per path (2 RCUs) -> fusion -> chained residual pooling (4 blocks) -> output RCUs (3),
+    as in the official code.
 
     ``widths[i] is None`` marks a path that enters as it is (the previous block's output in the official code).
     """
@@ -238,7 +238,7 @@ def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = ((
         if w is None:
             d.box(f"ad{i}", 2.6, y, "(enters as it is)", w=2.6, h=0.7, dashed=True, fontsize=8)
         else:
-            d.box(f"ad{i}", 2.6, y, f"3x3 conv ->{w}, RCU x{adaptive_rcus}", kind="rcu", w=2.6, h=0.7, fontsize=8)
+            d.box(f"ad{i}", 2.6, y, f"3x3 conv ->{w}, RCU x2", kind="rcu", w=2.6, h=0.7, fontsize=8)
         d.arrow(f"in{i}", f"ad{i}")
     prev = "ad0"
     if n > 1:
@@ -246,9 +246,9 @@ def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = ((
         for i in range(n):
             d.arrow(f"ad{i}", "fusion")
         prev = "fusion"
-    d.box("crp", 7.4, 0, f"chained\nresidual pooling\n({crp_blocks} blocks)", kind="crp", w=1.9, h=1.0)
+    d.box("crp", 7.4, 0, "chained\nresidual pooling\n(4 blocks)", kind="crp", w=1.9, h=1.0)
     d.arrow(prev, "crp")
-    d.box("outconv", 9.4, 0, f"RCU x{output_rcus}", kind="rcu", w=1.3, h=0.7)
+    d.box("outconv", 9.4, 0, "RCU x3", kind="rcu", w=1.3, h=0.7)
     d.arrow("crp", "outconv")
     d.box("out", 11.0, 0, f"out\nx{min(s for s in sizes if isinstance(s, int))}", w=1.0, h=0.8)
     d.arrow("outconv", "out")
@@ -258,7 +258,7 @@ def draw_refinenet_block(ax=None, *, paths: Sequence[tuple[str, int | str]] = ((
 
 
 # ---------------------------------------------------------------------------------------------------- Fig. 2(c), Fig. 7
-def draw_cascade(cascade: str = "4-cascaded", ax=None, *, title: str | None = None):
+def draw_cascade(cascade: str = "4-cascaded", ax=None):
     """The ResNet encoder(s) and the RefineNet blocks of a cascade (paper Fig. 2(c) and Fig. 7).
 
     Stages are drawn from 1/4 (top) to 1/32 (bottom) with ResNet-50/101/152's widths; each RefineNet block sits
@@ -272,7 +272,7 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None, *, title: str | None = No
         raise ValueError(f"cascade={cascade!r}: expected one of {list(CASCADES)}")
     groups = CASCADES[cascade]
     two_scale = any(scale > 0 for paths in groups for scale, _ in paths)
-    d = Diagram(ax, figsize=(6.5 if two_scale else 5.2, 4.4), title=title or cascade, fontsize=8.5)
+    d = Diagram(ax, figsize=(6.5 if two_scale else 5.2, 4.4), title=cascade, fontsize=8.5)
     row = {s: (4 - s) * 1.2 for s in (1, 2, 3, 4)}  # stage 1 (1/4) on top
     bx = 2.65  # the blocks' column: one encoder on its left; for 2-scale, the second scale's on its right
     encoders = [("x1.2", 0.0), ("x0.6", 2 * bx)] if two_scale else [("", 0.0)]
