@@ -270,15 +270,15 @@ def voc2012(root: str | Path, split: str = "train", download: bool = False,
     archive when it is not there (:func:`refinenet_edu.datasets.download.download_dataset`)."""
     root = Path(root).expanduser()
     voc_dir = root if (root / "ImageSets" / "Segmentation").is_dir() else root / "VOCdevkit" / "VOC2012"
-    if download and not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
+    if not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
+        if not download:
+            raise MissingDataError(voc_dir, f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) "
+                                   f"with `refinenet-edu data --download voc2012 --root {root}` (or voc2012(..., "
+                                   "download=True)), or extract VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 "
+                                   "lies in that folder")
         from refinenet_edu.datasets.download import download_dataset
 
         voc_dir = download_dataset("voc2012", root)
-    elif not (voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt").is_file():
-        raise MissingDataError(voc_dir, f"PASCAL VOC 2012 ({split!r} split) not found. Download it (about 2 GB) "
-                               f"with `refinenet-edu data --download voc2012 --root {root}` (or voc2012(..., "
-                               "download=True)), or extract VOCtrainval_11-May-2012.tar so that VOCdevkit/VOC2012 "
-                               "lies in that folder")
     return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
 
 
