@@ -192,12 +192,17 @@ def lr_lambda(cfg: "TrainConfig", total_steps: int, warmup_steps: int = 0):
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """Two parameter groups: encoder at ``lr * encoder_lr_ratio``, decoder at ``lr``."""
+    """Two parameter groups: encoder at ``lr * encoder_lr_ratio``, decoder at ``lr``.
+
+    On a CPU or a CUDA GPU the update runs ``fused``: one pass over all the weights instead of one per
+    operation of the rule (the same update rule, in fewer passes over memory).
+    """
     module = unwrap(model)
     groups = [
         {"params": list(module.encoder_parameters()), "lr": cfg.lr * cfg.encoder_lr_ratio, "name": "encoder"},
         {"params": list(module.decoder_parameters()), "lr": cfg.lr, "name": "decoder"},
     ]
+    fused = next(module.parameters()).device.type in ("cpu", "cuda")
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
