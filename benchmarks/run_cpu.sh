@@ -7,7 +7,7 @@ set -euo pipefail
 PY=${PYTHON:-python}
 bench() {  # name, then bench options; THREADS (default 2: both cores) sets torch.set_num_threads
   local name=$1; shift
-  "$PY" -m refinenet_edu bench --devices cpu --threads "${THREADS:-2}" "$@" --json "benchmarks/$name.json" | tee "benchmarks/$name.txt"
+  "$PY" -m tooling bench --devices cpu --threads "${THREADS:-2}" "$@" --json "benchmarks/$name.json" | tee "benchmarks/$name.txt"
 }
 runs=("$@")
 [ ${#runs[@]} -eq 0 ] && runs=(target peers train presets compile)

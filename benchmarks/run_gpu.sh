@@ -6,7 +6,7 @@ set -euo pipefail
 PY=${PYTHON:-python}
 bench() {
   local name=$1; shift
-  "$PY" -m refinenet_edu bench --devices cuda "$@" --json "benchmarks/$name.json" | tee "benchmarks/$name.txt"
+  "$PY" -m tooling bench --devices cuda "$@" --json "benchmarks/$name.json" | tee "benchmarks/$name.txt"
 }
 # Issue 8's GPU target: official ResNet-101 preset, 512x512, training step in bf16
 # reaches >= 35% of the peak probed in the same run (see the "% peak" column).
