@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 __all__ = ["first_non_finite", "not_a_file", "not_a_folder", "read_torch_file", "atomic_write", "atomic_write_bytes",
-           "atomic_write_text", "atomic_write_json", "changed_since", "file_manifest", "remove_stale_temporaries"]
+           "atomic_write_text", "atomic_write_json", "remove_stale_temporaries"]
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
@@ -85,31 +85,6 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, also: tuple[str, ...]
         else:
             p.unlink(missing_ok=True)
     return found
-
-
-def file_manifest(folder: str | os.PathLike) -> dict[str, str]:
-    """What a generated folder holds: each entry's ``/``-separated path -> the SHA-256 of a file, ``"folder"``
-    or ``"link"``; kept beside the folder, so that the next run can tell what a person added or edited there."""
-    import hashlib
-
-    folder = Path(folder)
-    manifest = {}
-    for path in sorted(folder.rglob("*")):
-        name = path.relative_to(folder).as_posix()
-        if path.is_symlink():
-            manifest[name] = "link"
-        elif path.is_dir():
-            manifest[name] = "folder"
-        else:
-            manifest[name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return manifest
-
-
-def changed_since(folder: str | os.PathLike, manifest: dict[str, str], *, ignore: tuple[str, ...] = ()) -> list[str]:
-    """The entries of ``folder`` added or edited since ``manifest`` (:func:`file_manifest`) was taken,
-    except the names ``ignore``; what was removed since is not counted (nothing of it can be lost)."""
-    now = file_manifest(folder)
-    return [name for name, digest in now.items() if name not in ignore and manifest.get(name) != digest]
 
 
 # ---------------------------------------------------------------- why a path is not what was expected

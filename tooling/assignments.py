@@ -40,7 +40,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
+from refinenet_edu.files import atomic_write_text
+from tooling.manifest import changed_since, file_manifest
 
 __all__ = [
     "AssignmentInfo",
@@ -229,7 +230,7 @@ def _captured_log(converter):
         logger.removeHandler(records)
 
 
-#: the record, in a release folder, of what each released assignment folder held (files.file_manifest)
+#: the record, in a release folder, of what each released assignment folder held (manifest.file_manifest)
 RELEASE_RECORD = ".refinenet-edu-release.json"
 
 

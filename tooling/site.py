@@ -32,7 +32,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinenet_edu.files import atomic_write_text, changed_since, file_manifest
+from refinenet_edu.files import atomic_write_text
+from tooling.manifest import changed_since, file_manifest
 from tooling.links import Repository, binder_url, colab_url, read_repository
 
 __all__ = ["MARKER", "SiteReport", "build_site", "learning_goals", "rewrite_links"]
