@@ -152,7 +152,7 @@ def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np
                                  "index PNGs (pixel value = class id), not colour images")
     labels = np.asarray(img).astype(np.int64)
     values = np.unique(labels)
-    bad = values[(values >= num_classes) & (values != ignore_index)]
+    bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]  # 32-bit masks can be < 0
     if bad.size:
         raise DatasetError(path, f"label values {bad.tolist()[:10]} are neither a class (0..{num_classes - 1}) "
                                  f"nor {ignore_index} (ignore)")

@@ -177,6 +177,13 @@ def _bad_label(root):
     return "val0.png"
 
 
+def _negative_label(root):
+    mask = np.zeros((40, 32), np.int32)
+    mask[5, 5] = -1  # a 32-bit index mask ("I"): -1 must not wrap to 255 (ignore)
+    Image.fromarray(mask, mode="I").save(root / "SegmentationClass/val0.png", format="TIFF")  # PNG has no "I"
+    return "val0.png"
+
+
 def _colour_mask(root):
     Image.new("RGB", (32, 40), (200, 30, 30)).save(root / "SegmentationClass/val0.png")
     return "val0.png"
@@ -215,6 +222,7 @@ BAD_CASES = [
     (_drop_image, "init"),
     (_resize_mask, "item"),
     (_bad_label, "item"),
+    (_negative_label, "item"),
     (_colour_mask, "item"),
     (_truncate_image, "item"),
     (_truncate_jpeg, "item"),
