@@ -9,11 +9,13 @@ quiet machine. The library's side is what ``refinenet-edu train`` runs; the othe
 - step: ``train_step`` on batches made beforehand (the course recipe: bf16 autocast where the CPU has it,
   channels_last, batch 16). The library's AdamW is ``fused``; the other side updates tensor by tensor
   (``foreach``, PyTorch's default). With ``--compile``, a third side: the library's step on
-  ``torch.compile(model)``, with its compile time.
+  ``torch.compile(model)``, with its compile time from an empty compile cache (a fresh
+  ``TORCHINDUCTOR_CACHE_DIR``, as on a student's first run).
 - run: the course recipe through ``train()`` for ``--epochs`` epochs, timed per epoch with its validation (the
   first epoch, which warms up, left out): the library, the same with the ``foreach`` AdamW, and the library
   with one data-loading process (``num_workers=1``: it draws other augmentations, so its losses differ). The
-  share of an epoch spent outside the step is 1 - (step time x images) / epoch time.
+  share of an epoch spent outside the step is 1 - (step time x images) / epoch time; of that, the data
+  (the transforms' time x images) and one validation pass (timed alone, as ``train()`` runs it).
 - peak: the CPU's best TFLOP/s in the step's precision (``tooling/bench.py``'s probe: a large matmul and a
   3x3 convolution, re-measured in every round) against the step's FLOPs per image
   (``torch.utils.flop_counter``: convolutions and matrix products, forward and backward).
@@ -31,7 +33,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from unittest import mock
@@ -43,6 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tooling/ sits next to the package
 
 from refinenet_edu.datasets import eval_transforms, load_dataset, train_transforms  # noqa: E402
+from refinenet_edu.datasets.loading import eval_loader  # noqa: E402
 from refinenet_edu.engine import loop  # noqa: E402
 from refinenet_edu.engine.criterion import SegmentationLoss  # noqa: E402
 from refinenet_edu.engine.provenance import provenance  # noqa: E402
@@ -144,6 +149,21 @@ def profile_step(batches, dtype) -> float:
     return conv / total
 
 
+def validation_seconds(dtype, rounds: int, images: int | None) -> float:
+    """One validation pass as ``train()`` runs it after an epoch (batches of 16, mIoU only), best of ``rounds``."""
+    val_set = load_dataset("synthscenes", "val", eval_transforms())
+    if images is not None:
+        val_set = Subset(val_set, range(images // 4))
+    model = build_refinenet("course", num_classes=7).to(memory_format=torch.channels_last)
+    val_loader = eval_loader(val_set, batch_size=CFG.batch_size)
+
+    def run():
+        loop.evaluate(model, val_loader, num_classes=7, bands=(), amp_dtype=dtype, progress=False,
+                      keep_per_image=False)
+    run()  # warm-up
+    return alternate({"validation": run}, rounds)["validation"]
+
+
 def run_seconds(epochs: int, rounds: int, images: int | None) -> dict:
     """Seconds per epoch (validation included) of ``train()``, the first epoch (it warms up) left out; ``images``:
     train on the first ones only (and validate on a quarter as many)."""
@@ -176,6 +196,8 @@ def main() -> None:
 
     if args.smoke:
         args.epochs, args.rounds, args.samples = 1, 1, 4
+    if args.compile:  # time the compilation a first run pays, not a cached one
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="train_speed-inductor-")
     dtype = resolve_precision(CFG.precision, DEVICE)
     precision = next(name for name, d in DTYPES.items() if d == dtype)
     load_before = os.getloadavg()
@@ -188,6 +210,7 @@ def main() -> None:
     data = data_ms(args.rounds, args.samples)
     step, compile_s = step_ms(batches, dtype, args.rounds, args.compile, probe)
     epoch = run_seconds(args.epochs, args.rounds, 32 if args.smoke else None)
+    validation = validation_seconds(dtype, args.rounds, 32 if args.smoke else None)
     conv_share = profile_step(batches, dtype) if args.profile else None
     peak = probe.result()["peak_tflops"]
     flops = step_flops(dtype)
@@ -207,12 +230,16 @@ def main() -> None:
         print(f"  convolutions (forward and backward): {conv_share:.0%} of the step's operator time, so they "
               f"alone run at {flops / (conv_ms / 1000) / 1e12 / peak:.0%} of the {precision} peak")
     if compile_s is not None:
-        print(f"  (torch.compile's first step: {compile_s:.0f} s)")
+        print(f"  (torch.compile's first step, from an empty compile cache: {compile_s:.0f} s)")
     print(f"course recipe, s per epoch ({images} training images, validation included):")
     for name, s in epoch.items():
         step_s = step["foreach AdamW" if name == "foreach AdamW" else "library (fused AdamW)"] / 1000 * images
         print(f"  {name:28s} {s:7.2f}  ({1 - step_s / s:.0%} outside the step; "
               f"{flops * images / s / 1e12 / peak:.0%} of the {precision} peak; 30 epochs ~ {30 * s:.0f} s)")
+    library = epoch["library"]
+    print(f"  of the library's epoch: data {data['transforms (the recipe)'] * images / 1000 / library:.0%} "
+          f"({images} x {data['transforms (the recipe)']:.2f} ms), validation {validation / library:.0%} "
+          f"({validation:.2f} s per pass)")
     ratios = {"step": step["foreach AdamW"] / step["library (fused AdamW)"],
               "epoch": epoch["foreach AdamW"] / epoch["library"]}
     print("speed-up of the fused AdamW over the foreach one: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
@@ -220,8 +247,10 @@ def main() -> None:
         "benchmark": "train_speed", "device": describe_device(DEVICE), "precision": precision,
         "load_average": [load_before[0], os.getloadavg()[0]], "peak_tflops": peak, "step_flops_per_image": flops,
         "data_ms_per_image": data, "step_ms_per_image": step, "compile_seconds": compile_s, "convolution_share": conv_share,
-        "epoch_seconds": epoch, "speedup": ratios, "provenance": provenance()})
+        "epoch_seconds": epoch, "validation_seconds": validation, "speedup": ratios, "provenance": provenance()})
     print(f"wrote {args.json}")
+    if args.compile:
+        shutil.rmtree(os.environ["TORCHINDUCTOR_CACHE_DIR"], ignore_errors=True)
 
 
 if __name__ == "__main__":

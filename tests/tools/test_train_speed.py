@@ -51,8 +51,9 @@ def test_the_smoke_run_measures_every_side(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     record = json.loads(out.read_text())
     figures = [*record["data_ms_per_image"].values(), *record["step_ms_per_image"].values(),
-               *record["epoch_seconds"].values(), record["peak_tflops"], record["step_flops_per_image"]]
-    assert len(figures) == 3 + 2 + 3 + 2 and all(math.isfinite(f) and f > 0 for f in figures)
+               *record["epoch_seconds"].values(), record["validation_seconds"], record["peak_tflops"],
+               record["step_flops_per_image"]]
+    assert len(figures) == 3 + 2 + 3 + 3 and all(math.isfinite(f) and f > 0 for f in figures)
     assert set(record["speedup"]) == {"step", "epoch"}
     assert record["provenance"]["commit"]
     assert f"of the {record['precision']} peak" in run.stdout and "outside the step" in run.stdout
