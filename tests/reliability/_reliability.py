@@ -35,4 +35,13 @@ def popen(*args, module: str = "refinenet_edu") -> subprocess.Popen:
     path = os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     return subprocess.Popen([sys.executable, "-m", module, *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_ctrl_c_reaches_it if os.name == "posix" else None)
+
+
+def _ctrl_c_reaches_it() -> None:
+    """In the child, before Python starts: SIGINT at its default, as for a command typed at a terminal. A test run
+    started in the background (``cmd &`` in a script, ``nohup``) ignores SIGINT, and a child would inherit that."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
