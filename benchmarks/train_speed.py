@@ -42,7 +42,6 @@ from unittest import mock
 
 import torch
 from torch.utils.data import DataLoader, Subset
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tooling/ sits next to the package
 
@@ -55,7 +54,7 @@ from refinenet_edu.engine.recipes import RECIPES, make_optimizer  # noqa: E402
 from refinenet_edu.engine.runtime import DTYPES, describe_device, resolve_precision  # noqa: E402
 from refinenet_edu.files import atomic_write_json  # noqa: E402
 from refinenet_edu.nn.model import build_refinenet  # noqa: E402
-from tooling.bench import PeakProbe  # noqa: E402
+from tooling.bench import PeakProbe, Settings, count_step_flops, parse_model_spec  # noqa: E402
 
 CFG = RECIPES["course"]
 DEVICE = torch.device("cpu")
@@ -90,15 +89,6 @@ def data_ms(rounds: int, samples: int) -> dict:
                 CFG.crop_size, scale_range=CFG.scale_range))}
     sides = {name: (lambda ds=ds: [ds[i] for i in range(samples)]) for name, ds in sets.items()}
     return {name: s / samples * 1000 for name, s in alternate(sides, rounds).items()}
-
-
-def step_flops(dtype) -> float:
-    """Convolution and matrix-product FLOPs of one training step, per image (forward and backward)."""
-    model = build_refinenet("course", num_classes=7)
-    x, y = torch.randn(2, 3, CFG.crop_size, CFG.crop_size), torch.randint(0, 7, (2, CFG.crop_size, CFG.crop_size))
-    with FlopCounterMode(display=False) as counter:
-        SegmentationLoss(255)(model(x), y).backward()
-    return counter.get_total_flops() / 2
 
 
 def step_ms(batches, dtype, rounds: int, compile: bool, probe: PeakProbe) -> tuple[dict, float | None]:
@@ -213,7 +203,8 @@ def main() -> None:
     validation = validation_seconds(dtype, args.rounds, 32 if args.smoke else None)
     conv_share = profile_step(batches, dtype) if args.profile else None
     peak = probe.result()["peak_tflops"]
-    flops = step_flops(dtype)
+    # convolution and matrix-product FLOPs of one training step (forward and backward), the bench's own count
+    flops = count_step_flops(parse_model_spec("course"), "train", Settings(input_size=(CFG.crop_size,) * 2, num_classes=7))
     images = (32 if args.smoke else len(load_dataset("synthscenes", "train"))) // CFG.batch_size * CFG.batch_size
 
     print(f"device: {describe_device(DEVICE)}, {precision}; load average {load_before[0]:.1f} before, "
