@@ -2,7 +2,7 @@
 
 ``refinenet_edu`` is layered (docs/contributing.md, "The package"): the network (``nn``) first,
 then ``datasets``, ``engine``, ``experiments``, ``viz``, ``grading`` and last the
-command line (``cli``); the top-level modules (``resources``, ``files``, ``paper``) are
+command line (``cli``); the top-level modules (``resources``, ``files``) are
 below them all. The course's maintenance tooling (``tooling/`` at the repository root: the
 notebook executor, the site, the launch links, nbgrader release and autograding, the
 benchmark harness) is above the package: it imports the library, never the other way round. These tests read every module's source (``import`` statements anywhere in
@@ -38,7 +38,7 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
         return parts[1]
-    return "base"  # a top-level module: resources, files, paper
+    return "base"  # a top-level module: resources, files
 
 
 def imports_of(path: Path) -> list[tuple[str, int]]:

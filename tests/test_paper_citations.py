@@ -1,6 +1,6 @@
 """Every citation of the paper in code, notebooks and docs points at what the paper has there.
 
-The table of the paper's figures, tables and sections is ``refinenet_edu/paper.py`` (also printed in
+The table of the paper's figures, tables and sections is ``tooling/paper.py`` (also printed in
 ``docs/paper.md``). A figure or table citation must also have, within a few lines, a word that names what
 that figure or table shows; and statements the course once made wrongly must not come back.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from refinenet_edu import paper
+from tooling import paper
 
 REPO = Path(__file__).resolve().parents[1]
 
