@@ -9,7 +9,7 @@ from typing import Any
 from refinenet_edu.cli.errors import kept, non_negative_int, positive_int
 from refinenet_edu.cli.options import add_train_arguments
 from refinenet_edu.experiments.results import AblationResults
-from refinenet_edu.experiments.runner import budget_for, retime, run_grid
+from refinenet_edu.experiments.runner import budget_for, run_grid
 from refinenet_edu.experiments.variants import make_grid, parse_variant
 from refinenet_edu.nn.config import CASCADES, PRESETS, make_config
 
@@ -47,18 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--save-checkpoints", choices=("none", "seed0", "all"), default="none",
                    help="save float16 checkpoints of these runs (about 8 MB each for the course preset)")
     r.add_argument("--no-timing", action="store_true", help="do not measure inference time")
-    r.add_argument("--retime", action="store_true",
-                   help="only measure the inference time of the variants in --out on this device, and add it")
-    r.add_argument("--timing-repeats", type=positive_int, default=30, help="timed predictions per variant (the fastest counts)")
     r.add_argument("--list", action="store_true", help="print the planned runs and which are done, then exit")
     r.add_argument("--progress", action="store_true",
                    help="progress bars with --jobs 1; with more jobs, one line per epoch of each run")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.retime:
-        retime(args.out, device=args.device, precision=args.precision, argv=args._argv, repeats=args.timing_repeats)
-        return 0
     variants = ([parse_variant(n) for n in args.variants] if args.variants else
                 make_grid(args.cascades, args.crp_blocks, args.output_rcus, args.light_weight, grid=args.grid))
     overrides: dict[str, Any] = {}

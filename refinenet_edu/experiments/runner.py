@@ -38,8 +38,8 @@ from refinenet_edu.engine.divergence import first_loss_jump
 from refinenet_edu.experiments.variants import Variant, parse_variant
 from refinenet_edu.files import atomic_write_bytes
 
-__all__ = ["BANDS", "RunSpec", "RunsFailed", "budget_for", "dataset_fingerprint", "load_splits", "retime", "run_grid",
-           "time_inference", "train_variant", "variant_costs"]
+__all__ = ["BANDS", "RunSpec", "RunsFailed", "budget_for", "dataset_fingerprint", "load_splits", "new_invocation",
+           "run_grid", "time_inference", "time_variant", "train_variant", "variant_costs"]
 
 
 class RunsFailed(RuntimeError):
@@ -348,7 +348,7 @@ def _budget_dict(preset: str, cfg, subset: int | None, model_overrides: dict, fi
     }
 
 
-def _invocation(argv: list[str] | None, device: str) -> dict:
+def new_invocation(argv: list[str] | None, device: str) -> dict:
     """A new entry of the results file's provenance: an id, the command, commit and versions, the device."""
     from refinenet_edu.engine.provenance import provenance
     from refinenet_edu.engine.runtime import describe_device, resolve_device
@@ -429,7 +429,7 @@ def run_grid(
     # seed-major: every variant's first seed before any second seed, so a stopped grid is still balanced
     todo = [(v, s) for s in seeds for v in variants if (v.name, s) not in results.done()]
     skipped = len(variants) * len(seeds) - len(todo)
-    invocation = {**_invocation(argv, device), "jobs": jobs, "threads": threads, "planned": len(todo),
+    invocation = {**new_invocation(argv, device), "jobs": jobs, "threads": threads, "planned": len(todo),
                   "skipped": skipped, "runs": [], "wall_seconds": 0.0}
 
     def untimed(v: Variant) -> bool:
@@ -477,8 +477,8 @@ def run_grid(
 
     for v in variants:
         if untimed(v):
-            _time_variant(v, results.variants[v.name], preset, num_classes, model_overrides, cfg.crop_size, device,
-                          precision, log)
+            time_variant(v, results.variants[v.name], preset, num_classes, model_overrides, cfg.crop_size, device,
+                         precision, log)
     invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
     if failures:
         invocation["failed"] = failures
@@ -516,8 +516,8 @@ def _outcomes(specs: list[RunSpec], jobs: int):
                 yield futures[fut], err
 
 
-def _time_variant(v: Variant, entry: dict, preset: str, num_classes: int, model_overrides: dict, size: int, device,
-                  precision, log, repeats: int = 30) -> None:
+def time_variant(v: Variant, entry: dict, preset: str, num_classes: int, model_overrides: dict, size: int, device,
+                 precision, log, repeats: int = 30) -> None:
     """Time ``v``'s inference and store it in its results ``entry`` under the device's name."""
     import torch
 
@@ -531,23 +531,3 @@ def _time_variant(v: Variant, entry: dict, preset: str, num_classes: int, model_
         k: t[k] for k in ("precision", "batch", "input_size", "statistic", "median_ms_per_image")}
     log(f"  inference {v.name}: {t['ms_per_image']:.2f} ms/image on {t['device']} ({t['precision']})")
 
-
-def retime(out: str | os.PathLike, *, device: str = "auto", precision: str = "auto", log=print,
-           argv: list[str] | None = None, repeats: int = 30) -> AblationResults:
-    """Measure the inference time of every variant in ``out`` on this device and add it to the file
-    (replacing an earlier measurement on the same device)."""
-    results = AblationResults.load(out)
-    started = time.perf_counter()
-    invocation = {**_invocation(argv, device), "retime": True}
-    results.add_invocation(invocation)
-    budget = results.data.get("budget", {})
-    preset = budget.get("preset", "course")
-    size = int(budget.get("train", {}).get("crop_size", 128))
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in budget.get("model_overrides", {}).items()}
-    num_classes = int(results.data.get("dataset", {}).get("num_classes") or len(results.class_names))
-    for name in results.variant_names():
-        entry = results.variants.setdefault(name, parse_variant(name).as_dict())
-        _time_variant(parse_variant(name), entry, preset, num_classes, overrides, size, device, precision, log, repeats)
-    invocation["wall_seconds"] = round(time.perf_counter() - started, 1)
-    results.save(out)
-    return results

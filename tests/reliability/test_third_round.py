@@ -596,13 +596,13 @@ def test_U15_an_output_under_a_file_or_at_a_dangling_link_says_so(command, tiny_
 # ---------------------------------------------------------------- U17: where the results are, not a guess
 def test_U17_a_missing_results_file_suggests_only_a_folder_that_holds_results(tmp_path, capsys):
     (tmp_path / "ab").mkdir()
-    assert main(["ablate", "--retime", "--out", str(tmp_path / "ab" / "nonexist"), "--device", "cpu"]) == 2
-    err = one_line_error(capsys.readouterr().err, "ablate")
+    assert tooling_main(["retime", "--out", str(tmp_path / "ab" / "nonexist"), "--device", "cpu"]) == 2
+    err = one_line_error(capsys.readouterr().err, "retime", "./course")
     assert "no ablation results there" in err and f"--out {tmp_path / 'ab'}" not in err and "run it first" in err
     (tmp_path / "ab" / "results.json").write_text('{"format": "refinenet-edu-ablation"}')
     for out in (tmp_path / "ab" / "nonexist", tmp_path):  # the folder above, a folder below
-        assert main(["ablate", "--retime", "--out", str(out), "--device", "cpu"]) == 2
-        assert f"results are in --out {tmp_path / 'ab'}" in one_line_error(capsys.readouterr().err, "ablate")
+        assert tooling_main(["retime", "--out", str(out), "--device", "cpu"]) == 2
+        assert f"results are in --out {tmp_path / 'ab'}" in one_line_error(capsys.readouterr().err, "retime", "./course")
 
 
 # ---------------------------------------------------------------- U18: encoder weights holding inf

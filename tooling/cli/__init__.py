@@ -5,6 +5,8 @@
     execute, check, site, links    the stored notebooks (tooling/notebooks.py, site.py, links.py)
     assignments list | release     the graded assignments (tooling/assignments.py, nbgrader)
     bench                          speed, FLOP/s and memory of presets and torchvision peers (tooling/bench.py)
+    retime --out DIR               the inference times of a finished ablation results set, again on this machine
+                                   (tooling/retime.py)
 
 They fail the way the library's ``refinenet-edu`` commands do: one line, exit status 2
 (:mod:`refinenet_edu.cli.errors`).
@@ -22,7 +24,7 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tooling.cli import assignments, bench, notebooks
+    from tooling.cli import assignments, bench, notebooks, retime
 
     parser = Parser(prog="./course", description="The course's maintenance commands (outside the library).")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("assignments", assignments, "list the graded assignments, release student versions (nbgrader)"),
         ("bench", bench, "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
+        ("retime", retime, "measure the inference times of a finished ablation results set again, on this machine"),
     ):
         p = sub.add_parser(name, help=text, description=text)
         module.add_arguments(p)
