@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -57,10 +58,12 @@ def colorize(mask, palette: Sequence[Sequence[int]], ignore_index: int = IGNORE_
     return palette_lut(palette, ignore_index)[np.clip(labels, 0, 255)]
 
 
-def write_mask_png(mask: np.ndarray, path: Path, palette: Sequence[Sequence[int]]) -> None:
-    """Write a uint8 label mask as a lossless palette PNG (pixel value = class id)."""
+def write_mask_png(mask: np.ndarray, path: Path | BinaryIO, palette: Sequence[Sequence[int]],
+                   ignore_index: int | None = IGNORE_INDEX) -> None:
+    """Write a uint8 label mask (to a path or an open binary file) as a lossless palette PNG: pixel value = class id,
+    the colours those of :func:`palette_lut`."""
     from PIL import Image
 
     img = Image.fromarray(np.asarray(mask, np.uint8), mode="P")
-    img.putpalette(palette_lut(palette).reshape(-1).tolist())
+    img.putpalette(palette_lut(palette, ignore_index).reshape(-1).tolist())
     img.save(path, format="PNG")

@@ -26,7 +26,7 @@ from torch import nn
 
 from refinenet_edu.datasets.info import DatasetInfo, sample_ids
 from refinenet_edu.datasets.loading import image_groups
-from refinenet_edu.datasets.palette import palette_lut
+from refinenet_edu.datasets.palette import palette_lut, write_mask_png
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities, window_size
 from refinenet_edu.engine.metrics import (
@@ -308,7 +308,6 @@ def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequ
     out_dir = Path(out_dir)
     root = out_dir.resolve()
     lut = palette_lut(palette, ignore_index)
-    flat_palette = lut.reshape(-1).tolist()
     masks = list(pred_masks)
     ids = list(ids)
     if len(masks) != len(ids):
@@ -323,10 +322,7 @@ def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequ
         if root not in path.resolve().parents:
             raise ValueError(f"id {image_id!r} would write outside {out_dir}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        h, w = arr.shape
-        png = Image.frombytes("P", (w, h), np.ascontiguousarray(arr).tobytes())
-        png.putpalette(flat_palette)
-        atomic_write(path, lambda f: png.save(f, format="PNG"))
+        atomic_write(path, lambda f: write_mask_png(arr, f, palette, ignore_index))
         written.append(path)
         if image_list is not None:
             over = _overlay(image_list[i], arr, lut, alpha, ignore_index)

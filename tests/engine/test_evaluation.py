@@ -3,6 +3,7 @@ windows, per-image scores, and palette PNGs that read back exactly."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from refinenet_edu.datasets.palette import colorize
+from refinenet_edu.datasets.palette import IGNORE_COLOUR, colorize, write_mask_png
 from refinenet_edu.engine.evaluation import OFFICIAL_SCALES, evaluate, save_predictions
 from refinenet_edu.engine.inference import predict_probabilities
 from refinenet_edu.engine.metrics import confusion_matrix, miou_from_confusion
@@ -239,6 +240,10 @@ def test_save_predictions_writes_palette_pngs_that_read_back(tmp_path):
             assert np.array_equal(np.array(im), np.asarray(mask))
             pal = im.getpalette()
             assert [tuple(pal[3 * i : 3 * i + 3]) for i in range(5)] == palette
+            assert tuple(pal[3 * 255 : 3 * 256]) == IGNORE_COLOUR
+        same = io.BytesIO()  # the one palette-PNG writer of the package, byte for byte
+        write_mask_png(np.asarray(mask), same, palette)
+        assert (tmp_path / f"{name}.png").read_bytes() == same.getvalue()
         with Image.open(tmp_path / "overlays" / f"{name}.png") as ov:
             assert ov.mode == "RGB" and ov.size == (mask.shape[1], mask.shape[0])
     with Image.open(tmp_path / "overlays" / "a.png") as ov:
