@@ -10,7 +10,7 @@ leaves a half-written checkpoint behind.
 Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict),
 ``dataset`` (name, class names, palette), ``epoch``, ``history``, ``metrics``,
 ``train_config``, ``provenance``; training checkpoints also hold
-``optimizer``, ``scheduler``, ``scaler`` and ``rng`` for exact resume.
+``optimizer``, ``scheduler`` and ``scaler`` for exact resume.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from refinenet_edu.nn.config import RefineNetConfig
 from refinenet_edu.files import atomic_write, first_non_finite, read_torch_file
 
-__all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "atomic_torch_save", "check_finite", "save_checkpoint",
+__all__ = ["FORMAT", "VERSION", "NonFiniteWeights", "check_finite", "save_checkpoint",
            "load_checkpoint", "load_model"]
 
 FORMAT = "refinenet-edu-checkpoint"
@@ -45,11 +45,6 @@ def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Non
         )
 
 
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (see :mod:`refinenet_edu.files`)."""
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, half: bool = False, **extra: Any) -> Path:
     """Save ``model`` (a RefineNet, or DDP/compiled wrapper of one) and ``extra`` keys.
 
@@ -63,7 +58,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, half: bo
     state = {k: v.detach().cpu() for k, v in state.items()}
     check_finite(state, path)
     payload = {"format": FORMAT, "version": VERSION, "model_config": module.config.to_dict(), "model": state, **extra}
-    atomic_torch_save(payload, Path(path))
+    atomic_write(path, lambda f: torch.save(payload, f))
     return Path(path)
 
 

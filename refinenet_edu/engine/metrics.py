@@ -109,9 +109,9 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x[keep].mean()) if bool(keep.any()) else math.nan
 
 
-def _float_or_none(x: float) -> float | None:
-    """JSON has no NaN: map it to ``None`` (``null``)."""
-    return None if math.isnan(x) else float(x)
+def _float_or_none(x: float | None) -> float | None:
+    """JSON has no NaN: map it (and a missing value) to ``None`` (``null``)."""
+    return None if x is None or math.isnan(x) else float(x)
 
 
 @dataclass

@@ -93,11 +93,6 @@ class Comparison:
         return not (self.stat_a.low > self.stat_b.high or self.stat_b.low > self.stat_a.high)
 
     @property
-    def welch_t(self) -> float:
-        se = math.sqrt(self.stat_a.std**2 / self.stat_a.n + self.stat_b.std**2 / self.stat_b.n)
-        return self.difference / se if se > 0 else math.copysign(math.inf, self.difference) if self.difference else 0.0
-
-    @property
     def paired(self) -> bool:
         """Whether both variants ran the same seeds, so that their runs pair up seed by seed."""
         sa, sb = self.stat_a.seeds, self.stat_b.seeds
@@ -217,13 +212,9 @@ def groups(results) -> list[str]:
 
 
 def diverged(run: dict, factor: float = DIVERGED_FACTOR) -> int | None:
-    """The first epoch at which ``run``'s training loss jumped above ``factor`` times its lowest so far, else None.
-
-    A healthy run's epoch loss moves by a few percent from one epoch to the next; a jump of 10x is a blow-up (after
-    which a network often predicts one class everywhere), a failure of the run, not a measurement of its variant. A
-    non-finite loss counts too. The rule is training's own (:mod:`refinenet_edu.engine.divergence`), which warns about
-    such an epoch and never keeps it as ``best.pt``.
-    """
+    """The first epoch at which ``run``'s training loss blew up (over ``factor`` times its lowest so far, or not
+    finite), else None: a failure of the run, not a measurement of its variant. The rule is training's own
+    (:mod:`refinenet_edu.engine.divergence`, which says why 10x)."""
     jump = first_loss_jump(run.get("history", []), factor)
     return None if jump is None else jump.epoch
 

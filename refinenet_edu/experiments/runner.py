@@ -23,7 +23,6 @@ import dataclasses
 import hashlib
 import io
 import json
-import math
 import os
 import statistics
 import time
@@ -149,10 +148,6 @@ def _model_config(variant: Variant, preset: str, num_classes: int, model_overrid
     return make_config(preset, num_classes=num_classes, **{**model_overrides, **variant.overrides()})
 
 
-def _float(x) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
 def time_inference(
     model, input_size: tuple[int, int] = (128, 128), *, device=None, precision: str = "auto",
     batch: int = 1, warmup: int = 5, repeats: int = 30,
@@ -238,6 +233,7 @@ def train_variant(
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.datasets.loading import eval_loader
     from refinenet_edu.engine.evaluation import evaluate
+    from refinenet_edu.engine.metrics import _float_or_none
     from refinenet_edu.nn.model import RefineNet
     from refinenet_edu.nn.cost import count_parameters
     from refinenet_edu.engine.loop import train
@@ -257,14 +253,14 @@ def train_variant(
     m = ev.metrics
     record = {
         "variant": variant.name, "label": variant.label, "seed": int(seed),
-        "miou": _float(m.miou), "pixel_accuracy": _float(m.pixel_accuracy),
-        "mean_class_accuracy": _float(m.mean_class_accuracy),
-        "iou": {n: _float(v) for n, v in zip(info.class_names, m.iou)},
-        "boundary_miou": {str(k): _float(b.miou) for k, b in ev.boundary.items()},
-        "boundary_accuracy": {str(k): _float(b.pixel_accuracy) for k, b in ev.boundary.items()},
+        "miou": _float_or_none(m.miou), "pixel_accuracy": _float_or_none(m.pixel_accuracy),
+        "mean_class_accuracy": _float_or_none(m.mean_class_accuracy),
+        "iou": {n: _float_or_none(v) for n, v in zip(info.class_names, m.iou)},
+        "boundary_miou": {str(k): _float_or_none(b.miou) for k, b in ev.boundary.items()},
+        "boundary_accuracy": {str(k): _float_or_none(b.pixel_accuracy) for k, b in ev.boundary.items()},
         "params": count_parameters(model), "train_seconds": round(train_seconds, 2), "epochs": len(result.history),
         "final_loss": result.history[-1]["loss"] if result.history else None,
-        "history": [{"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": _float(h.get("miou"))}
+        "history": [{"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": _float_or_none(h.get("miou"))}
                     for h in result.history],
         "device": result.device, "precision": result.precision,
         "train_images": len(train_set), "val_images": len(val_set),
@@ -294,7 +290,7 @@ def _run_spec(spec: RunSpec) -> dict | None:
     if spec.out and (Path(spec.out) / "results.json").is_file() \
             and (spec.variant, spec.seed) in AblationResults.load(spec.out).done():
         return None
-    cfg = TrainConfig(**{**spec.train_config, "scale_range": tuple(spec.train_config.get("scale_range", (0.75, 1.25)))})
+    cfg = TrainConfig(**spec.train_config)  # (it makes scale_range, a list in JSON, a tuple again)
     with cpu_threads(spec.threads):  # for this run only; the caller's are restored
         record, model, val_set = train_variant(
             spec.variant, spec.seed, preset=spec.preset, data=spec.data, train_config=cfg,

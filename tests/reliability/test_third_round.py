@@ -334,7 +334,7 @@ def test_T11_a_full_disk_while_torch_save_writes_is_one_line_naming_the_file(tmp
     import torch
 
     from refinenet_edu.cli.errors import run_command
-    from refinenet_edu.engine.checkpoints import atomic_torch_save
+    from refinenet_edu.files import atomic_write
 
     real_fdopen = os.fdopen
 
@@ -359,7 +359,7 @@ def test_T11_a_full_disk_while_torch_save_writes_is_one_line_naming_the_file(tmp
 
     monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Full(real_fdopen(fd, mode, *a, **k)))
     target = tmp_path / "last.pt"
-    assert run_command("train", lambda: atomic_torch_save({"w": torch.zeros(10_000)}, target)) == 2
+    assert run_command("train", lambda: atomic_write(target, lambda f: torch.save({"w": torch.zeros(10_000)}, f))) == 2
     err = one_line_error(capsys.readouterr().err, "train")
     assert "no space left on device" in err and str(target) in err and "unexpected pos" not in err
     assert list(tmp_path.iterdir()) == []
