@@ -71,7 +71,7 @@ def commit() -> str:
 def make_data(work: Path, device, *, train_images: int, val_images: int, sizes=VOC_SIZES):
     """A VOC 2012 + SBD-shaped set in ``work`` and a calibrated random ResNet-101: (root, encoder weights)."""
     from refinenet_edu.datasets import eval_transforms, load_dataset
-    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+    from tooling.voc_shaped import make_voc_shaped
 
     extra = train_images // 3
     root = make_voc_shaped(work / "data", train=train_images - extra, val=val_images, sbd=extra, sizes=sizes)

@@ -46,11 +46,28 @@ def test_load_dataset_looks_for_voc_in_the_downloads_root(monkeypatch, tmp_path)
 def test_every_results_set_a_notebook_reads_is_in_the_wheel():
     """A notebook names a shipped results set in its code (``LONGER_RESULTS = "ablation-60ep"``,
     ``resource("results", "losses", ...)``); a wheel has no checkout, so setup.py must copy each one."""
+    shipped = {name for name, _ in _setup_shipped()}
+    read = _folders_named_in_notebooks(ROOT / "results")
+    assert {"ablation-60ep", "ablation-pretrained", "losses"} <= set(read)  # the scan finds them (09, 08)
+    missing = {name: nb for name, nb in read.items() if f"results/{name}" not in shipped}
+    assert not missing, f"notebooks read results sets a wheel does not carry (setup.py SHIPPED): {missing}"
+
+
+def test_every_data_folder_a_notebook_reads_is_in_the_wheel():
+    """The same for ``data/``: ``resource("data", "voc-shaped-sample")`` (10), ``"checkpoints"`` (07, 08, 10)."""
+    shipped = {name for name, _ in _setup_shipped()}
+    read = _folders_named_in_notebooks(ROOT / "data")
+    assert {"checkpoints", "synthscenes", "voc-shaped-sample"} <= set(read)  # the scan finds them
+    missing = {name: nb for name, nb in read.items() if f"data/{name}" not in shipped}
+    assert not missing, f"notebooks read data folders a wheel does not carry (setup.py SHIPPED): {missing}"
+
+
+def _folders_named_in_notebooks(parent: Path) -> dict[str, str]:
+    """{name of a folder of ``parent`` that a notebook's code names as a string: the first notebook naming it}."""
     import ast
     import json
 
-    shipped = {name for name, _ in _setup_shipped()}
-    sets = {p.name for p in (ROOT / "results").iterdir() if p.is_dir()}
+    folders = {p.name for p in parent.iterdir() if p.is_dir()}
     read = {}
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         for cell in json.loads(nb.read_text(encoding="utf-8"))["cells"]:
@@ -58,11 +75,9 @@ def test_every_results_set_a_notebook_reads_is_in_the_wheel():
                 continue
             source = "\n".join(line for line in "".join(cell["source"]).splitlines() if not line.lstrip().startswith(("%", "!")))
             for node in ast.walk(ast.parse(source)):
-                if isinstance(node, ast.Constant) and node.value in sets:
+                if isinstance(node, ast.Constant) and node.value in folders:
                     read.setdefault(node.value, nb.name)
-    assert {"ablation-60ep", "ablation-pretrained", "losses"} <= set(read)  # the scan finds them (09, 08)
-    missing = {name: nb for name, nb in read.items() if f"results/{name}" not in shipped}
-    assert not missing, f"notebooks read results sets a wheel does not carry (setup.py SHIPPED): {missing}"
+    return read
 
 
 def _setup_shipped():

@@ -69,6 +69,7 @@ def test_the_wheel_carries_the_resources(installed):
     *_, wheel = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in ("data/synthscenes/meta.json", "data/checkpoints/course-synthscenes.pt",
+                 "data/voc-shaped-sample/benchmark_RELEASE/dataset/cls/2008_000000.mat",
                  "results/ablation/results.json", "results/ablation-60ep/results.json",
                  "results/ablation-pretrained/results.json", "results/losses/focal/results.json",
                  "notebooks/00_welcome.ipynb"):

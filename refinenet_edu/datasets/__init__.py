@@ -3,7 +3,6 @@
 - :mod:`.synthetic` draws SynthScenes (shipped in ``data/synthscenes``).
 - :mod:`.voc` reads any PASCAL VOC-layout folder, VOC 2012, SBD and both together.
 - :mod:`.download` fetches VOC 2012 and SBD (mirrors, checksums, resume).
-- :mod:`.voc_shaped` writes a small VOC-shaped set for tests and dry runs.
 - :mod:`.transforms` joint image/mask augmentation (``transforms.v2``).
 - :mod:`.palette` colours classes; :mod:`.loading` batches images of mixed sizes.
 - :mod:`.validation` checks a folder; :mod:`.info` says what a dataset is (:class:`DatasetInfo`).

@@ -23,7 +23,7 @@ from refinenet_edu.cli import main
 from refinenet_edu.datasets import download as dl
 from refinenet_edu.datasets import voc2012, voc2012_aug
 from refinenet_edu.datasets.download import ARCHIVES, DownloadError, download_dataset
-from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+from tooling.voc_shaped import make_voc_shaped
 
 
 def tar_bytes(folder: Path, members: list[str], mode: str = "w") -> bytes:

@@ -14,9 +14,9 @@ from PIL import Image
 from refinenet_edu import build_refinenet
 from refinenet_edu.cli import main
 from refinenet_edu.datasets import eval_transforms, load_dataset
-from refinenet_edu.datasets.voc_shaped import make_voc_shaped
 from refinenet_edu.datasets.loading import collate_images, eval_loader
 from refinenet_edu.engine.evaluation import evaluate
+from tooling.voc_shaped import make_voc_shaped
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import torchvision
 from refinenet_edu.engine.checkpoints import load_checkpoint
 from refinenet_edu.cli import main
 from refinenet_edu.datasets import eval_transforms, load_dataset
-from refinenet_edu.datasets.voc_shaped import make_voc_shaped
 from refinenet_edu.engine.evaluation import OFFICIAL_SCALES
 from refinenet_edu.engine.recipes import RECIPES, lr_lambda
+from tooling.voc_shaped import make_voc_shaped
 
 
 #: what makes the library's official recipe the official code's (its defaults: batch 16, poly, jitter)

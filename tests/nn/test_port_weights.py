@@ -131,7 +131,7 @@ def test_files_that_are_not_the_ports_weights_say_so(official, port_state, tmp_p
 
 
 def test_evaluate_from_port_on_a_voc_shaped_set(port_file, tmp_path, capsys):
-    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+    from tooling.voc_shaped import make_voc_shaped
 
     root = make_voc_shaped(tmp_path / "data", train=1, val=1, sizes=((41, 57),))
     weights = port_file

@@ -60,7 +60,7 @@ class SlowServer:
 
 def test_L1_a_refused_second_download_leaves_the_first_ones_part_alone(tmp_path):
     from refinenet_edu.datasets import download as dl
-    from refinenet_edu.datasets.voc_shaped import make_voc_shaped
+    from tooling.voc_shaped import make_voc_shaped
 
     src = make_voc_shaped(tmp_path / "src", train=2, val=1)
     buf = io.BytesIO()

@@ -1,4 +1,4 @@
-"""A small generated dataset shaped like PASCAL VOC 2012 (and SBD), for tests and dry runs.
+"""A small generated dataset shaped like PASCAL VOC 2012 (and SBD), for tests, benchmarks and a stored sample.
 
 Real PASCAL VOC breaks code written for a set of equal squares: its images have many sizes (mostly about
 500x375, some far smaller, odd sides common), 21 classes, and every object is outlined by a band of the
@@ -10,7 +10,12 @@ ignore label 255. :func:`make_voc_shaped` writes a few such images in the layout
 
 Each object is an ellipse or a box in its class's colour on a noisy background; sizes cycle through
 ``sizes`` (VOC's common ones at a fifth of their side, odd ones, one smaller than a 64-pixel crop). Every
-file is a pure function of the arguments.
+image, mask and list is a pure function of the arguments (a ``.mat`` file's header also holds the time it
+was written).
+
+The repository stores one such set, ``data/voc-shaped-sample`` (the arguments :data:`SAMPLE`), which
+notebook 10's dry run reads; ``python -m tooling.voc_shaped`` writes it again, and
+``tests/tools/test_voc_shaped.py`` checks that the stored files are what this generator writes.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from refinenet_edu.datasets.palette import IGNORE_INDEX, voc_palette, write_mask
 from refinenet_edu.datasets.synthetic import encode_jpeg
 from refinenet_edu.datasets.voc import VOC_CLASSES
 
-__all__ = ["VOC_SHAPED_SIZES", "make_voc_shaped", "render_voc_shaped", "write_sbd_mask"]
+__all__ = ["SAMPLE", "SAMPLE_FOLDER", "VOC_SHAPED_SIZES", "main", "make_voc_shaped", "render_voc_shaped",
+           "write_sbd_mask"]
 
 #: (height, width) of the generated images, cycled: VOC's common 375x500, 500x375,
 #: 333x500 and 500x334 at a fifth of their side, odd sizes, and 41x57, smaller than a 64 crop.
@@ -31,6 +37,12 @@ VOC_SHAPED_SIZES: tuple[tuple[int, int], ...] = ((75, 100), (100, 75), (67, 100)
 
 NUM_CLASSES = len(VOC_CLASSES)
 JPEG_QUALITY = 90
+
+#: the arguments of the stored sample: 4 VOC train and 2 VOC val images, and an SBD folder of 2 more
+#: (plus the first VOC train and val image, as the real SBD shares images with VOC)
+SAMPLE = {"train": 4, "val": 2, "sbd": 2, "seed": 0}
+#: where the repository stores it
+SAMPLE_FOLDER = Path(__file__).resolve().parents[1] / "data" / "voc-shaped-sample"
 
 
 def _class_colour(label: int) -> np.ndarray:
@@ -65,11 +77,13 @@ def render_voc_shaped(seed: int, index: int, size: tuple[int, int], border: int 
 
 def write_sbd_mask(mask: np.ndarray, path: Path) -> None:
     """Write a class mask as SBD does: a MATLAB file with the struct ``GTcls.Segmentation``, without 255
-    borders (written as background: SBD's annotations are filled boundaries). Needs scipy."""
+    borders (written as background: SBD's annotations are filled boundaries), compressed as MATLAB's own
+    ``save`` writes by default. Needs scipy."""
     from scipy.io import savemat
 
     seg = np.where(mask == IGNORE_INDEX, 0, mask).astype(np.uint8)
-    savemat(path, {"GTcls": {"Segmentation": seg, "CategoriesPresent": np.unique(seg[seg > 0]).astype(np.uint8)}})
+    categories = np.unique(seg[seg > 0]).astype(np.uint8)
+    savemat(path, {"GTcls": {"Segmentation": seg, "CategoriesPresent": categories}}, do_compression=True)
 
 
 def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int = 0, seed: int = 0,
@@ -115,3 +129,25 @@ def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int 
         (folder / "train.txt").write_text("\n".join(ids[:half]) + "\n")
         (folder / "val.txt").write_text("\n".join(ids[half:]) + "\n")
     return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tooling.voc_shaped [FOLDER]``: write the stored sample (:data:`SAMPLE`) to ``FOLDER``,
+    by default :data:`SAMPLE_FOLDER`. Its two dataset folders are replaced whole; other files (its README) stay."""
+    import shutil
+    import sys
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if len(argv) > 1:
+        print("usage: python -m tooling.voc_shaped [FOLDER]", file=sys.stderr)
+        return 2
+    folder = Path(argv[0]) if argv else SAMPLE_FOLDER
+    for name in ("VOCdevkit", "benchmark_RELEASE"):
+        shutil.rmtree(folder / name, ignore_errors=True)
+    make_voc_shaped(folder, **SAMPLE)
+    print(f"wrote {folder}: " + ", ".join(f"{k}={v}" for k, v in SAMPLE.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
