@@ -6,7 +6,7 @@
     python course.py hosted                   Colab, Kaggle: install this checkout into the running Python,
                                               keeping what the platform ships (torch, Jupyter)
     python course.py COMMAND [options]        the course's maintenance commands, in the environment:
-                                              execute, check, site, links, assignments, bench, retime
+                                              execute, check, site, links, figures, assignments, bench, retime
                                               (tooling/cli/__init__.py; `python course.py execute --help`)
 
 `./course lab` and `./course test` (bash) call this file; on Windows run
@@ -242,7 +242,7 @@ def test_command(py: Path, args: list[str]) -> list[str]:
 
 
 #: the maintenance commands of tooling/ (tooling/cli/__init__.py), run in the environment by `python -m tooling`
-TOOLING_COMMANDS = ("execute", "check", "site", "links", "assignments", "bench", "retime")
+TOOLING_COMMANDS = ("execute", "check", "site", "links", "figures", "assignments", "bench", "retime")
 
 
 def tooling_command(py: Path, command: str, args: list[str]) -> list[str]:

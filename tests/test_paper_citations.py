@@ -17,13 +17,14 @@ from tooling import paper
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Where the course states facts: the library, the notebooks and assignments, the docs and READMEs, the benchmarks.
+#: Where the course states facts: the library, the notebooks and assignments, the docs and READMEs, the benchmarks,
+#: and the code that draws the notebooks' diagrams.
 #: ``results/course-full-mode/*.ipynb`` are stored records of one run (their README says so) and are left out.
 SOURCES = sorted(
     {*REPO.glob("refinenet_edu/**/*.py"), *REPO.glob("notebooks/*.ipynb"), *REPO.glob("notebooks/*.md"),
      *REPO.glob("assignments/**/*.ipynb"), *REPO.glob("assignments/**/*.md"), *REPO.glob("docs/*.md"),
      *REPO.glob("data/*.md"), *REPO.glob("results/*/README.md"), *REPO.glob("benchmarks/*.py"),
-     REPO / "README.md"}
+     REPO / "README.md", REPO / "tooling" / "figures.py"}
 )
 
 FIG = re.compile(r"\bFig(?:ure)?\.?\s+(\d+)(\([a-z]\)|[a-z]\b)?(-\([a-z]\))?")  # Fig. 3, Fig. 3(b), Fig. 3(a)-(d)

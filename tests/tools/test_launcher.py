@@ -9,6 +9,7 @@ prints what it was given. The real steps (venv, pip) run in every CI run: CI's
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -357,6 +358,10 @@ def test_tooling_runs_the_maintenance_commands(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert all(c in out.stdout for c in launcher.TOOLING_COMMANDS)
+    from tooling.cli import build_parser  # the launcher forwards exactly the commands the tooling has
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(commands.choices) == sorted(launcher.TOOLING_COMMANDS)
     bad = subprocess.run([sys.executable, "-m", "tooling", "execute", "--timeout", "0"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("./course execute: error: --timeout 0"), bad.stderr

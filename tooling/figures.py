@@ -1,17 +1,28 @@
-"""Box-and-arrow diagrams of RefineNet's parts, drawn with matplotlib, so that a notebook can put the picture, the
-paper's figure and the source side by side: :func:`draw_rcu` (Fig. 3(b)), :func:`draw_fusion` (Fig. 3(c)),
-:func:`draw_crp` (Fig. 3(d), or the "parallel pools" port bug), :func:`draw_refinenet_block` (Fig. 3(a)) and
-:func:`draw_cascade` (Fig. 2(c) and Fig. 7). Each takes an optional matplotlib ``ax`` and returns the figure; all
-are built on :class:`Diagram`.
+"""``./course figures``: the box-and-arrow diagrams of RefineNet's parts that notebooks 01-05 show, drawn with
+matplotlib and stored as ``notebooks/figures/<name>.svg``, so that a lesson can put the picture, the paper's figure
+and the source side by side: :func:`draw_rcu` (Fig. 3(b)), :func:`draw_fusion` (Fig. 3(c)), :func:`draw_crp`
+(Fig. 3(d), or the "parallel pools" port bug), :func:`draw_refinenet_block` (Fig. 3(a)) and :func:`draw_cascade`
+(Fig. 2(c) and Fig. 7). Each takes an optional matplotlib ``ax`` and returns the figure; all are built on
+:class:`Diagram`. :data:`FIGURES` names the stored figures and how each is drawn; :func:`write_figures` writes them.
+
+The files are deterministic: the same matplotlib writes the same bytes (matplotlib's default style, a fixed
+``svg.hashsalt`` for the ids inside the file, no date), and each records the matplotlib that wrote it.
+A notebook shows a figure from a markdown cell, ``![what it shows](figures/rcu.svg)``.
 """
 
 from __future__ import annotations
 
+import io
 import math
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["COLOURS", "Diagram", "draw_cascade", "draw_crp", "draw_fusion", "draw_rcu", "draw_refinenet_block"]
+from refinenet_edu.files import atomic_write_bytes
+
+__all__ = ["COLOURS", "FIGURES", "FIGURES_DIR", "Diagram", "draw_cascade", "draw_crp", "draw_fusion", "draw_rcu",
+           "draw_refinenet_block", "figure_svg", "write_figures"]
 
 #: one colour per kind of layer, the same in every diagram of the course
 COLOURS = {
@@ -52,10 +63,10 @@ class Diagram:
     """
 
     def __init__(self, ax=None, *, figsize: tuple[float, float] = (8, 3), title: str | None = None, fontsize: float = 9):
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure
 
-        if ax is None:
-            fig, ax = plt.subplots(figsize=figsize)
+        if ax is None:  # a figure of its own, outside pyplot: nothing to close, no window
+            ax = Figure(figsize=figsize).subplots()
         self.ax = ax
         self.fig = ax.figure
         self.fontsize = fontsize
@@ -299,3 +310,118 @@ def draw_cascade(cascade: str = "4-cascaded", ax=None):
     d.box("cls", bx, 4.9, "classifier\n-> scores at 1/4", kind="classifier", w=1.7, h=0.55, fontsize=7.5)
     d.arrow(prev_block, "cls")
     return d.finish()
+
+
+# ---------------------------------------------------------------------------------------------------- the stored figures
+def _fusion_figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.5, 5.2))
+    axes = fig.subplots(2, 1, gridspec_kw={"height_ratios": [2, 3]})
+    draw_fusion(axes[0], title="RefineNet-3 of the official network: two paths")
+    draw_fusion(axes[1], paths=[("1/16", 256), ("1/8", 256), ("1/4", 256)],
+                title="RefineNet-1 of a 2-cascaded network: RefineNet-2's output and two encoder paths")
+    return fig
+
+
+def _crp_figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 5.4))
+    axes = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 1.25]})
+    draw_crp(axes[0], num_blocks=4)
+    draw_crp(axes[1], num_blocks=4, chained=False)
+    return fig
+
+
+def _block_figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.6))
+    axes = fig.subplots(2, 1)
+    draw_refinenet_block(axes[0], paths=[("1/32", 2048)], widths=[512], title="RefineNet-4: one path, no fusion")
+    draw_refinenet_block(axes[1], title="RefineNet-3: RefineNet-4's output and the 1/16 path")
+    return fig
+
+
+def _cascades_figure():
+    from matplotlib.figure import Figure
+
+    from refinenet_edu.nn.config import CASCADES
+
+    fig = Figure(figsize=(11, 9.5))
+    for ax, name in zip(fig.subplots(2, 2).flat, CASCADES):
+        draw_cascade(name, ax)
+    return fig
+
+
+#: every figure a notebook shows: its file name in ``notebooks/figures/`` (without ``.svg``) -> (its title, stored in
+#: the file, which a browser shows as a tooltip; what draws it)
+FIGURES: dict[str, tuple[str, Callable]] = {
+    "rcu": ("Residual Conv Unit (RCU), Fig. 3(b)", draw_rcu),  # notebook 01
+    "fusion": ("Multi-resolution fusion, Fig. 3(c), in two blocks", _fusion_figure),  # notebook 02
+    "crp": ("Chained residual pooling with 4 blocks, Fig. 3(d), and the parallel pools of a port bug",
+            _crp_figure),  # notebook 03
+    "refinenet_block": ("RefineNet-4 and RefineNet-3 of the 4-cascaded network, Fig. 3(a)", _block_figure),  # 04
+    "cascades": ("The four cascades, Fig. 2(c) and Fig. 7(a)-(c)", _cascades_figure),  # notebook 05
+}
+
+#: where the notebooks find them
+FIGURES_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "figures"
+
+#: what makes an SVG file one of these figures (its Dublin Core ``source``): only such files are ever replaced
+SOURCE = "tooling/figures.py (./course figures)"
+
+#: the settings the figures are drawn with: matplotlib's defaults, whatever a matplotlibrc says, and fixed ids
+_STYLE = {"svg.hashsalt": "refinenet-edu", "svg.fonttype": "path"}
+
+
+def figure_svg(name: str) -> bytes:
+    """The SVG file of the figure ``name`` (a key of :data:`FIGURES`), the same bytes on every run with the same
+    matplotlib; it records that matplotlib's version (``Matplotlib vX.Y.Z`` in its metadata)."""
+    import matplotlib
+
+    if name not in FIGURES:
+        raise ValueError(f"no figure {name!r}: expected one of {list(FIGURES)}")
+    with matplotlib.rc_context():
+        matplotlib.rcdefaults()
+        matplotlib.rcParams.update(_STYLE)
+        title, draw = FIGURES[name]
+        fig = draw()
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="svg", bbox_inches="tight",
+                    metadata={"Date": None, "Title": title, "Source": SOURCE})
+    return buffer.getvalue()
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` is a file this module wrote (and so may be replaced)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    return f"<dc:source>{SOURCE}</dc:source>".encode() in path.read_bytes()
+
+
+def write_figures(folder: str | os.PathLike = FIGURES_DIR, names: Sequence[str] | None = None) -> list[Path]:
+    """Draw the figures ``names`` (default: all of :data:`FIGURES`) into ``folder`` as ``<name>.svg``.
+
+    Every figure is drawn before anything is written, and each file is written atomically
+    (:func:`refinenet_edu.files.atomic_write`). A file that is already there is replaced only if this module wrote
+    it; anything else in ``folder`` is left as it is. Returns the files whose bytes changed.
+    """
+    folder = Path(folder)
+    names = list(FIGURES) if names is None else list(names)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder}: exists and is not a folder")
+    svgs = {name: figure_svg(name) for name in names}
+    for name in svgs:
+        path = folder / f"{name}.svg"
+        if (path.exists() or path.is_symlink()) and not _is_ours(path):
+            raise ValueError(f"{path}: exists and was not written by `./course figures`; it is left as it is: "
+                             "move it away or rename it")
+    changed = []
+    for name, data in svgs.items():
+        path = folder / f"{name}.svg"
+        if not path.is_file() or path.read_bytes() != data:
+            changed.append(atomic_write_bytes(path, data))
+    return changed
