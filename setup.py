@@ -6,7 +6,8 @@ From a checkout (or an editable install) :func:`refinenet_edu.resources.resource
 embedded dataset (``data/synthscenes``, 16 MB of JPEG and PNG files: copied, not regenerated, so a
 wheel's set is byte for byte the one the shipped checkpoint and results were made from), the shipped
 checkpoints, the VOC-shaped sample that notebook 10 reads (``data/voc-shaped-sample``, 84 KB), the result
-sets the notebooks read (the ablations, the losses) and the notebooks. The graded
+sets the notebooks read (the ablations, the losses) and the notebooks with the
+diagrams they show (``notebooks/figures/``). The graded
 assignments' sources (their solutions and hidden tests) are not shipped: releasing and grading them is the
 course tooling's work (tooling/, run from a checkout). Everything else is in pyproject.toml.
 """

@@ -72,7 +72,7 @@ def test_the_wheel_carries_the_resources(installed):
                  "data/voc-shaped-sample/benchmark_RELEASE/dataset/cls/2008_000000.mat",
                  "results/ablation/results.json", "results/ablation-60ep/results.json",
                  "results/ablation-pretrained/results.json", "results/losses/focal/results.json",
-                 "notebooks/00_welcome.ipynb"):
+                 "notebooks/00_welcome.ipynb", "notebooks/figures/rcu.png"):
         assert f"refinenet_edu/_shipped/{path}" in names, f"the wheel lacks {path}"
     # the course's tooling and the graded assignments' sources (solutions, hidden tests) stay out of it
     leaked = [n for n in names if n.startswith(("tooling/", "refinenet_edu/tools/")) or "assignments/" in n]

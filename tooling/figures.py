@@ -1,13 +1,16 @@
 """``./course figures``: the box-and-arrow diagrams of RefineNet's parts that notebooks 01-05 show, drawn with
-matplotlib and stored as ``notebooks/figures/<name>.svg``, so that a lesson can put the picture, the paper's figure
+matplotlib and stored as ``notebooks/figures/<name>.png``, so that a lesson can put the picture, the paper's figure
 and the source side by side: :func:`draw_rcu` (Fig. 3(b)), :func:`draw_fusion` (Fig. 3(c)), :func:`draw_crp`
 (Fig. 3(d), or the "parallel pools" port bug), :func:`draw_refinenet_block` (Fig. 3(a)) and :func:`draw_cascade`
 (Fig. 2(c) and Fig. 7). Each takes an optional matplotlib ``ax`` and returns the figure; all are built on
 :class:`Diagram`. :data:`FIGURES` names the stored figures and how each is drawn; :func:`write_figures` writes them.
 
-The files are deterministic: the same matplotlib writes the same bytes (matplotlib's default style, a fixed
-``svg.hashsalt`` for the ids inside the file, no date), and each records the matplotlib that wrote it.
-A notebook shows a figure from a markdown cell, ``![what it shows](figures/rcu.svg)``.
+The files are deterministic: the same matplotlib with the same FreeType (and zlib) writes the same bytes
+(matplotlib's default style, a fixed resolution, no ``Software`` entry), and each file's text chunks record its
+title, the marker of this command and the matplotlib and FreeType that drew it.
+A notebook shows a figure from a code cell whose stored output is the PNG file,
+``show_figure("rcu")`` (:func:`refinenet_edu.viz.plots.show_figure`), so it is there wherever the notebook is
+opened: a stored output needs no file beside the notebook, and PNG outputs show in an untrusted notebook.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from pathlib import Path
 from refinenet_edu.files import atomic_write_bytes
 
 __all__ = ["COLOURS", "FIGURES", "FIGURES_DIR", "Diagram", "draw_cascade", "draw_crp", "draw_fusion", "draw_rcu",
-           "draw_refinenet_block", "figure_svg", "write_figures"]
+           "draw_refinenet_block", "render_figure", "write_figures"]
 
 #: one colour per kind of layer, the same in every diagram of the course
 COLOURS = {
@@ -355,8 +358,8 @@ def _cascades_figure():
     return fig
 
 
-#: every figure a notebook shows: its file name in ``notebooks/figures/`` (without ``.svg``) -> (its title, stored in
-#: the file, which a browser shows as a tooltip; what draws it)
+#: every figure a notebook shows: its file name in ``notebooks/figures/`` (without ``.png``) -> (its title, stored in
+#: the file; what draws it)
 FIGURES: dict[str, tuple[str, Callable]] = {
     "rcu": ("Residual Conv Unit (RCU), Fig. 3(b)", draw_rcu),  # notebook 01
     "fusion": ("Multi-resolution fusion, Fig. 3(c), in two blocks", _fusion_figure),  # notebook 02
@@ -369,41 +372,51 @@ FIGURES: dict[str, tuple[str, Callable]] = {
 #: where the notebooks find them
 FIGURES_DIR = Path(__file__).resolve().parents[1] / "notebooks" / "figures"
 
-#: what makes an SVG file one of these figures (its Dublin Core ``source``): only such files are ever replaced
+#: what makes a PNG file one of these figures (its ``Source`` text chunk): only such files are ever replaced
 SOURCE = "tooling/figures.py (./course figures)"
 
-#: the settings the figures are drawn with: matplotlib's defaults, whatever a matplotlibrc says, and fixed ids
-_STYLE = {"svg.hashsalt": "refinenet-edu", "svg.fonttype": "path"}
+#: the resolution of the files: the diagrams' smallest text (7.5 pt) is about 10 pixels high, the widest figure
+#: about 1,100 pixels wide, and a file 20-120 kB
+DPI = 100
 
 
-def figure_svg(name: str) -> bytes:
-    """The SVG file of the figure ``name`` (a key of :data:`FIGURES`), the same bytes on every run with the same
-    matplotlib; it records that matplotlib's version (``Matplotlib vX.Y.Z`` in its metadata)."""
+def versions() -> str:
+    """The software whose version decides the bytes of a figure, as the files record it (their ``Comment``)."""
+    import matplotlib
+    from matplotlib import ft2font
+
+    return f"drawn with matplotlib {matplotlib.__version__} and FreeType {ft2font.__freetype_version__}"
+
+
+def render_figure(name: str) -> bytes:
+    """The PNG file of the figure ``name`` (a key of :data:`FIGURES`), the same bytes on every run with the same
+    matplotlib and FreeType; its text chunks hold its ``Title``, ``Source`` (:data:`SOURCE`) and ``Comment``
+    (:func:`versions`)."""
     import matplotlib
 
     if name not in FIGURES:
         raise ValueError(f"no figure {name!r}: expected one of {list(FIGURES)}")
     with matplotlib.rc_context():
         matplotlib.rcdefaults()
-        matplotlib.rcParams.update(_STYLE)
         title, draw = FIGURES[name]
         fig = draw()
         fig.tight_layout()
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight",
-                    metadata={"Date": None, "Title": title, "Source": SOURCE})
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight",
+                    metadata={"Software": None, "Title": title, "Source": SOURCE, "Comment": versions()})
     return buffer.getvalue()
 
 
 def _is_ours(path: Path) -> bool:
-    """Whether ``path`` is a file this module wrote (and so may be replaced)."""
+    """Whether ``path`` is a file this module wrote (and so may be replaced): a PNG with its ``Source`` chunk."""
     if path.is_symlink() or not path.is_file():
         return False
-    return f"<dc:source>{SOURCE}</dc:source>".encode() in path.read_bytes()
+    data = path.read_bytes()
+    return data.startswith(b"\x89PNG\r\n\x1a\n") and b"tEXtSource\x00" + SOURCE.encode() in data
 
 
 def write_figures(folder: str | os.PathLike = FIGURES_DIR, names: Sequence[str] | None = None) -> list[Path]:
-    """Draw the figures ``names`` (default: all of :data:`FIGURES`) into ``folder`` as ``<name>.svg``.
+    """Draw the figures ``names`` (default: all of :data:`FIGURES`) into ``folder`` as ``<name>.png``.
 
     Every figure is drawn before anything is written, and each file is written atomically
     (:func:`refinenet_edu.files.atomic_write`). A file that is already there is replaced only if this module wrote
@@ -413,15 +426,15 @@ def write_figures(folder: str | os.PathLike = FIGURES_DIR, names: Sequence[str] 
     names = list(FIGURES) if names is None else list(names)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{folder}: exists and is not a folder")
-    svgs = {name: figure_svg(name) for name in names}
-    for name in svgs:
-        path = folder / f"{name}.svg"
+    pngs = {name: render_figure(name) for name in names}
+    for name in pngs:
+        path = folder / f"{name}.png"
         if (path.exists() or path.is_symlink()) and not _is_ours(path):
             raise ValueError(f"{path}: exists and was not written by `./course figures`; it is left as it is: "
                              "move it away or rename it")
     changed = []
-    for name, data in svgs.items():
-        path = folder / f"{name}.svg"
+    for name, data in pngs.items():
+        path = folder / f"{name}.png"
         if not path.is_file() or path.read_bytes() != data:
             changed.append(atomic_write_bytes(path, data))
     return changed

@@ -4,7 +4,6 @@
     ./course check [--dir DIR] [NOTEBOOK ...]
     ./course site --out DIR        (tooling/site.py)
     ./course links [--check]       (tooling/links.py)
-    ./course figures [--out DIR]   (tooling/figures.py)
 
 ``execute`` re-runs notebooks top to bottom with ``nbclient`` in the current
 Python environment (the kernel is this interpreter, as with nbval's
@@ -15,8 +14,7 @@ kernel, which turns on every notebook's FAST switch: this is how the stored
 copies in ``notebooks/`` are made, and what nbval runs in CI. ``--full``
 removes ``CI`` and ``NBGRADER_EXECUTION`` so the notebooks do the real thing.
 ``--html OUT_DIR`` also exports each executed notebook to HTML (nbconvert's
-lab template) with an ``index.html``, for instructors who publish the course,
-and copies the images the notebooks' markdown shows (``figures/*.svg``) beside the pages.
+lab template) with an ``index.html``, for instructors who publish the course.
 Every file is written atomically (a temporary file renamed into place), and a
 notebook whose run fails is left untouched.
 
@@ -42,7 +40,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from refinenet_edu.files import atomic_write_bytes, atomic_write_text
+from refinenet_edu.files import atomic_write_text
 from refinenet_edu.resources import resource
 
 __all__ = [
@@ -53,13 +51,10 @@ __all__ = [
     "NotebookFailed",
     "check_notebook",
     "check_numbering",
-    "copy_images",
     "execute_notebook",
     "export_html",
     "find_notebooks",
-    "image_problem",
     "kernel_env",
-    "local_images",
     "notebook_title",
     "select_notebooks",
     "strip_widget_state",
@@ -93,9 +88,6 @@ MAX_NOTEBOOK_BYTES = 1_000_000
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_KEY = "widgets"
 _CHECK_MARKER = re.compile(r"^\s*#\s*NBVAL_CHECK_OUTPUT\s*$", re.MULTILINE)
-#: a markdown image, ``![what it shows](figures/rcu.svg "title")``: the address is group 1
-MD_IMAGE = re.compile(r"!\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-_ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|/)", re.IGNORECASE)  # a URL, attachment:, an anchor, an absolute path
 
 
 # --------------------------------------------------------------------------
@@ -329,50 +321,12 @@ def execute_notebook(path: str | Path, *, fast: bool = True, timeout: int | None
     return nb, seconds
 
 
-def local_images(nb) -> list[str]:
-    """The files that the markdown cells of ``nb`` show from the notebook's folder (``![...](figures/rcu.svg)``),
-    each once, as written; images from the web or from cell attachments are not counted."""
-    found: list[str] = []
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for m in MD_IMAGE.finditer(cell.source):
-            if not _ADDRESS.match(m[1]) and m[1] not in found:
-                found.append(m[1])
-    return found
-
-
-def image_problem(folder: Path, image: str) -> str | None:
-    """What is wrong with the image ``image`` that a notebook of ``folder`` shows, or None."""
-    if ".." in Path(image).parts or "\\" in image:
-        return f"shows {image}, which is not a file of the notebooks' folder ('..' or a backslash)"
-    if not (folder / image).is_file():
-        hint = " (`./course figures` draws the files of figures/)" if image.startswith("figures/") else ""
-        return f"shows {image}, which does not exist{hint}"
-    return None
-
-
-def copy_images(nb, source_dir: Path, out_dir: Path, name: str = "notebook") -> list[Path]:
-    """Copy the files ``nb`` shows (:func:`local_images`) from ``source_dir`` to the same places under ``out_dir``,
-    so that a page written to ``out_dir`` shows them; a missing one is an error (``name``: the notebook's)."""
-    copied = []
-    for image in local_images(nb):
-        problem = image_problem(Path(source_dir), image)
-        if problem:
-            raise ValueError(f"{name}: {problem}")
-        copied.append(atomic_write_bytes(Path(out_dir) / image, (Path(source_dir) / image).read_bytes()))
-    return copied
-
-
-def export_html(nb, out_path: str | Path, source_dir: str | Path | None = None) -> Path:
-    """Write ``nb`` as a stand-alone HTML page (nbconvert, lab template), and the images its markdown shows from
-    ``source_dir`` (the notebook's folder) beside it."""
+def export_html(nb, out_path: str | Path) -> Path:
+    """Write ``nb`` as a stand-alone HTML page (nbconvert, lab template)."""
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
     out_path = Path(out_path)
-    if source_dir is not None:
-        copy_images(nb, Path(source_dir), out_path.parent, out_path.stem)
     atomic_write_text(out_path, body)
     return out_path
 
@@ -429,7 +383,7 @@ def check_notebook(path: str | Path) -> list[str]:
     code cell; no widget state; at least one ``# NBVAL_CHECK_OUTPUT`` cell,
     each with output to compare; stored executed by one clean top-to-bottom
     run (execution counts 1, 2, 3, ... on every non-empty code cell) without
-    error outputs; every image its markdown shows from its folder is there.
+    error outputs.
     """
     import nbformat
 
@@ -501,7 +455,6 @@ def check_notebook(path: str | Path) -> list[str]:
         for out in c.get("outputs", []):
             if out.get("output_type") == "error":
                 problems.append(f"code cell {i + 1} stored an error ({out.get('ename')}: {out.get('evalue')})")
-    problems += [problem for image in local_images(nb) if (problem := image_problem(path.parent, image))]
     return problems
 
 

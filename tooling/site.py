@@ -11,11 +11,8 @@ written once, to ``DIR/static/``, instead of into every page.
 Links between notebooks (``03_chained_residual_pooling.ipynb``) point to their
 pages; links to other files of the repository (``../data/README.md``) point to
 the file on GitHub, at the address set in pyproject.toml (``[project.urls]``,
-:mod:`tooling.links`). The images a notebook's markdown shows from its folder
-(``![...](figures/rcu.svg)``, drawn by ``./course figures``) are copied into
-the site at the same place, so the pages show them as the notebooks do; a
-missing one stops the build. Equations are typeset by MathJax, loaded from its
-CDN as nbconvert does, so a reader needs to be online for them.
+:mod:`tooling.links`). Equations are typeset by MathJax, loaded
+from its CDN as nbconvert does, so a reader needs to be online for them.
 
 The site is built in a new folder next to ``DIR`` and then put in its place,
 so a failed build leaves the old site as it was. ``DIR`` must be new, empty, or
@@ -45,7 +42,7 @@ __all__ = ["MARKER", "SiteReport", "build_site", "learning_goals", "rewrite_link
 MARKER = ".refinenet-edu-site"
 SITE_TITLE = "RefineNet, built step by step"
 
-_MD_LINK = re.compile(r"(!\[[^\]\n]*)?(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")  # group 1: an image's "![alt"
+_MD_LINK = re.compile(r"(\]\()([^)\s]+)((?:\s+\"[^\"]*\")?\))")
 _HREF = re.compile(r"(href=\")([^\"]+)(\")")
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|#|/)", re.IGNORECASE)
 
@@ -91,9 +88,8 @@ def learning_goals(nb, name: str = "notebook") -> str:
 def rewrite_links(markdown: str, pages: dict[str, str], repo: Repository, folder: str = "notebooks") -> tuple[str, list[str]]:
     """Point a notebook's relative links at the site's pages, or at the repository on GitHub.
 
-    ``pages`` maps notebook file names to page names. An image of the notebook's
-    folder (``![...](figures/rcu.svg)``) keeps its address: the site holds a copy.
-    Returns the new markdown and the links that name a notebook the course does not have.
+    ``pages`` maps notebook file names to page names. Returns the new markdown
+    and the links that name a notebook the course does not have.
     """
     unknown: list[str] = []
 
@@ -117,12 +113,7 @@ def rewrite_links(markdown: str, pages: dict[str, str], repo: Repository, folder
                 parts.append(part)
         return repo.blob_url("/".join(parts)) + anchor
 
-    def link(m: re.Match) -> str:
-        image, url = m.group(1), m.group(3)
-        new = url if image and not _EXTERNAL.match(url) else target(url)
-        return (image or "") + m.group(2) + new + m.group(4)
-
-    out = _MD_LINK.sub(link, markdown)
+    out = _MD_LINK.sub(lambda m: m.group(1) + target(m.group(2)) + m.group(3), markdown)
     out = _HREF.sub(lambda m: m.group(1) + html.escape(target(html.unescape(m.group(2)))) + m.group(3), out)
     return out, unknown
 
@@ -311,7 +302,7 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
     """Render every numbered notebook of ``notebook_dir`` (default: the checkout's) into the site ``out``."""
     import nbformat
 
-    from tooling.notebooks import copy_images, find_notebooks, notebook_title
+    from tooling.notebooks import find_notebooks, notebook_title
     from tooling.links import project_root
 
     start = time.perf_counter()
@@ -320,10 +311,9 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
     _check_out_dir(out)
     root = Path(root) if root is not None else project_root()
     repo = read_repository(root)
-    notebook_dir = Path(notebook_dir) if notebook_dir is not None else root / "notebooks"
-    paths = find_notebooks(notebook_dir)
+    paths = find_notebooks(notebook_dir if notebook_dir is not None else root / "notebooks")
     if not paths:
-        raise ValueError(f"{notebook_dir}: no numbered notebooks (NN_name.ipynb) to publish")
+        raise ValueError(f"{notebook_dir or root / 'notebooks'}: no numbered notebooks (NN_name.ipynb) to publish")
 
     notebooks = {p.name: nbformat.read(p, as_version=4) for p in paths}
     entries = [(p.name, f"{p.stem}.html", notebook_title(notebooks[p.name]) or p.stem) for p in paths]
@@ -341,7 +331,6 @@ def build_site(out: str | Path, *, notebook_dir: str | Path | None = None, root:
         atomic_write_text(staging / "static" / "site.css", _SITE_CSS)
         for i, (notebook, page, title) in enumerate(entries):
             nb = notebooks[notebook]
-            copy_images(nb, notebook_dir, staging, notebook)
             for cell in nb.cells:
                 if cell.cell_type == "markdown":
                     cell.source, unknown = rewrite_links(cell.source, pages, repo)

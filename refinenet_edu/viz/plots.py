@@ -1,4 +1,5 @@
-"""Figures for the course: training curves (live and stored), samples, and the ablation's charts."""
+"""Figures for the course: training curves (live and stored), samples, the ablation's charts, and the stored
+diagrams of RefineNet's parts."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from refinenet_edu.datasets.info import DatasetInfo, sample_ids
 from refinenet_edu.datasets.palette import colorize
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.experiments.comparison import groups, is_fraction, metric_label, summarize
+from refinenet_edu.resources import resource
 
 __all__ = ["plot_history", "LiveTrainingPlot", "class_legend", "show_samples", "plot_bars", "plot_tradeoff",
-           "plot_per_class", "plot_boundary", "plot_predictions", "figure_png", "new_figure"]
+           "plot_per_class", "plot_boundary", "plot_predictions", "figure_png", "new_figure", "show_figure"]
 
 
 def plot_history(history: Sequence[dict], ax_loss=None, ax_miou=None, label: str | None = None):
@@ -280,3 +282,16 @@ def figure_png(fig) -> bytes:
     fig.savefig(buffer, format="png", dpi="figure")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def show_figure(name: str):
+    """One of the course's diagrams of RefineNet's parts, as an image that Jupyter shows: ``"rcu"`` (the Residual
+    Conv Unit, the paper's Fig. 3(b)), ``"fusion"`` (Fig. 3(c)), ``"crp"`` (chained residual pooling, Fig. 3(d)),
+    ``"refinenet_block"`` (Fig. 3(a)) or ``"cascades"`` (Fig. 2(c) and Fig. 7).
+
+    The diagrams are PNG files of the course, ``notebooks/figures/<name>.png`` (a checkout's, or the copy a wheel
+    carries), drawn with matplotlib by the maintainers' ``./course figures``.
+    """
+    from IPython.display import Image
+
+    return Image(filename=resource("notebooks", "figures", f"{name}.png"))

@@ -1,23 +1,27 @@
-"""The diagrams of notebooks 01-05: ``./course figures`` (tooling/figures.py) and the files it stored in
-``notebooks/figures/``, which the notebooks show from markdown."""
+"""The diagrams of notebooks 01-05: ``./course figures`` (tooling/figures.py), the PNG files it stored in
+``notebooks/figures/``, and :func:`refinenet_edu.viz.plots.show_figure`, whose stored output shows them in the
+notebooks."""
 
 from __future__ import annotations
 
-import json
+import base64
+import io
 import re
 from pathlib import Path
 
 import matplotlib
 import pytest
+from PIL import Image
 
+from refinenet_edu.viz.plots import show_figure
 from tooling.cli import main as tooling_main
-from tooling.figures import FIGURES, FIGURES_DIR, Diagram, draw_cascade, draw_crp, figure_svg, write_figures
-from tooling.notebooks import image_problem, local_images
+from tooling.figures import FIGURES, FIGURES_DIR, SOURCE, Diagram, draw_cascade, draw_crp, render_figure, versions
+from tooling.figures import write_figures
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 ASSIGNMENTS = sorted((ROOT / "assignments").rglob("*.ipynb"))
-WRITER = re.compile(rb"<dc:title>Matplotlib v([^,<]+), https://matplotlib.org/</dc:title>")
+SHOW = re.compile(r"""show_figure\(["'](\w+)["']\)""")
 
 
 def _nb(path: Path):
@@ -26,62 +30,89 @@ def _nb(path: Path):
     return nbformat.read(path, as_version=4)
 
 
-def _writer(svg: bytes) -> str:
-    """The version of the matplotlib that wrote ``svg``."""
-    found = WRITER.search(svg)
-    assert found, "the SVG does not record the matplotlib that wrote it"
-    return found[1].decode()
+def _picture(png: bytes) -> tuple:
+    """What a PNG shows and says: its size, its pixels and its text chunks (not how zlib packed them)."""
+    image = Image.open(io.BytesIO(png))
+    return image.size, image.mode, image.tobytes(), image.text
+
+
+def _shown(nb) -> dict[str, list[bytes]]:
+    """The figures ``nb`` shows with ``show_figure`` -> the PNG images its cells stored."""
+    found: dict[str, list[bytes]] = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for name in SHOW.findall(cell.source):
+                found.setdefault(name, []).extend(base64.b64decode(out["data"]["image/png"])
+                                                  for out in cell.outputs if "image/png" in out.get("data", {}))
+    return found
 
 
 def test_the_stored_figures_are_what_the_code_draws(tmp_path):
-    stored = {name: (FIGURES_DIR / f"{name}.svg").read_bytes() for name in FIGURES}
+    stored = {name: (FIGURES_DIR / f"{name}.png").read_bytes() for name in FIGURES}
     written = {p.name for p in write_figures(tmp_path)}
-    assert written == {f"{name}.svg" for name in FIGURES}
-    versions = {_writer(svg) for svg in stored.values()}
-    if versions != {matplotlib.__version__}:
-        pytest.skip(f"the stored figures were written by matplotlib {', '.join(sorted(versions))}, this is "
-                    f"{matplotlib.__version__}: its SVG differs in details; run `./course figures` with that one")
-    stale = [name for name in FIGURES if (tmp_path / f"{name}.svg").read_bytes() != stored[name]]
+    assert written == {f"{name}.png" for name in FIGURES}
+    drawn_with = {_picture(png)[3].get("Comment") for png in stored.values()}
+    if drawn_with != {versions()}:
+        pytest.skip(f"the stored figures were {', '.join(sorted(map(str, drawn_with)))}; here they are "
+                    f"{versions()}, whose pixels differ in details: run `./course figures` with those")
+    stale = [name for name in FIGURES if _picture((tmp_path / f"{name}.png").read_bytes()) != _picture(stored[name])]
     assert not stale, f"notebooks/figures/ is out of date for {stale}: run `./course figures` and commit the files"
 
 
 def test_a_figure_is_the_same_bytes_every_time():
-    first = figure_svg("rcu")
-    with matplotlib.rc_context({"svg.hashsalt": None, "font.size": 20, "lines.linewidth": 5}):  # a user's style
-        assert figure_svg("rcu") == first
-    assert b"<dc:date>" not in first and _writer(first) == matplotlib.__version__
+    first = render_figure("rcu")
+    with matplotlib.rc_context({"figure.dpi": 300, "font.size": 20, "lines.linewidth": 5}):  # a user's style
+        assert render_figure("rcu") == first
+    text = _picture(first)[3]
+    assert text == {"Title": FIGURES["rcu"][0], "Source": SOURCE, "Comment": versions()}  # no Software, no date
+    assert f"matplotlib {matplotlib.__version__} " in versions()
 
 
 def test_the_folder_holds_exactly_the_figures_the_notebooks_show():
-    shown = {image for path in NOTEBOOKS for image in local_images(_nb(path))}
-    assert {f"figures/{name}.svg" for name in FIGURES} == {i for i in shown if i.startswith("figures/")}
-    assert sorted(p.name for p in FIGURES_DIR.iterdir()) == sorted(f"{name}.svg" for name in FIGURES)
+    shown = {name for path in NOTEBOOKS for name in _shown(_nb(path))}
+    assert shown == set(FIGURES)
+    assert sorted(p.name for p in FIGURES_DIR.iterdir()) == sorted(f"{name}.png" for name in FIGURES)
+    for name in FIGURES:
+        size = (FIGURES_DIR / f"{name}.png").stat().st_size
+        assert 5_000 < size < 150_000, f"{name}.png: {size:,} bytes"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS + ASSIGNMENTS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_image_a_notebook_shows_exists(path):
-    nb = _nb(path)
-    assert [problem for image in local_images(nb) if (problem := image_problem(path.parent, image))] == []
-    # every figure the markdown names is one it shows as an image (not a link or a broken image)
-    text = json.dumps([c.source for c in nb.cells if c.cell_type == "markdown"])
-    assert set(re.findall(r"figures/\w+\.svg", text)) == {i for i in local_images(nb) if i.startswith("figures/")}
+def test_every_figure_a_notebook_shows_exists_and_is_stored_as_its_output(path):
+    for name, images in _shown(_nb(path)).items():
+        assert name in FIGURES, f"{path.name} shows {name!r}, which `./course figures` does not draw"
+        assert images == [(FIGURES_DIR / f"{name}.png").read_bytes()], \
+            f"{path.name}: the stored output of show_figure({name!r}) is not notebooks/figures/{name}.png: " \
+            "execute it again (`./course execute`)"
 
 
 def test_notebooks_01_to_05_show_their_diagram():
     expected = {"01": "rcu", "02": "fusion", "03": "crp", "04": "refinenet_block", "05": "cascades"}
     for number, name in expected.items():
         (path,) = (ROOT / "notebooks").glob(f"{number}_*.ipynb")
-        assert f"figures/{name}.svg" in local_images(_nb(path)), path.name
+        assert list(_shown(_nb(path))) == [name], path.name
+
+
+def test_show_figure_is_an_image_of_the_stored_file():
+    from IPython.display import Image as Shown
+
+    for name in FIGURES:
+        image = show_figure(name)
+        assert isinstance(image, Shown) and image.format == "png"
+        assert Path(image.filename) == FIGURES_DIR / f"{name}.png"
+        assert image.data == (FIGURES_DIR / f"{name}.png").read_bytes()  # embedded: the notebook stores it
+    with pytest.raises(FileNotFoundError):
+        show_figure("no_such_figure")
 
 
 def test_figures_never_replaces_a_file_it_did_not_write(tmp_path):
-    mine = tmp_path / "crp.svg"
-    mine.write_text("<svg>my own drawing</svg>")
+    mine = tmp_path / "crp.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\nmy own drawing")
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="was not written by `./course figures`"):
         write_figures(tmp_path)
-    assert mine.read_text() == "<svg>my own drawing</svg>"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["crp.svg", "notes.txt"], "nothing is written after a refusal"
+    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\nmy own drawing"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crp.png", "notes.txt"], "nothing is written after a refusal"
     mine.unlink()
     assert len(write_figures(tmp_path)) == len(FIGURES)
     assert write_figures(tmp_path) == [], "unchanged files are not rewritten"

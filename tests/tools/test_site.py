@@ -5,7 +5,7 @@ a loopback port, and every page is opened in headless Chromium (Debian's, via
 Playwright, tests/_chromium.py). Requests that leave the loopback
 server (MathJax's CDN) are blocked: the test needs no network. Every page must
 load, carry the navigation and its own Colab and Binder links, show every
-figure its notebook stores or shows from figures/, and every link must resolve: pages and anchors of
+figure its notebook stores, and every link must resolve: pages and anchors of
 the site, files of the repository for the GitHub links, notebooks for the
 Colab and Binder links.
 """
@@ -16,7 +16,6 @@ import functools
 import http.server
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import nbformat
 import pytest
 
-from tooling.notebooks import find_notebooks, local_images
+from tooling.notebooks import find_notebooks
 from tooling import links as hosted
 from tooling.site import MARKER, build_site, learning_goals
 
@@ -76,36 +75,13 @@ def _figures(path: Path) -> int:
 
 def test_site_has_a_page_per_notebook_an_index_and_one_copy_of_the_styles(site):
     names = sorted(p.name for p in site.out.iterdir())
-    assert names == sorted([MARKER, "index.html", "static", "figures", *(f"{p.stem}.html" for p in NOTEBOOKS)])
+    assert names == sorted([MARKER, "index.html", "static", *(f"{p.stem}.html" for p in NOTEBOOKS)])
     assert sorted(p.name for p in (site.out / "static").iterdir()) == ["jupyterlab.css", "site.css"]
     for page in site.pages[1:]:
         text = page.read_text()
         assert "<style" not in text.split("</head>")[0] or len(text.split("</head>")[0]) < 60_000, \
             f"{page.name}: the JupyterLab styles belong in static/, not in every page"
     assert site.warnings == [], site.warnings
-
-
-def test_pages_show_the_figures_their_notebooks_show_from_markdown(site):
-    shown = 0
-    for path in NOTEBOOKS:
-        images = local_images(nbformat.read(path, as_version=4))
-        text = (site.out / f"{path.stem}.html").read_text()
-        for image in images:
-            assert re.search(rf'<img [^>]*src="{re.escape(image)}"', text), f"{path.stem}.html does not show {image}"
-            assert (site.out / image).read_bytes() == (path.parent / image).read_bytes(), image
-            shown += 1
-    assert shown >= 5  # the diagrams of notebooks 01-05
-    assert sorted(p.name for p in (site.out / "figures").iterdir()) == sorted(
-        p.name for p in (ROOT / "notebooks" / "figures").iterdir())
-
-
-def test_a_site_whose_notebook_shows_a_missing_figure_is_not_built(tmp_path):
-    nb_dir = tmp_path / "nbs"
-    nb_dir.mkdir()
-    (nb_dir / NOTEBOOKS[1].name).write_bytes(NOTEBOOKS[1].read_bytes())  # shows figures/rcu.svg; none here
-    with pytest.raises(ValueError, match="figures/rcu.svg, which does not exist"):
-        build_site(tmp_path / "site", notebook_dir=nb_dir)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["nbs"]
 
 
 def test_index_shows_every_notebooks_learning_goals(site):
@@ -130,7 +106,7 @@ def test_the_site_command_refuses_a_folder_it_did_not_make_and_rebuilds_its_own(
     # a site this command built is replaced whole: the page of a notebook that is gone goes too
     # (files a person added or edited there are refused: tests/reliability/test_third_round.py, L3)
     nb_dir = tmp_path / "nbs"
-    shutil.copytree(ROOT / "notebooks" / "figures", nb_dir / "figures")  # what the notebooks show
+    nb_dir.mkdir()
     (nb_dir / NOTEBOOKS[1].name).write_bytes(NOTEBOOKS[1].read_bytes())
     out = tmp_path / "site"
     build_site(out, notebook_dir=nb_dir)
@@ -206,12 +182,6 @@ def test_every_page_loads_with_navigation_launch_links_and_figures(site, server,
             assert len(images) >= _figures(path), f"{name}: {len(images)} images shown, {_figures(path)} stored"
             broken = [i for i, (done, width, shown) in enumerate(images) if not (done and width > 0 and shown > 0)]
             assert not broken, f"{name}: images {broken} did not load or are not shown"
-            # the diagrams its markdown shows from figures/
-            drawn = page.eval_on_selector_all(
-                ".jp-RenderedMarkdown img",
-                "els => els.map(i => [i.getAttribute('src'), i.complete, i.naturalWidth, i.getBoundingClientRect().width])")
-            assert sorted(src for src, *_ in drawn) == sorted(local_images(nbformat.read(path, as_version=4))), name
-            assert all(done and width > 0 and shown > 0 for _, done, width, shown in drawn), f"{name}: {drawn}"
         else:
             assert page.locator("section h3", has_text="Learning goals").count() == len(NOTEBOOKS)
             for nb in NOTEBOOKS:

@@ -3,7 +3,7 @@
 ``./course lab`` and ``./course test`` set up the environment (course.py); the commands here run in it:
 
     execute, check, site, links    the stored notebooks (tooling/notebooks.py, site.py, links.py)
-    figures                        the diagrams the notebooks show, as notebooks/figures/*.svg (tooling/figures.py)
+    figures                        the diagrams the notebooks show, as notebooks/figures/*.png (tooling/figures.py)
     assignments list | release     the graded assignments (tooling/assignments.py, nbgrader)
     bench                          speed, FLOP/s and memory of presets and torchvision peers (tooling/bench.py)
     retime --out DIR               the inference times of a finished ablation results set, again on this machine
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("assignments", assignments, "list the graded assignments, release student versions (nbgrader)"),
         ("bench", bench, "speed, FLOP/s and memory of presets and torchvision peers (CPU/CUDA)"),
-        ("figures", figures, "draw the diagrams the notebooks show into notebooks/figures/ (SVG)"),
+        ("figures", figures, "draw the diagrams the notebooks show into notebooks/figures/ (PNG)"),
         ("retime", retime, "measure the inference times of a finished ablation results set again, on this machine"),
     ):
         p = sub.add_parser(name, help=text, description=text)

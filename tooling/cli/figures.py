@@ -10,7 +10,7 @@ from tooling.figures import FIGURES, FIGURES_DIR, write_figures
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=FIGURES_DIR, metavar="DIR",
-                        help="the folder for the SVG files (default: the checkout's notebooks/figures/)")
+                        help="the folder for the PNG files (default: the checkout's notebooks/figures/)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -104,7 +104,7 @@ def _execute(args: argparse.Namespace, paths: list[Path]) -> int:
         if report.size >= MAX_NOTEBOOK_BYTES:
             report.warnings.append(f"{report.size:,} bytes, over the {MAX_NOTEBOOK_BYTES:,} byte limit")
         if args.html is not None:
-            report.html = export_html(nb, args.html / f"{path.stem}.html", source_dir=path.parent)
+            report.html = export_html(nb, args.html / f"{path.stem}.html")
             index.append((report.html.name, notebook_title(nb) or path.stem))
         saved = "stored" if args.save else "not stored (--no-save)"
         print(f"{path.name}: {seconds:.1f} s, {saved}, {report.size / 1000:.0f} kB"
