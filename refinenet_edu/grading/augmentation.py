@@ -119,7 +119,7 @@ def check_joint_augment(fn: Callable, *, seed: int = 0) -> None:
     crops, so that sizes written into the code fail; the mask must stay int64.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "joint_augment", (joint_augment,))
+    student = Submission(fn, "check_joint_augment(joint_augment)", (joint_augment,))
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     padded = 0

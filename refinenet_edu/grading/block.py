@@ -51,13 +51,13 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     ``allow_reference=False`` (the graded assignments) so is the library's ``AdaptiveConv`` itself.
     """
     __tracebackhide__ = True
-    student = Submission(factory, "adaptive_conv", (AdaptiveConv, ResidualConvUnit),
+    student = Submission(factory, "check_adaptive_conv(adaptive_conv)", (AdaptiveConv, ResidualConvUnit),
                          allow_reference=allow_reference)
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     call = call_repr(what, (in_channels, width, num_rcus))
     with seeded(seed):
-        module = student.build((in_channels, width, num_rcus), usage="check_adaptive_conv(adaptive_conv)")
+        module = student.build((in_channels, width, num_rcus))
     parts = _parts(module)
     if not parts or not isinstance(parts[0], nn.Conv2d):
         first_name = type(parts[0]).__name__ if parts else "nothing"
@@ -166,12 +166,9 @@ def check_block_forward(forward_fn: Any, *, seed: int = 0) -> None:
     block itself (``block(*paths)``, ``block.forward``) is refused: it matches by construction.
     """
     __tracebackhide__ = True
-    student = Submission(forward_fn, "forward", (RefineNetBlock,),
+    student = Submission(forward_fn, "check_block_forward(my_forward)", (RefineNetBlock,),
                          allowed=(AdaptiveConv, MultiResolutionFusion, ChainedResidualPooling, ResidualConvUnit))
     what = student.what
-    if not callable(forward_fn):
-        raise fail(what, f"expected a function, got a {type(forward_fn).__name__}.",
-                   "pass your function itself: check_block_forward(my_forward).")
     gen = torch.Generator().manual_seed(seed)
     for name, in_channels, widths, sizes in _BLOCK_CASES:
         with seeded(seed):

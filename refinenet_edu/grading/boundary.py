@@ -100,7 +100,7 @@ def check_boundary_band(fn: Callable, *, seed: int = 0) -> None:
     :func:`refinenet_edu.engine.metrics.boundary_band` at ``k`` = 1, 2, 3 on two mask sizes.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "boundary_band", (reference_metrics.boundary_band,))
+    student = Submission(fn, "check_boundary_band(boundary_band)", (reference_metrics.boundary_band,))
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     for mask in _masks(gen):

@@ -72,13 +72,12 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
     __tracebackhide__ = True
     from refinenet_edu.nn.model import RefineNet  # imported here: it pulls in torchvision, which takes seconds
 
-    student = Submission(cascade_class, "FourCascadedDecoder", (RefineNet,), allowed=(RefineNetBlock,),
-                         allow_reference=allow_reference)
+    student = Submission(cascade_class, "check_cascade(FourCascadedDecoder)", (RefineNet,),
+                         allowed=(RefineNetBlock,), allow_reference=allow_reference)
     what = student.what
     enc_channels, widths = list(enc_channels), list(widths)
     with seeded(seed):
-        dec = student.build((enc_channels, widths), dict(crp_blocks=crp_blocks, output_rcus=output_rcus),
-                            usage="check_cascade(FourCascadedDecoder)")
+        dec = student.build((enc_channels, widths), dict(crp_blocks=crp_blocks, output_rcus=output_rcus))
     blocks = {name: getattr(dec, name, None) for name in _BLOCKS}
     for name, b in blocks.items():
         if not isinstance(b, nn.Module):
@@ -136,26 +135,22 @@ def check_cascade(cascade_class: Any, *, enc_channels: Sequence[int] = (16, 32, 
 
     try:
         out = student.call(dec, feats, fix=_ORDER_FIX)
-    except CheckFailed as err:
-        problem = wiring_problem()
-        if problem is not None:
-            raise problem from err.__cause__
-        raise
+    except CheckFailed as err:  # a block that received the wrong tensors may have raised: name the wiring
+        raise (wiring_problem() or err) from err.__cause__
     finally:
         for h in handles:
             h.remove()
     problem = wiring_problem()
-    if problem is not None:
+    if problem:
         raise problem
     if len(calls) < len(_BLOCKS):
         missing = [n for n in _BLOCKS if n not in outputs]
         raise fail(what, f"{missing} never ran; all four blocks refine in turn.",
                    "call refinenet4, refinenet3, refinenet2 and refinenet1, each on the previous one's output.")
     want_shape = (2, out_channels, *sizes[0])
-    if isinstance(out, torch.Tensor) and out is not outputs["refinenet1"]:
-        if any(out is o for o in outputs.values()):
-            raise fail(what, f"forward returns {describe(out)}, not RefineNet-1's output at 1/4 resolution "
-                       f"{list(want_shape)}.", "return the output of refinenet1, the last block.")
+    if out is not outputs["refinenet1"] and any(out is o for o in outputs.values()):
+        raise fail(what, f"forward returns {describe(out)}, not RefineNet-1's output at 1/4 resolution "
+                   f"{list(want_shape)}.", "return the output of refinenet1, the last block.")
     y = student.one_tensor(out, want_shape)
     if tuple(y.shape) != want_shape:
         raise fail(what, f"the output has shape {list(y.shape)}; expected RefineNet-1's output {list(want_shape)} "

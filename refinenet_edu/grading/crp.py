@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ChainedResidualPooling
-from refinenet_edu.grading.harness import (Submission, call_repr, close, conv_is, convs_of, copy_weights_, fail,
-                                           identity_, max_diff, ok, param_count, randomize_, seeded)
+from refinenet_edu.grading.harness import (Submission, call_repr, close, conv_is, convs_of, fail, identity_, max_diff,
+                                           ok, param_count, randomize_, seeded)
 
 __all__ = ["check_crp"]
 
@@ -28,9 +28,8 @@ def _probe(student: Submission, crp: nn.Module, ref: ChainedResidualPooling, cha
     """Identity convs + an impulse: the response of N chained 5x5 max-pools is 1 + 4N px wide."""
     __tracebackhide__ = True
     what, num_blocks = student.what, ref.num_blocks
-    for c in convs_of(crp):
+    for c in [*convs_of(crp), *ref.convs]:
         identity_(c)
-    copy_weights_(convs_of(crp), ref.convs)
     side = 8 * num_blocks + 9
     centre = side // 2
     x = torch.zeros(1, channels, side, side)
@@ -97,14 +96,14 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
     calls the library's CRP is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(crp_class, "ChainedResidualPooling", (ChainedResidualPooling,),
+    student = Submission(crp_class, "check_crp(ChainedResidualPooling)", (ChainedResidualPooling,),
                          allow_reference=allow_reference)
-    what, usage = student.what, "check_crp(ChainedResidualPooling)"
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     # Probe at least 3 blocks: with 2, parallel 5x5 pools and chained 3x3 pools both give a 5 px response.
     for n in sorted({3, num_blocks}, reverse=True) if num_blocks >= 2 else [num_blocks]:
         with seeded(seed):
-            crp, ref = student.build((channels, n), usage=usage), ChainedResidualPooling(channels, n)
+            crp, ref = student.build((channels, n)), ChainedResidualPooling(channels, n)
         convs = convs_of(crp)
         if len(convs) != n:
             raise fail(what, f"{call_repr(what, (channels, n))} has {len(convs)} distinct convolution(s); a chain "
@@ -119,8 +118,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
                            "padding 1, without bias (as in the official code).")
         _probe(student, crp, ref, channels)
 
-        randomize_(convs, gen)
-        copy_weights_(convs, ref.convs)
+        randomize_(convs, gen, copies=ref.convs)
         x = torch.randn(2, channels, *size, generator=gen)
         y = student.call_keeping_shape(crp, x, fix="keep the size: `nn.MaxPool2d(5, stride=1, padding=2)`, "
                                        "convs with padding=1.")
@@ -137,7 +135,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
 
     # CRP off: num_blocks=0 is just the ReLU (used by the experiment "CRP on vs off").
     with seeded(seed):
-        crp0 = student.build((channels, 0), usage=usage)
+        crp0 = student.build((channels, 0))
     x = torch.randn(1, channels, *size, generator=gen)
     with torch.no_grad():
         y0 = student.call(crp0, x.clone(), context=" with num_blocks=0")

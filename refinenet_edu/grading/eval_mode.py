@@ -56,12 +56,9 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
     from refinenet_edu.engine.evaluation import evaluate
     from refinenet_edu.engine.inference import predict_labels, predict_probabilities
 
-    student = Submission(predict_fn, "predict", (predict_labels, predict_probabilities, evaluate),
+    student = Submission(predict_fn, "check_eval_mode(predict)", (predict_labels, predict_probabilities, evaluate),
                          allow_reference=allow_reference)
     what = student.what
-    if not callable(predict_fn):
-        raise fail(what, f"expected a function predict(model, images), got a {type(predict_fn).__name__}.",
-                   "pass the function itself: check_eval_mode(predict).")
     with seeded(seed):
         net = model if model is not None else TinySegNet()
         if images is None:

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import MultiResolutionFusion
-from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, copy_weights_, fail, identity_,
-                                           max_diff, ok, param_count, randomize_, seeded)
+from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, fail, identity_, max_diff, ok,
+                                           param_count, randomize_, seeded)
 
 __all__ = ["check_fusion"]
 
@@ -30,7 +30,14 @@ _WRONG_BRANCH_WHY = (
     "Fusion upsamples every smaller path to the LARGEST resolution among its inputs (Sec. 3.2): the "
     "high-resolution path carries the fine detail that RefineNet recovers."
 )
-_ODD_FIX = "upsample with `size=` the largest path's size, not `scale_factor=2`."
+#: The further cases compared with the reference: (in_channels, sizes of the paths, the case, fix, why).
+_MORE_CASES = (
+    ((6, 4), ((5, 6), (9, 11)), "paths of sizes 5x6 and 9x11, not a factor 2 apart",
+     "upsample with `size=` the largest path's size, not `scale_factor=2`.",
+     "the feature maps of an image whose side is not a multiple of 32 are not exact factors of 2 apart."),
+    ((8, 5, 6), ((3, 3), (9, 11), (5, 6)), "three paths of widths [8, 5, 6] and sizes 3x3, 9x11, 5x6",
+     "loop over all paths; do not assume there are exactly two.", None),
+)
 
 
 def _up(x: torch.Tensor, size, *, mode: str = "bilinear", align_corners: bool | None = False) -> torch.Tensor:
@@ -74,15 +81,15 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     the library's fusion is refused; with ``allow_reference=False`` so is the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(fusion_class, "MultiResolutionFusion", (MultiResolutionFusion,),
+    student = Submission(fusion_class, "check_fusion(MultiResolutionFusion)", (MultiResolutionFusion,),
                          allow_reference=allow_reference)
-    what, usage = student.what, "check_fusion(MultiResolutionFusion)"
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
 
     # 1. Two paths of equal width, identity convs: the output should be high + up(low).
     for order in ("low, high", "high, low"):
         with seeded(seed):
-            fusion = student.build(([4, 4],), usage=usage)
+            fusion = student.build(([4, 4],))
         for c in _fusion_convs(fusion, [4, 4], what):
             identity_(c)
         low = torch.randn(2, 4, 4, 5, generator=gen)
@@ -132,10 +139,9 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
 
     def built_with_reference(in_channels):
         with seeded(seed):
-            fusion, ref = student.build((in_channels,), usage=usage), MultiResolutionFusion(in_channels)
+            fusion, ref = student.build((in_channels,)), MultiResolutionFusion(in_channels)
         convs = _fusion_convs(fusion, in_channels, what)
-        randomize_(convs, gen)
-        copy_weights_(convs, ref.convs)
+        randomize_(convs, gen, copies=ref.convs)
         return fusion, ref, convs
 
     # 2. Different widths, random weights: equality with the reference.
@@ -156,31 +162,20 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                    f"(largest difference {diff:.3g}).",
                    "conv each path (to the smallest width), upsample to the largest resolution, sum.")
 
-    # 3. Odd sizes: a 1/32 path of 5x6 under a 1/16 path of 9x11 is not an exact factor of 2.
-    low, high = torch.randn(1, 6, 5, 6, generator=gen), torch.randn(1, 4, 9, 11, generator=gen)
-    with torch.no_grad():
-        y = student.call(fusion, low, high, context=" (sizes 5x6 and 9x11, not a factor 2 apart)", fix=_ODD_FIX)
-        expected = ref(low, high)
-    if not close(y, expected):
-        raise fail(what, f"on paths of sizes 5x6 and 9x11 the output ({list(getattr(y, 'shape', []))}) differs "
-                   f"from the reference ({list(expected.shape)}).", _ODD_FIX,
-                   "the feature maps of an image whose side is not a multiple of 32 are not exact factors of 2 "
-                   "apart.")
+    # 3. Odd sizes (a 1/32 path of 5x6 under a 1/16 path of 9x11 is not an exact factor of 2), then three paths (a
+    # single-RefineNet / 2-cascade block) with the largest resolution in the middle.
+    for in_channels, sizes, case, fix, why in _MORE_CASES:
+        fused, fused_ref, _ = built_with_reference(list(in_channels))
+        paths = [torch.randn(1, c, *hw, generator=gen) for c, hw in zip(in_channels, sizes)]
+        with torch.no_grad():
+            y, expected = student.call(fused, *paths, context=f" ({case})", fix=fix), fused_ref(*paths)
+        if not close(y, expected):
+            raise fail(what, f"on {case} the output ({list(getattr(y, 'shape', []))}) differs from the reference "
+                       f"({list(expected.shape)}: smallest width, largest resolution).", fix, why)
 
-    # 4. Three paths (a single-RefineNet / 2-cascade block), largest resolution in the middle.
-    f3, ref3, _ = built_with_reference([8, 5, 6])
-    paths3 = [torch.randn(1, 8, 3, 3, generator=gen), torch.randn(1, 5, 9, 11, generator=gen),
-              torch.randn(1, 6, 5, 6, generator=gen)]
-    with torch.no_grad():
-        y3, e3 = student.call(f3, *paths3, context=" (three paths)"), ref3(*paths3)
-    if not close(y3, e3):
-        raise fail(what, f"with three paths of widths [8, 5, 6] and sizes 3x3, 9x11, 5x6 the output "
-                   f"({list(getattr(y3, 'shape', []))}) differs from the reference ({list(e3.shape)}: smallest "
-                   "width, largest resolution).", "loop over all paths; do not assume there are exactly two.")
-
-    # 5. One path: nothing to fuse.
+    # 4. One path: nothing to fuse.
     with seeded(seed):
-        f1 = student.build(([5],), usage=usage)
+        f1 = student.build(([5],))
     x1 = torch.randn(1, 5, 6, 7, generator=gen)
     with torch.no_grad():
         y1 = student.call(f1, x1, context=" (one path)")
@@ -189,7 +184,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
                    "and return the path unchanged.", "if `len(in_channels) == 1`, create no convolution and "
                    "return `paths[0]`.", "RefineNet-4 takes the 1/32 path alone.")
 
-    # 6. Gradients reach every path and every conv.
+    # 5. Gradients reach every path and every conv.
     student.check_gradients(fusion, [low, high], ["the low-resolution path", "the high-resolution path"])
     student.refuse_reuse(fix=_OWN_FIX)
     ok(f"{what}: a 3x3 conv per path to the smallest width, bilinear upsampling to the LARGEST resolution "

@@ -26,8 +26,8 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["CheckFailed", "Submission", "as_tensor", "call_repr", "close", "conv_is", "convs_of", "copy_weights_",
-           "fail", "identity_", "max_diff", "ok", "param_count", "randomize_", "seeded"]
+__all__ = ["CheckFailed", "Submission", "as_tensor", "call_repr", "close", "conv_is", "convs_of", "fail", "identity_",
+           "max_diff", "ok", "param_count", "randomize_", "seeded"]
 
 #: Widest line of a message (``nbgrader validate`` indents by 4 and cuts at 87 characters).
 WIDTH = 80
@@ -107,20 +107,16 @@ def param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def randomize_(convs: Sequence[nn.Conv2d], gen: torch.Generator) -> None:
-    """Deterministic weights with both signs and ~unit gain, so that variants differ clearly."""
+def randomize_(convs: Sequence[nn.Conv2d], gen: torch.Generator, copies: Iterable[nn.Conv2d] = ()) -> None:
+    """Deterministic weights with both signs and ~unit gain, so that variants differ clearly; each of ``copies``
+    (the reference's convolutions, in the same order) gets the same weight (and bias, where both have one)."""
     with torch.no_grad():
         for c in convs:
             fan_in = c.weight[0].numel()
             c.weight.copy_(torch.randn(c.weight.shape, generator=gen) * (1.5 / math.sqrt(fan_in)))
             if c.bias is not None:
                 c.bias.copy_(torch.randn(c.bias.shape, generator=gen) * 0.5)
-
-
-def copy_weights_(sources: Iterable[nn.Conv2d], targets: Iterable[nn.Conv2d]) -> None:
-    """Give each target convolution its source's weight (and bias, where both have one)."""
-    with torch.no_grad():
-        for source, target in zip(sources, targets):
+        for source, target in zip(convs, copies):
             target.weight.copy_(source.weight)
             if source.bias is not None and target.bias is not None:
                 target.bias.copy_(source.bias)
@@ -209,7 +205,8 @@ def _library_name(obj: Any) -> str:
 
 
 class Submission:
-    """The student's class or function under a check, named ``what`` (its own name, else ``default``).
+    """The student's class or function under a check, named ``what`` (its own name, else its type's); ``usage``
+    is the call of the check that a fix names when it was given something else (``check_rcu(ResidualConvUnit)``).
 
     ``reference``: the library code the check compares with (everything defined in its modules counts), which
     the student's code must not derive from, hold or call, but for the classes in ``allowed`` that the task
@@ -219,10 +216,10 @@ class Submission:
     ``ResidualConvUnit = refinenet_edu.ResidualConvUnit`` fails as well.
     """
 
-    def __init__(self, obj: Any, default: str, reference: tuple[Any, ...], *, allowed: tuple[type, ...] = (),
+    def __init__(self, obj: Any, usage: str, reference: tuple[Any, ...], *, allowed: tuple[type, ...] = (),
                  allow_reference: bool = True):
-        self.obj, self.reference, self.allowed = obj, reference, allowed
-        self.what = getattr(obj, "__name__", None) or type(obj).__name__ or default
+        self.obj, self.reference, self.allowed, self.usage = obj, reference, allowed, usage
+        self.what = getattr(obj, "__name__", None) or type(obj).__name__
         self.is_reference = allow_reference and any(obj is o for o in reference)
         self.built: list[nn.Module] = []  # every module built from the student's class, for refuse_reuse
         self.called: dict[str, None] = {}  # the qualified names of the reference code called, in order
@@ -274,15 +271,15 @@ class Submission:
                 self.warned.add(text)
                 print(f"Note: your code warned (no points lost): {text}")
 
-    def build(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None, *, usage: str) -> nn.Module:
+    def build(self, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> nn.Module:
         """Instantiate the student's class; NotImplementedError passes through."""
         __tracebackhide__ = True
         what, factory, kwargs = self.what, self.obj, kwargs or {}
         if isinstance(factory, nn.Module):
             raise fail(what, "you passed an instance (an already built module), not the class.",
-                       f"pass the class itself: {usage}")
+                       f"pass the class itself: {self.usage}")
         if not callable(factory):
-            raise fail(what, f"expected a class, got a {type(factory).__name__}.", f"call it as {usage}")
+            raise fail(what, f"expected a class, got a {type(factory).__name__}.", f"call it as {self.usage}")
         call = call_repr(getattr(factory, "__name__", what), args, kwargs)
         try:
             with self._running(call):
@@ -307,6 +304,9 @@ class Submission:
         mistake (appended to "raised ...") and the fix an exception stands for, or None.
         """
         __tracebackhide__ = True
+        if not callable(fn):
+            raise fail(self.what, f"expected a function, got a {type(fn).__name__}.",
+                       f"pass your function itself: {self.usage}.")
         try:
             with self._running(f"{self.what}'s forward()" if isinstance(fn, nn.Module) else self.what):
                 out = fn(*inputs)

@@ -41,7 +41,8 @@ def check_confusion_matrix(fn: Callable, *, seed: int = 0, allow_reference: bool
     classes do not occur. Compared with :func:`refinenet_edu.engine.metrics.confusion_matrix`.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "confusion_matrix", _REFERENCE, allow_reference=allow_reference)
+    student = Submission(fn, "check_confusion_matrix(confusion_matrix)", _REFERENCE,
+                         allow_reference=allow_reference)
     what, confusion_matrix = student.what, reference_metrics.confusion_matrix
     pred = torch.tensor([0, 1, 1, 2, 2, 0])
     target = torch.tensor([0, 1, 2, 2, 0, 0])
@@ -130,7 +131,7 @@ def _same_number(a: float, b: float) -> bool:
 def check_iou(fn: Callable, *, allow_reference: bool = True) -> None:
     """Check ``fn(cm) -> [C]`` per-class IoU ``TP / (TP + FP + FN)``, NaN for absent classes."""
     __tracebackhide__ = True
-    student = Submission(fn, "iou_from_confusion", _REFERENCE, allow_reference=allow_reference)
+    student = Submission(fn, "check_iou(iou_from_confusion)", _REFERENCE, allow_reference=allow_reference)
     what = student.what
     cm = CM_CASE.clone()
     got = as_tensor(student.call(fn, cm.clone(), context=f" (the confusion matrix {cm.tolist()})"), what)
@@ -165,7 +166,7 @@ def check_miou(fn: Callable, iou_fn: Callable | None = None, *, allow_reference:
     frequency-weighted IoU, and IoU formulas that are off.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "miou_from_confusion", _REFERENCE, allow_reference=allow_reference)
+    student = Submission(fn, "check_miou(miou_from_confusion)", _REFERENCE, allow_reference=allow_reference)
     what = student.what
     cm = CM_CASE.clone()
     raw = student.call(fn, cm.clone(), context=f" (the confusion matrix {cm.tolist()})")

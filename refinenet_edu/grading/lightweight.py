@@ -14,13 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from refinenet_edu.grading.harness import (Submission, close, convs_of, copy_weights_, fail, max_diff, ok,
-                                           param_count, randomize_, seeded)
+from refinenet_edu.grading.harness import (Submission, close, convs_of, fail, max_diff, ok, param_count, randomize_,
+                                           seeded)
 from refinenet_edu.nn.components import ChainedResidualPooling, RefineNetBlock, ResidualConvUnit
 
 __all__ = ["check_lw_block", "lw_block"]
 
-_USAGE = "check_lw_block(make_lw_block)"
 _FIX = ("`RefineNetBlock(in_channels, [width] * len(in_channels), adaptive_rcus=0, output_rcus=0, kernel_size=1, "
         "align_corners=True)` (the light-weight preset's settings: `PRESETS['light-weight']`).")
 
@@ -73,20 +72,19 @@ def check_lw_block(factory: Any, *, seed: int = 0) -> None:
     next to a block of the same widths with 3x3 convolutions and RCUs (the library's defaults).
     """
     __tracebackhide__ = True
-    student = Submission(factory, "make_lw_block", ())
+    student = Submission(factory, "check_lw_block(make_lw_block)", ())
     what = student.what
     gen = torch.Generator().manual_seed(seed)
     for in_channels, width in (([12, 6], 4), ([10, 7], 6)):
         with seeded(seed):
-            block = student.build((list(in_channels), width), usage=_USAGE)
+            block = student.build((list(in_channels), width))
             ref = lw_block(in_channels, width)
             official = RefineNetBlock(list(in_channels), [width] * len(in_channels))
         _structure(block, ref, in_channels, width, what)
         if param_count(block) != param_count(ref):
             raise fail(what, f"{param_count(block)} parameters; the light-weight block of in_channels="
                        f"{list(in_channels)}, width={width} has {param_count(ref)}.", _FIX)
-        randomize_(convs_of(ref), gen)
-        copy_weights_(convs_of(ref), convs_of(block))
+        randomize_(convs_of(ref), gen, copies=convs_of(block))
         block.eval()
         low = torch.randn(2, in_channels[0], 3, 4, generator=gen)
         high = torch.randn(2, in_channels[1], 5, 7, generator=gen)  # not a factor 2: the corners matter

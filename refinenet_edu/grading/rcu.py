@@ -1,8 +1,5 @@
-"""Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)): ``x + conv2(relu(conv1(relu(x))))``.
-
-:func:`check_rcu` compares the student's unit with the library's
-:class:`~refinenet_edu.nn.components.ResidualConvUnit` holding the same weights and, when they differ, names the
-misplaced ReLU that explains the output (a public port has shipped one: docs/paper.md, source ``bug-rcu-relu``).
+"""Check of a Residual Conv Unit (paper Sec. 3.2, Fig. 3(b)): ``x + conv2(relu(conv1(relu(x))))``; a misplaced
+ReLU (a public port has shipped one: docs/paper.md, source ``bug-rcu-relu``) is named from :data:`RCU_VARIANTS`.
 """
 
 from __future__ import annotations
@@ -15,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from refinenet_edu.nn.components import ResidualConvUnit
-from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, copy_weights_, fail, max_diff, ok,
-                                           param_count, randomize_, seeded)
+from refinenet_edu.grading.harness import (Submission, close, conv_is, convs_of, fail, max_diff, ok, param_count,
+                                           randomize_, seeded)
 
 __all__ = ["RCU_VARIANTS", "check_rcu"]
 
@@ -113,21 +110,21 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     the library's class itself.
     """
     __tracebackhide__ = True
-    student = Submission(rcu_class, "ResidualConvUnit", (ResidualConvUnit,), allow_reference=allow_reference)
-    what, usage = student.what, "check_rcu(ResidualConvUnit)"
+    student = Submission(rcu_class, "check_rcu(ResidualConvUnit)", (ResidualConvUnit,),
+                         allow_reference=allow_reference)
+    what = student.what
     gen = torch.Generator().manual_seed(seed)
     with seeded(seed):
-        rcu = student.build((channels,), usage=usage)
+        rcu = student.build((channels,))
         conv1, conv2 = _rcu_convs(rcu, what, channels)
         ref = ResidualConvUnit(channels)
         other = channels + 3 if channels < 8 else channels - 3  # a width written into the code fails here
-        _rcu_convs(student.build((other,), usage=usage), what, other)
+        _rcu_convs(student.build((other,)), what, other)
     n_ref, n_student = param_count(ref), param_count(rcu)
     if n_student != n_ref:
         raise fail(what, f"{n_student} parameters; an RCU of {channels} channels has {n_ref} (two 3x3 convs, a "
                    "bias on conv1 only).", "create only conv1 and conv2 in __init__.")
-    randomize_([conv1, conv2], gen)
-    copy_weights_([conv1, conv2], [ref.conv1, ref.conv2])
+    randomize_([conv1, conv2], gen, copies=[ref.conv1, ref.conv2])
 
     x = torch.randn(2, channels, *size, generator=gen)
     y = student.call_keeping_shape(rcu, x, fix="keep the shape: 3x3 convolutions with padding=1 and the same "

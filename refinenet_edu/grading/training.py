@@ -129,7 +129,7 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
     5 classes, batch 3, 5x9), comparing the losses, the learning rates and the final weights.
     """
     __tracebackhide__ = True
-    student = Submission(fn, "train_step", (loop.train_step,))
+    student = Submission(fn, "check_train_step(train_step)", (loop.train_step,))
     what = student.what
 
     def call(step, *args):
