@@ -1,8 +1,5 @@
 """Checks of a RefineNet block (paper Sec. 3.2, Fig. 3(a)): one path's adaptive convolutions, and the block's
 forward pass written from its parts (adaptive convolutions -> fusion -> CRP -> output RCUs).
-
-:func:`check_adaptive_conv` judges the wiring only: it compares with the chain built from the student's own
-conv and RCU modules, so a mistake inside the RCU costs the RCU's test, not this one.
 """
 
 from __future__ import annotations
@@ -46,9 +43,10 @@ def check_adaptive_conv(factory: Any, *, in_channels: int = 10, width: int = 6, 
     ``factory(in_channels, width, num_rcus)`` must build a 3x3 convolution without bias from ``in_channels`` to
     ``width``, followed by ``num_rcus`` of the student's Residual Conv Units applied one after the other (a chain,
     e.g. an ``nn.Sequential``). The output is compared with that chain computed from the student's own conv and RCU
-    modules, so only the wiring is judged here; RCUs wired in parallel (each reading the convolution's output) are
-    named. Holding or calling the library's ``ResidualConvUnit`` or ``AdaptiveConv`` is refused; with
-    ``allow_reference=False`` (the graded assignments) so is the library's ``AdaptiveConv`` itself.
+    modules, so only the wiring is judged here (a mistake inside the RCU costs the RCU's test, not this one); RCUs
+    wired in parallel (each reading the convolution's output) are named. Holding or calling the library's
+    ``ResidualConvUnit`` or ``AdaptiveConv`` is refused; with ``allow_reference=False`` (the graded assignments) so is
+    the library's ``AdaptiveConv`` itself.
     """
     __tracebackhide__ = True
     student = Submission(factory, "check_adaptive_conv(adaptive_conv)", (AdaptiveConv, ResidualConvUnit),

@@ -1,9 +1,5 @@
-"""Check of the 4-cascaded RefineNet decoder (paper Sec. 3.1, Fig. 2(c)).
-
-:func:`check_cascade` records with forward hooks which tensors each of the student's four blocks receives
-(by identity, so a swapped or wrong path is named exactly), the order of the calls and what ``forward``
-returns. The blocks are the library's ``RefineNetBlock``, which the task gives the student; the library's
-own cascade (the ``RefineNet`` model) is what the student must not reuse.
+"""Check of the 4-cascaded RefineNet decoder (paper Sec. 3.1, Fig. 2(c)): forward hooks record which tensors
+each of the student's four blocks receives, by identity, so that a swapped or wrong path is named exactly.
 """
 
 from __future__ import annotations

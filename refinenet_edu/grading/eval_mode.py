@@ -68,15 +68,15 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
             with torch.no_grad():  # give batch norm non-trivial running statistics
                 for _ in range(3):
                     net(torch.randn(4, 3, 36, 44) * 2 + 0.5)
-        seen: dict[int, tuple[str, bool]] = {}  # id(layer) -> (kind, ran in training mode at least once)
+        trained: dict[int, str] = {}  # id(layer) -> kind, for each dropout or batch norm run in training mode
         grad_enabled: list[bool] = []
         handles = [net.register_forward_pre_hook(lambda m, a: grad_enabled.append(torch.is_grad_enabled()))]
-        for m in net.modules():
-            if isinstance(m, _DROPOUT + _NORM):
-                kind = f"nn.{type(m).__name__}"
-                handles.append(m.register_forward_pre_hook(
-                    lambda mod, a, kind=kind: seen.__setitem__(
-                        id(mod), (kind, mod.training or seen.get(id(mod), (kind, False))[1]))))
+
+        def note(layer, args):  # returns None: a forward pre-hook that returns a value replaces the input
+            if layer.training:
+                trained.setdefault(id(layer), f"nn.{type(layer).__name__}")
+
+        handles += [m.register_forward_pre_hook(note) for m in net.modules() if isinstance(m, _DROPOUT + _NORM)]
         before = images.clone()
         try:
             out1 = student.call(predict_fn, net, images, context=" (a model in training mode)")
@@ -86,7 +86,7 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
                 h.remove()
     if not grad_enabled:
         raise fail(what, "never called the model.", "return `model(images).argmax(dim=1)` after `model.eval()`.")
-    active = [kind for kind, training in seen.values() if training]
+    active = list(trained.values())
     differ = (isinstance(out1, torch.Tensor) and isinstance(out2, torch.Tensor) and out1.shape == out2.shape
               and not torch.equal(out1, out2))
     if active:

@@ -61,14 +61,9 @@ def fail(what: str, mistake: str, fix: str | None = None, why: str | None = None
     """A :class:`CheckFailed`: ``what: mistake`` first, then ``Fix:``, ``Where:`` (the student's line that
     raised), ``Case:`` (the input the check used) and ``Why:`` lines."""
     lines = _wrap(f"{what}: {mistake}", first_offset=len(_PREFIX))
-    if fix:
-        lines += _wrap(f"Fix: {fix}")
-    if where:
-        lines.append(where)
-    if case:
-        lines += _wrap(f"Case: {case}")
-    if why:
-        lines += _wrap(f"Why: {why}")
+    for label, text in (("Fix", fix), ("Where", where), ("Case", case), ("Why", why)):
+        if text:
+            lines += _wrap(f"{label}: {text}")
     return CheckFailed("\n".join(lines))
 
 
@@ -156,7 +151,7 @@ _SKIP_DIRS = tuple({os.path.dirname(os.__file__), os.path.dirname(torch.__file__
 
 
 def student_line(err: BaseException) -> str | None:
-    """``Where:`` line naming the deepest frame of ``err``'s traceback that is the student's own code (a
+    """The ``Where:`` of a failure: the deepest frame of ``err``'s traceback that is the student's own code (a
     notebook cell as IPython names it, ``Cell In[5], line 3``)."""
     frames = [f for f in traceback.extract_tb(err.__traceback__)
               if not os.path.abspath(f.filename).startswith(_SKIP_DIRS) and "site-packages" not in f.filename]
@@ -168,9 +163,9 @@ def student_line(err: BaseException) -> str | None:
     except Exception:  # noqa: BLE001 - not in IPython
         cell = None
     place = f"{cell[0]} {cell[1]}" if cell else os.path.basename(f.filename)
-    where = f"Where: {place}, line {f.lineno}, in {f.name}"
+    where = f"{place}, line {f.lineno}, in {f.name}"
     code = (f.line or "").strip()
-    return where + (f": {code}" if code and len(where) + len(code) + 2 <= WIDTH else "")
+    return where + (f": {code}" if code and len(f"Where: {where}: {code}") <= WIDTH else "")
 
 
 def _error_text(err: BaseException) -> str:
@@ -197,11 +192,6 @@ def _shapes(t: Any) -> str:
     if isinstance(t, (list, tuple)) and all(isinstance(x, torch.Tensor) for x in t):
         return "[" + ", ".join(str(list(x.shape)) for x in t) + "]"
     return type(t).__name__
-
-
-def _library_name(obj: Any) -> str:
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
-    return f"refinenet_edu's {name}"
 
 
 class Submission:
@@ -400,15 +390,17 @@ class Submission:
         if self.is_reference:
             return None
         if any(obj is o for o in self.reference) or (not isinstance(obj, type) and self._owns(obj)):
-            return f"it is {_library_name(obj)} itself, imported from the library"
+            name = getattr(obj, "__qualname__", type(obj).__qualname__)
+            return f"it is refinenet_edu's {name} itself, imported from the library"
         if isinstance(obj, type):
             for base in obj.__mro__[1:]:
                 if self._owns(base):
-                    return f"class {obj.__name__} derives from {_library_name(base)}"
+                    return f"class {obj.__name__} derives from refinenet_edu's {base.__qualname__}"
         for module in self.built:
             for name, sub in module.named_modules():
                 if self._owns(type(sub)) and not (sub is module and isinstance(obj, type)):
-                    return f"it holds {_library_name(type(sub))} ({f'self.{name}' if name else 'what it returns'})"
+                    where = f"self.{name}" if name else "what it returns"
+                    return f"it holds refinenet_edu's {type(sub).__qualname__} ({where})"
         if self.called:
             names = [n for n in self.called if "<" not in n] or list(self.called)
             return f"it calls the library's reference code ({', '.join(names[:3])})"
