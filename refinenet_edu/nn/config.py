@@ -136,10 +136,7 @@ class RefineNetConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["widths"] = list(self.widths)
-        d["scales"] = list(self.scales)
-        return d
+        return {**dataclasses.asdict(self), "widths": list(self.widths), "scales": list(self.scales)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RefineNetConfig":

@@ -65,23 +65,19 @@ def resolve_weights(backbone: str, weights: Any):
     ``"IMAGENET1K_V1"`` / ``"IMAGENET1K_V2"`` (the enum member of that name) or the path of a local state-dict file.
     Returns ``(torchvision_weights_or_None, local_path_or_None)``.
     """
-    if weights is None:
-        return None, None
-    if isinstance(weights, torchvision.models.WeightsEnum):
+    if weights is None or isinstance(weights, torchvision.models.WeightsEnum):
         return weights, None
-    if isinstance(weights, (str, os.PathLike)):
-        text = os.fspath(weights)
-        enum = getattr(torchvision.models, f"ResNet{backbone[len('resnet'):]}_Weights")  # e.g. ResNet18_Weights
-        if text in enum.__members__ or text == "DEFAULT":
-            return enum[text] if text != "DEFAULT" else enum.DEFAULT, None
-        path = Path(text)
-        if path.is_file():
-            return None, path
-        raise ValueError(
-            f"weights={text!r} for {backbone}: expected None, 'DEFAULT', one of "
-            f"{sorted(enum.__members__)}, or the path of an existing state-dict file"
-        )
-    raise ValueError(f"weights: expected None, a string, a path or a torchvision Weights enum, got {type(weights).__name__}")
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(f"weights: expected None, a string, a path or a torchvision Weights enum, got "
+                         f"{type(weights).__name__}")
+    text = os.fspath(weights)
+    enum = getattr(torchvision.models, f"ResNet{backbone[len('resnet'):]}_Weights")  # e.g. ResNet18_Weights
+    if text in enum.__members__:  # "DEFAULT" is one of them, an alias of the recommended weights
+        return enum[text], None
+    if Path(text).is_file():
+        return None, Path(text)
+    raise ValueError(f"weights={text!r} for {backbone}: expected None, one of {sorted(enum.__members__)}, "
+                     "or the path of an existing state-dict file")
 
 
 def _load_local_state_dict(resnet: nn.Module, path: Path) -> None:

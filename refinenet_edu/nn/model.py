@@ -59,14 +59,9 @@ class RefineNet(nn.Module):
         blocks = []
         prev_channels = None
         for paths in groups:
-            in_channels: list[int] = []
-            widths: list[int | None] = []
-            if prev_channels is not None:
-                in_channels.append(prev_channels)
-                widths.append(None)  # previous block's output enters as it is
-            for scale, stage in paths:
-                in_channels.append(enc_channels[stage - 1])
-                widths.append(config.path_width(scale, stage))
+            first = [] if prev_channels is None else [prev_channels]  # the previous block's output enters as it is
+            in_channels = first + [enc_channels[stage - 1] for _, stage in paths]
+            widths = [None] * len(first) + [config.path_width(scale, stage) for scale, stage in paths]
             block = RefineNetBlock(
                 in_channels, widths, adaptive_rcus=config.adaptive_rcus, crp_blocks=config.crp_blocks,
                 crp_conv_first=config.crp_conv_first, output_rcus=config.output_rcus, kernel_size=config.kernel_size,
@@ -118,21 +113,14 @@ class RefineNet(nn.Module):
     # ------------------------------------------------------------------ forward
     def _encode(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """Per input scale, the feature maps of the four encoder stages: ``feats[scale][stage - 1]``."""
-        if self.config.two_scale:
-            images = [
-                F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False, recompute_scale_factor=False)
-                if s != 1.0
-                else x
-                for s in self.config.scales
-            ]
-            # Keep every rescaled image at or above the minimum size.
-            images = [
-                im if min(im.shape[-2:]) >= MIN_INPUT_SIZE
-                else F.interpolate(x, size=tuple(max(MIN_INPUT_SIZE, d) for d in im.shape[-2:]), mode="bilinear", align_corners=False)
-                for im in images
-            ]
-        else:
-            images = [x]
+        images = []
+        for s in self.config.scales if self.config.two_scale else (1.0,):
+            im = x if s == 1.0 else F.interpolate(x, scale_factor=s, mode="bilinear", align_corners=False,
+                                                  recompute_scale_factor=False)
+            if min(im.shape[-2:]) < MIN_INPUT_SIZE:  # keep every rescaled image at or above the minimum size
+                size = tuple(max(MIN_INPUT_SIZE, d) for d in im.shape[-2:])
+                im = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            images.append(im)
         feats = [list(encoder(image)) for encoder, image in zip(self.encoders, images)]
         for f in feats:
             # Dropout on the two deepest stages, 1/32 before 1/16: each call draws its mask from the global random
@@ -171,12 +159,7 @@ class RefineNet(nn.Module):
         }
 
 
-def build_refinenet(
-    preset: str | RefineNetConfig = "official",
-    *,
-    weights: Any = None,
-    **overrides: Any,
-) -> RefineNet:
+def build_refinenet(preset: str | RefineNetConfig = "official", *, weights: Any = None, **overrides: Any) -> RefineNet:
     """Build a RefineNet from a preset name (plus overrides) or a config.
 
     ``weights`` are the encoder's ImageNet weights: ``None`` (random), a torchvision ``Weights`` enum, ``"DEFAULT"`` /
