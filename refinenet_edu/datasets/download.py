@@ -40,7 +40,6 @@ class Archive:
     """One downloadable archive. ``member``: the folder inside it that is the dataset (extracted to
     ``root / member``); ``expect``: paths (relative to ``member``) that a complete copy has."""
 
-    name: str
     filename: str
     mirrors: tuple[str, ...]
     md5: str
@@ -52,7 +51,6 @@ class Archive:
 #: The archives ``refinenet-edu data --download NAME`` knows, by dataset name.
 ARCHIVES: dict[str, Archive] = {
     "voc2012": Archive(
-        name="voc2012",
         filename="VOCtrainval_11-May-2012.tar",
         mirrors=(
             # d2l's S3 copy: listed in pytorch/vision#9269 (2025-12-25), works per pytorch/vision#9335
@@ -74,7 +72,6 @@ ARCHIVES: dict[str, Archive] = {
         about="PASCAL VOC 2012 trainval (about 2 GB)",
     ),
     "sbd": Archive(
-        name="sbd",
         filename="benchmark.tgz",
         mirrors=(
             # Berkeley's page moved from www. to www2. (the www. link answers "Permission denied":
@@ -295,7 +292,7 @@ def _extract(archive: Archive, path: Path, dest: Path, *, progress: bool) -> Non
     from tqdm.auto import tqdm
 
     root = path.parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{archive.name}.extracting-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{archive.filename}.extracting-", dir=root))
     prefix = archive.member.rstrip("/") + "/"
     try:
         count = 0

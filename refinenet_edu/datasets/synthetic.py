@@ -115,11 +115,6 @@ def _mix(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a[None, None, :] + (b - a)[None, None, :] * t[:, :, None]
 
 
-def _coords(size: int) -> tuple[np.ndarray, np.ndarray]:
-    y, x = np.mgrid[0:size, 0:size]
-    return y.astype(np.float64), x.astype(np.float64)
-
-
 def _blotch_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Background: two colours blended by multi-octave noise (clouds, clutter)."""
     a, b = _colour_pair(rng)
@@ -131,7 +126,7 @@ def _blotch_texture(rng: np.random.Generator, size: int) -> np.ndarray:
 def _ripple_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Water: wavy stripes, period 5-9 px, random direction, warped by noise."""
     a, b = _colour_pair(rng)
-    y, x = _coords(size)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     theta = rng.uniform(0.0, np.pi)
     period = rng.uniform(5.0, 9.0)
     warp = _smooth_noise(rng, size, 5) * rng.uniform(4.0, 10.0)
@@ -142,7 +137,7 @@ def _ripple_texture(rng: np.random.Generator, size: int) -> np.ndarray:
 def _checker_texture(rng: np.random.Generator, size: int) -> np.ndarray:
     """Pavement: a rotated checkerboard, tile size 5-9 px."""
     a, b = _colour_pair(rng)
-    y, x = _coords(size)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     theta = rng.uniform(0.0, np.pi / 2)
     period = rng.uniform(5.0, 9.0)
     u = np.floor((x * np.cos(theta) + y * np.sin(theta)) / period)
@@ -248,11 +243,6 @@ def _paint_occluders(rng, size, image, mask, background) -> None:
         mask[blob] = BACKGROUND
 
 
-def _extreme_colour(rng: np.random.Generator) -> np.ndarray:
-    lo, hi = _DARK if rng.random() < 0.5 else _BRIGHT
-    return rng.uniform(lo, hi, size=3)
-
-
 def _paint_wires(rng, size, image, mask) -> None:
     """0-3 curves, 1-3 px wide, from one border to another (thin structures)."""
     n = rng.choice(4, p=[0.15, 0.35, 0.3, 0.2])
@@ -271,7 +261,8 @@ def _paint_wires(rng, size, image, mask) -> None:
         wiggle = rng.uniform(0.0, 3.0) * np.sin(2 * np.pi * rng.uniform(1, 4) * t + rng.uniform(0, 6.3))
         pts = p0[None, :] + t[:, None] * d[None, :] + ((sag * np.sin(np.pi * t) + wiggle)[:, None] * normal[None, :])
         brush = (_PIXEL, _SQUARE2, _PLUS)[rng.choice(3, p=[0.4, 0.4, 0.2])]  # 1, 2 or 3 px wide
-        _stamp(image, mask, np.rint(pts).astype(np.int64), brush, _extreme_colour(rng), WIRE)
+        colour = rng.uniform(*(_DARK if rng.random() < 0.5 else _BRIGHT), size=3)  # dark or bright
+        _stamp(image, mask, np.rint(pts).astype(np.int64), brush, colour, WIRE)
 
 
 # Brushes: pixel offsets stamped at each point of a wire or dot.
@@ -365,7 +356,6 @@ GENERATED_FILES = ("meta.json", "ImageSets/Segmentation/*.txt", "JPEGImages/*.jp
 def refuse_to_replace(folder: Path) -> None:
     """Raise ``FileExistsError`` unless ``folder`` holds this generator's ``meta.json`` and nothing but what
     the generator writes: any other file (a thesis.tex, a user's notes) keeps the folder from being replaced."""
-    folder = Path(folder)
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):

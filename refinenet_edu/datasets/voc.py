@@ -32,7 +32,7 @@ from refinenet_edu.files import not_a_file
 from refinenet_edu.resources import downloads_root, resource
 
 __all__ = ["DATASET_NAMES", "DatasetError", "MissingDataError", "SBDSegmentation", "VOCAugSegmentation",
-           "VOCSegmentationFolder", "VOC_CLASSES", "VOC_PALETTE", "load_dataset", "load_image", "load_mask", "sbd",
+           "VOCSegmentationFolder", "VOC_CLASSES", "VOC_PALETTE", "load_dataset", "load_mask", "sbd",
            "voc2012", "voc2012_aug"]
 
 VOC_CLASSES = (
@@ -126,11 +126,6 @@ def sample_files(root: Path, split: str, line: int, sample_id: str) -> tuple[Pat
     return image, mask, problems
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """RGB uint8 array [H, W, 3] of an image file (any mode Pillow can convert)."""
-    return np.array(_open_fully(path).convert("RGB"))  # a writable copy
-
-
 def _open_fully(path: Path) -> Image.Image:
     """Open and decode a whole image file, so truncation shows up here."""
     try:
@@ -160,8 +155,8 @@ def load_mask(path: str | Path, num_classes: int, ignore_index: int = 255) -> np
 
 
 def load_pair(image_path: Path, mask_path: Path, num_classes: int, ignore_index: int = 255):
-    """Image [H,W,3] uint8 and mask [H,W], checked to have the same size."""
-    image = load_image(image_path)
+    """Image [H,W,3] uint8 (RGB, from any mode Pillow can convert) and mask [H,W], checked to have the same size."""
+    image = np.array(_open_fully(image_path).convert("RGB"))  # a writable copy
     mask = load_mask(mask_path, num_classes, ignore_index)
     if mask.shape != image.shape[:2]:
         raise DatasetError(mask_path, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from its image "
@@ -313,12 +308,12 @@ class SBDSegmentation(_VOCClasses):
         given = Path(root).expanduser()
         self.root = next((f for f in (given, given / "sbd") if (f / "cls").is_dir()),
                          given / "benchmark_RELEASE" / "dataset")
-        missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
-        if missing and download:
+        needed = ("img", "cls", f"{split}.txt")
+        if download and not all((self.root / p).exists() for p in needed):
             from refinenet_edu.datasets.download import download_dataset
 
             self.root = download_dataset("sbd", given)
-            missing = [p for p in ("img", "cls", f"{split}.txt") if not (self.root / p).exists()]
+        missing = [p for p in needed if not (self.root / p).exists()]
         if missing:
             raise MissingDataError(self.root / missing[0], f"SBD ({split!r} split) not found. Download it (about "
                                    f"1.4 GB) with `refinenet-edu data --download sbd --root {given}` (or sbd(..., "
@@ -396,7 +391,7 @@ def load_dataset(name_or_path: str | Path, split: str = "train", transforms: Cal
     if root is not None:
         root = Path(root).expanduser()
     if name == "synthscenes":
-        folder = Path(root) if root is not None else resource("data", "synthscenes")
+        folder = root if root is not None else resource("data", "synthscenes")
         if not folder.is_dir():
             raise MissingDataError(folder, "the embedded SynthScenes set is not there; generate it with "
                                            "`refinenet-edu data --out DIR` and pass DIR as the dataset path")
