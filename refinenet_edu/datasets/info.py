@@ -120,8 +120,7 @@ def class_pixel_histogram(dataset, num_classes: int | None = None, ignore_index:
     ignored = total = 0
     read = _mask_reader(dataset)
     for i in range(len(dataset)):
-        mask = read(i)
-        mask = torch.as_tensor(mask).reshape(-1).long()
+        mask = torch.as_tensor(read(i)).reshape(-1).long()
         total += mask.numel()
         ignored += int((mask == ignore_index).sum())
         valid = mask[(mask >= 0) & (mask < num_classes)]

@@ -42,8 +42,7 @@ def palette_lut(palette: Sequence[Sequence[int]], ignore_index: int | None = IGN
     if len(palette) > 256:
         raise ValueError(f"a palette PNG holds at most 256 colours, got {len(palette)}")
     lut = np.zeros((256, 3), dtype=np.uint8)
-    if len(palette):
-        lut[: len(palette)] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
     if ignore_index is not None and len(palette) <= ignore_index < 256:
         lut[ignore_index] = IGNORE_COLOUR
     return lut

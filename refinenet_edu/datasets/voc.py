@@ -350,13 +350,12 @@ class VOCAugSegmentation(_VOCClasses):
         sbd_sets = [SBDSegmentation(root, split, download=download) for split in ("train", "val")]
         seen = set(self.voc.ids) | voc_val
         self._items: list[tuple[Dataset, int]] = [(self.voc, i) for i in range(len(self.voc))]
-        self.ids = list(self.voc.ids)
         for ds in sbd_sets:
             for i, sample_id in enumerate(ds.ids):
                 if sample_id not in seen:
                     seen.add(sample_id)
                     self._items.append((ds, i))
-                    self.ids.append(sample_id)
+        self.ids = [ds.ids[i] for ds, i in self._items]
         self.transforms, self.root = transforms, self.voc.root
 
     def __len__(self) -> int:
