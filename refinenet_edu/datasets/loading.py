@@ -21,13 +21,12 @@ def collate_images(batch):
     return [list(field) for field in zip(*batch)]
 
 
-def eval_loader(dataset, batch_size: int = 1, *, sampler=None, num_workers: int = 0, **kwargs):
+def eval_loader(dataset, batch_size: int = 1, **kwargs):
     """A ``DataLoader`` over ``dataset`` in order, for evaluation and prediction, with :func:`collate_images`
-    (images of different sizes are fine at any ``batch_size``)."""
+    (images of different sizes are fine at any ``batch_size``); ``kwargs`` go to the ``DataLoader``."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_size=batch_size, shuffle=False, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_images, **kwargs)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_images, **kwargs)
 
 
 def image_groups(images, masks):
