@@ -11,7 +11,6 @@ a callback is shown in the dashboard's "messages" area, never swallowed.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import traceback
 from typing import Any, Callable, Mapping
@@ -35,7 +34,7 @@ def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: 
 
     ``encoder_weights`` / ``encoder_lr_ratio``: start from a pretrained encoder
     and fine-tune it slower, as ``ablate --encoder-weights`` does.
-    Returns ``{"record", "costs", "predictions"}`` for :func:`comparison.add_live_run`.
+    Returns ``{"record", "costs", "predictions"}`` for :func:`~refinenet_edu.experiments.results.add_live_run`.
     """
     from refinenet_edu.experiments.runner import budget_for, time_inference, train_variant, variant_costs
     from refinenet_edu.datasets.info import DatasetInfo
@@ -105,10 +104,10 @@ class AblationDashboard:
 
         self._fill_options()
         self.source.observe(self._guard(self._on_source), names="value")
-        self.variants.observe(self._guard(self._on_selection), names="value")
-        self.metric.observe(self._guard(self._on_selection), names="value")
-        self.cost.observe(self._guard(self._on_cost), names="value")
-        self.image_index.observe(self._guard(self._on_image), names="value")
+        self.variants.observe(self._guard(self.refresh), names="value")
+        self.metric.observe(self._guard(self._on_metric), names="value")
+        self.cost.observe(self._guard(self.draw_tradeoff), names="value")
+        self.image_index.observe(self._guard(self.draw_predictions), names="value")
         self.train_button.on_click(self._guard(self._on_train_click))
 
         self.tabs = tabs = w.Tab(children=[
@@ -176,45 +175,32 @@ class AblationDashboard:
                 self._val_set = None
         return self._val_set
 
-    def _guard(self, fn: Callable) -> Callable:
-        """Run a callback; show any error in ``messages`` (never swallow it)."""
+    def _guard(self, fn: Callable[[], object]) -> Callable:
+        """A control's callback: runs ``fn()``, and shows any error in ``messages`` (never swallows it)."""
 
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            if getattr(self, "_filling", False):
-                return None
+        def wrapped(*_):
+            if self._filling:
+                return
             try:
-                return fn(*args, **kwargs)
+                fn()
             except Exception as err:  # noqa: BLE001 - shown to the reader, kept even where no kernel routes output
-                self.messages.append_stderr(
-                    f"error in {getattr(fn, '__name__', 'callback')}: {type(err).__name__}: {err}\n"
-                    + traceback.format_exc()
-                )
+                self.messages.append_stderr(f"error in {fn.__name__}: {type(err).__name__}: {err}\n"
+                                            + traceback.format_exc())
                 self.last_error = err
-                return None
 
         return wrapped
 
     # ------------------------------------------------------------------ callbacks
-    def _on_source(self, change) -> None:
-        self.results = self.sets[change["new"]]
+    def _on_source(self) -> None:
+        self.results = self.sets[self.source.value]
         self._fill_options()
         self.refresh()
 
-    def _on_selection(self, change=None) -> None:
+    def _on_metric(self) -> None:  # the per-class chart and the predictions do not depend on it
         self.draw_bars()
         self.draw_tradeoff()
-        if change is None or change.get("owner") is self.variants:
-            self.draw_per_class()
-            self.draw_predictions()
 
-    def _on_cost(self, change=None) -> None:
-        self.draw_tradeoff()
-
-    def _on_image(self, change=None) -> None:
-        self.draw_predictions()
-
-    def _on_train_click(self, button=None) -> None:
+    def _on_train_click(self) -> None:
         self.train_now()
 
     # ------------------------------------------------------------------ drawing
@@ -237,11 +223,10 @@ class AblationDashboard:
     def draw_tradeoff(self) -> None:
         self.tradeoff.value = figure_png(
             plot_tradeoff(self.results, self.selected, self.metric.value, x=self.cost.value))
-        have = comparison.summarize(self.results, self.cost.value, self.selected)
-        missing = [n for n in self.selected if n not in have]
+        measured = comparison.summarize(self.results, self.cost.value)  # the variants that have this cost
+        missing = [n for n in self.selected if n not in measured]
         label = comparison.metric_label(self.cost.value)
-        if self.selected and not have:
-            measured = [n for n in comparison.groups(self.results) if n in comparison.summarize(self.results, self.cost.value)]
+        if self.selected and len(missing) == len(self.selected):
             self.tradeoff_note.value = (f"<i>none of the selected variants has {label}; it was measured for "
                                         f"{', '.join(measured) or 'no variant'}: choose another cost</i>")
         elif missing:
@@ -328,9 +313,7 @@ class AblationDashboard:
         self.sets[self.source.value] = new
         self.live_runs.append(group)
         self._fill_options()
-        self.variants.value = tuple(dict.fromkeys([*self.variants.value, group]))  # fires a redraw
-        self.draw_per_class()
-        self.draw_predictions()
+        self.variants.value = tuple(dict.fromkeys([*self.variants.value, group]))  # redraws every chart
         return group
 
     def train_start(self) -> tuple[dict, str, str]:

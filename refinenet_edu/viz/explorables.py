@@ -15,6 +15,7 @@ Fig. 3(c), chained residual pooling Fig. 3(d), the RefineNet block Fig. 3(a) and
 
 from __future__ import annotations
 
+import base64
 import html
 import traceback
 from collections.abc import Callable, Sequence
@@ -87,16 +88,13 @@ def _support_width(y: torch.Tensor) -> int:
     return 0 if len(cols) == 0 else int(cols.max() - cols.min() + 1)
 
 
-def _imshow(ax, image, title: str, **kwargs) -> None:
-    ax.imshow(image, interpolation="nearest", **kwargs)
+def _imshow(ax, image, title: str, *, colourbar: bool = False, **kwargs) -> None:
+    shown = ax.imshow(image, interpolation="nearest", **kwargs)
     ax.set_title(title, fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-
-
-def _colourbar(fig, ax) -> None:
-    bar = fig.colorbar(ax.images[0], ax=ax, fraction=0.046, pad=0.03)
-    bar.ax.tick_params(labelsize=9)
+    if colourbar:
+        ax.figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.03).ax.tick_params(labelsize=9)
 
 
 def _readout(text: str, result: dict) -> str:
@@ -170,13 +168,12 @@ def draw_rcu_response(result: dict | None = None):
     crop = (slice(c - shown, c + shown + 1),) * 2
     lim = max(float(np.abs(r["input"]).max()), float(np.abs(r["output"]).max()), 1e-12)
     for ax, key, title in zip(axes[:2], ("input", "output"), ("input x", f"output of {r['num_rcus']} RCU(s)")):
-        _imshow(ax, r[key][crop], title, cmap="cividis", vmin=-lim if r["pattern"] == "negative impulse" else 0,
-                vmax=lim)
-        _colourbar(fig, ax)
+        _imshow(ax, r[key][crop], title, colourbar=True, cmap="cividis",
+                vmin=-lim if r["pattern"] == "negative impulse" else 0, vmax=lim)
     res = r["residual"][crop]
     rl = max(float(np.abs(res).max()), 1e-12)
-    _imshow(axes[2], res, "residual: output - input", cmap="cividis", vmin=0 if res.min() >= 0 else -rl, vmax=rl)
-    _colourbar(fig, axes[2])
+    _imshow(axes[2], res, "residual: output - input", colourbar=True, cmap="cividis",
+            vmin=0 if res.min() >= 0 else -rl, vmax=rl)
     half = r["reach"]  # dashed: how far the residual reaches, around the crop's centre
     if half and r["pattern"] == "edge":
         axes[2].axvline(shown - half - 0.5, color="white", lw=2, ls="--")
@@ -322,8 +319,7 @@ def draw_crp_impulse(result: dict | None = None):
     fig = new_figure(10.5, 3.9)
     ax_map, ax_line = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.5]})
     _imshow(ax_map, y, f"CRP output, {r['num_blocks']} blocks, pool {r['pool_size']}x{r['pool_size']}",
-            cmap="viridis", vmin=0)
-    _colourbar(fig, ax_map)
+            colourbar=True, cmap="viridis", vmin=0)
     xs = np.arange(size) - size // 2
     ax_line.step(xs, y[size // 2], where="mid", color="#21918c", lw=2, label="centre row of the output")
     half = (r["formula_width"] - 1) / 2
@@ -346,7 +342,7 @@ def load_course_model():
     from refinenet_edu.engine.checkpoints import load_model
     from refinenet_edu.resources import resource
 
-    model = load_model(resource("data", "checkpoints", "course-synthscenes.pt"))  # on the CPU, in eval mode
+    model = load_model(resource("data", "checkpoints", "course-synthscenes.pt"))
     return model, load_dataset("synthscenes", "val", eval_transforms())
 
 
@@ -368,8 +364,7 @@ def _pca_basis(f: torch.Tensor):
     mean = x.mean(0)
     _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
     v = v[:3]
-    if v.shape[0] < 3:
-        v = torch.cat([v, torch.zeros(3 - v.shape[0], v.shape[1], dtype=v.dtype)])
+    v = F.pad(v, (0, 0, 0, 3 - len(v)))  # zero rows where the map has fewer than 3 components
     y = (x - mean) @ v.T
     return mean, v, y.quantile(0.01, 0), y.quantile(0.99, 0)
 
@@ -574,8 +569,6 @@ class Explorable:
     (``./course execute`` strips the widget view), so a reader who does not run the cell sees it.
     """
 
-    css_class = "refinenet-explorable"
-
     def __init__(self, controls: dict[str, Any], update: Callable[..., tuple[Any, str]], *, name: str):
         import ipywidgets as w
 
@@ -587,7 +580,7 @@ class Explorable:
         self.readout.add_class("explorable-readout")
         self.widget = w.VBox([w.HBox(list(controls.values()), layout=w.Layout(flex_flow="row wrap")),
                               self.image, self.readout])
-        self.widget.add_class(self.css_class)
+        self.widget.add_class("refinenet-explorable")
         self.widget.add_class(f"explorable-{name}")
         for control in controls.values():
             control.observe(self.refresh, names="value")
@@ -608,8 +601,6 @@ class Explorable:
             self.readout.value = f"<span style='color:#b00'>{html.escape(self.text)}</span>"
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        import base64
-
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
         if self.png:
             bundle["image/png"] = base64.b64encode(self.png).decode("ascii")

@@ -102,8 +102,6 @@ def show_samples(dataset, n: int = 6, *, figsize_per_sample: float = 2.2, fontsi
 
 
 # ---------------------------------------------------------------------------------------------------- the ablation
-
-
 def new_figure(width: float, height: float):
     """A matplotlib figure at the course's 80 dpi, outside pyplot: no global figure state, nothing shown twice."""
     from matplotlib.figure import Figure
@@ -116,6 +114,13 @@ def _axes(ax, figsize):
         return ax.figure, ax
     fig = new_figure(*figsize)
     return fig, fig.add_subplot()
+
+
+def _finished(fig, ax, title: str, grid_axis: str = "both"):
+    ax.set_title(title, fontsize=9)
+    ax.grid(axis=grid_axis, alpha=0.3)
+    fig.tight_layout()
+    return fig
 
 
 def _scaled(metric: str, x: float) -> float:
@@ -152,10 +157,7 @@ def plot_bars(results, variants: Sequence[str] | None = None, metric: str = "mio
             if m < bottom:
                 ax.annotate(f"{m:.1f} (below the axis)", (i, bottom), xytext=(0, 4), textcoords="offset points",
                             ha="center", fontsize=7, color="#c44e52")
-    ax.set_title(f"{metric_label(metric)}: mean ± std over seeds (dots: single seeds)", fontsize=9)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, f"{metric_label(metric)}: mean ± std over seeds (dots: single seeds)", "y")
 
 
 def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = "miou", x: str = "params", ax=None):
@@ -175,10 +177,7 @@ def plot_tradeoff(results, variants: Sequence[str] | None = None, metric: str = 
     xlabel = {"params": "parameters (M)", "flops": "GFLOPs (one forward pass)"}.get(x, metric_label(x))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(metric_label(metric) + (" (%)" if is_fraction(metric) else ""))
-    ax.set_title(f"{metric_label(metric)} against {xlabel}", fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, f"{metric_label(metric)} against {xlabel}")
 
 
 def _name_points(ax, points, gap: float = 0.07) -> None:
@@ -218,11 +217,8 @@ def plot_per_class(results, variants: Sequence[str] | None = None, ax=None):
     ax.set_xticklabels(classes)
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("per-class IoU, mean ± std over seeds", fontsize=9)
     ax.legend(fontsize=9, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, "per-class IoU, mean ± std over seeds", "y")
 
 
 def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "boundary_miou", ax=None):
@@ -242,11 +238,8 @@ def plot_boundary(results, variants: Sequence[str] | None = None, kind: str = "b
     ax.set_xticklabels([str(b) for b in bands])
     ax.set_xlabel("band: pixels within k px of a label boundary")
     ax.set_ylabel(("boundary mIoU" if kind == "boundary_miou" else "boundary accuracy") + " (%)")
-    ax.set_title("accuracy near boundaries, mean ± std over seeds", fontsize=9)
     ax.legend(fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return _finished(fig, ax, "accuracy near boundaries, mean ± std over seeds")
 
 
 def plot_predictions(image, mask, predictions: dict, palette, class_names=None):
