@@ -103,8 +103,7 @@ def _readout(text: str, result: dict) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- 01: RCU
-def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "impulse", *,
-                 size: int = 45, seed: int = 0) -> dict:
+def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "impulse", *, seed: int = 0) -> dict:
     """``num_rcus`` stacked RCUs (Fig. 3(b)) of one channel on a small test image.
 
     Both convolutions of every unit hold ``weight_scale`` times a fixed positive 3x3 kernel that sums to 1
@@ -119,7 +118,7 @@ def rcu_response(num_rcus: int = 1, weight_scale: float = 1.0, pattern: str = "i
     n = _clamp("num_rcus", num_rcus, 0, RCU_MAX_UNITS, notes)
     scale = _clamp("weight_scale", weight_scale, 0.0, RCU_MAX_SCALE, notes, integer=False)
     pattern = _choice("pattern", pattern, RCU_PATTERNS, notes)
-    size = _clamp("size", size, 4 * n + 5, 201, notes)
+    size = 4 * RCU_MAX_UNITS + 5  # room for the widest response, 1 + 4 * RCU_MAX_UNITS px, and a margin
     x = torch.zeros(1, 1, size, size, dtype=torch.float64)
     c = size // 2
     if pattern == "edge":  # 0 on the left half, 1 on the right half
@@ -199,8 +198,7 @@ def _edges_quarter(image: torch.Tensor) -> torch.Tensor:
     return edges / edges.amax().clamp(min=1e-12)
 
 
-def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8, *, size: int = 128,
-                seed: int = 0) -> dict:
+def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8, *, seed: int = 0) -> dict:
     """Multi-resolution fusion (Fig. 3(c)) played by hand on a SynthScenes image, as in notebook 02.
 
     The coarse path is the exact fraction of water pixels per ``coarse_stride`` cell (the best a
@@ -219,8 +217,7 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
         stride = snapped
     mode = _choice("mode", mode, FUSION_MODES, notes)
     index = _clamp("index", index, 0, 10_000, notes)
-    size = _clamp("size", size, 32, 512, notes)
-    sample = render_sample(seed, "train", index, size)
+    sample = render_sample(seed, "train", index)  # 128 x 128, as in SynthScenes
     image = torch.from_numpy(sample.image).permute(2, 0, 1).float() / 255
     water = (torch.from_numpy(sample.mask).long() == CLASS_NAMES.index("water")).float()[None, None]
     h, w = water.shape[-2:]
@@ -234,7 +231,7 @@ def fusion_maps(coarse_stride: int = 16, mode: str = "bilinear", index: int = 8,
     union = int((pred | target).sum())
     iou = float((pred & target).sum()) / union if union else 1.0
     return {
-        "coarse_stride": stride, "mode": mode, "index": index, "size": size,
+        "coarse_stride": stride, "mode": mode, "index": index,
         "image": sample.image, "water": water[0, 0].numpy(), "coarse": coarse[0, 0].numpy(),
         "upsampled": up[0, 0].numpy(), "fine": fine[0, 0].numpy(), "fused": fused[0, 0].numpy(),
         "truth": truth[0, 0].numpy(), "iou": iou, "mae": float((up - truth).abs().mean()),
