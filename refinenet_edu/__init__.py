@@ -7,7 +7,7 @@ not pay for torchvision.
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 __version__ = "0.1.0"
 
@@ -19,21 +19,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.nn.encoders import ResNetEncoder
     from refinenet_edu.nn.model import RefineNet, build_refinenet
 
-_EXPORTS = {
-    "AdaptiveConv": "refinenet_edu.nn.components",
-    "ChainedResidualPooling": "refinenet_edu.nn.components",
-    "MultiResolutionFusion": "refinenet_edu.nn.components",
-    "RefineNetBlock": "refinenet_edu.nn.components",
-    "ResidualConvUnit": "refinenet_edu.nn.components",
-    "BACKBONES": "refinenet_edu.nn.config",
-    "CASCADES": "refinenet_edu.nn.config",
-    "MIN_INPUT_SIZE": "refinenet_edu.nn.config",
-    "PRESETS": "refinenet_edu.nn.config",
-    "RefineNetConfig": "refinenet_edu.nn.config",
-    "make_config": "refinenet_edu.nn.config",
-    "ResNetEncoder": "refinenet_edu.nn.encoders",
-    "RefineNet": "refinenet_edu.nn.model",
-    "build_refinenet": "refinenet_edu.nn.model",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,8 +1,8 @@
 """Every package of refinenet_edu names its public parts the same way (refinenet_edu/_exports.py).
 
-An editor's go-to-definition reads the ``if TYPE_CHECKING:`` imports; Python reads ``_EXPORTS`` at
-run time. These tests keep the two in agreement and check that each name resolves to the object
-defined where the table says, and that the light entry points stay light.
+An editor's go-to-definition reads the ``if TYPE_CHECKING:`` imports; at run time ``_exports.exports_of``
+reads the same block into ``_EXPORTS``. These tests check that every name of the block resolves to the object
+defined where the block says, that ``__all__`` lists exactly them, and that the light entry points stay light.
 """
 
 import ast
@@ -34,10 +34,24 @@ def type_checking_imports(package: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("package", PACKAGES)
-def test_type_checking_block_and_table_agree(package):
+def test_the_names_of_the_type_checking_block_are_the_public_names(package):
     module = importlib.import_module(package)
-    assert type_checking_imports(package) == module._EXPORTS
-    assert module.__all__ == sorted(module._EXPORTS)
+    names = type_checking_imports(package)
+    assert names, f"{package}: no TYPE_CHECKING block"
+    assert module._EXPORTS == names
+    assert module.__all__ == sorted(names)
+
+
+def test_only_imports_belong_in_the_type_checking_block(tmp_path):
+    from refinenet_edu._exports import exports_of
+
+    init = tmp_path / "__init__.py"
+    for wrong in ("x = 1", "from a.b import c as d", "import a.b"):
+        init.write_text(f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a.b import c\n    {wrong}\n")
+        with pytest.raises(TypeError, match="only `from MODULE import NAME` lines"):
+            exports_of(str(init))
+    init.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from a.b import c, d\n    from e import f\n")
+    assert exports_of(str(init)) == {"c": "a.b", "d": "a.b", "f": "e"}
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -10,7 +10,7 @@ built on it.
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.engine.checkpoints import load_checkpoint, load_model, save_checkpoint
@@ -22,33 +22,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.engine.recipes import RECIPES, TrainConfig, make_optimizer, poly_lambda
     from refinenet_edu.engine.runtime import describe_device, resolve_device, resolve_precision
 
-_EXPORTS = {
-    "load_checkpoint": "refinenet_edu.engine.checkpoints",
-    "load_model": "refinenet_edu.engine.checkpoints",
-    "save_checkpoint": "refinenet_edu.engine.checkpoints",
-    "LOSSES": "refinenet_edu.engine.criterion",
-    "SegmentationLoss": "refinenet_edu.engine.criterion",
-    "EvaluationResult": "refinenet_edu.engine.evaluation",
-    "evaluate": "refinenet_edu.engine.evaluation",
-    "save_predictions": "refinenet_edu.engine.evaluation",
-    "OFFICIAL_SCALES": "refinenet_edu.engine.inference",
-    "predict_labels": "refinenet_edu.engine.inference",
-    "predict_probabilities": "refinenet_edu.engine.inference",
-    "TrainResult": "refinenet_edu.engine.loop",
-    "TrainingDiverged": "refinenet_edu.engine.loop",
-    "TrainingInterrupted": "refinenet_edu.engine.loop",
-    "train": "refinenet_edu.engine.loop",
-    "train_step": "refinenet_edu.engine.loop",
-    "ConfusionMatrix": "refinenet_edu.engine.metrics",
-    "SegmentationMetrics": "refinenet_edu.engine.metrics",
-    "boundary_band": "refinenet_edu.engine.metrics",
-    "RECIPES": "refinenet_edu.engine.recipes",
-    "TrainConfig": "refinenet_edu.engine.recipes",
-    "make_optimizer": "refinenet_edu.engine.recipes",
-    "poly_lambda": "refinenet_edu.engine.recipes",
-    "describe_device": "refinenet_edu.engine.runtime",
-    "resolve_device": "refinenet_edu.engine.runtime",
-    "resolve_precision": "refinenet_edu.engine.runtime",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

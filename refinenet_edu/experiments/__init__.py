@@ -6,7 +6,7 @@ pretraining that stands in for ImageNet (:mod:`.pretraining`). Built on :mod:`re
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.experiments.comparison import compare, findings, format_table, summarize
@@ -15,22 +15,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.experiments.runner import run_grid, train_variant
     from refinenet_edu.experiments.variants import Variant, make_grid, parse_variant
 
-_EXPORTS = {
-    "compare": "refinenet_edu.experiments.comparison",
-    "findings": "refinenet_edu.experiments.comparison",
-    "format_table": "refinenet_edu.experiments.comparison",
-    "summarize": "refinenet_edu.experiments.comparison",
-    "PretrainConfig": "refinenet_edu.experiments.pretraining",
-    "pretrain_encoder": "refinenet_edu.experiments.pretraining",
-    "AblationResults": "refinenet_edu.experiments.results",
-    "combine_results": "refinenet_edu.experiments.results",
-    "load_predictions": "refinenet_edu.experiments.results",
-    "load_results": "refinenet_edu.experiments.results",
-    "run_grid": "refinenet_edu.experiments.runner",
-    "train_variant": "refinenet_edu.experiments.runner",
-    "Variant": "refinenet_edu.experiments.variants",
-    "make_grid": "refinenet_edu.experiments.variants",
-    "parse_variant": "refinenet_edu.experiments.variants",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

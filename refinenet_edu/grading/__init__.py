@@ -16,7 +16,7 @@ through. All checks run in well under a second on a CPU and leave the global ran
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.grading.augmentation import check_joint_augment
@@ -32,22 +32,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.grading.rcu import check_rcu
     from refinenet_edu.grading.training import check_train_step
 
-_EXPORTS = {
-    "check_joint_augment": "refinenet_edu.grading.augmentation",
-    "check_adaptive_conv": "refinenet_edu.grading.block",
-    "check_block_forward": "refinenet_edu.grading.block",
-    "check_boundary_band": "refinenet_edu.grading.boundary",
-    "check_cascade": "refinenet_edu.grading.cascade",
-    "check_crp": "refinenet_edu.grading.crp",
-    "check_eval_mode": "refinenet_edu.grading.eval_mode",
-    "check_fusion": "refinenet_edu.grading.fusion",
-    "CheckFailed": "refinenet_edu.grading.harness",
-    "check_lw_block": "refinenet_edu.grading.lightweight",
-    "check_confusion_matrix": "refinenet_edu.grading.iou",
-    "check_iou": "refinenet_edu.grading.iou",
-    "check_miou": "refinenet_edu.grading.iou",
-    "check_rcu": "refinenet_edu.grading.rcu",
-    "check_train_step": "refinenet_edu.grading.training",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -11,7 +11,7 @@
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.nn.components import (
@@ -25,27 +25,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     from refinenet_edu.nn.model import RefineNet, build_refinenet
     from refinenet_edu.nn.port_weights import load_port_weights
 
-_EXPORTS = {
-    "AdaptiveConv": "refinenet_edu.nn.components",
-    "ChainedResidualPooling": "refinenet_edu.nn.components",
-    "MultiResolutionFusion": "refinenet_edu.nn.components",
-    "RefineNetBlock": "refinenet_edu.nn.components",
-    "ResidualConvUnit": "refinenet_edu.nn.components",
-    "BACKBONES": "refinenet_edu.nn.config",
-    "CASCADES": "refinenet_edu.nn.config",
-    "MIN_INPUT_SIZE": "refinenet_edu.nn.config",
-    "PRESETS": "refinenet_edu.nn.config",
-    "STAGE_CHANNELS": "refinenet_edu.nn.config",
-    "STRIDES": "refinenet_edu.nn.config",
-    "RefineNetConfig": "refinenet_edu.nn.config",
-    "make_config": "refinenet_edu.nn.config",
-    "count_flops": "refinenet_edu.nn.cost",
-    "count_parameters": "refinenet_edu.nn.cost",
-    "summarize": "refinenet_edu.nn.cost",
-    "ResNetEncoder": "refinenet_edu.nn.encoders",
-    "RefineNet": "refinenet_edu.nn.model",
-    "build_refinenet": "refinenet_edu.nn.model",
-    "load_port_weights": "refinenet_edu.nn.port_weights",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

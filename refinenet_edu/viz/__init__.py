@@ -5,7 +5,7 @@ Reads what the engine and the experiments produce; nothing below imports it.
 
 from typing import TYPE_CHECKING
 
-from refinenet_edu._exports import lazy_exports
+from refinenet_edu._exports import exports_of, lazy_exports
 
 if TYPE_CHECKING:  # what editors and type checkers read; at run time each name loads on first use
     from refinenet_edu.viz.dashboard import AblationDashboard
@@ -20,16 +20,6 @@ if TYPE_CHECKING:  # what editors and type checkers read; at run time each name 
     )
     from refinenet_edu.viz.source import show_source
 
-_EXPORTS = {
-    "AblationDashboard": "refinenet_edu.viz.dashboard",
-    "LiveTrainingPlot": "refinenet_edu.viz.plots",
-    "plot_bars": "refinenet_edu.viz.plots",
-    "plot_history": "refinenet_edu.viz.plots",
-    "plot_per_class": "refinenet_edu.viz.plots",
-    "plot_predictions": "refinenet_edu.viz.plots",
-    "plot_tradeoff": "refinenet_edu.viz.plots",
-    "show_samples": "refinenet_edu.viz.plots",
-    "show_source": "refinenet_edu.viz.source",
-}
+_EXPORTS = exports_of(__file__)  # name -> module: the TYPE_CHECKING block above, read at run time
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
