@@ -132,19 +132,32 @@ def make_voc_shaped(root: str | Path, *, train: int = 6, val: int = 4, sbd: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tooling.voc_shaped [FOLDER]``: write the stored sample (:data:`SAMPLE`) to ``FOLDER``,
-    by default :data:`SAMPLE_FOLDER`. Its two dataset folders are replaced whole; other files (its README) stay."""
+    """``python -m tooling.voc_shaped [FOLDER]``: write the stored sample (:data:`SAMPLE`) to ``FOLDER``, by default
+    :data:`SAMPLE_FOLDER`. Its two dataset folders are replaced whole, but only when every file in them is one the
+    sample has (a real VOC or SBD download there is refused, never deleted); other files (its README) stay."""
     import shutil
     import sys
+    import tempfile
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if len(argv) > 1:
         print("usage: python -m tooling.voc_shaped [FOLDER]", file=sys.stderr)
         return 2
     folder = Path(argv[0]) if argv else SAMPLE_FOLDER
-    for name in ("VOCdevkit", "benchmark_RELEASE"):
-        shutil.rmtree(folder / name, ignore_errors=True)
-    make_voc_shaped(folder, **SAMPLE)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".voc-shaped-") as tmp:
+        make_voc_shaped(tmp, **SAMPLE)
+        for name in ("VOCdevkit", "benchmark_RELEASE"):
+            ours = {p.relative_to(tmp) for p in Path(tmp, name).rglob("*")}
+            foreign = sorted(p.relative_to(folder) for p in (folder / name).rglob("*") if p.relative_to(folder) not in ours)
+            if foreign:
+                print(f"python -m tooling.voc_shaped: error: {folder / foreign[0]}: not a file of the sample; "
+                      f"{folder / name} was left as it is (move it away, or delete what is not the sample's)",
+                      file=sys.stderr)
+                return 2
+        for name in ("VOCdevkit", "benchmark_RELEASE"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+            Path(tmp, name).rename(folder / name)
     print(f"wrote {folder}: " + ", ".join(f"{k}={v}" for k, v in SAMPLE.items()))
     return 0
 

@@ -60,12 +60,21 @@ def test_the_stored_sample_is_what_the_generator_writes(tmp_path, capsys):
     assert len(errors) == 10 and max(errors) < 0.5, errors
 
 
-def test_writing_the_sample_again_keeps_other_files(tmp_path):
+def test_writing_the_sample_again_keeps_other_files_and_refuses_foreign_ones(tmp_path, capsys):
     folder = tmp_path / "sample"
-    (folder / "VOCdevkit" / "VOC2012" / "JPEGImages").mkdir(parents=True)
-    (folder / "VOCdevkit" / "VOC2012" / "JPEGImages" / "stale.jpg").write_bytes(b"not an image")
-    (folder / "README.md").write_text("notes")
     assert voc_shaped.main([str(folder)]) == 0
+    (folder / "README.md").write_text("notes")
+    jpeg = folder / "VOCdevkit" / "VOC2012" / "JPEGImages" / "2007_000000.jpg"
+    jpeg.write_bytes(b"an older version")
+    assert voc_shaped.main([str(folder)]) == 0  # the sample's own files are rewritten
     assert (folder / "README.md").read_text() == "notes"
-    assert not (folder / "VOCdevkit" / "VOC2012" / "JPEGImages" / "stale.jpg").exists()
+    assert jpeg.read_bytes()[:2] == b"\xff\xd8"
+    # a real download (or anything the sample does not have) is never deleted
+    real = folder / "VOCdevkit" / "VOC2012" / "JPEGImages" / "2012_004331.jpg"
+    real.write_bytes(b"a user's image")
+    capsys.readouterr()
+    assert voc_shaped.main([str(folder)]) == 2
+    assert "2012_004331.jpg: not a file of the sample" in capsys.readouterr().err
+    assert real.read_bytes() == b"a user's image" and jpeg.is_file()
+    assert not [p for p in folder.iterdir() if p.name.startswith(".voc-shaped-")]
     assert voc_shaped.main([str(folder), "extra"]) == 2
