@@ -28,7 +28,7 @@ import torch
 from refinenet_edu.files import read_torch_file
 from refinenet_edu.nn.config import make_config
 
-__all__ = ["PORT_LAYERS", "convert_port_state_dict", "load_port_weights", "port_key_map", "to_port_state_dict"]
+__all__ = ["PORT_LAYERS", "convert_port_state_dict", "load_port_weights", "port_key_map"]
 
 #: ResNet blocks per stage -> backbone, to recognise the encoder of a port state dict.
 PORT_LAYERS = {(3, 4, 6, 3): "resnet50", (3, 4, 23, 3): "resnet101", (3, 8, 36, 3): "resnet152"}
@@ -79,21 +79,6 @@ def convert_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torc
         if prefix not in names:
             raise ValueError(f"{key!r} is not a parameter of the refinenet-pytorch port's network")
         out[f"{names[prefix]}.{leaf}"] = value
-    return out
-
-
-def to_port_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`convert_port_state_dict`: our ``official`` state dict in the port's names."""
-    back = {ours: port for port, ours in port_key_map().items()}
-    out = {}
-    for key, value in state.items():
-        if key.startswith("encoder.body."):
-            out[key[len("encoder.body."):]] = value
-            continue
-        prefix, _, leaf = key.rpartition(".")
-        if prefix not in back:
-            raise ValueError(f"{key!r} has no counterpart in the refinenet-pytorch port's network")
-        out[f"{back[prefix]}.{leaf}"] = value
     return out
 
 

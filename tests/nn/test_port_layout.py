@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from refinenet_edu import build_refinenet
-from refinenet_edu.nn.port_weights import to_port_state_dict
+from _port import to_port_state_dict
 
 PORT = json.loads((Path(__file__).resolve().parents[1] / "data" / "port_refinenet101_voc.json").read_text())
 

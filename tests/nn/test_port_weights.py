@@ -18,7 +18,9 @@ import torchvision
 
 from refinenet_edu import build_refinenet
 from refinenet_edu.cli import main
-from refinenet_edu.nn.port_weights import convert_port_state_dict, load_port_weights, to_port_state_dict
+from refinenet_edu.nn.port_weights import convert_port_state_dict, load_port_weights
+
+from _port import to_port_state_dict
 
 
 @pytest.fixture(scope="module")
