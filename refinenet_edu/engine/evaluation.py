@@ -30,7 +30,7 @@ from refinenet_edu.datasets.palette import palette_lut, write_mask_png
 from refinenet_edu.datasets.transforms import to_uint8_image
 from refinenet_edu.engine.inference import OFFICIAL_SCALES, predict_probabilities, window_size
 from refinenet_edu.engine.metrics import (
-    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, _float_or_none, band_scores, confusion_matrix,
+    BoundaryMetrics, ConfusionMatrix, SegmentationMetrics, float_or_none, band_scores, confusion_matrix,
     iou_from_confusion,
 )
 from refinenet_edu.engine.runtime import autocast, dtype_name, model_device
@@ -56,8 +56,8 @@ class ImageScore:
         return cls(id, float(iou_from_confusion(cm).nanmean()), tp / total if total else math.nan, total)
 
     def as_dict(self) -> dict:
-        return {"id": self.id if isinstance(self.id, (str, int)) else str(self.id), "miou": _float_or_none(self.miou),
-                "pixel_accuracy": _float_or_none(self.pixel_accuracy), "num_pixels": self.num_pixels}
+        return {"id": self.id if isinstance(self.id, (str, int)) else str(self.id), "miou": float_or_none(self.miou),
+                "pixel_accuracy": float_or_none(self.pixel_accuracy), "num_pixels": self.num_pixels}
 
 
 def _fmt_pct(x: float) -> str:
@@ -109,7 +109,7 @@ class EvaluationResult:
             "per_image": [s.as_dict() for s in self.per_image],
             "num_images": self.num_images,
             "seconds": self.seconds,
-            "images_per_second": _float_or_none(self.images_per_second),
+            "images_per_second": float_or_none(self.images_per_second),
             "device": self.device,
             "scales": list(self.scales),
             "flip": self.flip,

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ConfusionMatrix", "SegmentationMetrics", "BoundaryMetrics", "band_scores", "boundary_band",
-           "confusion_matrix", "iou_from_confusion", "miou_from_confusion"]
+           "confusion_matrix", "float_or_none", "iou_from_confusion", "miou_from_confusion"]
 
 
 def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
@@ -109,7 +109,7 @@ def _nanmean(x: torch.Tensor) -> float:
     return float(x[keep].mean()) if bool(keep.any()) else math.nan
 
 
-def _float_or_none(x: float | None) -> float | None:
+def float_or_none(x: float | None) -> float | None:
     """JSON has no NaN: map it (and a missing value) to ``None`` (``null``)."""
     return None if x is None or math.isnan(x) else float(x)
 
@@ -172,10 +172,10 @@ class SegmentationMetrics:
         names = list(class_names) if class_names is not None else self.class_names
         if names is not None and len(names) != self.num_classes:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
-        iou = [_float_or_none(v) for v in self.iou]
-        acc = [_float_or_none(v) for v in self.class_accuracy]
-        out = {"miou": _float_or_none(self.miou), "pixel_accuracy": _float_or_none(self.pixel_accuracy),
-               "mean_class_accuracy": _float_or_none(self.mean_class_accuracy), "fw_iou": _float_or_none(self.fw_iou),
+        iou = [float_or_none(v) for v in self.iou]
+        acc = [float_or_none(v) for v in self.class_accuracy]
+        out = {"miou": float_or_none(self.miou), "pixel_accuracy": float_or_none(self.pixel_accuracy),
+               "mean_class_accuracy": float_or_none(self.mean_class_accuracy), "fw_iou": float_or_none(self.fw_iou),
                "num_pixels": self.num_pixels, "iou": dict(zip(names, iou)) if names is not None else iou,
                "class_accuracy": dict(zip(names, acc)) if names is not None else acc}
         if names is not None:
@@ -285,5 +285,5 @@ class BoundaryMetrics:
 
 def band_scores(boundary: dict[int, SegmentationMetrics]) -> dict:
     """``{"k": {"miou", "pixel_accuracy", "num_pixels"}}`` of the metrics per band width (JSON: NaN -> None)."""
-    return {str(k): {"miou": _float_or_none(m.miou), "pixel_accuracy": _float_or_none(m.pixel_accuracy),
+    return {str(k): {"miou": float_or_none(m.miou), "pixel_accuracy": float_or_none(m.pixel_accuracy),
                      "num_pixels": m.num_pixels} for k, m in boundary.items()}

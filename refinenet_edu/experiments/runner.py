@@ -233,7 +233,7 @@ def train_variant(
     from refinenet_edu.datasets.info import DatasetInfo
     from refinenet_edu.datasets.loading import eval_loader
     from refinenet_edu.engine.evaluation import evaluate
-    from refinenet_edu.engine.metrics import _float_or_none
+    from refinenet_edu.engine.metrics import float_or_none
     from refinenet_edu.nn.model import RefineNet
     from refinenet_edu.nn.cost import count_parameters
     from refinenet_edu.engine.loop import train
@@ -253,14 +253,14 @@ def train_variant(
     m = ev.metrics
     record = {
         "variant": variant.name, "label": variant.label, "seed": int(seed),
-        "miou": _float_or_none(m.miou), "pixel_accuracy": _float_or_none(m.pixel_accuracy),
-        "mean_class_accuracy": _float_or_none(m.mean_class_accuracy),
-        "iou": {n: _float_or_none(v) for n, v in zip(info.class_names, m.iou)},
-        "boundary_miou": {str(k): _float_or_none(b.miou) for k, b in ev.boundary.items()},
-        "boundary_accuracy": {str(k): _float_or_none(b.pixel_accuracy) for k, b in ev.boundary.items()},
+        "miou": float_or_none(m.miou), "pixel_accuracy": float_or_none(m.pixel_accuracy),
+        "mean_class_accuracy": float_or_none(m.mean_class_accuracy),
+        "iou": {n: float_or_none(v) for n, v in zip(info.class_names, m.iou)},
+        "boundary_miou": {str(k): float_or_none(b.miou) for k, b in ev.boundary.items()},
+        "boundary_accuracy": {str(k): float_or_none(b.pixel_accuracy) for k, b in ev.boundary.items()},
         "params": count_parameters(model), "train_seconds": round(train_seconds, 2), "epochs": len(result.history),
         "final_loss": result.history[-1]["loss"] if result.history else None,
-        "history": [{"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": _float_or_none(h.get("miou"))}
+        "history": [{"epoch": h["epoch"], "loss": round(h["loss"], 5), "miou": float_or_none(h.get("miou"))}
                     for h in result.history],
         "device": result.device, "precision": result.precision,
         "train_images": len(train_set), "val_images": len(val_set),
