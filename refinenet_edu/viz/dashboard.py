@@ -29,7 +29,7 @@ DEFAULT_SELECTION = ("4-cascaded-crp4", "2-cascaded-crp4", "single-crp4", "4-cas
 def default_trainer(variant: str, *, epochs: int, preset: str = "course", data: str = "synthscenes",
                     subset: int | None = None, crop_size: int | None = None, batch_size: int | None = None,
                     seed: int = 0, device: str = "auto", precision: str | None = None, progress: bool = True,
-                    encoder_weights: str | None = None, encoder_lr_ratio: float | None = None, **_: Any) -> dict:
+                    encoder_weights: str | None = None, encoder_lr_ratio: float | None = None) -> dict:
     """Train ``variant`` now (see :func:`refinenet_edu.experiments.runner.train_variant`) and measure it.
 
     ``encoder_weights`` / ``encoder_lr_ratio``: start from a pretrained encoder

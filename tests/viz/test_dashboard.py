@@ -95,6 +95,15 @@ def test_train_button_adds_a_run(dash):
     assert "single-crp4 (now, 1 ep)" in dash.variants.options
 
 
+def test_a_misspelt_train_option_is_named_not_ignored(tmp_path):
+    # the default trainer takes the options it knows only: a typo in train_options reaches the messages area
+    d = AblationDashboard(fake_results(tmp_path), val_set=TinyVal(), train_epochs=1, train_options={"crop_szie": 64})
+    d.train_button.click()
+    text = "".join(o.get("text", "") for o in d.messages.outputs)
+    assert "unexpected keyword argument 'crop_szie'" in text
+    assert isinstance(d.last_error, TypeError) and not d.live_runs
+
+
 def test_errors_in_callbacks_are_shown_not_swallowed(tmp_path):
     def broken(variant, *, epochs, **options):
         raise RuntimeError("no GPU today")
