@@ -73,6 +73,7 @@ class AblationDashboard:
         self.trainer = trainer or default_trainer
         self.train_options = dict(train_options or {})
         self._val_set = val_set
+        self._val_error: Exception | None = None  # why the validation set could not be loaded
         self.renders = 0  # how many times the charts were drawn (tests and curious readers)
         self.live_runs: list[str] = []
 
@@ -166,13 +167,15 @@ class AblationDashboard:
 
     @property
     def val_set(self):
-        if self._val_set is None:
-            try:
-                from refinenet_edu.datasets import load_dataset
+        if self._val_set is None and self._val_error is None:
+            from refinenet_edu.datasets import load_dataset
 
+            try:
                 self._val_set = load_dataset(self.data, "val")
-            except Exception:  # no images: the predictions view stays empty
-                self._val_set = None
+            except Exception as err:  # noqa: BLE001 - the charts still work: the predictions view stays empty, says why once
+                self._val_error = err
+                self.messages.append_stderr(f"predictions: no validation images of {self.data!r} ({err}); "
+                                            "pass data= (a dataset name or folder) or val_set=\n")
         return self._val_set
 
     def _guard(self, fn: Callable[[], object]) -> Callable:

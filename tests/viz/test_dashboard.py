@@ -104,6 +104,15 @@ def test_a_misspelt_train_option_is_named_not_ignored(tmp_path):
     assert isinstance(d.last_error, TypeError) and not d.live_runs
 
 
+def test_validation_images_that_cannot_be_loaded_are_named_once(tmp_path):
+    d = AblationDashboard(fake_results(tmp_path), data=str(tmp_path / "no-such-data"), trainer=fake_trainer([]))
+    d.image_index.value = 0
+    d.draw_predictions()
+    texts = [o.get("text", "") for o in d.messages.outputs]
+    assert len(texts) == 1 and "predictions: no validation images of" in texts[0] and "no-such-data" in texts[0]
+    assert d.val_set is None and d.renders > 0  # the charts were drawn all the same
+
+
 def test_errors_in_callbacks_are_shown_not_swallowed(tmp_path):
     def broken(variant, *, epochs, **options):
         raise RuntimeError("no GPU today")
