@@ -109,9 +109,9 @@ class AblationDashboard:
         self.metric.observe(self._guard(self._on_metric), names="value")
         self.cost.observe(self._guard(self.draw_tradeoff), names="value")
         self.image_index.observe(self._guard(self.draw_predictions), names="value")
-        self.train_button.on_click(self._guard(self._on_train_click))
+        self.train_button.on_click(self._guard(self.train_now))
 
-        self.tabs = tabs = w.Tab(children=[
+        tabs = w.Tab(children=[
             w.VBox([self.bars, self.summary]),
             w.VBox([self.tradeoff, self.tradeoff_note]),
             self.per_class,
@@ -202,9 +202,6 @@ class AblationDashboard:
     def _on_metric(self) -> None:  # the per-class chart and the predictions do not depend on it
         self.draw_bars()
         self.draw_tradeoff()
-
-    def _on_train_click(self) -> None:
-        self.train_now()
 
     # ------------------------------------------------------------------ drawing
     @property
