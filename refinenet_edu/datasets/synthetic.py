@@ -31,7 +31,6 @@ import io
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,8 +39,8 @@ from PIL import Image
 
 from refinenet_edu.datasets.palette import IGNORE_INDEX, write_mask_png
 
-__all__ = ["CLASS_DESCRIPTIONS", "CLASS_NAMES", "DATASET_NAME", "GENERATOR_VERSION", "PAINTERS", "PALETTE", "Painters",
-           "Sample", "encode_jpeg", "generate_dataset", "render_sample"]
+__all__ = ["CLASS_DESCRIPTIONS", "CLASS_NAMES", "DATASET_NAME", "GENERATOR_VERSION", "PALETTE", "Sample", "encode_jpeg",
+           "generate_dataset", "render_sample"]
 
 DATASET_NAME = "synthscenes"
 #: Bump when the drawing code changes, so old folders can be told apart.
@@ -294,22 +293,7 @@ def _paint_dots(rng, size, image, mask) -> None:
     _stamp(image, mask, pts[~square], _PLUS, colours[~square], DOT)
 
 
-@dataclass(frozen=True)
-class Painters:
-    """What :func:`render_sample` draws, in this order, from the sample's random stream into ``image`` and
-    ``mask``. A variant of the generator (``results/pilots-*``) passes ``dataclasses.replace(PAINTERS, ...)``."""
-
-    place_objects: Callable = _place_objects  # (rng, size, image, mask, region, label): boats, cars
-    paint_occluders: Callable = _paint_occluders  # (rng, size, image, mask, background)
-    paint_wires: Callable = _paint_wires  # (rng, size, image, mask)
-    paint_dots: Callable = _paint_dots  # (rng, size, image, mask)
-
-
-#: the shipped generator's painters
-PAINTERS = Painters()
-
-
-def render_sample(seed: int, split: str, index: int, size: int = 128, *, painters: Painters = PAINTERS) -> Sample:
+def render_sample(seed: int, split: str, index: int, size: int = 128) -> Sample:
     """Draw sample ``index`` of ``split`` ('train' or 'val'). The random stream is ``SeedSequence([seed,
     split_code, index])``, so a sample does not depend on how many others are generated."""
     if split not in _SPLIT_CODES:
@@ -328,11 +312,11 @@ def render_sample(seed: int, split: str, index: int, size: int = 128, *, painter
     if pavement.any():
         image[pavement] = _checker_texture(rng, size)[pavement]
         mask[pavement] = PAVEMENT
-    painters.place_objects(rng, size, image, mask, water, BOAT)
-    painters.place_objects(rng, size, image, mask, pavement, CAR)
-    painters.paint_occluders(rng, size, image, mask, background)
-    painters.paint_wires(rng, size, image, mask)
-    painters.paint_dots(rng, size, image, mask)
+    _place_objects(rng, size, image, mask, water, BOAT)
+    _place_objects(rng, size, image, mask, pavement, CAR)
+    _paint_occluders(rng, size, image, mask, background)
+    _paint_wires(rng, size, image, mask)
+    _paint_dots(rng, size, image, mask)
 
     # Illumination and sensor noise: the same colour reads differently across
     # the image, so a pixel's colour alone does not give its class.
@@ -377,9 +361,7 @@ def refuse_to_replace(folder: Path) -> None:
 
 
 def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, train_count: int = 600,
-                     val_count: int = 150, jpeg_quality: int = 92, overwrite: bool = False,
-                     render: Callable[[int, str, int, int], Sample] | None = None,
-                     generator_version: int | str = GENERATOR_VERSION) -> Path:
+                     val_count: int = 150, jpeg_quality: int = 92, overwrite: bool = False) -> Path:
     """Write SynthScenes to ``out_dir`` in PASCAL VOC layout and return its path.
 
     ``JPEGImages/<id>.jpg`` (no chroma subsampling, so 1 px wires keep their colour),
@@ -387,8 +369,7 @@ def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, tra
     ids ``train_00000``, ``val_00000``, ... The folder is written under a temporary name and renamed into
     place at the end, so an interrupted run leaves nothing half-written; an existing ``out_dir`` is replaced
     only with ``overwrite`` and only when this generator made it (:func:`refuse_to_replace`). The same
-    arguments give byte-identical files (same numpy / Pillow build). A variant of the generator passes its own
-    ``render(seed, split, index, size)`` and the ``generator_version`` that ``meta.json`` records.
+    arguments give byte-identical files (same numpy / Pillow build).
     """
     out_dir = Path(out_dir)
     if train_count < 1 or val_count < 1:
@@ -407,14 +388,14 @@ def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, tra
         for split, count in (("train", train_count), ("val", val_count)):
             ids = [f"{split}_{i:05d}" for i in range(count)]
             for i, sample_id in enumerate(ids):
-                sample = (render or render_sample)(seed, split, i, size)
+                sample = render_sample(seed, split, i, size)
                 (tmp / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(sample.image, jpeg_quality))
                 write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png", PALETTE)
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         meta = {
             "name": DATASET_NAME,
             "generator": "refinenet_edu.datasets.synthetic",
-            "generator_version": generator_version,
+            "generator_version": GENERATOR_VERSION,
             "seed": seed,
             "image_size": [size, size],
             "counts": {"train": train_count, "val": val_count},

@@ -5,13 +5,13 @@ output cells. This draws the shipped generator's scenes with: boats and cars of 
 never shrunk below 10 px to fit; wires 4-6 px wide (v2: 1-3); dots 6-8 px squares, 3-12 per image (v2: 3 px,
 5-30). Regions, textures, occluders, lighting and noise are v2's. Usage: OUT [SEED] [COUNT] (size 128).
 """
-import dataclasses
-import functools
+import json
 import sys
 
 import numpy as np
 
 from refinenet_edu.datasets import synthetic as S
+from refinenet_edu.datasets.palette import write_mask_png
 
 
 def place_objects(rng, size, image, mask, region, label):
@@ -62,7 +62,8 @@ def paint_wires(rng, size, image, mask):
         sag = rng.uniform(-0.25, 0.25) * size
         wiggle = rng.uniform(0.0, 3.0) * np.sin(2 * np.pi * rng.uniform(1, 4) * t + rng.uniform(0, 6.3))
         pts = p0[None, :] + t[:, None] * d[None, :] + ((sag * np.sin(np.pi * t) + wiggle)[:, None] * normal[None, :])
-        S._stamp(image, mask, np.rint(pts).astype(np.int64), square(int(rng.integers(4, 7))), S._extreme_colour(rng), S.WIRE)
+        S._stamp(image, mask, np.rint(pts).astype(np.int64), square(int(rng.integers(4, 7))),
+                 rng.uniform(*(S._DARK if rng.random() < 0.5 else S._BRIGHT), size=3), S.WIRE)
 
 
 def paint_dots(rng, size, image, mask):
@@ -73,10 +74,42 @@ def paint_dots(rng, size, image, mask):
         S._stamp(image, mask, pts[k:k + 1], square(int(rng.integers(6, 9))), rng.uniform(lo, hi, 3), S.DOT)
 
 
-painters = dataclasses.replace(S.PAINTERS, place_objects=place_objects, paint_wires=paint_wires, paint_dots=paint_dots)
+def render(seed, split, index, size=128):
+    """S.render_sample with this pilot's objects, wires and dots (the same random stream, drawn in the same order)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), S._SPLIT_CODES[split], int(index)]))
+    background = S._blotch_texture(rng, size)
+    image = background.copy()
+    mask = np.zeros((size, size), np.uint8)
+    water, pavement = S._regions(rng, size)
+    if water.any():
+        image[water] = S._ripple_texture(rng, size)[water]
+        mask[water] = S.WATER
+    if pavement.any():
+        image[pavement] = S._checker_texture(rng, size)[pavement]
+        mask[pavement] = S.PAVEMENT
+    place_objects(rng, size, image, mask, water, S.BOAT)
+    place_objects(rng, size, image, mask, pavement, S.CAR)
+    S._paint_occluders(rng, size, image, mask, background)
+    paint_wires(rng, size, image, mask)
+    paint_dots(rng, size, image, mask)
+    light = 0.85 + 0.3 * S._smooth_noise(rng, size, 2)
+    noise = rng.normal(0.0, rng.uniform(2.0, 10.0), size=image.shape)
+    image = image * light[:, :, None] + noise
+    return S.Sample(image=np.clip(np.rint(image), 0, 255).astype(np.uint8), mask=mask)
+
+
 out = sys.argv[1]
 seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 750
-S.generate_dataset(out, seed=seed, size=128, train_count=count * 4 // 5, val_count=count // 5, overwrite=True,
-                   render=functools.partial(S.render_sample, painters=painters), generator_version="2-coarse (pilot)")
+counts = {"train": count * 4 // 5, "val": count // 5}
+# the shipped generator writes the folder (layout, split files, meta.json); then this pilot's samples replace its own
+out = S.generate_dataset(out, seed=seed, size=128, train_count=counts["train"], val_count=counts["val"], overwrite=True)
+for split, n in counts.items():
+    for i in range(n):
+        sample = render(seed, split, i)
+        (out / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
+        write_mask_png(sample.mask, out / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
+meta = json.loads((out / "meta.json").read_text())
+meta["generator_version"] = "2-coarse (pilot)"
+(out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 print("wrote", out)

@@ -2,6 +2,7 @@
 import sys
 import numpy as np
 from refinenet_edu.datasets import synthetic as S
+from refinenet_edu.datasets.palette import write_mask_png
 
 def render(seed, split, index, size=256):
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), S._SPLIT_CODES[split], int(index), 3]))
@@ -28,5 +29,11 @@ def render(seed, split, index, size=256):
 
 out = sys.argv[1]
 size = int(sys.argv[2])
-S.generate_dataset(out, size=size, overwrite=True, render=render)
+# the shipped generator writes the folder (layout, split files, meta.json); then these samples replace its own
+out = S.generate_dataset(out, size=size, overwrite=True)
+for split, count in (("train", 600), ("val", 150)):
+    for i in range(count):
+        sample = render(0, split, i, size)
+        (out / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
+        write_mask_png(sample.mask, out / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
 print("wrote", out)
