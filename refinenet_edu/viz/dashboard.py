@@ -72,8 +72,6 @@ class AblationDashboard:
         self.data = data
         self.trainer = trainer or default_trainer
         self.train_options = dict(train_options or {})
-        self._val_set = val_set
-        self._val_error: Exception | None = None  # why the validation set could not be loaded
         self.renders = 0  # how many times the charts were drawn (tests and curious readers)
         self.live_runs: list[str] = []
 
@@ -102,6 +100,16 @@ class AblationDashboard:
         log_box = w.Box([self.train_log], layout=w.Layout(border="1px solid #ddd", max_height="300px",
                                                           overflow="auto", display="flex", flex_flow="column-reverse"))
         log_box.add_class("train-log")
+
+        self.val_set = val_set
+        if val_set is None:
+            from refinenet_edu.datasets import load_dataset
+
+            try:
+                self.val_set = load_dataset(data, "val")
+            except Exception as err:  # noqa: BLE001 - the charts still work: the predictions view stays empty, says why
+                self.messages.append_stderr(f"predictions: no validation images of {data!r} ({err}); "
+                                            "pass data= (a dataset name or folder) or val_set=\n")
 
         self._fill_options()
         self.source.observe(self._guard(self._on_source), names="value")
@@ -164,19 +172,6 @@ class AblationDashboard:
         dropdown.options = options
         values = [o[1] if isinstance(o, tuple) else o for o in options]
         dropdown.value = chosen if chosen in values else default
-
-    @property
-    def val_set(self):
-        if self._val_set is None and self._val_error is None:
-            from refinenet_edu.datasets import load_dataset
-
-            try:
-                self._val_set = load_dataset(self.data, "val")
-            except Exception as err:  # noqa: BLE001 - the charts still work: the predictions view stays empty, says why once
-                self._val_error = err
-                self.messages.append_stderr(f"predictions: no validation images of {self.data!r} ({err}); "
-                                            "pass data= (a dataset name or folder) or val_set=\n")
-        return self._val_set
 
     def _guard(self, fn: Callable[[], object]) -> Callable:
         """A control's callback: runs ``fn()``, and shows any error in ``messages`` (never swallows it)."""

@@ -355,22 +355,18 @@ def _block_inputs(model, image: torch.Tensor, name: str) -> list[torch.Tensor]:
     return seen
 
 
-def _pca_basis(f: torch.Tensor):
-    """Mean, 3 principal directions and 1%/99% ranges of a feature map ``[C, h, w]`` (pixels as samples)."""
-    x = f.permute(1, 2, 0).reshape(-1, f.shape[0]).double()
-    mean = x.mean(0)
-    _, _, v = torch.linalg.svd(x - mean, full_matrices=False)
-    v = v[:3]
-    v = F.pad(v, (0, 0, 0, 3 - len(v)))  # zero rows where the map has fewer than 3 components
-    y = (x - mean) @ v.T
-    return mean, v, y.quantile(0.01, 0), y.quantile(0.99, 0)
-
-
-def _pca_rgb(f: torch.Tensor, basis) -> np.ndarray:
-    mean, v, lo, hi = basis
-    x = f.permute(1, 2, 0).reshape(-1, f.shape[0]).double()
-    y = ((x - mean) @ v.T - lo) / (hi - lo).clamp(min=1e-9)
-    return y.clamp(0, 1).reshape(f.shape[1], f.shape[2], 3).numpy()
+def _pca_rgb(f: torch.Tensor, reference: torch.Tensor) -> np.ndarray:
+    """A feature map ``[C, h, w]`` as colours: each pixel's vector projected on the 3 principal directions of
+    ``reference`` (a map of the same channels, pixels as samples), scaled so that reference's 1%..99% range
+    of each direction spans 0..1."""
+    pixels = reference.permute(1, 2, 0).reshape(-1, reference.shape[0]).double()
+    mean = pixels.mean(0)
+    _, _, v = torch.linalg.svd(pixels - mean, full_matrices=False)
+    v = F.pad(v[:3], (0, 0, 0, 3 - len(v[:3])))  # zero rows where the map has fewer than 3 components
+    projected = (pixels - mean) @ v.T
+    lo, hi = projected.quantile(0.01, 0), projected.quantile(0.99, 0)
+    y = (f.permute(1, 2, 0).reshape(-1, f.shape[0]).double() - mean) @ v.T
+    return ((y - lo) / (hi - lo).clamp(min=1e-9)).clamp(0, 1).reshape(f.shape[1], f.shape[2], 3).numpy()
 
 
 # ---------------------------------------------------------------------------------------------------- 04: block
@@ -389,10 +385,10 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
     The block's real inputs are recorded from a forward pass; then its stages run by hand: adaptive
     convolutions per path, fusion, CRP, output convolutions. ``paths_on[i] = False`` switches path ``i`` off:
     its term in the fusion's sum becomes 0 (the fusion convolutions have no bias). Each stage's map is returned
-    with a PCA basis fitted on the same stage with all paths on, so colours compare between settings, and
-    ``change``, the relative L2 change ``|y - y_all| / |y_all|`` against all paths on. ``crp_share`` is
-    ``|CRP(x) - relu(x)| / |CRP(x)|``, the part of CRP's output that the pooled context adds; ``output_share``
-    the same for the output RCUs.
+    with its colours (3 principal components of the same stage with all paths on, so colours compare between
+    settings) and ``change``, the relative L2 change ``|y - y_all| / |y_all|`` against all paths on.
+    ``crp_share`` is ``|CRP(x) - relu(x)| / |CRP(x)|``, the part of CRP's output that the pooled context adds;
+    ``output_share`` the same for the output RCUs.
     """
     notes: list[str] = []
     name = _choice("block", block, list(model.blocks), notes)
@@ -420,7 +416,7 @@ def block_stages(model, dataset, index: int = 0, block: str = "refinenet1",
     reference, maps = run([True] * len(inputs)), run(on)
     with torch.inference_mode():
         model_out = b(*inputs)[0].float().cpu()
-    rows = [{"stage": label, "shape": tuple(y.shape), "map": y, "basis": _pca_basis(reference[label]),
+    rows = [{"stage": label, "shape": tuple(y.shape), "map": y, "rgb": _pca_rgb(y, reference[label]),
              "change": float((y - reference[label]).norm() / reference[label].norm().clamp(min=1e-12))}
             for label, y in maps.items()]
     fused, crp, out = maps["fusion"], maps["CRP"], maps["output RCUs"]
@@ -445,7 +441,7 @@ def draw_block_stages(result: dict):
     axes = fig.subplots(1, len(stages) + 1)
     _imshow(axes[0], denormalize(r["image"]).permute(1, 2, 0).numpy(), f"validation image {r['index']}")
     for ax, row in zip(axes[1:], stages):
-        _imshow(ax, _pca_rgb(row["map"], row["basis"]), f"{row['stage']}\n{row['shape'][2]}x{row['shape'][1]}, "
+        _imshow(ax, row["rgb"], f"{row['stage']}\n{row['shape'][2]}x{row['shape'][1]}, "
                 f"change {row['change']:.0%}")
     off = [n for n, keep in zip(r["path_names"], r["paths_on"]) if not keep]
     fig.suptitle(f"{r['block']}: " + (f"path off: {', '.join(off)}; " if off else "all paths on; ")
