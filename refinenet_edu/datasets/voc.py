@@ -277,19 +277,7 @@ def voc2012(root: str | Path, split: str = "train", download: bool = False,
     return VOCSegmentationFolder(voc_dir, split, transforms, class_names=VOC_CLASSES, palette=VOC_PALETTE)
 
 
-class _VOCClasses(Dataset):
-    """A dataset with the 21 PASCAL VOC classes, whose ``_pair(index)`` reads one untransformed sample."""
-
-    class_names, palette, num_classes, ignore_index = VOC_CLASSES, list(VOC_PALETTE), len(VOC_CLASSES), 255
-
-    def __getitem__(self, index: int):
-        image, mask = self._pair(index)
-        if self.transforms is not None:
-            image, mask = self.transforms(image, mask)
-        return image, mask
-
-
-class SBDSegmentation(_VOCClasses):
+class SBDSegmentation(Dataset):
     """The Semantic Boundaries Dataset (Hariharan et al. 2011) as class masks: ``torchvision.datasets.SBDataset``
     returning the same pairs as :class:`VOCSegmentationFolder`. Its 11,355 images carry the 21 VOC classes
     (``train`` 8,498, ``val`` 2,857) and share images with VOC 2012. ``root``: the folder with ``img/`` and
@@ -298,6 +286,7 @@ class SBDSegmentation(_VOCClasses):
     """
 
     name = "sbd"
+    class_names, palette, num_classes, ignore_index = VOC_CLASSES, list(VOC_PALETTE), len(VOC_CLASSES), 255
 
     def __init__(self, root: str | Path, split: str = "train", download: bool = False, transforms=None):
         from torchvision.datasets import SBDataset
@@ -325,16 +314,17 @@ class SBDSegmentation(_VOCClasses):
     def __len__(self) -> int:
         return len(self._sbd)
 
-    def _pair(self, index: int):
+    def __getitem__(self, index: int):
         image, target = self._sbd[index]
-        return _to_tv(np.array(image.convert("RGB")), np.array(target))
+        image, mask = _to_tv(np.array(image.convert("RGB")), np.array(target))
+        return (image, mask) if self.transforms is None else self.transforms(image, mask)
 
 
 #: the Semantic Boundaries Dataset, ``sbd(root, split, download=False, transforms=None)``
 sbd = SBDSegmentation
 
 
-class VOCAugSegmentation(_VOCClasses):
+class VOCAugSegmentation(Dataset):
     """PASCAL VOC 2012 + SBD, the "augmented" training set (10,582 images with the real data): the VOC 2012
     ``train`` images (VOC's masks, with 255 borders), then every SBD image (``train`` and ``val``) that is not a
     VOC 2012 ``train`` or ``val`` image (SBD's masks, without 255 borders). VOC 2012 ``val`` stays out: it is
@@ -342,6 +332,7 @@ class VOCAugSegmentation(_VOCClasses):
     """
 
     name, split = "voc2012-aug", "train"
+    class_names, palette, num_classes, ignore_index = VOC_CLASSES, list(VOC_PALETTE), len(VOC_CLASSES), 255
 
     def __init__(self, root: str | Path, transforms: Callable | None = None, *, download: bool = False):
         root = Path(root).expanduser()
@@ -361,9 +352,10 @@ class VOCAugSegmentation(_VOCClasses):
     def __len__(self) -> int:
         return len(self._items)
 
-    def _pair(self, index: int):
+    def __getitem__(self, index: int):
         ds, i = self._items[index]
-        return ds[i]  # both readers are built without transforms
+        image, mask = ds[i]  # both readers are built without transforms
+        return (image, mask) if self.transforms is None else self.transforms(image, mask)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, {len(self)} images: VOC 2012 train + SBD - VOC 2012 val)"
