@@ -660,12 +660,11 @@ def explore_crp() -> Explorable:
     }, update, name="crp")
 
 
-def explore_block(model=None, dataset=None) -> Explorable:
+def explore_block() -> Explorable:
     """Notebook 04: one block of the shipped model, its paths on/off -> each stage's map."""
     import ipywidgets as w
 
-    if model is None or dataset is None:
-        model, dataset = load_course_model()
+    model, dataset = load_course_model()
     names = list(model.blocks)
     switches = [w.Checkbox(value=True, description=f"path {i}", indent=False) for i in range(2)]
 
@@ -687,17 +686,11 @@ def explore_block(model=None, dataset=None) -> Explorable:
     }, update, name="block")
 
 
-def explore_cascade(model=None, dataset=None, prototypes=None) -> Explorable:
-    """Notebook 05: RefineNet-4 ... RefineNet-1 of the shipped model on any validation image (``prototypes``,
-    default: :func:`class_prototypes` of the first 32 training images)."""
-    from refinenet_edu.datasets import CLASS_NAMES, PALETTE, eval_transforms, load_dataset
-
-    if model is None or dataset is None:
-        model, dataset = load_course_model()
-    if prototypes is None:
-        prototypes = class_prototypes(model, load_dataset("synthscenes", "train", eval_transforms()))
+def explore_cascade(model, dataset, prototypes: dict[str, torch.Tensor]) -> Explorable:
+    """Notebook 05: RefineNet-4 ... RefineNet-1 of ``model`` (:func:`load_course_model`) on any image of its
+    validation set ``dataset``, read out with ``prototypes`` (:func:`class_prototypes`)."""
     names = [n for n in model.blocks if n in prototypes]
-    palette, class_names = getattr(dataset, "palette", PALETTE), getattr(dataset, "class_names", CLASS_NAMES)
+    palette, class_names = dataset.palette, dataset.class_names
 
     def update(stage, index):
         r = cascade_readout(model, dataset, prototypes, index, stage)
