@@ -118,8 +118,8 @@ def _no_entry(path: Path) -> str | None:
 
 
 # ---------------------------------------------------------------- reading torch files
-def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)``: tensors and plain data, no pickled code ever runs.
+def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint") -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU: tensors and plain data, no pickled code ever runs.
 
     A missing path raises ``FileNotFoundError``, a folder ``IsADirectoryError`` (both with a message only). A
     file torch refuses raises ``ValueError("<what> <path>: refused, ...")``, saying what the file is instead
@@ -136,7 +136,7 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "checkpoint", map_lo
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
-            return torch.load(path, map_location=map_location, weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except OSError:
         raise
     except Exception:  # noqa: BLE001 - torch raises UnpicklingError, RuntimeError, EOFError, ...

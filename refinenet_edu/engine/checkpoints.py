@@ -1,16 +1,13 @@
 """Checkpoints that rebuild their own model.
 
-A checkpoint is a plain dict saved with ``torch.save`` and read back with
-``torch.load(..., weights_only=True)`` (no pickled code runs on load). It
-carries the model's :class:`~refinenet_edu.nn.config.RefineNetConfig`, so
+A checkpoint is a plain dict saved with ``torch.save`` and read back with ``torch.load(..., weights_only=True)`` (no
+pickled code runs on load). It carries the model's :class:`~refinenet_edu.nn.config.RefineNetConfig`, so
 :func:`load_model` needs nothing but the file. Files are written atomically
-(:func:`refinenet_edu.files.atomic_write`), so an interrupted save never
-leaves a half-written checkpoint behind.
+(:func:`refinenet_edu.files.atomic_write`), so an interrupted save never leaves a half-written checkpoint behind.
 
-Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict),
-``dataset`` (name, class names, palette), ``epoch``, ``history``, ``metrics``,
-``train_config``, ``provenance``; training checkpoints also hold
-``optimizer``, ``scheduler`` and ``scaler`` for exact resume.
+Keys: ``format``, ``version``, ``model_config``, ``model`` (state dict), ``dataset`` (name, class names, palette),
+``epoch``, ``history``, ``metrics``, ``train_config``, ``provenance``; training checkpoints also hold ``optimizer``,
+``scheduler`` and ``scaler`` for exact resume.
 """
 
 from __future__ import annotations
@@ -46,11 +43,9 @@ def check_finite(state: dict[str, torch.Tensor], path: str | os.PathLike) -> Non
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, half: bool = False, **extra: Any) -> Path:
-    """Save ``model`` (a RefineNet, or DDP/compiled wrapper of one) and ``extra`` keys.
-
-    ``half=True`` stores floating-point weights as float16 (half the size;
-    :func:`load_model` casts them back to float32), for shipped models.
-    """
+    """Save ``model`` (a RefineNet, or DDP/compiled wrapper of one) and ``extra`` keys. ``half=True`` stores
+    floating-point weights as float16 (half the size; :func:`load_model` casts them back to float32), for shipped
+    models."""
     module = unwrap(model)
     state = module.state_dict()
     if half:
@@ -73,11 +68,11 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read and validate a checkpoint; clear ``ValueError`` for corrupt or foreign files (never loaded unsafely:
-    :func:`refinenet_edu.files.read_torch_file`)."""
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read and validate a checkpoint, onto the CPU; clear ``ValueError`` for corrupt or foreign files (never loaded
+    unsafely: :func:`refinenet_edu.files.read_torch_file`)."""
     path = Path(path)
-    data = read_torch_file(path, what="checkpoint", map_location=map_location)
+    data = read_torch_file(path, what="checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(
             f"checkpoint {path}: not a refinenet-edu checkpoint (no format={FORMAT!r} key); "
@@ -93,11 +88,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu", num_classes: int | None = None,
                checkpoint: dict | None = None) -> torch.nn.Module:
-    """Rebuild the model stored in ``path`` and load its weights, in eval mode.
-
-    ``num_classes``: if given, the checkpoint must predict that many classes
-    (e.g. the dataset's), else ``ValueError`` names both numbers.
-    """
+    """Rebuild the model stored in ``path`` (or its already loaded ``checkpoint``) and load its weights, in eval
+    mode. ``num_classes``: if given, the checkpoint must predict that many classes (e.g. the dataset's), else
+    ``ValueError`` names both numbers."""
     from refinenet_edu.nn.model import RefineNet
 
     data = checkpoint if checkpoint is not None else load_checkpoint(path)

@@ -1,15 +1,13 @@
 """Evaluation: a model's scores on a dataset, and its predictions saved as files.
 
-How RefineNet was measured (Lin et al. 2017; the official code's test
-script): the class scores become probabilities with a softmax, averaged over
-test scales and flips (:func:`~refinenet_edu.engine.inference.predict_probabilities`),
-and the arg-max is compared with the labels. :func:`evaluate` runs a model
-over a dataset that way and returns an :class:`EvaluationResult` with the
-metrics of :mod:`refinenet_edu.engine.metrics` (confusion matrix, IoU,
-accuracies, boundary/trimap accuracy) and per-image scores to find the best
-and worst cases. Images of different sizes are run one at a time
-(:mod:`refinenet_edu.datasets.loading`), never padded.
-:func:`save_predictions` writes predicted masks as palette PNGs and overlays.
+How RefineNet was measured (Lin et al. 2017; the official code's test script): the class scores become
+probabilities with a softmax, averaged over test scales and flips
+(:func:`~refinenet_edu.engine.inference.predict_probabilities`), and the arg-max is compared with the labels.
+:func:`evaluate` runs a model over a dataset that way and returns an :class:`EvaluationResult` with the metrics of
+:mod:`refinenet_edu.engine.metrics` (confusion matrix, IoU, accuracies, boundary/trimap accuracy) and per-image
+scores to find the best and worst cases. Images of different sizes are run one at a time
+(:mod:`refinenet_edu.datasets.loading`), never padded. :func:`save_predictions` writes predicted masks as palette
+PNGs and overlays.
 """
 
 from __future__ import annotations
@@ -41,8 +39,8 @@ __all__ = ["OFFICIAL_SCALES", "evaluate", "EvaluationResult", "ImageScore", "sav
 
 @dataclass
 class ImageScore:
-    """Scores of one image. ``miou`` averages IoU over the classes present in
-    the image's ground truth or prediction (NaN if every pixel is ignored)."""
+    """Scores of one image. ``miou`` averages IoU over the classes present in the image's ground truth or
+    prediction (NaN if every pixel is ignored)."""
 
     id: object
     miou: float
@@ -66,8 +64,8 @@ def _fmt_pct(x: float) -> str:
 
 @dataclass
 class EvaluationResult:
-    """What :func:`evaluate` measured: overall metrics, boundary metrics per
-    band width, per-image scores, settings and timing."""
+    """What :func:`evaluate` measured: overall metrics, boundary metrics per band width, per-image scores,
+    settings and timing."""
 
     metrics: SegmentationMetrics
     boundary: dict[int, SegmentationMetrics]
@@ -148,18 +146,12 @@ class EvaluationResult:
 
 
 def _ids_in_order(loader) -> list | None:
-    """Image ids in the order the loader yields them, when that order is known."""
+    """Image ids in the order the loader yields them, when that order is known (the loader does not shuffle)."""
     from torch.utils.data import DistributedSampler, SequentialSampler
 
-    ids = sample_ids(loader.dataset)
-    if ids is None:
-        return None
-    sampler = getattr(loader, "sampler", None)
-    if isinstance(sampler, SequentialSampler):
-        return ids
-    if isinstance(sampler, DistributedSampler) and not sampler.shuffle:
-        return [ids[i] for i in sampler]
-    return None
+    ids, sampler = sample_ids(loader.dataset), loader.sampler
+    unknown_order = not isinstance(sampler, (SequentialSampler, DistributedSampler)) or getattr(sampler, "shuffle", False)
+    return None if ids is None or unknown_order else [ids[i] for i in sampler]
 
 
 def evaluate(
@@ -175,14 +167,13 @@ def evaluate(
     amp_dtype: torch.dtype | None = None,
     progress: bool = True,
     keep_per_image: bool = True,
-    ignore_index: int | None = None,
     class_names: Sequence[str] | None = None,
     on_prediction=None,
 ) -> EvaluationResult:
     """Score a segmentation model on a dataset (or a ``DataLoader``).
 
-    The dataset yields ``(image [3, H, W], mask [H, W])``, ``ignore_index`` (the dataset's, else 255) marking the
-    pixels not scored; a dataset is loaded one image at a time, so images may differ in size (a loader such as
+    The dataset yields ``(image [3, H, W], mask [H, W])``, its ``ignore_index`` (255 unless it says otherwise)
+    marking the pixels not scored; a dataset is loaded one image at a time, so images may differ in size (a loader such as
     :func:`~refinenet_edu.datasets.loading.eval_loader` batches them: each runs at its own size). Each batch goes
     through :func:`~refinenet_edu.engine.inference.predict_probabilities` (``scales``, ``flip``, ``window``), in
     ``eval()`` mode (restored afterwards) under ``torch.inference_mode()``, and the arg-max is counted in a
@@ -205,8 +196,7 @@ def evaluate(
     info = DatasetInfo.of(loader.dataset)
     if info.num_classes and info.num_classes != num_classes:
         raise ValueError(f"num_classes={num_classes} but the dataset has {info.num_classes} classes")
-    if ignore_index is None:
-        ignore_index = info.ignore_index
+    ignore_index = info.ignore_index
     class_names = list(class_names or info.class_names) or None  # their number is checked with the metrics
     ids = _ids_in_order(loader)
 
@@ -242,7 +232,7 @@ def evaluate(
                     if on_prediction is not None:
                         on_prediction(names, images.cpu(), pred.cpu())
                     seen += n
-        if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        if isinstance(loader.sampler, DistributedSampler):
             cm.reduce()
             if bm is not None:
                 bm.reduce()
@@ -293,15 +283,12 @@ def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequ
                      ignore_index: int | None = 255) -> list[Path]:
     """Write predicted masks as palette PNGs, and overlays when ``images`` are given.
 
-    ``pred_masks``: ``[H, W]`` integer masks (tensors or arrays, or one
-    ``[N, H, W]`` tensor); ``ids``: one name per mask. Each mask goes to
-    ``out_dir/<id>.png`` as a mode "P" PNG whose pixel values are the class
-    indices (lossless, reads back exactly with ``np.array(Image.open(p))``)
-    and whose palette shows the classes' colours (PASCAL VOC's format). With
-    ``images`` (normalised float ``[3, H, W]`` tensors as the datasets yield
-    them, or uint8 images), ``out_dir/overlays/<id>.png`` shows the image
-    blended with the coloured mask (``alpha``). Every file is written
-    atomically. Returns the paths written.
+    ``pred_masks``: ``[H, W]`` integer masks (tensors or arrays, or one ``[N, H, W]`` tensor); ``ids``: one name per
+    mask. Each mask goes to ``out_dir/<id>.png`` as a mode "P" PNG whose pixel values are the class indices
+    (lossless, reads back exactly with ``np.array(Image.open(p))``) and whose palette shows the classes' colours
+    (PASCAL VOC's format). With ``images`` (normalised float ``[3, H, W]`` tensors as the datasets yield them, or
+    uint8 images), ``out_dir/overlays/<id>.png`` shows the image blended with the coloured mask (``alpha``). Every
+    file is written atomically (its folder made if need be). Returns the paths written.
     """
     from PIL import Image
 
@@ -321,13 +308,11 @@ def save_predictions(pred_masks: Iterable, ids: Sequence, out_dir, palette: Sequ
         path = out_dir / f"{image_id}.png"
         if root not in path.resolve().parents:
             raise ValueError(f"id {image_id!r} would write outside {out_dir}")
-        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: write_mask_png(arr, f, palette, ignore_index))
         written.append(path)
         if image_list is not None:
             over = _overlay(image_list[i], arr, lut, alpha, ignore_index)
             opath = out_dir / "overlays" / f"{image_id}.png"
-            opath.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(opath, lambda f: Image.fromarray(over).save(f, format="PNG"))
             written.append(opath)
     return written

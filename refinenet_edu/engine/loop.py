@@ -1,27 +1,20 @@
 """The training loop, readable top to bottom: one step, one epoch, a whole run.
 
-Every trainer of the library is built from these, so the mixed-precision handling exists once (autocast for
-the forward pass and the loss, a gradient scaler for float16, see :mod:`refinenet_edu.engine.runtime`):
-:func:`train_step` (forward under autocast, the loss in float32, backward, the optimizer and schedule step),
+Every trainer of the library is built from these, so mixed precision is handled once (autocast for the forward
+pass and the loss, a gradient scaler for float16: :mod:`refinenet_edu.engine.runtime`): :func:`train_step`,
 :func:`train_one_epoch` (the steps over a data loader) and :func:`train` (a RefineNet on a segmentation dataset
 with a :class:`~refinenet_edu.engine.recipes.TrainConfig`). The encoder pretraining
 (:mod:`refinenet_edu.experiments.pretraining`), the benchmark harness (``./course bench``),
 ``benchmarks/train_course.py`` and notebook 07 call them rather than writing a step of their own.
 
-:func:`train` picks the device (cuda, then mps, then cpu; under ``torchrun`` one per process, with
-DistributedDataParallel) and the precision (:func:`~refinenet_edu.engine.runtime.resolve_precision`: bf16
-where the hardware runs it natively; fp16 with a gradient scaler on CUDA GPUs before compute capability 8.0,
-such as a T4); builds the data loaders, the optimizer with its two parameter groups and the learning-rate
-schedule (poly or step); resumes from ``out_dir/last.pt`` when asked; then, every epoch, reseeds (so an epoch
-is the same whether or not the run was resumed), trains, evaluates mIoU on the validation set and writes
-history.json, ``last.pt`` (everything needed to resume) and ``best.pt`` (model only), all atomically.
-
-A NaN loss stops the run with a clear message naming the last checkpoint written (if one was); running out
-of memory says what to lower. An epoch whose loss blew up (over 10x the lowest before it,
-:mod:`refinenet_edu.engine.divergence`, the rule the ablation statistics use) is warned about once and never
-written as ``best.pt``; the run goes on (a loss spike can settle, and an ablation records the run so that its
-statistics can leave it out), and stops at the first NaN. A resumed run keeps its checkpoint's schedule: a
-config whose optimizer or schedule options differ from it is refused.
+:func:`train` reads as its steps: the device (under ``torchrun`` one per process, with DistributedDataParallel)
+and the precision, the data, the loss, the optimizer with its two parameter groups and the schedule, the resume
+from ``out_dir/last.pt``; then, every epoch, a reseed (an epoch is the same whether or not the run was resumed),
+training, validation mIoU, and history.json, ``last.pt`` and ``best.pt`` written atomically. A NaN loss stops the
+run naming the checkpoint kept; running out of memory says what to lower. An epoch whose loss blew up (over 10x
+the lowest before it, :mod:`refinenet_edu.engine.divergence`, the rule the ablation statistics use) is warned
+about once and never written as ``best.pt``; the run goes on (a loss spike can settle, and an ablation records
+the run so that its statistics can leave it out) until the first NaN.
 """
 
 from __future__ import annotations
@@ -470,19 +463,19 @@ def _explained_failures(cfg: TrainConfig, device: torch.device, dtype: torch.dty
                 if result.out_dir is not None and done else "nothing was saved")
         raise TrainingInterrupted(f"training interrupted in epoch {done + 1}; {kept}") from None
     except TrainingDiverged as err:
-        last, jump = result.out_dir / "last.pt" if result.out_dir else None, first_loss_jump(result.history)
-        written = result.history[-1]["epoch"] if last and result.history else None
-        if written is None:
-            kept = "No checkpoint was written. "
+        done, jump = len(result.history), first_loss_jump(result.history)
+        last = result.out_dir / "last.pt" if result.out_dir is not None and done else None
+        if last is None:
+            kept = "No checkpoint was written."
         elif jump is None:
-            kept = f"The last good checkpoint is kept: {last} (epoch {written}). "
+            kept = f"The last good checkpoint is kept: {last} (epoch {done})."
         else:  # the loss had blown up before it became NaN: last.pt holds a diverged model
-            kept = (f"{last} (epoch {written}) is kept, but the run had already diverged ({jump.describe()}); "
-                    + (f"{result.out_dir / 'best.pt'} (epoch {result.best_epoch}) holds the best epoch that did not. "
-                       if result.best_epoch > 0 else "no good checkpoint was written. "))
-        raise TrainingDiverged(f"{err} in epoch {len(result.history) + 1} (step {scheduler.last_epoch}); stopped. "
-                               f"{kept}Lower the learning rate (now lr={cfg.lr})"
-                               + (" or use precision='fp32'." if dtype != torch.float32 else ".")) from None
+            best = (f"{result.out_dir / 'best.pt'} (epoch {result.best_epoch}) holds the best epoch that did not"
+                    if result.best_epoch > 0 else "no good checkpoint was written")
+            kept = f"{last} (epoch {done}) is kept, but the run had already diverged ({jump.describe()}); {best}."
+        fp32 = " or use precision='fp32'" if dtype != torch.float32 else ""
+        raise TrainingDiverged(f"{err} in epoch {done + 1} (step {scheduler.last_epoch}); stopped. {kept} "
+                               f"Lower the learning rate (now lr={cfg.lr}){fp32}.") from None
     except RuntimeError as err:
         text = str(err).lower()  # the CPU allocator says "can't allocate memory", CUDA "out of memory"
         if isinstance(err, torch.OutOfMemoryError) or "out of memory" in text or "can't allocate memory" in text:

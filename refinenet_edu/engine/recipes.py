@@ -1,18 +1,14 @@
 """How to train: the training options as data, and the published recipes.
 
-The recipe of the official code: SGD with momentum 0.9 and weight decay
-5e-4, a learning rate for the decoder (5e-4) and a 10x lower one for the
-pretrained encoder, frozen batch-norm statistics, random scale, crop and flip,
-and the ignore label 255. The official code lowered its rate by hand, in
-steps, to 5e-5, with batches of one image; the library's recipes use DeepLab's
-"poly" schedule ``lr * (1 - step/steps) ** 0.9`` and batches of 16 instead
-(and add colour jitter, which the official code has not). ``schedule="step"``
-with ``batch_size=1`` and ``jitter=False`` (``refinenet-edu train --schedule
-step --batch-size 1 --no-jitter``) is the official code's way: both rates 10x
-lower after ``step_at`` (3/4) of the steps, so the decoder ends at 5e-5. When
-the official code stepped and how long it trained are not published; 3/4 and
-the epoch count are the course's choices. :func:`refinenet_edu.engine.loop.train`
-runs a :class:`TrainConfig`.
+The recipe of the official code: SGD with momentum 0.9 and weight decay 5e-4, a learning rate for the decoder (5e-4)
+and a 10x lower one for the pretrained encoder, frozen batch-norm statistics, random scale, crop and flip, and the
+ignore label 255. The official code lowered its rate by hand, in steps, to 5e-5, with batches of one image; the
+library's recipes use DeepLab's "poly" schedule ``lr * (1 - step/steps) ** 0.9`` and batches of 16 instead (and add
+colour jitter, which the official code has not). ``schedule="step"`` with ``batch_size=1`` and ``jitter=False``
+(``refinenet-edu train --schedule step --batch-size 1 --no-jitter``) is the official code's way: both rates 10x
+lower after ``step_at`` (3/4) of the steps, so the decoder ends at 5e-5. When the official code stepped and how long
+it trained are not published; 3/4 and the epoch count are the course's choices.
+:func:`refinenet_edu.engine.loop.train` runs a :class:`TrainConfig`.
 """
 
 from __future__ import annotations
@@ -127,14 +123,11 @@ def resume_conflicts(values: dict[str, Any], saved: dict[str, Any]) -> list[str]
     return [k for k in RESUME_FIXED if values.get(k) is not None and k in saved and plain(values[k]) != plain(saved[k])]
 
 
-#: Training recipes by model preset. ``official`` and ``light-weight`` take the
-#: rates, momentum, weight decay, crops and scales of the official code and of
-#: Light-Weight RefineNet's released training script (docs/paper.md, sources
-#: ``official-recipe`` and ``lw-recipe``; they assume
-#: ImageNet weights), with batch 16 and the poly schedule in place of the
-#: official code's batch 1 and manual steps; ``course`` trains the small
-#: course model from scratch on the embedded dataset, so its encoder learns at
-#: the full rate.
+#: Training recipes by model preset. ``official`` and ``light-weight`` take the rates, momentum, weight decay, crops
+#: and scales of the official code and of Light-Weight RefineNet's released training script (docs/paper.md, sources
+#: ``official-recipe`` and ``lw-recipe``; they assume ImageNet weights), with batch 16 and the poly schedule in place
+#: of the official code's batch 1 and manual steps; ``course`` trains the small course model from scratch on the
+#: embedded dataset, so its encoder learns at the full rate.
 RECIPES: dict[str, TrainConfig] = {
     "official": TrainConfig(),
     "paper": TrainConfig(),
@@ -167,27 +160,26 @@ def poly_lambda(total_steps: int, power: float = 0.9, warmup_steps: int = 0):
     return factor
 
 
-def step_lambda(total_steps: int, at: float = 0.75, factor: float = 0.1, warmup_steps: int = 0):
-    """The step schedule's factor: 1 until ``at * total_steps``, then ``factor``.
+def step_lambda(total_steps: int, at: float = 0.75, warmup_steps: int = 0):
+    """The step schedule's factor: 1 until ``at * total_steps``, then 0.1.
 
-    With the official rates (5e-4 decoder, 5e-5 encoder) and ``factor=0.1``
-    the decoder ends at 5e-5, where the official code's hand-made steps
-    ended. With ``warmup_steps`` the factor first rises linearly to 1.
+    With the official rates (5e-4 decoder, 5e-5 encoder) the decoder ends at 5e-5, where the official code's
+    hand-made steps ended. With ``warmup_steps`` the factor first rises linearly to 1.
     """
     boundary = round(at * total_steps)
 
-    def f(step: int) -> float:
+    def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
-        return 1.0 if step < boundary else factor
+        return 1.0 if step < boundary else 0.1
 
-    return f
+    return factor
 
 
 def lr_lambda(cfg: "TrainConfig", total_steps: int, warmup_steps: int = 0):
     """The learning-rate factor of ``cfg.schedule`` (:func:`poly_lambda` or :func:`step_lambda`)."""
     if cfg.schedule == "step":
-        return step_lambda(total_steps, cfg.step_at, warmup_steps=warmup_steps)
+        return step_lambda(total_steps, cfg.step_at, warmup_steps)
     return poly_lambda(total_steps, cfg.poly_power, warmup_steps)
 
 

@@ -1,18 +1,13 @@
 """Choosing the device and the numeric precision, and running within them.
 
-``resolve_device("auto")`` picks CUDA, then Apple's MPS, then the CPU.
-``resolve_precision("auto", device)`` picks bfloat16 where the hardware runs it
-natively (:func:`bf16_native`: CUDA GPUs of compute capability 8.0 and later,
-i.e. Ampere on; CPUs with AVX-512 BF16 or AMX), float16 on older CUDA GPUs (a
-Tesla T4 is 7.5), else float32 (MPS included): emulated bf16 is *slower*.
-Forcing ``"bf16"`` on an older GPU works, with a warning. float16 is for CUDA
-GPUs only, where training needs a gradient scaler (:func:`grad_scaler`;
-bfloat16 does not: it has float32's exponent range); on a CPU it is refused
-with a ``ValueError`` that names the precisions that work.
+``resolve_device("auto")`` picks CUDA, then Apple's MPS, then the CPU. ``resolve_precision("auto", device)`` picks
+bfloat16 where the hardware runs it natively (:func:`bf16_native`), float16 on older CUDA GPUs, else float32 (MPS
+included): emulated bf16 is *slower*. Forcing ``"bf16"`` on an older GPU works, with a warning. float16 is for CUDA
+GPUs only, where training needs a gradient scaler (:func:`grad_scaler`; bfloat16 does not: it has float32's exponent
+range); on a CPU it is refused with a ``ValueError`` that names the precisions that work.
 
-:func:`cpu_threads` runs a block with another number of CPU threads and
-restores the caller's afterwards: the library never changes the process it
-runs in for longer than the call.
+:func:`cpu_threads` runs a block with another number of CPU threads and restores the caller's afterwards: the
+library never changes the process it runs in for longer than the call.
 """
 
 from __future__ import annotations
@@ -69,12 +64,10 @@ def cpu_supports_bf16() -> bool:
 
 
 def bf16_native(device: torch.device | str) -> bool:
-    """True where ``device`` runs bfloat16 in hardware.
-
-    A CUDA GPU of compute capability 8.0 or later (Ampere, Ada, Hopper, ...;
-    ROCm GPUs too); a CPU with AVX-512 BF16 or AMX (:func:`cpu_supports_bf16`).
-    False on older GPUs (a Tesla T4 is 7.5), where PyTorch emulates bfloat16
-    and ``torch.cuda.is_bf16_supported()`` still says True, and on MPS.
+    """True where ``device`` runs bfloat16 in hardware: a CUDA GPU of compute capability 8.0 or later (Ampere,
+    Ada, Hopper, ...; ROCm GPUs too), a CPU with AVX-512 BF16 or AMX (:func:`cpu_supports_bf16`). False on older
+    GPUs (a Tesla T4 is 7.5), where PyTorch emulates bfloat16 and ``torch.cuda.is_bf16_supported()`` still says
+    True, and on MPS.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -128,11 +121,8 @@ def autocast(device: torch.device | str, dtype: torch.dtype):
 
 
 def grad_scaler(device: torch.device | str, dtype: torch.dtype) -> torch.amp.GradScaler:
-    """A gradient scaler, enabled for float16 only (small gradients would underflow to 0).
-
-    Disabled, it passes the loss and the optimizer step through unchanged, so
-    every training loop can use one unconditionally.
-    """
+    """A gradient scaler, enabled for float16 only (small gradients would underflow to 0). Disabled, it passes the
+    loss and the optimizer step through unchanged, so every training loop can use one unconditionally."""
     return torch.amp.GradScaler(torch.device(device).type, enabled=dtype == torch.float16)
 
 
@@ -174,11 +164,10 @@ def describe_device(device: torch.device) -> str:
 def loader_start_method(num_workers: int) -> str | None:
     """How a ``DataLoader`` starts its worker processes: ``"fork"`` on Linux, else the platform's default.
 
-    Pass it as ``DataLoader(multiprocessing_context=...)``: it chooses for that
-    loader only and leaves the process-wide start method alone. Forking is
-    what a plain run on Linux does; a process started by "spawn" (an
-    ``ablate --jobs`` worker) would otherwise start its loader workers the
-    same slow way, a fresh Python importing torch, every epoch.
+    Pass it as ``DataLoader(multiprocessing_context=...)``: it chooses for that loader only and leaves the
+    process-wide start method alone. Forking is what a plain run on Linux does; a process started by "spawn" (an
+    ``ablate --jobs`` worker) would otherwise start its loader workers the same slow way, a fresh Python importing
+    torch, every epoch.
     """
     if num_workers > 0 and sys.platform.startswith("linux"):
         return "fork"
