@@ -1,22 +1,17 @@
 """The loss every trainer of the library minimises: per-pixel cross-entropy.
 
-Scores are compared with the labels in float32 (also under ``torch.autocast``:
-a softmax over bf16/fp16 scores loses the small probabilities), pixels with
-the ignore label (255, PASCAL VOC's object outlines and the crop padding)
-count for nothing, and scores smaller than the labels are upsampled first
-(bilinear), as FCN-32s does with its 1/32 scores (Long et al., CVPR 2015).
-RefineNet itself returns scores at the input size (paper Sec. 3: the
-classifier's 1/4 scores are upsampled inside the network), so for it the
-upsampling is a no-op.
+Scores are compared with the labels in float32 (also under ``torch.autocast``: a softmax over bf16/fp16 scores
+loses the small probabilities), pixels with the ignore label (255, PASCAL VOC's object outlines and the crop
+padding) count for nothing, and scores smaller than the labels are upsampled first (bilinear), as FCN-32s does with
+its 1/32 scores (Long et al., CVPR 2015). RefineNet itself returns scores at the input size (paper Sec. 3: the
+classifier's 1/4 scores are upsampled inside the network), so for it the upsampling is a no-op.
 
-RefineNet trains with plain cross-entropy. For classes that cover few pixels
-(SynthScenes' wires and dots, ``data/README.md``), ``loss=`` offers two common
-remedies, :data:`LOSSES`: class-weighted cross-entropy with median-frequency
-weights (Eigen & Fergus, ICCV 2015: ``w_c = median(f) / f_c`` over the
-classes present, so a class ten times rarer than the median counts ten times
-as much), and the focal loss (Lin et al., ICCV 2017: ``-(1 - p_t)^gamma log
-p_t``, which shrinks the loss of pixels already classified confidently,
-mostly the large classes). Neither is part of the paper's recipe.
+RefineNet trains with plain cross-entropy. For classes that cover few pixels (SynthScenes' wires and dots,
+``data/README.md``), ``loss=`` offers two common remedies, :data:`LOSSES`: class-weighted cross-entropy with
+median-frequency weights (Eigen & Fergus, ICCV 2015: ``w_c = median(f) / f_c`` over the classes present, so a class
+ten times rarer than the median counts ten times as much), and the focal loss (Lin et al., ICCV 2017:
+``-(1 - p_t)^gamma log p_t``, which shrinks the loss of pixels already classified confidently, mostly the large
+classes). Neither is part of the paper's recipe.
 """
 
 from __future__ import annotations
@@ -42,9 +37,8 @@ def median_frequency_weights(frequency) -> torch.Tensor:
     """Median-frequency class weights (Eigen & Fergus, ICCV 2015): ``median(f) / f_c``.
 
     ``frequency``: each class's share of the labelled pixels (e.g.
-    :func:`refinenet_edu.datasets.info.class_pixel_histogram`'s
-    ``"frequency"``). The median is over the classes present; a class absent
-    from the data (frequency 0) gets weight 1, since it never occurs as a label.
+    :func:`refinenet_edu.datasets.info.class_pixel_histogram`'s ``"frequency"``). The median is over the classes
+    present; a class absent from the data (frequency 0) gets weight 1, since it never occurs as a label.
     """
     f = torch.as_tensor(frequency, dtype=torch.float64)
     if f.ndim != 1 or not bool(torch.isfinite(f).all()) or bool((f < 0).any()) or not bool((f > 0).any()):
@@ -58,12 +52,10 @@ def median_frequency_weights(frequency) -> torch.Tensor:
 class SegmentationLoss(nn.Module):
     """Cross-entropy (or a variant, :data:`LOSSES`) of class scores ``[N, C, h, w]`` against labels ``[N, H, W]``.
 
-    ``ignore_index``: the label that is not scored. ``label_map``: a
-    256-entry lookup table applied to the labels first (e.g. classes merged
-    for pretraining, :func:`refinenet_edu.experiments.pretraining.class_map`).
-    ``loss``: ``"cross-entropy"`` (the paper's), ``"weighted-cross-entropy"``
-    (``class_weights`` required, e.g. :func:`median_frequency_weights`; the
-    mean is weighted as in ``F.cross_entropy(weight=...)``) or ``"focal"``
+    ``ignore_index``: the label that is not scored. ``label_map``: a 256-entry lookup table applied to the labels
+    first (e.g. classes merged for pretraining, :func:`refinenet_edu.experiments.pretraining.class_map`). ``loss``:
+    ``"cross-entropy"`` (the paper's), ``"weighted-cross-entropy"`` (``class_weights`` required, e.g.
+    :func:`median_frequency_weights`; the mean is weighted as in ``F.cross_entropy(weight=...)``) or ``"focal"``
     (``focal_gamma``; gamma 0 is cross-entropy).
     """
 

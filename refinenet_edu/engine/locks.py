@@ -68,15 +68,6 @@ def _holder(path: Path) -> dict:
         return {}
 
 
-def _me(command: str | None) -> dict:
-    return {
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "command": command or " ".join(["refinenet-edu", *sys.argv[1:]]),
-        "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -132,13 +123,14 @@ def _try_exclusive(path: Path, me: dict) -> int | None:  # pragma: no cover - Wi
 def output_lock(output: str | os.PathLike, *, command: str | None = None, wait: float = 0.0) -> Iterator[Path]:
     """Hold the lock of ``output`` (a file or folder, existing or not) for the ``with`` block.
 
-    Raises :class:`LockHeld` when another live process holds it, after trying
-    for ``wait`` seconds. ``command`` is recorded for that message (default:
-    this process's command line). Yields the lock file's path.
+    Raises :class:`LockHeld` when another live process holds it, after trying for ``wait`` seconds. ``command`` is
+    recorded for that message (default: this process's command line). Yields the lock file's path.
     """
     path = lock_path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    me = _me(command)
+    me = {"pid": os.getpid(), "host": socket.gethostname(),  # what the lock file says, for LockHeld's message
+          "command": command or " ".join(["refinenet-edu", *sys.argv[1:]]),
+          "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
     attempt = _try_flock if fcntl is not None else _try_exclusive
     deadline = time.monotonic() + wait
     while (fd := attempt(path, me)) is None:

@@ -1,35 +1,31 @@
 """Segmentation metrics: confusion matrix, IoU, accuracies and boundary (trimap) accuracy.
 
-Everything here is computed from one object, the **confusion matrix**
-``cm`` of shape ``[C, C]``: ``cm[i, j]`` counts the pixels whose ground truth
-is class ``i`` (rows) and whose prediction is class ``j`` (columns). Pixels
-labelled ``ignore_index`` (255 in PASCAL VOC: object borders and "void") are
-never counted. Because a confusion matrix is a sum of counts, it can be
-accumulated batch by batch (of any sizes) and summed across processes, and
-the metrics computed at the end are exactly those of one pass over all pixels.
+Everything here is computed from one object, the **confusion matrix** ``cm`` of shape ``[C, C]``: ``cm[i, j]``
+counts the pixels whose ground truth is class ``i`` (rows) and whose prediction is class ``j`` (columns). Pixels
+labelled ``ignore_index`` (255 in PASCAL VOC: object borders and "void") are never counted. Because a confusion
+matrix is a sum of counts, it can be accumulated batch by batch (of any sizes) and summed across processes, and the
+metrics computed at the end are exactly those of one pass over all pixels.
 
-With ``TP_c = cm[c, c]``, ``G_c = sum_j cm[c, j]`` (pixels of class ``c`` in
-the ground truth), ``P_c = sum_i cm[i, c]`` (pixels predicted as ``c``) and
-``N = sum(cm)``:
+With ``TP_c = cm[c, c]``, ``G_c = sum_j cm[c, j]`` (pixels of class ``c`` in the ground truth), ``P_c = sum_i
+cm[i, c]`` (pixels predicted as ``c``) and ``N = sum(cm)``:
 
 * IoU (PASCAL VOC's "intersection over union", also Jaccard index)::
 
       IoU_c = TP_c / (TP_c + FP_c + FN_c) = TP_c / (G_c + P_c - TP_c)
 
-  NaN for a class absent from both the ground truth and the prediction
-  (it is neither right nor wrong, so it takes no part in the mean).
-* mIoU = mean of IoU_c over the classes whose IoU is not NaN -- the
-  headline number of RefineNet's result tables (Lin et al. 2017).
+  NaN for a class absent from both the ground truth and the prediction (it is neither right nor wrong, so it takes
+  no part in the mean).
+* mIoU = mean of IoU_c over the classes whose IoU is not NaN -- the headline number of RefineNet's result tables
+  (Lin et al. 2017).
 * pixel accuracy = ``sum_c TP_c / N``.
-* class accuracy ``TP_c / G_c`` (recall of class c, NaN if ``G_c = 0``);
-  mean class accuracy is its mean over the classes that occur.
+* class accuracy ``TP_c / G_c`` (recall of class c, NaN if ``G_c = 0``); mean class accuracy is its mean over the
+  classes that occur.
 * frequency-weighted IoU (Long et al., FCN, 2015)::
 
       fwIoU = sum_c (G_c / N) * IoU_c
 
-Boundary accuracy ("trimap", Kohli et al. 2009; used by DeepLab, Chen et al.
-2015/2017, to show how well object borders are recovered): the same metrics
-restricted to a band of pixels near label boundaries, for several band
+Boundary accuracy ("trimap", Kohli et al. 2009; used by DeepLab, Chen et al. 2015/2017, to show how well object
+borders are recovered): the same metrics restricted to a band of pixels near label boundaries, for several band
 widths -- see :func:`boundary_band` and :class:`BoundaryMetrics`.
 """
 
@@ -55,13 +51,11 @@ def _describe_values(values: torch.Tensor, limit: int = 10) -> str:
 def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 255) -> torch.Tensor:
     """Confusion matrix of one prediction/ground-truth pair (or batch).
 
-    ``pred`` and ``target`` are integer tensors (or arrays) of the same, any,
-    shape. Returns an int64 ``[num_classes, num_classes]`` tensor on ``pred``'s
-    device, rows = ground truth, columns = prediction; pixels whose target is
-    ``ignore_index`` are skipped. Computed with one ``torch.bincount`` of
-    ``target * C + pred``. Raises ``TypeError`` for labels that are not integers
-    and ``ValueError`` for a shape mismatch or a label outside ``[0, C)`` on a
-    scored pixel.
+    ``pred`` and ``target`` are integer tensors (or arrays) of the same, any, shape. Returns an int64
+    ``[num_classes, num_classes]`` tensor on ``pred``'s device, rows = ground truth, columns = prediction; pixels
+    whose target is ``ignore_index`` are skipped. Computed with one ``torch.bincount`` of ``target * C + pred``.
+    Raises ``TypeError`` for labels that are not integers and ``ValueError`` for a shape mismatch or a label outside
+    ``[0, C)`` on a scored pixel.
     """
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
     for name, t in (("pred", pred), ("target", target)):
@@ -84,11 +78,8 @@ def confusion_matrix(pred, target, num_classes: int, ignore_index: int | None = 
 
 
 def iou_from_confusion(cm) -> torch.Tensor:
-    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix.
-
-    Returns float64 ``[C]``; NaN for classes absent from both ground truth
-    (row sum 0) and prediction (column sum 0).
-    """
+    """Per-class IoU ``TP / (TP + FP + FN)`` from a ``[C, C]`` confusion matrix: float64 ``[C]``, NaN for classes
+    absent from both ground truth (row sum 0) and prediction (column sum 0)."""
     cm = torch.as_tensor(cm).double()
     tp = cm.diagonal()
     union = cm.sum(1) + cm.sum(0) - tp
@@ -97,10 +88,7 @@ def iou_from_confusion(cm) -> torch.Tensor:
 
 
 def miou_from_confusion(cm) -> float:
-    """Mean IoU over the classes that are not NaN (see :func:`iou_from_confusion`).
-
-    NaN when no pixel was counted at all.
-    """
+    """Mean IoU over the classes that are not NaN (see :func:`iou_from_confusion`); NaN when no pixel was counted."""
     return _nanmean(iou_from_confusion(cm))
 
 
@@ -116,11 +104,9 @@ def float_or_none(x: float | None) -> float | None:
 
 @dataclass
 class SegmentationMetrics:
-    """Metrics derived from one confusion matrix (see the module docstring for formulas).
-
-    ``iou`` and ``class_accuracy`` are per-class lists with NaN where a class
-    does not take part; the scalar fields are NaN when no pixel was counted.
-    """
+    """Metrics derived from one confusion matrix (see the module docstring for formulas). ``iou`` and
+    ``class_accuracy`` are per-class lists with NaN where a class does not take part; the scalar fields are NaN when
+    no pixel was counted."""
 
     confusion: torch.Tensor  # int64 [C, C], rows = ground truth, cols = prediction (on CPU)
     iou: list[float]
@@ -167,8 +153,8 @@ class SegmentationMetrics:
         return len(self.iou)
 
     def as_dict(self, class_names: Sequence[str] | None = None) -> dict:
-        """JSON-friendly dict (NaN -> ``None``). Per-class values are keyed by
-        class name when names are given (here or at construction), else listed."""
+        """JSON-friendly dict (NaN -> ``None``). Per-class values are keyed by class name when names are given (here
+        or at construction), else listed."""
         names = list(class_names) if class_names is not None else self.class_names
         if names is not None and len(names) != self.num_classes:
             raise ValueError(f"{len(names)} class names for {self.num_classes} classes")
@@ -247,11 +233,9 @@ def boundary_band(target, k: int, ignore_index: int | None = 255) -> torch.Tenso
 class BoundaryMetrics:
     """Segmentation metrics restricted to bands around label boundaries (trimap).
 
-    Keeps one :class:`ConfusionMatrix` per band width ``k`` (see
-    :func:`boundary_band`); pixels outside the band are treated as ignored.
-    Plotting mIoU (or pixel accuracy) against ``k`` shows how much of a
-    model's error sits on object borders -- the thing RefineNet's
-    high-resolution refinement is meant to fix.
+    Keeps one :class:`ConfusionMatrix` per band width ``k`` (see :func:`boundary_band`); pixels outside the band are
+    treated as ignored. Plotting mIoU (or pixel accuracy) against ``k`` shows how much of a model's error sits on
+    object borders -- the thing RefineNet's high-resolution refinement is meant to fix.
     """
 
     def __init__(self, num_classes: int, bands: Sequence[int] = (1, 2, 4, 8, 16), ignore_index: int = 255):
