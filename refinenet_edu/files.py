@@ -60,8 +60,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, data: Any, *, indent: int = 2) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=indent) + "\n")
+def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, *, also: tuple[str, ...] = (),
