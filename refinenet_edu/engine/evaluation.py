@@ -58,10 +58,6 @@ class ImageScore:
                 "pixel_accuracy": float_or_none(self.pixel_accuracy), "num_pixels": self.num_pixels}
 
 
-def _fmt_pct(x: float) -> str:
-    return "-" if x is None or math.isnan(x) else f"{100 * x:.2f}"
-
-
 @dataclass
 class EvaluationResult:
     """What :func:`evaluate` measured: overall metrics, boundary metrics per band width, per-image scores,
@@ -120,25 +116,24 @@ class EvaluationResult:
         m = self.metrics
         names = self.class_names or [f"class {i}" for i in range(m.num_classes)]
         width = max([len(n) for n in names] + [len("frequency-weighted IoU"), len("boundary (trimap) band")]) + 2
-        lines = [f"{'class':<{width}}{'IoU %':>8}{'acc %':>8}", "-" * (width + 16)]
-        for name, iou, acc in zip(names, m.iou, m.class_accuracy):
-            lines.append(f"{name:<{width}}{_fmt_pct(iou):>8}{_fmt_pct(acc):>8}")
-        lines.append("-" * (width + 16))
-        for label, v in [("mIoU", m.miou), ("pixel accuracy", m.pixel_accuracy),
-                         ("mean class accuracy", m.mean_class_accuracy), ("frequency-weighted IoU", m.fw_iou)]:
-            lines.append(f"{label:<{width}}{_fmt_pct(v):>8}")
+        rule = "-" * (width + 16)
+
+        def row(label: str, *fractions: float) -> str:  # as percentages; "-" for NaN
+            cells = ("-" if x is None or math.isnan(x) else f"{100 * x:.2f}" for x in fractions)
+            return f"{label:<{width}}" + "".join(f"{cell:>8}" for cell in cells)
+
+        lines = [f"{'class':<{width}}{'IoU %':>8}{'acc %':>8}", rule]
+        lines += [row(name, iou, acc) for name, iou, acc in zip(names, m.iou, m.class_accuracy)]
+        lines += [rule, row("mIoU", m.miou), row("pixel accuracy", m.pixel_accuracy),
+                  row("mean class accuracy", m.mean_class_accuracy), row("frequency-weighted IoU", m.fw_iou)]
         if self.boundary:
-            lines.append("-" * (width + 16))
-            lines.append(f"{'boundary (trimap) band':<{width}}{'mIoU %':>8}{'acc %':>8}")
-            for k, b in self.boundary.items():
-                label = f"  within {k} px"
-                lines.append(f"{label:<{width}}{_fmt_pct(b.miou):>8}{_fmt_pct(b.pixel_accuracy):>8}")
-        lines.append("-" * (width + 16))
+            lines += [rule, f"{'boundary (trimap) band':<{width}}{'mIoU %':>8}{'acc %':>8}"]
+            lines += [row(f"  within {k} px", b.miou, b.pixel_accuracy) for k, b in self.boundary.items()]
         views = f"scales {', '.join(f'{s:g}' for s in self.scales)}" + (" + flip" if self.flip else "")
         if self.window is not None:
             views += f", window {self.window[0]}x{self.window[1]}"
-        lines.append(f"{self.num_images} images, {views}, {self.seconds:.1f} s "
-                     f"({self.images_per_second:.2f} images/s on {self.device})")
+        lines += [rule, f"{self.num_images} images, {views}, {self.seconds:.1f} s "
+                        f"({self.images_per_second:.2f} images/s on {self.device})"]
         return "\n".join(lines)
 
     def __str__(self) -> str:
