@@ -242,7 +242,8 @@ def metric_names(results) -> list[str]:
     return names
 
 
-#: Each metric's names: (the label of figures and sentences, the short header of tables; fractions in %).
+#: Each metric's names: (the label of figures and sentences, the short header of tables; fractions in %). The metrics
+#: of one class, band or device (``iou/boat``, ``boundary_miou/2``) put what follows the slash in place of ``{}``.
 _NAMES = {
     "miou": ("mIoU", "mIoU %"),
     "pixel_accuracy": ("pixel accuracy", "pixel acc %"),
@@ -252,9 +253,6 @@ _NAMES = {
     "train_seconds": ("training time (s)", "train s"),
     "context_iou": ("mean IoU of boat and car (context)", "boat/car IoU %"),
     "thin_iou": ("mean IoU of wire and dot (thin)", "wire/dot IoU %"),
-}
-#: The same for the metrics of one class, band or device (``iou/boat``, ``boundary_miou/2``): ``{}`` is the argument.
-_NAMES_OF = {
     "iou": ("IoU of {}", "{} IoU %"),
     "boundary_miou": ("boundary mIoU (within {} px)", "bnd mIoU {}px %"),
     "boundary_accuracy": ("boundary accuracy (within {} px)", "bnd acc {}px %"),
@@ -264,15 +262,13 @@ _NAMES_OF = {
 
 def metric_label(metric: str, *, short: bool = False) -> str:
     """A readable name for a metric key; ``short``: the column header of :func:`format_table`."""
-    if metric in _NAMES:
-        return _NAMES[metric][short]
     kind, _, arg = metric.partition("/")
-    if kind not in _NAMES_OF:
+    if kind not in _NAMES:
         return metric
     if kind == "inference_ms" and short:  # "NVIDIA H100 80GB HBM3" -> "H100", "CPU (x86_64, 2 threads)" -> "CPU"
         words = arg.split()
         arg = words[1] if len(words) > 1 and words[0] == "NVIDIA" else words[0] if words else ""
-    return _NAMES_OF[kind][short].format(arg)
+    return _NAMES[kind][short].format(arg)
 
 
 def is_fraction(metric: str) -> bool:
@@ -330,7 +326,6 @@ def findings(results) -> list[Comparison]:
     4-cascaded vs single (mIoU, boundary mIoU at 2 px, thin classes); chained residual pooling on (4 blocks) vs off (0)
     on mIoU and on the context classes (boat, car).
     """
-    have = set(groups(results))
     claims = [
         ("4-cascaded-crp4", "single-crp4", "miou"),
         ("4-cascaded-crp4", "single-crp4", "boundary_miou/2"),
@@ -338,38 +333,33 @@ def findings(results) -> list[Comparison]:
         ("4-cascaded-crp4", "4-cascaded-crp0", "miou"),
         ("4-cascaded-crp4", "4-cascaded-crp0", "context_iou"),
     ]
-    out = []
-    metrics = set(metric_names(results))
-    for a, b, m in claims:
-        if a in have and b in have and m in metrics:
-            out.append(compare(results, a, b, m))
-    return out
+    have, metrics = set(groups(results)), set(metric_names(results))
+    return [compare(results, a, b, m) for a, b, m in claims if a in have and b in have and m in metrics]
 
 
-def _fmt(stat: Stat | None, metric: str, digits: int) -> str:
+def _fmt(stat: Stat | None, metric: str) -> str:
     if stat is None:
         return "-"
     if metric in ("params", "flops"):
         return f"{stat.mean / 1e6:.2f} M" if metric == "params" else f"{stat.mean / 1e9:.2f} G"
     scale = 100 if is_fraction(metric) else 1
     spread = stat.n > 1 and not metric.startswith("inference_ms/")  # one measurement per variant, no seed spread
-    return f"{scale * stat.mean:.{digits}f}" + (f" ± {scale * stat.std:.{digits}f}" if spread else "")
+    return f"{scale * stat.mean:.1f}" + (f" ± {scale * stat.std:.1f}" if spread else "")
 
 
 def format_table(
     results,
     metrics: Sequence[str] = ("miou", "boundary_miou/2", "context_iou", "thin_iou", "params"),
     variants: Sequence[str] | None = None,
-    digits: int = 1,
 ) -> str:
-    """A text table: one row per variant, mean ± std across seeds (fractions in %)."""
+    """A text table: one row per variant, mean ± std across seeds (fractions in %, one decimal)."""
     names = list(variants) if variants is not None else groups(results)
     stats = {m: summarize(results, m, names) for m in metrics}
     header = ["variant", "seeds"] + [metric_label(m, short=True) for m in metrics]
     rows = []
     for name in names:
         n = max((stats[m][name].n for m in metrics if name in stats[m]), default=0)
-        rows.append([name, str(n)] + [_fmt(stats[m].get(name), m, digits) for m in metrics])
+        rows.append([name, str(n)] + [_fmt(stats[m].get(name), m) for m in metrics])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])

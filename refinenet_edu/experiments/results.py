@@ -63,16 +63,8 @@ class AblationResults:
         data = dict(data or {})
         if data and data.get("format") != FORMAT:
             raise ValueError(f"not an ablation results file (format={data.get('format')!r}, expected {FORMAT!r})")
-        self.data = {
-            "format": FORMAT,
-            "version": VERSION,
-            "dataset": {},
-            "budget": {},
-            "variants": {},
-            "runs": [],
-            "provenance": {"invocations": []},
-            **data,
-        }
+        self.data = {"format": FORMAT, "version": VERSION, "dataset": {}, "budget": {}, "variants": {}, "runs": [],
+                     "provenance": {"invocations": []}, **data}
         self._own_runs: set[tuple[str, int]] = set()  # what this process added: it wins when merging
         self._own_invocations: list[dict] = []
 
@@ -169,11 +161,11 @@ class AblationResults:
         self.data["runs"] = runs + list(mine.values())
         variants = dict(disk.variants)
         for name, entry in self.variants.items():
-            merged = {**variants.get(name, {}), **entry}
-            for key in ("inference_ms", "inference_settings"):
-                if key in variants.get(name, {}) or key in entry:
-                    merged[key] = {**variants.get(name, {}).get(key, {}), **entry.get(key, {})}
-            variants[name] = merged
+            theirs = variants.get(name, {})
+            variants[name] = {**theirs, **entry}
+            for key in ("inference_ms", "inference_settings"):  # per device: the other devices' timings stay
+                if key in theirs or key in entry:
+                    variants[name][key] = {**theirs.get(key, {}), **entry.get(key, {})}
         self.data["variants"] = variants
         own_ids = {inv.get("id") for inv in self._own_invocations}
         self.data["provenance"] = {
@@ -274,8 +266,7 @@ def _with_recipe_defaults(budget: dict) -> dict:
 
 
 def load_results(path: str | Path | None = None):
-    """The :class:`AblationResults` in ``path`` (a folder or results.json;
-    default: the shipped ``results/ablation``)."""
+    """The :class:`AblationResults` in ``path`` (a folder or results.json; default: the shipped ``results/ablation``)."""
     return AblationResults.load(path if path is not None else resource("results", "ablation"))
 
 
@@ -349,7 +340,7 @@ def combine_results(sets, *, variant: str | None = None) -> AblationResults:
     return combined
 
 
-def load_predictions(results, group: str, seed: int | None = None, folder: str | Path | None = None):
+def load_predictions(results, group: str, seed: int | None = None):
     """Predicted validation masks (uint8 ``[N, H, W]``, or a list of ``[H, W]`` masks when the
     images differ in size) of ``group`` and the image ids, or ``None``.
 
@@ -361,7 +352,7 @@ def load_predictions(results, group: str, seed: int | None = None, folder: str |
     live = getattr(results, "live_predictions", {})
     if group in live:
         return live[group], None
-    folder = Path(folder) if folder is not None else Path(getattr(results, "path", "results.json")).parent
+    folder = Path(getattr(results, "path", "results.json")).parent
     runs = sorted((r for r in results.runs if run_group(r) == group and r.get("predictions")), key=lambda r: r["seed"])
     if seed is not None:
         runs = [r for r in runs if int(r["seed"]) == seed]

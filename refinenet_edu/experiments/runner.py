@@ -148,13 +148,11 @@ def _model_config(variant: Variant, preset: str, num_classes: int, model_overrid
     return make_config(preset, num_classes=num_classes, **{**model_overrides, **variant.overrides()})
 
 
-def time_inference(
-    model, input_size: tuple[int, int] = (128, 128), *, device=None, precision: str = "auto",
-    batch: int = 1, warmup: int = 5, repeats: int = 30,
-) -> dict:
-    """Time of one prediction (``fast_inference``: eval, inference mode, channels_last, autocast)
-    of a ``batch`` of random images: the fastest of ``repeats`` (and the median), in ms per image,
-    with the device and precision."""
+def time_inference(model, input_size: tuple[int, int] = (128, 128), *, device=None, precision: str = "auto",
+                   repeats: int = 30) -> dict:
+    """Milliseconds per image of one prediction of a random image (batch 1) with ``fast_inference`` (eval, inference
+    mode, channels_last, autocast): the fastest of ``repeats`` after 5 warm-up runs, and the median; with the device
+    and precision."""
     import torch
 
     from refinenet_edu.engine.inference import fast_inference
@@ -162,8 +160,8 @@ def time_inference(
 
     device = resolve_device(device or "auto")
     model.to(device)
-    x = torch.randn(batch, 3, *input_size, device=device)
-    times = []
+    x = torch.randn(1, 3, *input_size, device=device)
+    warmup, times = 5, []
     with fast_inference(model, precision=precision) as run:
         for i in range(warmup + repeats):
             if device.type == "cuda":
@@ -175,13 +173,12 @@ def time_inference(
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     return {
-        # the minimum: on a shared machine other processes only ever add time
-        "ms_per_image": 1000 * min(times) / batch,
-        "median_ms_per_image": 1000 * statistics.median(times) / batch,
+        "ms_per_image": 1000 * min(times),  # the minimum: on a shared machine other processes only ever add time
+        "median_ms_per_image": 1000 * statistics.median(times),
         "statistic": f"min of {repeats} after {warmup} warm-up",
         "device": describe_device(device),
         "precision": dtype_name(resolve_precision(precision, device)),
-        "batch": batch,
+        "batch": 1,
         "input_size": list(input_size),
     }
 
@@ -390,6 +387,9 @@ def run_grid(
 
     from refinenet_edu.datasets import load_dataset
     from refinenet_edu.datasets.info import require_labelled_pixels
+    from refinenet_edu.nn.config import make_config
+    from refinenet_edu.nn.encoders import ResNetEncoder
+
     variants, seeds = [parse_variant(v) for v in variants], [int(s) for s in seeds]
     if not variants or not seeds:
         raise ValueError("run_grid: no variants or no seeds to train")
@@ -397,17 +397,17 @@ def run_grid(
     cfg = (train_config or budget_for(preset)).replace(device=device, precision=precision)
     out = Path(out)
 
+    # refused before anything is written (one clear error now, not one per run): data that cannot be read, a training
+    # split without a labelled pixel, encoder weights that are missing or do not fit the encoder
     fingerprint = dataset_fingerprint(data)
-    train = load_dataset(data, "train")  # refused before any run: a training split without a labelled pixel
+    train = load_dataset(data, "train")
     require_labelled_pixels(Subset(train, range(min(subset, len(train)))) if subset else train,
                             f"--data {data}: the training split")
-    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)  # missing file: error
-    if encoder_weights:  # a file that does not fit the encoder: one clear error now, not one per run
-        from refinenet_edu.nn.config import make_config
-        from refinenet_edu.nn.encoders import ResNetEncoder
-
-        mc = make_config(preset, **model_overrides)
-        ResNetEncoder(mc.backbone, weights=os.fspath(encoder_weights), width=mc.encoder_width)
+    budget = _budget_dict(preset, cfg, subset, model_overrides, fingerprint, encoder_weights)
+    if encoder_weights:
+        encoder_weights = os.fspath(Path(encoder_weights).resolve())  # as the worker processes will load it
+        encoder_config = make_config(preset, **model_overrides)
+        ResNetEncoder(encoder_config.backbone, weights=encoder_weights, width=encoder_config.encoder_width)
     results = AblationResults.load(out) if (out / "results.json").is_file() else AblationResults()
     require_same_budget(results.data, budget, out)
     results.data["budget"] = budget
@@ -446,7 +446,7 @@ def run_grid(
             save_predictions=save_predictions == "all" or (save_predictions == "seed0" and first_seed),
             save_checkpoint=save_checkpoints == "all" or (save_checkpoints == "seed0" and first_seed),
             threads=threads, progress=progress and jobs == 1, log_epochs=progress and jobs > 1,
-            encoder_weights=os.fspath(Path(encoder_weights).resolve()) if encoder_weights else None,
+            encoder_weights=encoder_weights,
         )
 
     failures: list[str] = []
@@ -482,7 +482,7 @@ def run_grid(
     log(f"ablate: done in {invocation['wall_seconds']:.0f} s; results in {out / 'results.json'}")
     if failures:
         raise RunsFailed(f"{len(failures)} run(s) failed (the others are saved; run again to retry them): "
-                           + "; ".join(failures))
+                         f"{'; '.join(failures)}")
     return results
 
 

@@ -46,12 +46,9 @@ class Variant:
 
     @property
     def name(self) -> str:
-        parts = [self.cascade, f"crp{self.crp_blocks}"]
-        if self.output_rcus is not None:
-            parts.append(f"rcu{self.output_rcus}")
-        if self.light_weight:
-            parts.append("lw")
-        return "-".join(parts)
+        """``CASCADE-crpN[-rcuM][-lw]``, what :func:`parse_variant` reads."""
+        rcus = "" if self.output_rcus is None else f"-rcu{self.output_rcus}"
+        return f"{self.cascade}-crp{self.crp_blocks}{rcus}{'-lw' if self.light_weight else ''}"
 
     @property
     def label(self) -> str:
@@ -89,13 +86,9 @@ def parse_variant(name: str | Variant) -> Variant:
             f"variant {name!r}: expected CASCADE-crpN[-rcuM][-lw], e.g. '4-cascaded-crp4', 'single-crp4', "
             "'4-cascaded-crp0', '4-cascaded-crp4-rcu3', '4-cascaded-crp4-lw'"
         )
+    rcus = None if m["rcu"] is None else int(m["rcu"])
     try:
-        return Variant(
-            cascade=m["cascade"],
-            crp_blocks=int(m["crp"]),
-            output_rcus=int(m["rcu"]) if m["rcu"] is not None else None,
-            light_weight=bool(m["lw"]),
-        )
+        return Variant(m["cascade"], int(m["crp"]), output_rcus=rcus, light_weight=bool(m["lw"]))
     except ValueError as err:
         raise ValueError(f"variant {name!r}: {err}") from None
 
@@ -125,29 +118,22 @@ def make_grid(
 
     if grid not in ("oat", "full"):
         raise ValueError(f"grid={grid!r}: expected 'oat' (one factor at a time) or 'full' (all combinations)")
-    nothing = cascades is None and crp_blocks is None and output_rcus is None and not light_weight
-    if nothing:
+    if cascades is None and crp_blocks is None and output_rcus is None and not light_weight:
         cascades, crp_blocks = list(CASCADES), [0, 2, 4]
-    variants: list[Variant] = []
     if grid == "oat":
-        variants.append(reference)
-        for c in cascades or []:
-            variants.append(dataclasses.replace(reference, cascade=c))
-        for k in crp_blocks or []:
-            variants.append(dataclasses.replace(reference, crp_blocks=int(k)))
-        for r in output_rcus or []:
-            variants.append(dataclasses.replace(reference, output_rcus=int(r)))
+        variants = [reference]
+        variants += [dataclasses.replace(reference, cascade=c) for c in cascades or []]
+        variants += [dataclasses.replace(reference, crp_blocks=int(k)) for k in crp_blocks or []]
+        variants += [dataclasses.replace(reference, output_rcus=int(r)) for r in output_rcus or []]
         if light_weight:
             variants.append(dataclasses.replace(reference, output_rcus=None, light_weight=True))
     else:
         cs = list(cascades) if cascades else [reference.cascade]
         ks = [int(k) for k in crp_blocks] if crp_blocks else [reference.crp_blocks]
         rs = [int(r) for r in output_rcus] if output_rcus else [reference.output_rcus]
-        for c, k, r in itertools.product(cs, ks, rs):
-            variants.append(Variant(c, k, r))
+        variants = [Variant(c, k, r) for c, k, r in itertools.product(cs, ks, rs)]
         if light_weight:
-            for c, k in itertools.product(cs, ks):
-                variants.append(Variant(c, k, None, True))
+            variants += [Variant(c, k, None, True) for c, k in itertools.product(cs, ks)]
     return list({v.name: v for v in variants}.values())  # each once, in order
 
 
