@@ -33,12 +33,13 @@ EXIT_BUG = 1
 
 
 #: what the running command has kept so far, for the Ctrl-C message (see :func:`kept`)
-_kept: list[str] = []
+_kept: str | None = None
 
 
 def kept(what: str | None) -> None:
     """Record what an interrupted command leaves behind, e.g. "checkpoints up to epoch 3 in runs/x"."""
-    _kept[:] = [what] if what else []
+    global _kept
+    _kept = what
 
 
 _OS_ADVICE = {
@@ -157,14 +158,14 @@ def terminate_as_interrupt():
 def run_command(name: str, run: Callable[[], int], *, debug: bool = False, prog: str = "refinenet-edu") -> int:
     """Run a sub-command of ``prog``; map its failures to one line and an exit status."""
     debug = debug or os.environ.get("REFINENET_EDU_DEBUG", "") not in ("", "0")
-    _kept.clear()
+    kept(None)
     label = f"{prog} {name}" if name else prog
     try:
         return int(run() or 0)
     except KeyboardInterrupt as stop:
         if debug:
             traceback.print_exc()
-        what = _kept[0] if _kept else "nothing half-written was left behind (files are written whole or not at all)"
+        what = _kept or "nothing half-written was left behind (files are written whole or not at all)"
         how = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(f"{label}: {how}; {what}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from refinenet_edu.cli.errors import positive_float, positive_int
-from refinenet_edu.cli.options import add_data_arguments, load_split, subset
+from refinenet_edu.cli.options import add_data_arguments, load_split, require_checkpoint, subset
 from refinenet_edu.engine.provenance import provenance
 
 
@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.from_port is None):
         raise ValueError("give a checkpoint or --from-port FILE (one of them)")
-    for option, path in (("checkpoint", args.checkpoint), ("--from-port", args.from_port)):
-        if path is not None and not path.is_file():
-            raise ValueError(f"{option} {path}: {not_a_file(path)}" + (
-                " (refinenet-edu train writes best.pt and last.pt in its --out folder)" if option == "checkpoint" else ""))
+    if args.checkpoint is not None:
+        require_checkpoint(args.checkpoint)
+    elif not args.from_port.is_file():
+        raise ValueError(f"--from-port {args.from_port}: {not_a_file(args.from_port)}")
     out = args.out or (args.checkpoint.parent / f"evaluation-{args.split}.json" if args.checkpoint is not None
                        else args.from_port.parent / f"{args.from_port.name}.evaluation-{args.split}.json")
     with contextlib.ExitStack() as stack:  # one writer per output (engine.locks)

@@ -28,6 +28,15 @@ def load_split(args, split: str, transforms):
     return load_dataset(args.data, split, transforms=transforms, root=args.data_root or None, download=args.download)
 
 
+def require_checkpoint(path) -> None:
+    """Refuse a checkpoint argument that is not a file, saying where ``refinenet-edu train`` writes them."""
+    from refinenet_edu.files import not_a_file
+
+    if not path.is_file():
+        raise ValueError(f"checkpoint {path}: {not_a_file(path)} (refinenet-edu train writes best.pt and last.pt in "
+                         "its --out folder)")
+
+
 def subset(ds, n: int):
     """The first ``n`` items of ``ds`` (its class names, palette and ids stay readable through
     :meth:`~refinenet_edu.datasets.info.DatasetInfo.of` and :func:`~refinenet_edu.datasets.info.sample_ids`)."""

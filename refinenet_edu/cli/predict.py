@@ -17,6 +17,8 @@ import collections
 import json
 from pathlib import Path
 
+from refinenet_edu.cli.options import require_checkpoint
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", type=Path)
@@ -78,16 +80,21 @@ def _check_outputs(out: Path, files: list[Path], names: list[str], folders: list
 
 
 def run(args: argparse.Namespace) -> int:
+    from refinenet_edu.datasets.voc import VOC_PALETTE
+    from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
     from refinenet_edu.engine.locks import writing_folder
-    from refinenet_edu.files import atomic_write_text, not_a_file
+    from refinenet_edu.engine.runtime import resolve_device
+    from refinenet_edu.files import atomic_write_text
 
-    if not args.checkpoint.is_file():
-        raise ValueError(f"checkpoint {args.checkpoint}: {not_a_file(args.checkpoint)} (refinenet-edu train writes "
-                         "best.pt and last.pt in its --out folder)")
+    require_checkpoint(args.checkpoint)
     files = _image_files(args.images)
     names = output_names(files)
     _check_outputs(args.out, files, names, [p for p in args.images if p.is_dir()])
-    loaded = _load(args)  # a refused checkpoint leaves nothing in --out
+    # the model is loaded before --out is touched: a refused checkpoint leaves nothing there
+    ckpt = load_checkpoint(args.checkpoint)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, device=device, checkpoint=ckpt)
+    palette = (ckpt.get("dataset") or {}).get("palette") or VOC_PALETTE
     with writing_folder(args.out, subfolders=("overlays",)):  # one writer (engine.locks)
         written = _written_before(args.out)
         targets = {f"{d}{name}.png": str(f.resolve()) for f, name in zip(files, names) for d in ("", "overlays/")}
@@ -102,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
                                  f"{written[target]}; it is left as it is: predict {source} into another --out")
         record = {"written": dict(sorted({**written, **targets}.items()))}
         atomic_write_text(args.out / RECORD, json.dumps(record, indent=1) + "\n")  # a run cut short owns its files
-        return _predict(args, files, names, *loaded)
+        return _predict(args, files, names, model, device, palette)
 
 
 def _written_before(out: Path) -> dict[str, str]:
@@ -116,20 +123,6 @@ def _written_before(out: Path) -> dict[str, str]:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a record of refinenet-edu predict ({err}); move it away to predict into "
                          f"{out}") from err
-
-
-def _load(args: argparse.Namespace):
-    """(model, device, palette) of ``args.checkpoint``."""
-    from refinenet_edu.engine.checkpoints import load_checkpoint, load_model
-    from refinenet_edu.engine.runtime import resolve_device
-
-    ckpt = load_checkpoint(args.checkpoint)
-    device = resolve_device(args.device)
-    model = load_model(args.checkpoint, device=device, checkpoint=ckpt)
-    palette = (ckpt.get("dataset") or {}).get("palette")
-    if not palette:
-        from refinenet_edu.datasets.voc import VOC_PALETTE as palette  # noqa: N811
-    return model, device, palette
 
 
 def _predict(args: argparse.Namespace, files: list[Path], names: list[str], model, device, palette) -> int:

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
-import math
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from refinenet_edu.cli.errors import kept, positive_int
 from refinenet_edu.cli.options import (
     add_data_arguments, add_model_arguments, add_train_arguments, config_from_args, load_split, subset, train_options,
 )
+from refinenet_edu.engine.metrics import float_or_none
 from refinenet_edu.engine.provenance import provenance
 from refinenet_edu.engine.recipes import RECIPES, TrainConfig, resume_conflicts
 
@@ -126,8 +126,8 @@ def _train(args: argparse.Namespace, out: Path) -> int:
                    dataset_info=info, provenance=prov, on_epoch=saved)
     summary = {**prov, "device": result.device, "precision": result.precision,
                "wall_seconds": round(result.seconds, 1), "epochs_run": len(result.history),
-               "best_miou": None if math.isnan(result.best_miou) else result.best_miou, "best_epoch": result.best_epoch,
-               "final_miou": None if math.isnan(result.final_miou) else result.final_miou,
+               "best_miou": float_or_none(result.best_miou), "best_epoch": result.best_epoch,
+               "final_miou": float_or_none(result.final_miou),
                "stopped_because": result.stopped_because, "train_config": cfg.to_dict(),
                "model_config": config.to_dict(), "dataset": info.name}
     atomic_write_json(out / "provenance.json", summary)
