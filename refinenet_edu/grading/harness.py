@@ -34,6 +34,11 @@ WIDTH = 80
 #: Seconds one call of the student's code may take before the check gives up on it (an endless loop).
 TIME_LIMIT = 10
 _PREFIX = "CheckFailed: "
+#: The mistake, fix and why of a forward that changed its input tensor (``Submission.call(..., in_place=...)``).
+IN_PLACE_RELU = ("forward changed its input tensor in place (an in-place ReLU on x).",
+                 "use the out-of-place F.relu(x) (or nn.ReLU()), not nn.ReLU(inplace=True), F.relu(x, inplace=True), "
+                 "F.relu_(x) or x.relu_().",
+                 "the caller's tensor is destroyed, and a shortcut that should carry x carries relu(x).")
 
 
 class CheckFailed(AssertionError):
@@ -287,16 +292,20 @@ class Submission:
         return module
 
     def call(self, fn: Callable, *inputs: Any, context: str = "", fix: str | None = None,
-             shape: Sequence[int] | None = None, explain: Callable = _integer_arithmetic) -> Any:
+             shape: Sequence[int] | None = None, explain: Callable = _integer_arithmetic,
+             in_place: Sequence[str] = ()) -> Any:
         """Call the student's ``fn`` (a module or a function); NotImplementedError passes through.
 
         ``shape``: the output must be one tensor (of this shape, the message says). ``explain(err)``: the
-        mistake (appended to "raised ...") and the fix an exception stands for, or None.
+        mistake (appended to "raised ...") and the fix an exception stands for, or None. ``in_place``: the
+        mistake and fix (and why) to name when ``fn`` changes a tensor it was given (e.g. :data:`IN_PLACE_RELU`).
         """
         __tracebackhide__ = True
         if not callable(fn):
             raise fail(self.what, f"expected a function, got a {type(fn).__name__}.",
                        f"pass your function itself: {self.usage}.")
+        given = [x for x in inputs if isinstance(x, torch.Tensor)]
+        before = [x.clone() for x in given] if in_place else []
         try:
             with self._running(f"{self.what}'s forward()" if isinstance(fn, nn.Module) else self.what):
                 out = fn(*inputs)
@@ -310,6 +319,8 @@ class Submission:
             raise fail(self.what, f"raised {_error_text(err)} on input(s) {shapes}{context}.",
                        fix or "compare the shapes in your code with the task's formula"
                        + (" at the line below." if where else "."), where=where) from err
+        if any(not torch.equal(x, b) for x, b in zip(given, before)):
+            raise fail(self.what, *in_place)
         return out if shape is None else self.one_tensor(out, shape)
 
     def one_tensor(self, out: Any, shape: Sequence[int]) -> torch.Tensor:
@@ -326,20 +337,10 @@ class Submission:
         """Call the student's ``module`` on ``x``, which must stay as it was, and return its output, which must
         have ``x``'s shape (an RCU, a CRP); ``fix`` says how to keep the shape."""
         __tracebackhide__ = True
-        before = x.clone()
-        y = self.call(module, x, shape=x.shape)
-        self.check_unchanged(x, before)
+        y = self.call(module, x, shape=x.shape, in_place=IN_PLACE_RELU)
         if y.shape != x.shape:
             raise fail(self.what, f"the output has shape {list(y.shape)}, the input {list(x.shape)}.", fix)
         return y
-
-    def check_unchanged(self, x: torch.Tensor, before: torch.Tensor) -> None:
-        __tracebackhide__ = True
-        if not torch.equal(x, before):
-            raise fail(self.what, "forward changed its input tensor in place (an in-place ReLU on x).",
-                       "use the out-of-place F.relu(x) (or nn.ReLU()), not nn.ReLU(inplace=True), "
-                       "F.relu(x, inplace=True), F.relu_(x) or x.relu_().",
-                       "the caller's tensor is destroyed, and a shortcut that should carry x carries relu(x).")
 
     def named_mistake(self, got: Any, mistakes: Iterable[tuple], *, same: Callable = close, fix: str | None = None,
                       why: str | None = None, case: str | None = None) -> None:
