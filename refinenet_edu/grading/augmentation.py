@@ -33,15 +33,10 @@ def joint_augment(image: torch.Tensor, mask: torch.Tensor, scale: float, crop: i
     h, w = image.shape[-2:]
     size = (int(size_of(h * scale)), int(size_of(w * scale)))
     img = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False, antialias=antialias)[0]
+    m = mask
     if resize_mask:
-        m = mask[None, None].float()
-        if mask_mode == "bilinear":
-            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False).round()
-        else:
-            m = F.interpolate(m, size=size, mode=mask_mode)
-        m = m[0, 0].long()
-    else:
-        m = mask
+        corners = dict(align_corners=False) if mask_mode == "bilinear" else {}
+        m = F.interpolate(mask[None, None].float(), size=size, mode=mask_mode, **corners)[0, 0].round().long()
     pad_h, pad_w = max(0, crop - img.shape[-2]), max(0, crop - img.shape[-1])
     img = F.pad(img, (0, pad_w, 0, pad_h), value=0.0)
     mh, mw = max(0, crop - m.shape[-2]), max(0, crop - m.shape[-1])
@@ -110,13 +105,9 @@ _same = functools.partial(close, atol=1e-4, rtol=1e-4)
 
 
 def check_joint_augment(fn: Callable, *, seed: int = 0) -> None:
-    """Check ``fn(image, mask, scale, crop, top, left, flip) -> (image, mask)``.
-
-    ``image``: float ``[3, H, W]``; ``mask``: int64 ``[H, W]`` of class ids and 255. Resize both to ``(round(H *
-    scale), round(W * scale))``, the image bilinearly (antialiased or not) and the mask with nearest neighbour; pad
-    the bottom and right to at least ``crop`` x ``crop``, the image with 0 and the mask with 255; crop rows ``top:top
-    + crop`` and columns ``left:left + crop``; flip both left-right when ``flip``. Checked at two image sizes and
-    crops, so that sizes written into the code fail; the mask must stay int64.
+    """Check ``fn(image, mask, scale, crop, top, left, flip) -> (image, mask)`` against :func:`joint_augment` (the
+    image may also be resized antialiased), at two image sizes and crops, so that sizes written into the code fail;
+    the mask must stay int64.
     """
     __tracebackhide__ = True
     student = Submission(fn, "check_joint_augment(joint_augment)", (joint_augment,))

@@ -92,8 +92,7 @@ def check_crp(crp_class: Any, *, channels: int = 4, num_blocks: int = 4, size: t
     is ``x = relu(x); out = x; top = x``, then for each block ``top = conv(maxpool5x5(top)); out = out + top``.
     Checks the layers, an impulse probe with identity convolutions (the response must grow 4 px per chained
     block), equality with :class:`refinenet_edu.nn.components.ChainedResidualPooling` holding the same
-    weights, ``num_blocks=0`` (CRP off: just the ReLU), and gradients. A class that derives from, holds or
-    calls the library's CRP is refused; with ``allow_reference=False`` so is the library's class itself.
+    weights, ``num_blocks=0`` (CRP off: just the ReLU), and gradients.
     """
     __tracebackhide__ = True
     student = Submission(crp_class, "check_crp(ChainedResidualPooling)", (ChainedResidualPooling,),

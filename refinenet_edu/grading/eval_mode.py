@@ -35,9 +35,10 @@ class TinySegNet(nn.Module):
         return self.classifier(self.dropout(torch.relu(self.batch_norm(self.conv(x)))))
 
 
-def _layers(kinds: list[str]) -> str:
+def _layers(layers: list[nn.Module]) -> str:
     """'nn.Dropout (2 layers) and nn.BatchNorm2d (1 layer)': what ran, by kind, not by internal name."""
-    return " and ".join(f"{k} ({n} layer{'s' if n > 1 else ''})" for k, n in Counter(kinds).items())
+    kinds = Counter(f"nn.{type(layer).__name__}" for layer in layers)
+    return " and ".join(f"{k} ({n} layer{'s' if n > 1 else ''})" for k, n in kinds.items())
 
 
 def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, images: torch.Tensor | None = None,
@@ -68,13 +69,13 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
             with torch.no_grad():  # give batch norm non-trivial running statistics
                 for _ in range(3):
                     net(torch.randn(4, 3, 36, 44) * 2 + 0.5)
-        trained: dict[int, str] = {}  # id(layer) -> kind, for each dropout or batch norm run in training mode
+        trained: dict[int, nn.Module] = {}  # id(layer) -> layer, each dropout or batch norm run in training mode
         grad_enabled: list[bool] = []
         handles = [net.register_forward_pre_hook(lambda m, a: grad_enabled.append(torch.is_grad_enabled()))]
 
         def note(layer, args):  # returns None: a forward pre-hook that returns a value replaces the input
             if layer.training:
-                trained.setdefault(id(layer), f"nn.{type(layer).__name__}")
+                trained[id(layer)] = layer
 
         handles += [m.register_forward_pre_hook(note) for m in net.modules() if isinstance(m, _DROPOUT + _NORM)]
         try:
@@ -94,7 +95,7 @@ def check_eval_mode(predict_fn: Callable, *, model: nn.Module | None = None, ima
         if differ:
             frac = float((out1 != out2).float().mean())
             detail = f" Two predictions of the same images differ on {100 * frac:.0f}% of the pixels."
-        if any(k.removeprefix("nn.") in {d.__name__ for d in _DROPOUT} for k in active):
+        if any(isinstance(layer, _DROPOUT) for layer in active):
             raise fail(what, "dropout was ACTIVE during prediction: the model is still in training mode.",
                        _EVAL_FIX,
                        f"{_layers(active)} ran with model.training == True. In training mode dropout zeroes a "

@@ -77,8 +77,7 @@ def check_fusion(fusion_class: Any, *, seed: int = 0, allow_reference: bool = Tr
     smallest width; ``forward(*paths)`` convolves each path, upsamples it (bilinear, ``align_corners=False``) to the
     largest resolution among the paths and sums them; one path comes back unchanged. Checks the output resolution for
     both orders of the paths, that the high-resolution path is not resampled, odd sizes, three paths, equality with
-    :class:`refinenet_edu.nn.components.MultiResolutionFusion`, gradients. A class that derives from, holds or calls
-    the library's fusion is refused; with ``allow_reference=False`` so is the library's class itself.
+    :class:`refinenet_edu.nn.components.MultiResolutionFusion`, gradients.
     """
     __tracebackhide__ = True
     student = Submission(fusion_class, "check_fusion(MultiResolutionFusion)", (MultiResolutionFusion,),

@@ -1,12 +1,7 @@
-"""The shared harness of the assignment checks: building and calling the student's code, short feedback.
-
-A :class:`Submission` builds and calls the student's class or function (``NotImplementedError`` passes
-through; any other exception becomes a :class:`CheckFailed` that points to the student's own line), gives up
-on an endless loop, names the first usual mistake the output matches, and refuses code that derives from,
-holds or calls the library's reference. A :class:`CheckFailed` message puts the mistake and the fix first
-(``Fix:``, then ``Where:``, ``Case:``, ``Why:``), in lines of at most 80 characters (``nbgrader validate``
-cuts at 87); in Jupyter its traceback is the message alone (``_render_traceback_``; the checks' frames are
-hidden with ``__tracebackhide__``, which pytest honours too).
+"""The shared harness of the assignment checks: :class:`Submission` runs the student's code, :func:`fail` words
+the feedback: the mistake and the fix first (``Fix:``, then ``Where:``, ``Case:``, ``Why:``), in lines of at most
+80 characters (``nbgrader validate`` cuts at 87). In Jupyter a :class:`CheckFailed`'s traceback is the message
+alone (``_render_traceback_``; the checks' frames are hidden with ``__tracebackhide__``, which pytest honours too).
 """
 
 from __future__ import annotations

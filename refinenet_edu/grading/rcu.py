@@ -105,9 +105,7 @@ def check_rcu(rcu_class: Any, *, channels: int = 6, size: tuple[int, int] = (9, 
     (without) whose forward is ``x + conv2(relu(conv1(relu(x))))``. Checks the layers and parameter count (also at a
     second width, so that a width written into the code fails), the output shape (odd sizes), that the input is not
     modified in place, numerical equality with :class:`refinenet_edu.nn.components.ResidualConvUnit` holding the same
-    weights, and that gradients reach the input and every parameter. A misplaced ReLU is named. A class that derives
-    from, holds or calls the library's RCU is refused; with ``allow_reference=False`` (the graded assignments) so is
-    the library's class itself.
+    weights (a misplaced ReLU is named), and that gradients reach the input and every parameter.
     """
     __tracebackhide__ = True
     student = Submission(rcu_class, "check_rcu(ResidualConvUnit)", (ResidualConvUnit,),

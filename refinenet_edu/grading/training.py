@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -74,19 +75,7 @@ TRAIN_STEP_VARIANTS: list[tuple[str, dict, str, str]] = [
 ]
 
 
-def _setup(num_classes: int, seed: int):
-    """A 2-layer network (scores at the input's resolution, so that the loss needs no resizing) with fixed
-    weights, and the generator of the batches."""
-    gen = torch.Generator().manual_seed(seed)
-    with seeded(seed):  # the layers' default initialisation draws from the global generator: leave it alone
-        model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, num_classes, 1))
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    return model, gen
-
-
-def _run(step: Callable, model: nn.Module, batches, call: Callable | None = None):
+def _run(step: Callable, model: nn.Module, batches):
     """Run ``step`` over ``batches`` with a fresh SGD (momentum) and a poly schedule; returns the losses, the
     learning rates seen by each step and the final weights."""
     model = copy.deepcopy(model)
@@ -98,8 +87,7 @@ def _run(step: Callable, model: nn.Module, batches, call: Callable | None = None
         warnings.simplefilter("ignore")  # the scheduler-before-optimizer variant warns; that is its point
         for images, masks in batches:
             rates.append(optimizer.param_groups[0]["lr"])
-            args = (model, images.clone(), masks.clone(), optimizer, scheduler)
-            losses.append(call(step, *args) if call else step(*args))
+            losses.append(step(model, images.clone(), masks.clone(), optimizer, scheduler))
     rates.append(optimizer.param_groups[0]["lr"])
     return losses, rates, [p.detach().clone() for p in model.parameters()]
 
@@ -132,9 +120,9 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
     student = Submission(fn, "check_train_step(train_step)", (loop.train_step,))
     what = student.what
 
-    def call(step, *args):
+    def student_step(*args):
         __tracebackhide__ = True
-        value = student.call(step, *args, explain=_explain, fix="zero_grad, forward, loss, backward, step, scheduler "
+        value = student.call(fn, *args, explain=_explain, fix="zero_grad, forward, loss, backward, step, scheduler "
                              "step; compare the shapes at the line below with the task.")
         try:
             return float(value)
@@ -143,7 +131,13 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
                        "`return loss.item()`.") from err
 
     for num_classes, batch, size in ((3, 2, (6, 7)), (5, 3, (5, 9))):
-        model, gen = _setup(num_classes, seed)
+        # A 2-layer network with fixed weights, its scores at the input's resolution (the loss needs no resizing).
+        gen = torch.Generator().manual_seed(seed)
+        with seeded(seed):  # the layers' default initialisation draws from the global generator: leave it alone
+            model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, num_classes, 1))
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
         batches = []
         for _ in range(_STEPS):
             images = torch.randn(batch, 3, *size, generator=gen)
@@ -151,7 +145,7 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
             masks[torch.rand(masks.shape, generator=gen) < 0.2] = IGNORE
             batches.append((images, masks))
         case = f"{num_classes} classes, {_STEPS} batches of {batch} images {size[0]}x{size[1]}, SGD with momentum"
-        losses, rates, weights = _run(fn, model, batches, call)
+        losses, rates, weights = _run(student_step, model, batches)
         e_losses, e_rates, e_weights = _run(reference_step, model, batches)
         losses_match = all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6) for a, b in zip(losses, e_losses))
         if _same(weights, e_weights) and rates == e_rates and losses_match:
@@ -161,7 +155,7 @@ def check_train_step(fn: Callable, *, seed: int = 0) -> None:
                        "loss computed under `torch.no_grad()`, or detached, or `backward` never called).",
                        "compute the loss with gradients, then `loss.backward()` and `optimizer.step()`.", case=case)
         for _, kwargs, mistake, fix in TRAIN_STEP_VARIANTS:
-            v_losses, v_rates, v_weights = _run(lambda *a, kw=kwargs: reference_step(*a, **kw), model, batches)
+            v_losses, v_rates, v_weights = _run(functools.partial(reference_step, **kwargs), model, batches)
             if _same(weights, v_weights) and rates == v_rates:
                 raise fail(what, mistake, fix, case=case)
         if rates != e_rates:
