@@ -35,11 +35,9 @@ CM_CASE = torch.tensor([
 
 
 def check_confusion_matrix(fn: Callable, *, seed: int = 0, allow_reference: bool = True) -> None:
-    """Check ``fn(pred, target, num_classes, ignore_index=255) -> [C, C]`` counts.
-
-    Rows are the ground truth, columns the prediction; pixels whose target is
-    ``ignore_index`` are skipped; the matrix is ``C x C`` even when some
-    classes do not occur. Compared with :func:`refinenet_edu.engine.metrics.confusion_matrix`.
+    """Check ``fn(pred, target, num_classes, ignore_index=255) -> [C, C]`` counts: rows are the ground truth,
+    columns the prediction; pixels whose target is ``ignore_index`` are skipped; the matrix is ``C x C`` even when
+    some classes do not occur. Compared with :func:`refinenet_edu.engine.metrics.confusion_matrix`.
     """
     __tracebackhide__ = True
     student = Submission(fn, "check_confusion_matrix(confusion_matrix)", _REFERENCE,

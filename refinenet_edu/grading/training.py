@@ -109,12 +109,11 @@ def _same(a, b) -> bool:
 
 
 def check_train_step(fn: Callable, *, seed: int = 0) -> None:
-    """Check ``fn(model, images, masks, optimizer, scheduler) -> loss`` (a Python float).
-
-    One step: the scores ``model(images)``, the cross-entropy with ``ignore_index=255``,
-    ``optimizer.zero_grad()``, ``loss.backward()``, ``optimizer.step()``, ``scheduler.step()``. Run for
-    three batches from the same weights as the reference, on two sizes (3 classes, batch 2, 6x7 images;
-    5 classes, batch 3, 5x9), comparing the losses, the learning rates and the final weights.
+    """Check ``fn(model, images, masks, optimizer, scheduler) -> loss`` (a Python float), one step as
+    :func:`reference_step` takes it (the cross-entropy with ``ignore_index=255``, ``optimizer.zero_grad()``,
+    ``loss.backward()``, ``optimizer.step()``, ``scheduler.step()``). Run for three batches from the same weights
+    as the reference, on two sizes (3 classes, batch 2, 6x7 images; 5 classes, batch 3, 5x9), comparing the
+    losses, the learning rates and the final weights.
     """
     __tracebackhide__ = True
     student = Submission(fn, "check_train_step(train_step)", (loop.train_step,))
