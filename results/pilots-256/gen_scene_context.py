@@ -1,5 +1,9 @@
 """Pilot only: SynthScenes with scene-level context (boat/car told apart by a region far away)."""
+import shutil
 import sys
+import tempfile
+from pathlib import Path
+
 import numpy as np
 from refinenet_edu.datasets import synthetic as S
 from refinenet_edu.datasets.palette import write_mask_png
@@ -29,11 +33,22 @@ def render(seed, split, index, size=256):
 
 out = sys.argv[1]
 size = int(sys.argv[2])
-# the shipped generator writes the folder (layout, split files, meta.json); then these samples replace its own
-out = S.generate_dataset(out, size=size, overwrite=True)
-for split, count in (("train", 600), ("val", 150)):
-    for i in range(count):
-        sample = render(0, split, i, size)
-        (out / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
-        write_mask_png(sample.mask, out / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
+final = Path(out)
+final.parent.mkdir(parents=True, exist_ok=True)
+work = Path(tempfile.mkdtemp(prefix=f".{final.name}.pilot-", dir=final.parent))
+try:  # built beside OUT and swapped in at the end: an interrupted run leaves OUT as it was
+    # the shipped generator writes the layout, split files and meta.json; these samples replace its own
+    data = S.generate_dataset(work / "data", size=size)
+    for split, count in (("train", 600), ("val", 150)):
+        for i in range(count):
+            sample = render(0, split, i, size)
+            (data / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
+            write_mask_png(sample.mask, data / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
+    if final.exists():
+        S.refuse_to_replace(final)  # only a set the generator made, holding nothing else
+        final.rename(work / "old")
+    data.rename(final)
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+out = final
 print("wrote", out)
