@@ -31,6 +31,7 @@ import io
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -361,7 +362,9 @@ def refuse_to_replace(folder: Path) -> None:
 
 
 def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, train_count: int = 600,
-                     val_count: int = 150, jpeg_quality: int = 92, overwrite: bool = False) -> Path:
+                     val_count: int = 150, jpeg_quality: int = 92, overwrite: bool = False,
+                     render: Callable[[int, str, int, int], Sample] | None = None,
+                     generator_version: int | str = GENERATOR_VERSION) -> Path:
     """Write SynthScenes to ``out_dir`` in PASCAL VOC layout and return its path.
 
     ``JPEGImages/<id>.jpg`` (no chroma subsampling, so 1 px wires keep their colour),
@@ -369,7 +372,8 @@ def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, tra
     ids ``train_00000``, ``val_00000``, ... The folder is written under a temporary name and renamed into
     place at the end, so an interrupted run leaves nothing half-written; an existing ``out_dir`` is replaced
     only with ``overwrite`` and only when this generator made it (:func:`refuse_to_replace`). The same
-    arguments give byte-identical files (same numpy / Pillow build).
+    arguments give byte-identical files (same numpy / Pillow build). A variant of the generator passes its own
+    ``render(seed, split, index, size)`` and the ``generator_version`` that ``meta.json`` records.
     """
     out_dir = Path(out_dir)
     if train_count < 1 or val_count < 1:
@@ -388,14 +392,14 @@ def generate_dataset(out_dir: str | Path, *, seed: int = 0, size: int = 128, tra
         for split, count in (("train", train_count), ("val", val_count)):
             ids = [f"{split}_{i:05d}" for i in range(count)]
             for i, sample_id in enumerate(ids):
-                sample = render_sample(seed, split, i, size)
+                sample = (render or render_sample)(seed, split, i, size)
                 (tmp / "JPEGImages" / f"{sample_id}.jpg").write_bytes(encode_jpeg(sample.image, jpeg_quality))
                 write_mask_png(sample.mask, tmp / "SegmentationClass" / f"{sample_id}.png", PALETTE)
             (tmp / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(ids) + "\n")
         meta = {
             "name": DATASET_NAME,
             "generator": "refinenet_edu.datasets.synthetic",
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": generator_version,
             "seed": seed,
             "image_size": [size, size],
             "counts": {"train": train_count, "val": val_count},

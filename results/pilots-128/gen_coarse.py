@@ -5,16 +5,11 @@ output cells. This draws the shipped generator's scenes with: boats and cars of 
 never shrunk below 10 px to fit; wires 4-6 px wide (v2: 1-3); dots 6-8 px squares, 3-12 per image (v2: 3 px,
 5-30). Regions, textures, occluders, lighting and noise are v2's. Usage: OUT [SEED] [COUNT] (size 128).
 """
-import json
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 
 from refinenet_edu.datasets import synthetic as S
-from refinenet_edu.datasets.palette import write_mask_png
 
 
 def place_objects(rng, size, image, mask, region, label):
@@ -104,26 +99,6 @@ def render(seed, split, index, size=128):
 out = sys.argv[1]
 seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
 count = int(sys.argv[3]) if len(sys.argv) > 3 else 750
-counts = {"train": count * 4 // 5, "val": count // 5}
-final = Path(out)
-final.parent.mkdir(parents=True, exist_ok=True)
-work = Path(tempfile.mkdtemp(prefix=f".{final.name}.pilot-", dir=final.parent))
-try:  # built beside OUT and swapped in at the end: an interrupted run leaves OUT as it was
-    # the shipped generator writes the layout, split files and meta.json; this pilot's samples replace its own
-    data = S.generate_dataset(work / "data", seed=seed, size=128, **{f"{k}_count": n for k, n in counts.items()})
-    for split, n in counts.items():
-        for i in range(n):
-            sample = render(seed, split, i)
-            (data / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
-            write_mask_png(sample.mask, data / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
-    meta = json.loads((data / "meta.json").read_text())
-    meta["generator_version"] = "2-coarse (pilot)"
-    (data / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if final.exists():
-        S.refuse_to_replace(final)  # only a set the generator made, holding nothing else
-        final.rename(work / "old")
-    data.rename(final)
-finally:
-    shutil.rmtree(work, ignore_errors=True)
-out = final
+S.generate_dataset(out, seed=seed, size=128, train_count=count * 4 // 5, val_count=count // 5, overwrite=True,
+                   render=render, generator_version="2-coarse (pilot)")
 print("wrote", out)

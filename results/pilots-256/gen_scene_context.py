@@ -1,12 +1,8 @@
 """Pilot only: SynthScenes with scene-level context (boat/car told apart by a region far away)."""
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 from refinenet_edu.datasets import synthetic as S
-from refinenet_edu.datasets.palette import write_mask_png
 
 def render(seed, split, index, size=256):
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), S._SPLIT_CODES[split], int(index), 3]))
@@ -33,22 +29,5 @@ def render(seed, split, index, size=256):
 
 out = sys.argv[1]
 size = int(sys.argv[2])
-final = Path(out)
-final.parent.mkdir(parents=True, exist_ok=True)
-work = Path(tempfile.mkdtemp(prefix=f".{final.name}.pilot-", dir=final.parent))
-try:  # built beside OUT and swapped in at the end: an interrupted run leaves OUT as it was
-    # the shipped generator writes the layout, split files and meta.json; these samples replace its own
-    data = S.generate_dataset(work / "data", size=size)
-    for split, count in (("train", 600), ("val", 150)):
-        for i in range(count):
-            sample = render(0, split, i, size)
-            (data / "JPEGImages" / f"{split}_{i:05d}.jpg").write_bytes(S.encode_jpeg(sample.image))
-            write_mask_png(sample.mask, data / "SegmentationClass" / f"{split}_{i:05d}.png", S.PALETTE)
-    if final.exists():
-        S.refuse_to_replace(final)  # only a set the generator made, holding nothing else
-        final.rename(work / "old")
-    data.rename(final)
-finally:
-    shutil.rmtree(work, ignore_errors=True)
-out = final
+S.generate_dataset(out, size=size, overwrite=True, render=render)
 print("wrote", out)
